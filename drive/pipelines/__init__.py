@@ -1,0 +1,1 @@
+"""Pipelines behind the ``drive`` commands; each takes its composed config."""

@@ -1,0 +1,78 @@
+"""``drive bench sim``: simulator throughput, one JSON line per ``[worlds, vehicles, bev]``.
+
+Each configuration runs in a fresh process (so peak RSS is its own) with the lane follower
+driving every ego; only ``Simulator.step`` is timed. Figures: batched steps per second, world
+steps per second, simulated seconds per wall second in aggregate (real-time factor), peak RSS.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import resource
+import time
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from drive import build
+from planning.base import AgentInfo
+from planning.lane_follower import LaneFollower
+
+
+def measure(sim_node: dict[str, Any], world_node: dict[str, Any], worlds: int, vehicles: int, bev: bool,
+            steps: int, warmup: int, seed: int) -> dict[str, Any]:
+    """Time ``steps`` decision steps of one configuration in this process."""
+    sim_cfg = OmegaConf.create(sim_node)
+    world_cfg = build.world(OmegaConf.create(world_node))
+    world_cfg.vehicles = vehicles
+    sim = build.simulator(sim_cfg, num_worlds=worlds, render_bev=bev, max_vehicles=max(vehicles + 1, 2))
+    spec = world_cfg.to_spec()
+    obs = sim.reset(spec, seed)
+    agent = LaneFollower()
+    agent.reset(AgentInfo(num_worlds=worlds, dt=sim.dt, ego=sim.ego_vehicle))
+    elapsed = 0.0
+    for i in range(warmup + steps):
+        action = agent.act(obs)
+        t0 = time.perf_counter()
+        obs, events = sim.step(action)
+        if i >= warmup:
+            elapsed += time.perf_counter() - t0
+        done = events.route_progress >= events.route_length - 5.0
+        if done.any():  # keep every ego driving: restart finished worlds
+            obs = sim.reset(spec, seed + i, worlds=np.flatnonzero(done).tolist())
+    active = int(sim.state.active[:, : sim.config.max_vehicles].sum()) - worlds
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return {
+        "worlds": worlds,
+        "vehicles": vehicles,
+        "vehicles_active": round(active / worlds, 1),
+        "pedestrians": world_cfg.pedestrians,
+        "bev": bev,
+        "town": world_cfg.town,
+        "steps_per_s": round(steps / elapsed, 1),
+        "world_steps_per_s": round(worlds * steps / elapsed, 1),
+        "sim_s_per_wall_s": round(worlds * steps * sim.dt / elapsed, 1),
+        "ms_per_step": round(1000 * elapsed / steps, 3),
+        "peak_rss_mb": round(rss_mb, 1),
+    }
+
+
+def _child(queue: Any, args: tuple) -> None:
+    queue.put(measure(*args))
+
+
+def run(cfg: DictConfig) -> int:
+    sim_node = OmegaConf.to_container(cfg.sim, resolve=True)
+    world_node = OmegaConf.to_container(cfg.world, resolve=True)
+    ctx = mp.get_context("spawn")
+    for worlds, vehicles, bev in cfg.configs:
+        queue = ctx.Queue()
+        args = (sim_node, world_node, int(worlds), int(vehicles), bool(bev), int(cfg.steps), int(cfg.warmup), int(cfg.seed))
+        proc = ctx.Process(target=_child, args=(queue, args))
+        proc.start()
+        result = queue.get()
+        proc.join()
+        print(json.dumps(result), flush=True)
+    return 0

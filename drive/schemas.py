@@ -1,0 +1,82 @@
+"""Typed config schemas, registered in Hydra's ConfigStore. Each YAML under ``drive/conf`` names
+its schema in its defaults list, so a misspelt key or a wrong type fails at compose time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+from drive.world import WorldConfig
+from planning.lane_follower import LaneFollowerConfig
+from sim_bridge.embedded.config import EmbeddedConfig
+
+
+@dataclass
+class AgentConfig:
+    """Which driver to run and its settings."""
+
+    name: str = "lane_follower"
+    """Registered agent name (lane_follower)."""
+    lane_follower: LaneFollowerConfig = field(default_factory=LaneFollowerConfig)
+
+
+@dataclass
+class RenderConfig:
+    """``drive render``: an episode to a GIF/MP4 (map view beside the BEV)."""
+
+    sim: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    seed: int = 0
+    """Episode seed."""
+    steps: int = 200
+    """Decision steps to run (live mode)."""
+    replay: str | None = None
+    """Render this saved replay (.npz) instead of a live run."""
+    out: str = "outputs/render/episode.gif"
+    """Output path; the extension picks the format (.gif or .mp4)."""
+    fps: int = 10
+    """Frames per second of the output."""
+    map_window: float = 80.0
+    """Side of the map view around the ego [m] (0 = the whole map)."""
+    px_per_m: float = 3.0
+    """Map view scale [px/m]."""
+    every: int = 1
+    """Keep every n-th step as a frame."""
+
+
+@dataclass
+class DemoConfig(RenderConfig):
+    """``drive demo``: the main job on the embedded default (for now: a lane follower to a GIF)."""
+
+    out: str = "outputs/demo/demo.gif"
+
+
+@dataclass
+class BenchSimConfig:
+    """``drive bench sim``: simulator throughput per configuration, one JSON line each."""
+
+    world: WorldConfig = field(default_factory=WorldConfig)
+    sim: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+    configs: list[Any] = field(
+        default_factory=lambda: [[1, 50, False], [1, 50, True], [16, 20, True], [64, 20, True], [64, 20, False]]
+    )
+    """``[worlds, vehicles, bev]`` triples to measure."""
+    steps: int = 200
+    """Timed decision steps per configuration (after warm-up)."""
+    warmup: int = 10
+    """Untimed steps first (compilation, caches)."""
+    seed: int = 0
+
+
+def register() -> None:
+    """Put every schema in the ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="render_schema", node=RenderConfig)
+    cs.store(name="demo_schema", node=DemoConfig)
+    cs.store(name="bench_sim_schema", node=BenchSimConfig)
+    cs.store(group="sim", name="embedded_schema", node=EmbeddedConfig)
+    cs.store(group="world", name="world_schema", node=WorldConfig)
+    cs.store(group="agent", name="agent_schema", node=AgentConfig)

@@ -1,0 +1,119 @@
+"""Which lane the ego is on, tracked from its previous lane (no global search per step).
+
+Candidates: the previous lane, its neighbours, the innermost lane of the other direction, its
+successors and predecessors, and the next lanes of the ego's plan. As in
+``RoadMap.project``, lanes whose surface contains the ego's centre win; among them the cost is
+``|lateral| + 30 m · (1 − cos heading error)`` minus a small bonus for lanes of the plan (so a
+junction lane of the route wins over an overlapping one). Worlds where no candidate lies within
+a few metres are flagged for a global projection.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from sim_bridge.embedded.fields import (
+    L_JUNCTION, L_LEFT, L_LENGTH, L_MARK_LEFT, L_MARK_RIGHT, L_OPPOSITE, L_RIGHT, LANE, LENGTH, PLAN_LEN,
+    S, WIDTH, X, Y, YAW,
+)  # fmt: skip
+from sim_bridge.embedded.lanes import project_local, width_on_lane
+
+#: heading weight of the lane choice [m per unit (1 − cos)] (same as RoadMap.project)
+HEADING_WEIGHT = 30.0
+#: a candidate farther than this from the ego is "lost" [m]
+LOST_DISTANCE = 4.0
+_MAX_CANDIDATES = 24
+
+
+@numba.njit(cache=True)
+def _wrap(a: float) -> float:
+    return (a + np.pi) % (2.0 * np.pi) - np.pi
+
+
+@numba.njit(cache=True)
+def track_ego(m, F, I, plan, lane_out, s_out, lat_out, he_out, width_out, invasion_out) -> np.ndarray:  # noqa: E741
+    """Update ``I[LANE, :, 0]`` / ``F[S, :, 0]`` and fill ``[B]`` outputs: lane, s [m], lateral [m]
+    (+ left), heading error [rad], lane width [m], lane invasion (footprint over a painted edge
+    outside junctions). Returns ``bool [B]``: worlds that need a global projection."""
+    B = F.shape[1]
+    lost = np.zeros(B, dtype=np.bool_)
+    cand = np.empty(_MAX_CANDIDATES, dtype=np.int64)
+    guess = np.empty(_MAX_CANDIDATES)
+    for b in range(B):
+        lane = I[LANE, b, 0]
+        if lane < 0:
+            lost[b] = True
+            continue
+        x, y, yaw = F[X, b, 0], F[Y, b, 0], F[YAW, b, 0]
+        s0 = F[S, b, 0]
+        length = m.lane_f[L_LENGTH, lane]
+        n = 0
+        cand[n] = lane
+        guess[n] = s0
+        n += 1
+        for nb in (m.lane_i[L_LEFT, lane], m.lane_i[L_RIGHT, lane]):
+            if nb >= 0:
+                cand[n] = nb
+                guess[n] = s0 * m.lane_f[L_LENGTH, nb] / max(length, 1e-6)
+                n += 1
+        opp = m.lane_i[L_OPPOSITE, lane]
+        if opp >= 0:
+            cand[n] = opp
+            guess[n] = m.lane_f[L_LENGTH, opp] * (1.0 - s0 / max(length, 1e-6))
+            n += 1
+        for q in range(m.succ_start[lane], m.succ_start[lane + 1]):
+            if n < _MAX_CANDIDATES - 6:
+                cand[n] = m.succ_index[q]
+                guess[n] = 0.0
+                n += 1
+        for k in range(1, min(I[PLAN_LEN, b, 0], 4)):
+            if plan[b, 0, k] >= 0 and n < _MAX_CANDIDATES - 2:
+                cand[n] = plan[b, 0, k]
+                guess[n] = 0.0
+                n += 1
+        best_cost = 1e18
+        best = -1
+        best_s = 0.0
+        best_lat = 0.0
+        best_he = 0.0
+        best_in = False
+        best_w = 0.0
+        for c in range(n):
+            ln = cand[c]
+            s, lat, h = project_local(m, ln, guess[c], x, y)
+            ln_len = m.lane_f[L_LENGTH, ln]
+            if s < -1.0 or s > ln_len + 1.0:
+                continue
+            w = width_on_lane(m, ln, min(max(s, 0.0), ln_len))
+            inside = abs(lat) <= 0.5 * w and 0.0 <= s <= ln_len
+            he = _wrap(yaw - h)
+            cost = abs(lat) + HEADING_WEIGHT * (1.0 - np.cos(he))
+            for k in range(min(I[PLAN_LEN, b, 0], 4)):
+                if plan[b, 0, k] == ln:
+                    cost -= 0.5
+            if inside:
+                cost -= 1e6
+            if cost < best_cost:
+                best_cost = cost
+                best = ln
+                best_s = s
+                best_lat = lat
+                best_he = he
+                best_in = inside
+                best_w = w
+        if best < 0 or (not best_in and abs(best_lat) > LOST_DISTANCE):
+            lost[b] = True
+            continue
+        I[LANE, b, 0] = best
+        F[S, b, 0] = min(max(best_s, 0.0), m.lane_f[L_LENGTH, best])
+        lane_out[b] = best
+        s_out[b] = F[S, b, 0]
+        lat_out[b] = best_lat
+        he_out[b] = best_he
+        width_out[b] = best_w
+        half = 0.5 * F[WIDTH, b, 0] * abs(np.cos(best_he)) + 0.5 * F[LENGTH, b, 0] * abs(np.sin(best_he))
+        over_left = best_lat + half > 0.5 * best_w and m.lane_i[L_MARK_LEFT, best] != 0
+        over_right = best_lat - half < -0.5 * best_w and m.lane_i[L_MARK_RIGHT, best] != 0
+        invasion_out[b] = m.lane_i[L_JUNCTION, best] < 0 and (over_left or over_right)
+    return lost

@@ -1,0 +1,194 @@
+"""A ``RoadMap`` flattened into contiguous arrays the compiled kernels read (built once per map)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from sim_bridge.embedded import fields as fl
+from sim_bridge.maps.road_map import LaneType, RoadMap, SignalKind
+
+#: how a lane entering a junction is controlled (``MapArrays.lane_control``)
+CONTROL_NONE, CONTROL_LIGHT, CONTROL_STOP = 0, 1, 2
+
+
+class MapArrays(NamedTuple):
+    """Everything per lane ``[L]``, per sample ``[P]`` and per stop line ``[K]`` the kernels need.
+
+    Lane and stop-line attributes are packed field-major (``lane_i[L_JUNCTION, lane]``, columns in
+    :mod:`sim_bridge.embedded.fields`) to keep kernel signatures short.
+    """
+
+    lane_start: np.ndarray  # int64 [L+1] CSR offsets into the samples
+    points: np.ndarray  # float64 [P, 2]
+    s: np.ndarray  # float64 [P]
+    widths: np.ndarray  # float64 [P]
+    lane_i: np.ndarray  # int64 [NUM_LANE_INT, L]
+    lane_f: np.ndarray  # float64 [NUM_LANE_FLOAT, L]
+    succ_start: np.ndarray  # int64 [L+1]
+    succ_index: np.ndarray  # int64 [*]
+    conflict_start: np.ndarray  # int64 [L+1]
+    conflict_index: np.ndarray  # int64 [*]
+    stop_f: np.ndarray  # float64 [NUM_STOP_FLOAT, K]
+    stop_i: np.ndarray  # int64 [NUM_STOP_INT, K]
+    spawn: np.ndarray  # float64 [M, 3] x, y, s of vehicle spawn places
+    spawn_lane: np.ndarray  # int64 [M]
+    walk: np.ndarray  # float64 [Q, 3] x, y, s of pedestrian spawn places (sidewalks)
+    walk_lane: np.ndarray  # int64 [Q]
+    cross_lane: np.ndarray  # int64 [L, 2] sidewalk reached by crossing from the (start, end), -1 none
+    cross_s: np.ndarray  # float64 [L, 2] where on it
+
+
+def _csr(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    start = np.zeros(len(lists) + 1, dtype=np.int64)
+    start[1:] = np.cumsum([len(x) for x in lists])
+    index = np.array([i for x in lists for i in x], dtype=np.int64)
+    return start, index
+
+
+def _lane_curvature(rm: RoadMap) -> np.ndarray:
+    """Max |curvature| [1/m] of each lane, from heading change over ~3 m windows."""
+    out = np.zeros(rm.num_lanes)
+    for lane in range(rm.num_lanes):
+        a, b = rm.lane_start[lane], rm.lane_start[lane + 1]
+        h = np.unwrap(rm.headings[a:b])
+        s = rm.s[a:b]
+        if len(s) < 2:
+            continue
+        j = np.searchsorted(s, s + 3.0).clip(max=len(s) - 1)
+        ds = s[j] - s
+        ok = ds > 1.0
+        if ok.any():
+            out[lane] = float(np.max(np.abs(h[j] - h)[ok] / ds[ok]))
+    return out
+
+
+def _crossings(rm: RoadMap) -> tuple[np.ndarray, np.ndarray]:
+    """For each sidewalk end, the sidewalk a pedestrian reaches walking straight on across a road."""
+    cross_lane = np.full((rm.num_lanes, 2), -1, dtype=np.int64)
+    cross_s = np.zeros((rm.num_lanes, 2))
+    walks = rm.sidewalk_lanes
+    if len(walks) < 2:
+        return cross_lane, cross_s
+    starts = rm.lane_start[walks]
+    ends = rm.lane_start[walks + 1] - 1
+    cand_xy = np.concatenate([rm.points[starts], rm.points[ends]])
+    cand_lane = np.concatenate([walks, walks])
+    cand_s = np.concatenate([np.zeros(len(walks)), rm.lane_length[walks]])
+    for lane in walks:
+        a, b = rm.lane_start[lane], rm.lane_start[lane + 1] - 1
+        for side, (idx, sign) in enumerate(((a, -1.0), (b, 1.0))):
+            h = rm.headings[idx] + (np.pi if sign < 0 else 0.0)
+            d = cand_xy - rm.points[idx]
+            dist = np.hypot(d[:, 0], d[:, 1])
+            along = d[:, 0] * np.cos(h) + d[:, 1] * np.sin(h)
+            ok = (cand_lane != lane) & (dist > 5.0) & (dist < 30.0) & (along > 0.9 * dist)
+            if ok.any():
+                k = np.flatnonzero(ok)[np.argmin(dist[ok])]
+                cross_lane[lane, side] = cand_lane[k]
+                cross_s[lane, side] = cand_s[k]
+    return cross_lane, cross_s
+
+
+def _opposites(rm: RoadMap) -> np.ndarray:
+    """Innermost driving lane of the other direction on the same road section, per lane (-1 none)."""
+    index = {key: i for i, key in enumerate(rm.lane_keys)}
+    out = np.full(rm.num_lanes, -1, dtype=np.int64)
+    for i, (road, section, lane_id) in enumerate(rm.lane_keys):
+        j = index.get((road, section, 1 if lane_id < 0 else -1), -1)
+        if j >= 0 and rm.lane_type[i] == LaneType.DRIVING and rm.lane_type[j] == LaneType.DRIVING:
+            out[i] = j
+    return out
+
+
+def build_map_arrays(rm: RoadMap) -> MapArrays:
+    """Flatten ``rm`` (cached in ``rm.cache['embedded_arrays']``)."""
+    cached = rm.cache.get("embedded_arrays")
+    if cached is not None:
+        return cached
+    L = rm.num_lanes  # noqa: N806
+    i64 = np.int64
+    succ_start, succ_index = _csr(rm.lane_successors)
+    conflict_start, conflict_index = _csr(rm.conflicts)
+
+    lane_stop = np.full(L, -1, dtype=i64)
+    stop_is_light = np.asarray(rm.signal_kind, dtype=i64)[np.asarray(rm.stop_signal, dtype=i64)] == int(
+        SignalKind.TRAFFIC_LIGHT
+    )
+    lane_control = np.zeros(L, dtype=i64)
+    for k, lane in enumerate(np.asarray(rm.stop_lane, dtype=i64)):
+        lane_stop[lane] = k
+        control = CONTROL_LIGHT if stop_is_light[k] else CONTROL_STOP
+        lane_control[lane] = control
+        for nxt in rm.lane_successors[lane]:
+            if rm.lane_junction[nxt] >= 0:
+                lane_control[nxt] = control
+
+    stop_lane = np.asarray(rm.stop_lane, dtype=i64)
+    stop_heading = rm.pose_at(stop_lane, np.asarray(rm.stop_s))[1] if len(stop_lane) else np.zeros(0)
+    spawn_lane, spawn_s = rm.spawn_points(spacing=8.0, margin=4.0)
+    spawn_xy, _ = rm.pose_at(spawn_lane, spawn_s) if len(spawn_lane) else (np.zeros((0, 2)), None)
+    walk_lanes = rm.sidewalk_lanes
+    wl, ws = [], []
+    for lane in walk_lanes:
+        n = int(rm.lane_length[lane] // 6.0)
+        wl.extend([lane] * n)
+        ws.extend(list(3.0 + 6.0 * np.arange(n)))
+    walk_lane = np.array(wl, dtype=i64)
+    walk_s = np.array(ws, dtype=np.float64)
+    walk_xy, _ = rm.pose_at(walk_lane, walk_s) if len(walk_lane) else (np.zeros((0, 2)), None)
+    cross_lane, cross_s = _crossings(rm)
+
+    lane_i = np.zeros((fl.NUM_LANE_INT, L), dtype=i64)
+    lane_i[fl.L_TYPE] = rm.lane_type
+    lane_i[fl.L_JUNCTION] = rm.lane_junction
+    lane_i[fl.L_TURN] = rm.lane_turn
+    lane_i[fl.L_LEFT] = rm.lane_left
+    lane_i[fl.L_RIGHT] = rm.lane_right
+    lane_i[fl.L_CHANGE_LEFT] = rm.lane_change_left
+    lane_i[fl.L_CHANGE_RIGHT] = rm.lane_change_right
+    lane_i[fl.L_STOP] = lane_stop
+    lane_i[fl.L_CONTROL] = lane_control
+    lane_i[fl.L_OPPOSITE] = _opposites(rm)
+    lane_i[fl.L_MARK_LEFT] = rm.lane_mark_left
+    lane_i[fl.L_MARK_RIGHT] = rm.lane_mark_right
+    lane_f = np.zeros((fl.NUM_LANE_FLOAT, L))
+    lane_f[fl.L_LENGTH] = rm.lane_length
+    lane_f[fl.L_SPEED] = rm.lane_speed_limit
+    lane_f[fl.L_CURVATURE] = _lane_curvature(rm)
+    K = len(stop_lane)
+    seg = np.asarray(rm.stop_segment, dtype=np.float64).reshape(-1, 2, 2)
+    stop_f = np.zeros((fl.NUM_STOP_FLOAT, K))
+    stop_f[fl.K_S] = rm.stop_s
+    stop_f[fl.K_HEADING] = stop_heading
+    stop_f[fl.K_AX], stop_f[fl.K_AY], stop_f[fl.K_BX], stop_f[fl.K_BY] = seg[:, 0, 0], seg[:, 0, 1], seg[:, 1, 0], seg[:, 1, 1]
+    stop_i = np.zeros((fl.NUM_STOP_INT, K), dtype=i64)
+    stop_i[fl.K_IS_LIGHT] = stop_is_light
+    stop_i[fl.K_SIGNAL] = rm.stop_signal
+    stop_i[fl.K_LANE] = stop_lane
+    arrays = MapArrays(
+        lane_start=np.ascontiguousarray(rm.lane_start, dtype=i64),
+        points=np.ascontiguousarray(rm.points, dtype=np.float64),
+        s=np.ascontiguousarray(rm.s, dtype=np.float64),
+        widths=np.ascontiguousarray(rm.widths, dtype=np.float64),
+        lane_i=lane_i,
+        lane_f=lane_f,
+        succ_start=succ_start,
+        succ_index=succ_index,
+        conflict_start=conflict_start,
+        conflict_index=conflict_index,
+        stop_f=stop_f,
+        stop_i=stop_i,
+        spawn=np.column_stack([np.asarray(spawn_xy).reshape(-1, 2), spawn_s]).astype(np.float64),
+        spawn_lane=np.ascontiguousarray(spawn_lane, dtype=i64),
+        walk=np.column_stack([np.asarray(walk_xy).reshape(-1, 2), walk_s]).astype(np.float64),
+        walk_lane=walk_lane,
+        cross_lane=cross_lane,
+        cross_s=cross_s,
+    )
+    rm.cache["embedded_arrays"] = arrays
+    return arrays
+
+
+__all__ = ["CONTROL_LIGHT", "CONTROL_NONE", "CONTROL_STOP", "LaneType", "MapArrays", "build_map_arrays"]

@@ -1,0 +1,523 @@
+"""``EmbeddedSimulator``: the default backend, batched over worlds, deterministic, CPU only.
+
+One decision step (``dt`` = ``decision_dt``): NPC drivers decide (compiled kernel), then
+``substeps`` physics steps move every vehicle (kinematic bicycle) and pedestrian and record the
+ego's collisions and signal violations; then triggers fire, lights change, background traffic is
+respawned, the ego's lane and route progress are measured and the sensors observe.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim_bridge.api import (
+    ActorKind,
+    ActorSpec,
+    BehaviourKind,
+    EgoVehicle,
+    Observation,
+    Simulator,
+    StepEvents,
+    WorldSpec,
+)
+from sim_bridge.embedded.behaviours import update_triggers
+from sim_bridge.embedded.config import EmbeddedConfig
+from sim_bridge.embedded.events import ego_corners, ego_substep_events
+from sim_bridge.embedded.kinematics import action_to_commands, bicycle_step
+from sim_bridge.embedded import fields as f
+from sim_bridge.embedded.ego_track import track_ego
+from sim_bridge.embedded.lanes import extend_plan, plans_from_routes
+from sim_bridge.embedded.map_arrays import MapArrays, build_map_arrays
+from sim_bridge.embedded.pedestrians import step_pedestrians
+from sim_bridge.embedded.rng import world_seed
+from sim_bridge.embedded.signals import SignalPlan, build_signal_plan, signal_states
+from sim_bridge.embedded.spawning import spawn_pedestrians, spawn_vehicles
+from sim_bridge.embedded.state import PLAN_LEN, STAND, WALK_FREE, WALK_SIDEWALK, WorldState
+from sim_bridge.embedded.traffic import DriverParams, advance_lanes, drive_npcs
+from sim_bridge.frames import wrap_angle
+from sim_bridge.maps.catalog import load_map
+from sim_bridge.maps.road_map import LaneType, MapError, Projection, RoadMap, Route
+from sim_bridge.routes import RouteBatch
+from sim_bridge.sensors.frame import ActorArrays, EgoKinematics, SensorFrame
+from sim_bridge.sensors.ego import ego_lane
+from sim_bridge.sensors.observe import Observer
+
+#: the ego's box and wheelbase [m]
+EGO_LENGTH, EGO_WIDTH, EGO_WHEELBASE = 4.6, 1.9, 2.8
+#: defaults of scenario actors by kind: (length, width) [m]
+DEFAULT_SIZE = {ActorKind.VEHICLE: (4.6, 1.9), ActorKind.PEDESTRIAN: (0.6, 0.6), ActorKind.STATIC: (4.4, 1.8)}
+#: background actors appear at least this far from the ego after reset [m]
+RESPAWN_DISTANCE = 40.0
+#: seconds between BEV history frames
+HISTORY_PERIOD = 0.5
+#: background vehicles within this radius count for ``traffic_speed`` [m]
+TRAFFIC_SPEED_RADIUS = 50.0
+
+
+@dataclass
+class _WorldTargets:
+    vehicles: np.ndarray  # int64 [B]
+    pedestrians: np.ndarray  # int64 [B]
+    radius: np.ndarray  # float [B]
+
+
+class EmbeddedSimulator(Simulator):
+    """The embedded backend (see module doc). All worlds share one map, loaded on first reset."""
+
+    def __init__(self, config: EmbeddedConfig | None = None) -> None:
+        self.config = config or EmbeddedConfig()
+        self.num_worlds = int(self.config.num_worlds)
+        if self.num_worlds < 1:
+            raise ValueError(f"num_worlds must be >= 1, got {self.num_worlds}")
+        self.dt = float(self.config.decision_dt)
+        self._substeps = self.config.substeps
+        lim = self.config.vehicle
+        self.ego_vehicle = EgoVehicle(
+            EGO_LENGTH, EGO_WIDTH, EGO_WHEELBASE, lim.max_steer, lim.max_accel, lim.max_brake
+        )
+        self._params = DriverParams.make(self.config.driver, self.config.vehicle, self.dt)
+        self._map: RoadMap | None = None
+        self._map_key: str | None = None
+        self._arrays: MapArrays | None = None
+        self._signals: SignalPlan | None = None
+        self._state: WorldState | None = None
+        self._routes = RouteBatch(self.num_worlds)
+        self._route_objects: list[Route | None] = [None] * self.num_worlds
+        self._observer: Observer | None = None
+        self._history: list[ActorArrays] = []
+        self._targets = _WorldTargets(
+            np.zeros(self.num_worlds, np.int64), np.zeros(self.num_worlds, np.int64), np.zeros(self.num_worlds)
+        )
+        B = self.num_worlds
+        self._prev_action = np.zeros((B, 2))
+        self._yaw_rate = np.zeros(B)
+        self._accel_lon = np.zeros(B)
+        self._progress = np.zeros(B)
+        self._projection: Projection | None = None
+        self._steps = 0
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def road_map(self) -> RoadMap | None:
+        return self._map
+
+    @property
+    def state(self) -> WorldState:
+        """The live state (read it, do not write it); raises before the first reset."""
+        if self._state is None:
+            raise RuntimeError("call reset() before reading the simulator state")
+        return self._state
+
+    def route(self, b: int) -> Route:
+        """World ``b``'s ego route (as planned at reset)."""
+        route = self._route_objects[b]
+        if route is None:
+            raise RuntimeError(f"world {b} has not been reset")
+        return route
+
+    @property
+    def routes(self) -> RouteBatch:
+        """The ego routes of every world and their progress."""
+        return self._routes
+
+    # ------------------------------------------------------------------ reset
+
+    def _load(self, spec: WorldSpec, full: bool) -> None:
+        key = spec.map.key()
+        if key == self._map_key:
+            return
+        if not full and self._map_key is not None:
+            raise ValueError(
+                f"a partial reset cannot change the map ({self._map_key} → {key}); reset all worlds at once"
+            )
+        rm = load_map(spec.map)
+        cfg = self.config
+        self._map, self._map_key = rm, key
+        self._arrays = build_map_arrays(rm)
+        self._signals = build_signal_plan(rm)
+        self._state = WorldState.allocate(
+            self.num_worlds, cfg.max_vehicles, cfg.max_pedestrians, cfg.max_statics,
+            len(rm.signal_kind), len(rm.stop_lane),
+        )  # fmt: skip
+        self._observer = Observer(rm, cfg.bev, max_objects=cfg.max_objects, render_bev=cfg.render_bev)
+        self._history = []
+
+    def _reset(self, specs: list[WorldSpec], seeds: list[int], worlds: list[int]) -> Observation:
+        self._load(specs[0], full=len(worlds) == self.num_worlds)
+        st, m = self.state, self._arrays
+        assert m is not None
+        w = np.asarray(worlds, dtype=np.int64)
+        st.clear_worlds(w)
+        for b, spec, seed in zip(worlds, specs, seeds, strict=True):
+            self._reset_world(b, spec, seed)
+        mask = np.zeros(self.num_worlds, dtype=bool)
+        mask[w] = True
+        cfg = self.config
+        NV, NP = cfg.max_vehicles, cfg.max_pedestrians
+        radius = float(self._targets.radius[w].max())
+        vt = np.where(mask, self._targets.vehicles, -1)
+        pt = np.where(mask, self._targets.pedestrians, -1)
+        spawn_vehicles(m, st.F, st.I, st.plan, st.seed, st.W, NV, vt, radius, 8.0, NV, cfg.driver.speed_spread)
+        spawn_pedestrians(m, st.F, st.I, st.seed, st.W, NV, NP, pt, radius, 3.0, NP)
+        self._prev_action[w] = 0.0
+        self._yaw_rate[w] = 0.0
+        self._accel_lon[w] = 0.0
+        self._update_lights()
+        self._measure_ego()
+        self._reset_history(w)
+        return self._observe()
+
+    def _reset_world(self, b: int, spec: WorldSpec, seed: int) -> None:
+        st, rm, m = self.state, self._map, self._arrays
+        assert rm is not None and m is not None and self._signals is not None
+        cfg = self.config
+        rng = np.random.default_rng(seed)
+        st.seed[b] = world_seed(seed)
+        st.W[f.NEXT_ID, b] = 1000
+        st.sig_timing[b] = (spec.signals.green, spec.signals.yellow, spec.signals.all_red)
+        plan = self._signals
+        per_phase = float(st.sig_timing[b].sum())
+        groups = int(plan.group.max()) + 1 if len(plan.group) else 0
+        group_offset = rng.random(max(groups, 1)) if spec.signals.random_offset else np.zeros(max(groups, 1))
+        st.signal_offset[b] = np.where(plan.group >= 0, group_offset[plan.group] * per_phase * plan.num_phases, 0.0)
+        for sig, light in spec.signal_states:
+            if not 0 <= sig < st.frozen_light.shape[1]:
+                raise ValueError(f"signal_states names signal {sig}, but the map has {st.frozen_light.shape[1]} signals")
+            st.frozen_light[b, sig] = int(light)
+
+        # --- ego
+        if spec.ego is not None:
+            ex, ey, eyaw = spec.ego.x, spec.ego.y, spec.ego.yaw
+            proj = rm.project(np.array([[ex, ey]]), np.array([eyaw]), max_distance=5.0)
+            if proj.lane[0] < 0:
+                raise MapError(
+                    f"ego start ({ex:.1f}, {ey:.1f}) is not on a driving lane of map {rm.name!r} "
+                    f"(nearest driving lane is more than 5 m away; map bounds {tuple(round(v) for v in rm.bounds)})"
+                )
+            lane0, s0 = int(proj.lane[0]), float(proj.s[0])
+        else:
+            if len(m.spawn_lane) == 0:
+                raise MapError(f"map {rm.name!r} has no spawn points on driving lanes")
+            k = int(rng.integers(len(m.spawn_lane)))
+            lane0, s0 = int(m.spawn_lane[k]), float(m.spawn[k, 2])
+            xy, yaw = rm.pose_at(np.array([lane0]), np.array([s0]))
+            ex, ey, eyaw = float(xy[0, 0]), float(xy[0, 1]), float(yaw[0])
+        self._set_box(b, 0, ex, ey, eyaw, EGO_LENGTH, EGO_WIDTH, actor_id=0)
+        st.speed[b, 0] = spec.ego_speed
+        st.wheelbase[b, 0] = EGO_WHEELBASE
+        st.lane[b, 0], st.s[b, 0] = lane0, s0
+        if spec.route:
+            route = rm.route(np.array([[ex, ey], *spec.route], dtype=np.float64), start_yaw=eyaw)
+        else:
+            route = rm.random_route(lane0, s0, spec.route_length, rng)
+        self._routes.set(b, route, rm)
+        self._route_objects[b] = route
+
+        # --- scenario actors
+        by_kind: dict[ActorKind, list[ActorSpec]] = {k: [] for k in ActorKind}
+        for actor in spec.actors:
+            by_kind[ActorKind(actor.kind)].append(actor)
+        caps = {ActorKind.VEHICLE: cfg.max_vehicles - 1, ActorKind.PEDESTRIAN: cfg.max_pedestrians, ActorKind.STATIC: cfg.max_statics}
+        for kind, actors in by_kind.items():
+            if len(actors) > caps[kind]:
+                raise ValueError(
+                    f"spec has {len(actors)} {kind.name.lower()} actors; the simulator has {caps[kind]} slots "
+                    f"(raise sim.max_{kind.name.lower()}s)"
+                )
+        NV, NP = cfg.max_vehicles, cfg.max_pedestrians
+        next_id = 1
+        for i, actor in enumerate(by_kind[ActorKind.VEHICLE]):
+            self._place_vehicle(b, 1 + i, actor, next_id)
+            next_id += 1
+        for q, actor in enumerate(by_kind[ActorKind.PEDESTRIAN]):
+            self._place_pedestrian(b, NV + q, actor, next_id)
+            next_id += 1
+        for o, actor in enumerate(by_kind[ActorKind.STATIC]):
+            self._place_static(b, NV + NP + o, actor, next_id)
+            next_id += 1
+        st.W[f.FIRST_BG_VEHICLE, b] = 1 + len(by_kind[ActorKind.VEHICLE])
+        st.W[f.FIRST_BG_PEDESTRIAN, b] = NV + len(by_kind[ActorKind.PEDESTRIAN])
+        self._targets.vehicles[b] = min(spec.vehicles, NV - 1 - len(by_kind[ActorKind.VEHICLE]))
+        self._targets.pedestrians[b] = min(spec.pedestrians, NP - len(by_kind[ActorKind.PEDESTRIAN]))
+        self._targets.radius[b] = spec.traffic_radius
+
+    def _set_box(self, b: int, i: int, x: float, y: float, yaw: float, length: float, width: float, actor_id: int) -> None:
+        st = self.state
+        st.active[b, i] = 1
+        st.ids[b, i] = actor_id
+        st.x[b, i], st.y[b, i], st.yaw[b, i] = x, y, yaw
+        st.length[b, i], st.width[b, i] = length, width
+
+    def _trigger(self, b: int, i: int, actor: ActorSpec) -> None:
+        st, beh = self.state, actor.behaviour
+        st.beh_kind[b, i] = int(beh.kind)
+        st.trig_dist[b, i], st.trig_time[b, i] = beh.trigger_distance, beh.trigger_time
+        st.beh_decel[b, i], st.beh_dir[b, i], st.beh_time[b, i] = beh.decel, beh.lane_change, beh.lane_change_time
+
+    def _place_vehicle(self, b: int, i: int, actor: ActorSpec, actor_id: int) -> None:
+        st, rm, m = self.state, self._map, self._arrays
+        assert rm is not None and m is not None
+        length = actor.length or DEFAULT_SIZE[ActorKind.VEHICLE][0]
+        width = actor.width or DEFAULT_SIZE[ActorKind.VEHICLE][1]
+        p, beh = actor.pose, actor.behaviour
+        self._set_box(b, i, p.x, p.y, p.yaw, length, width, actor_id)
+        st.speed[b, i] = 0.0 if beh.kind == BehaviourKind.STOPPED else actor.speed
+        st.wheelbase[b, i] = 0.6 * length
+        st.speed_factor[b, i] = 1.0
+        proj = rm.project(np.array([[p.x, p.y]]), np.array([p.yaw]), max_distance=6.0)
+        if proj.lane[0] < 0:
+            raise MapError(f"scenario vehicle {actor_id} at ({p.x:.1f}, {p.y:.1f}) is not within 6 m of a driving lane")
+        lane = int(proj.lane[0])
+        st.lane[b, i], st.s[b, i] = lane, float(proj.s[0])
+        st.lat_bias[b, i] = beh.lateral_offset
+        st.lat0[b, i] = float(proj.lateral[0]) - beh.lateral_offset
+        st.lc_duration[b, i] = 2.0
+        st.plan[b, i, :] = -1
+        if actor.route:
+            route = rm.route(np.array([[p.x, p.y], *actor.route], dtype=np.float64), start_yaw=p.yaw)
+            lanes = [int(v) for v in route.lanes[:PLAN_LEN]]
+            st.plan[b, i, : len(lanes)] = lanes
+            st.plan_len[b, i] = len(lanes)
+            st.route_plan[b, i] = 1
+        else:
+            st.plan[b, i, 0] = lane
+            st.plan_len[b, i] = extend_plan(m, st.plan[b, i], 1, st.seed[b], -1, 9000 + i)
+        st.cruise[b, i] = actor.target_speed if actor.target_speed is not None else -1.0
+        st.ignore_signals[b, i] = int(beh.ignore_signals)
+        st.ignore_actors[b, i] = int(beh.ignore_actors)
+        self._trigger(b, i, actor)
+
+    def _place_pedestrian(self, b: int, a: int, actor: ActorSpec, actor_id: int) -> None:
+        st, rm = self.state, self._map
+        assert rm is not None
+        p, beh = actor.pose, actor.behaviour
+        length = actor.length or DEFAULT_SIZE[ActorKind.PEDESTRIAN][0]
+        width = actor.width or DEFAULT_SIZE[ActorKind.PEDESTRIAN][1]
+        self._set_box(b, a, p.x, p.y, p.yaw, length, width, actor_id)
+        st.p_speed[b, a] = actor.target_speed if actor.target_speed is not None else (actor.speed or 1.4)
+        st.p_max_walk[b, a] = 40.0
+        self._trigger(b, a, actor)
+        if beh.kind in (BehaviourKind.CROSS, BehaviourKind.STOPPED):
+            st.mode[b, a] = STAND
+            return
+        proj = rm.project(np.array([[p.x, p.y]]), np.array([p.yaw]), lane_types=(LaneType.SIDEWALK,), max_distance=1.0)
+        if proj.lane[0] >= 0:
+            st.mode[b, a] = WALK_SIDEWALK
+            st.lane[b, a], st.s[b, a], st.p_lat[b, a] = int(proj.lane[0]), float(proj.s[0]), float(proj.lateral[0])
+            st.p_dir[b, a] = 1.0 if abs(proj.heading_error[0]) < math.pi / 2 else -1.0
+        else:
+            st.mode[b, a] = WALK_FREE
+
+    def _place_static(self, b: int, a: int, actor: ActorSpec, actor_id: int) -> None:
+        st = self.state
+        p = actor.pose
+        length = actor.length or DEFAULT_SIZE[ActorKind.STATIC][0]
+        width = actor.width or DEFAULT_SIZE[ActorKind.STATIC][1]
+        self._set_box(b, a, p.x, p.y, p.yaw, length, width, actor_id)
+        st.base_x[b, a], st.base_y[b, a], st.base_width[b, a] = p.x, p.y, width
+        st.door[b, a] = actor.behaviour.door_width
+        self._trigger(b, a, actor)
+
+    # ------------------------------------------------------------------ step
+
+    def _step(self, actions: np.ndarray) -> tuple[Observation, StepEvents]:
+        st, m = self.state, self._arrays
+        assert m is not None
+        cfg = self.config
+        NV, NP = cfg.max_vehicles, cfg.max_pedestrians
+        B = self.num_worlds
+        accel_cmd, steer_cmd = action_to_commands(actions, cfg.vehicle)
+        st.accel_cmd[:, 0] = accel_cmd
+        st.steer_cmd[:, 0] = steer_cmd
+
+        # --- NPC decisions (10 Hz)
+        drive_npcs(m, st.F, st.I, st.plan, st.seed, st.W, st.light, NV, self._params)
+
+        # --- physics (20 Hz)
+        hit = np.full(B, -1, np.int32)
+        red = np.full(B, -1, np.int32)
+        stop_run = np.full(B, -1, np.int32)
+        yaw_before = st.yaw[:, 0].copy()
+        speed_before = st.speed[:, 0].copy()
+        driven = np.zeros(B)
+        pdt = cfg.physics_dt
+        veh = slice(0, NV)
+        F = st.F
+        for _ in range(self._substeps):
+            px, py = st.x[:, 0].copy(), st.y[:, 0].copy()
+            accel_cmd = np.where(st.active[:, veh] != 0, st.accel_cmd[:, veh], 0.0)
+            st.accel[:, veh] = bicycle_step(
+                F[f.X, :, veh], F[f.Y, :, veh], F[f.YAW, :, veh], F[f.SPEED, :, veh], F[f.STEER, :, veh],
+                accel_cmd, F[f.STEER_CMD, :, veh], F[f.WHEELBASE, :, veh], cfg.vehicle, pdt,
+            )  # fmt: skip
+            advance_lanes(m, st.F, st.I, st.plan, st.seed, st.W, NV)
+            step_pedestrians(m, st.F, st.I, st.seed, st.W, NV, NP, pdt)
+            ego_substep_events(m, st.F, st.I, st.light, st.stop_ok, px, py, hit, red, stop_run)
+            driven += np.hypot(st.x[:, 0] - px, st.y[:, 0] - py)
+            st.time += pdt
+        self._yaw_rate = wrap_angle(st.yaw[:, 0] - yaw_before) / self.dt
+        self._accel_lon = (st.speed[:, 0] - speed_before) / self.dt
+        self._prev_action = actions.copy()
+        st.W[f.STEP_COUNT] += 1
+
+        # --- scripted triggers, lights, background density
+        update_triggers(st)
+        self._update_lights()
+        radius = float(self._targets.radius.max())
+        spawn_vehicles(
+            m, st.F, st.I, st.plan, st.seed, st.W, NV, self._targets.vehicles, radius, RESPAWN_DISTANCE, 1,
+            cfg.driver.speed_spread,
+        )  # fmt: skip
+        spawn_pedestrians(m, st.F, st.I, st.seed, st.W, NV, NP, self._targets.pedestrians, radius, RESPAWN_DISTANCE, 1)
+
+        events = self._measure_ego(hit, red, stop_run, driven)
+        self._push_history()
+        return self._observe(), events
+
+    # ------------------------------------------------------------------ measurements
+
+    def _update_lights(self) -> None:
+        st, m = self.state, self._arrays
+        assert m is not None and self._signals is not None
+        if st.light.shape[1] == 0:
+            return
+        states = signal_states(self._signals, st.time, st.signal_offset, st.sig_timing, st.frozen_light)
+        st.light[:] = states[:, m.stop_i[f.K_SIGNAL]]
+
+    def _measure_ego(
+        self,
+        hit: np.ndarray | None = None,
+        red: np.ndarray | None = None,
+        stop_run: np.ndarray | None = None,
+        driven: np.ndarray | None = None,
+    ) -> StepEvents:
+        """Track the ego's lane, update its lane plan and route progress; the step's events."""
+        st, rm, m = self.state, self._map, self._arrays
+        assert rm is not None and m is not None
+        B = self.num_worlds
+        NV = self.config.max_vehicles
+        x, y, yaw, v = st.x[:, 0], st.y[:, 0], st.yaw[:, 0], st.speed[:, 0]
+        xy = np.stack([x, y], axis=1)
+        progress, deviation = self._routes.update(xy)
+        self._progress = progress
+        # the plan first (from the route), so the tracker can prefer the route's junction lanes
+        plans_from_routes(self._routes.point_lane, self._routes.valid, self._routes.index, st.lane[:, 0],
+                          st.plan[:, 0], st.plan_len[:, 0])  # fmt: skip
+        lane = np.full(B, -1, np.int64)
+        s, lat, he, width = np.zeros(B), np.zeros(B), np.zeros(B), np.zeros(B)
+        invasion = np.zeros(B, dtype=bool)
+        lost = track_ego(m, st.F, st.I, st.plan, lane, s, lat, he, width, invasion)
+        if lost.any():
+            self._project_globally(np.flatnonzero(lost), lane, s, lat, he, width)
+        self._projection = Projection(
+            lane=lane, s=s, lateral=lat, heading_error=he, distance=np.abs(lat), inside=np.abs(lat) <= 0.5 * width
+        )
+        safe = np.maximum(lane, 0)
+        in_junction = (lane >= 0) & (m.lane_i[f.L_JUNCTION, safe] >= 0)
+        st.stop_done[:, 0] = (st.stop_ok.any(axis=1) if st.stop_ok.shape[1] else False) & ~in_junction
+        wrong_way = (lane >= 0) & self._projection.inside & ~in_junction & (np.cos(he) < 0.0)
+        corners = ego_corners(x, y, yaw, st.length[:, 0], st.width[:, 0])
+        off_road = ~rm.on_drivable(corners).all(axis=1)
+
+        bg = (st.active[:, 1:NV] != 0) & (st.background[:, 1:NV] != 0)
+        near = bg & (np.hypot(st.x[:, 1:NV] - x[:, None], st.y[:, 1:NV] - y[:, None]) < TRAFFIC_SPEED_RADIUS)
+        count = near.sum(axis=1)
+        traffic_speed = np.where(count > 0, (st.speed[:, 1:NV] * near).sum(axis=1) / np.maximum(count, 1), np.nan)
+
+        none = np.full(B, -1, np.int32)
+        hit = none if hit is None else hit
+        safe_hit = np.maximum(hit, 0)
+        rows = np.arange(B)
+        bearing = wrap_angle(np.arctan2(st.y[rows, safe_hit] - y, st.x[rows, safe_hit] - x) - yaw)
+        collided = hit >= 0
+        return StepEvents(
+            sim_time=st.time.copy(),
+            collision=collided,
+            collision_actor=np.where(collided, st.ids[rows, safe_hit], -1).astype(np.int32),
+            collision_kind=np.where(collided, st.kind[rows, safe_hit], -1).astype(np.int8),
+            collision_other_speed=np.where(collided, st.speed[rows, safe_hit], 0.0),
+            collision_bearing=np.where(collided, bearing, 0.0),
+            off_road=off_road,
+            lane_invasion=invasion,
+            wrong_way=wrong_way,
+            on_route_lanes=self._routes.on_route_lanes(lane),
+            red_light=none.copy() if red is None else red,
+            stop_sign=none.copy() if stop_run is None else stop_run,
+            route_progress=progress.copy(),
+            route_length=self._routes.length.copy(),
+            route_deviation=deviation.copy(),
+            distance_driven=np.zeros(B) if driven is None else driven,
+            ego_x=x.copy(),
+            ego_y=y.copy(),
+            ego_yaw=yaw.copy(),
+            ego_speed=v.copy(),
+            ego_accel=self._accel_lon.copy(),
+            speed_limit=m.lane_f[f.L_SPEED, safe],
+            traffic_speed=traffic_speed,
+        )
+
+    def _project_globally(self, worlds: np.ndarray, lane, s, lat, he, width) -> None:
+        """Fallback for egos the tracker lost: nearest driving lane (within 10 m, else the nearest)."""
+        st, rm, m = self.state, self._map, self._arrays
+        assert rm is not None and m is not None
+        xy = np.stack([st.x[worlds, 0], st.y[worlds, 0]], axis=1)
+        yaw = st.yaw[worlds, 0]
+        proj = ego_lane(rm, xy, yaw)
+        found = proj.lane >= 0
+        lane[worlds] = np.where(found, proj.lane, -1)
+        s[worlds], lat[worlds], he[worlds] = proj.s, proj.lateral, proj.heading_error
+        sample = m.lane_start[np.maximum(proj.lane, 0)] + 0  # width at the lane's first sample is close enough
+        width[worlds] = np.where(found, m.widths[sample], 0.0)
+        st.lane[worlds, 0] = lane[worlds]
+        st.s[worlds, 0] = np.where(found, proj.s, 0.0)
+
+    # ------------------------------------------------------------------ sensors
+
+    def actor_arrays(self) -> ActorArrays:
+        """A copy of every actor box ``[B, N]`` now (slot 0 the ego)."""
+        st = self.state
+        return self._frame_actors().copy()
+
+    def _frame_actors(self) -> ActorArrays:
+        st = self.state
+        return ActorArrays(st.x, st.y, st.yaw, st.speed, st.length, st.width, st.kind, st.active != 0, st.ids)
+
+    def _reset_history(self, worlds: np.ndarray) -> None:
+        n = self.config.bev.history
+        if n == 0:
+            return
+        now = self.actor_arrays()
+        if not self._history:
+            self._history = [now.copy() for _ in range(n)]
+            return
+        for frame in self._history:
+            for name in ActorArrays.__dataclass_fields__:
+                getattr(frame, name)[worlds] = getattr(now, name)[worlds]
+
+    def _push_history(self) -> None:
+        n = self.config.bev.history
+        every = max(1, round(HISTORY_PERIOD / self.dt))
+        self._steps += 1
+        if n == 0 or self._steps % every:
+            return
+        self._history = [self.actor_arrays(), *self._history[:-1]]
+
+    def _observe(self) -> Observation:
+        st = self.state
+        assert self._observer is not None
+        frame = SensorFrame(
+            actors=self._frame_actors(),
+            history=tuple(self._history),
+            light_state=st.light,
+            ego=EgoKinematics(
+                accel_lon=self._accel_lon,
+                accel_lat=st.speed[:, 0] * self._yaw_rate,
+                yaw_rate=self._yaw_rate,
+                prev_action=self._prev_action,
+            ),
+        )
+        return self._observer.observe(frame, self._routes, self._progress, self._projection)

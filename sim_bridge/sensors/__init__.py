@@ -1,0 +1,1 @@
+"""Sensors shared by every backend: BEV raster, object list, ego vector (layouts in ``layout``)."""

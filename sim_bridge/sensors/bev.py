@@ -1,0 +1,910 @@
+"""The bird's-eye-view raster every backend shares: ``BevRenderer`` and picture helpers.
+
+Static layers are drawn ONCE per map with PIL into a map-frame raster at
+:data:`STATIC_RESOLUTION` (cached in ``road_map.cache[("bev_static", resolution)]`` as a
+:class:`StaticRaster`): the driving lanes' surfaces (lane polygons one by one), lane marks outside
+junctions (solid, double and "other" marks as solid lines, broken ones as 3 m dashes, none for
+NONE) plus the outer edge of the drivable area, stop-sign lines, and the index of each
+traffic-light stop line. Each decision step one numba kernel, looping over worlds (in parallel or
+not, see :class:`BevRenderer`), samples that raster for every output pixel through the ego's pose
+(nearest neighbour, out-of-map = 0), colours the traffic-light lines by each world's
+``light_state``, draws the route as a band and the actors as filled rotated boxes.
+
+Pixel convention (:class:`~sim_bridge.sensors.layout.BevGeometry`): an ego-frame point ``(x
+forward, y left)`` [m] lands at continuous pixel coordinates ``row = ego_row - x / res``, ``col =
+ego_col - y / res``; pixel ``(r, c)`` spans ``[r, r + 1) × [c, c + 1)`` and is set when its centre
+``(r + 0.5, c + 0.5)`` is covered. The ego faces up (decreasing rows).
+
+The ego itself is NOT drawn in any channel: it always sits at the same pixel, so it carries no
+information (``bev_to_rgb`` paints it for pictures). History frames (``BevGeometry.history``) repeat
+the VEHICLES and PEDESTRIANS channels for earlier actor boxes, most recent first, drawn relative to
+the *current* ego pose.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import shapely
+from PIL import Image, ImageDraw
+
+from sim_bridge.api import ActorKind, LightState
+from sim_bridge.maps.road_map import MarkType, RoadMap, SignalKind
+from sim_bridge.routes import RouteBatch
+from sim_bridge.sensors.frame import ActorArrays, SensorFrame
+from sim_bridge.sensors.layout import DYNAMIC_CHANNELS, BevChannel, BevGeometry
+
+__all__ = [
+    "STATIC_RESOLUTION",
+    "BevRenderer",
+    "StaticRaster",
+    "bev_to_rgb",
+    "render_map_view",
+    "static_raster",
+]
+
+#: resolution of the per-map static raster [m/px]
+STATIC_RESOLUTION = 0.25
+#: width of lane marks and drivable-area edges in the static raster [m]
+MARK_WIDTH = 0.5
+#: width of stop lines in the static raster [m]
+STOP_LINE_WIDTH = 0.75
+#: broken marks: dash and gap lengths [m]
+DASH_ON, DASH_OFF = 3.0, 3.0
+#: margin around the map's bounds in the static raster [m]
+RASTER_MARGIN = 5.0
+#: route band: half width [m], how far behind the progress point it starts [m]
+ROUTE_HALF_WIDTH = 1.5
+ROUTE_BEHIND = 8.0
+#: ``BevRenderer(parallel=None)`` considers rendering in parallel from this many worlds on …
+PARALLEL_MIN_WORLDS = 8
+#: … and re-measures the way it is not using every this many calls
+RETRY_EVERY = 50
+
+# bits of StaticRaster.bits (HAS_LIGHT only tells the kernel to read the light raster there)
+BIT_DRIVABLE = 1
+BIT_BOUNDARY = 2
+BIT_STOP_SIGN = 4
+BIT_HAS_LIGHT = 8
+# channel numbers as plain ints (compile-time constants in the kernel)
+_CH_DRIVABLE = int(BevChannel.DRIVABLE)
+_CH_BOUNDARY = int(BevChannel.LANE_BOUNDARY)
+_CH_STOP_SIGN = int(BevChannel.STOP_SIGN)
+_CH_ROUTE = int(BevChannel.ROUTE)
+
+
+@dataclass(frozen=True)
+class StaticRaster:
+    """A map's static layers in the map frame, north up.
+
+    ``bits``: ``uint8 [Hm, Wm]``, bit 0 drivable (driving-lane surfaces), bit 1 lane boundary (lane
+    marks outside junctions, solid or dashed, plus the outer edge of the drivable area), bit 2
+    stop-sign line, bit 3 "a traffic-light line is here". ``light``: ``int16 [Hm, Wm]`` stop-line
+    index + 1 of traffic-light lines (0 = none). Map point ``(x, y)`` falls in column
+    ``floor((x - x0) / resolution)``, row ``floor((y1 - y) / resolution)``.
+    """
+
+    bits: np.ndarray
+    light: np.ndarray
+    x0: float
+    y1: float
+    resolution: float
+    packed: np.ndarray
+    """``uint32 [ceil(Hm/4) · ceil(Wm/4)]``: the kernel's compact copy, 2 bits per pixel in 4 × 4
+    blocks (bit 0 drivable, bit 1 "any other layer here": read ``bits``). A block is 4 bytes, so one
+    world's view touches ~40× fewer cache lines than in ``bits``; this is what keeps 64 worlds fast."""
+    packed_width: int
+    """Blocks per row of ``packed``."""
+
+
+def _pack_blocks(bits: np.ndarray) -> tuple[np.ndarray, int]:
+    """``bits [Hm, Wm]`` → ``StaticRaster.packed`` and its blocks per row."""
+    hm, wm = bits.shape
+    hq, wq = -(-hm // 4), -(-wm // 4)
+    padded = np.zeros((hq * 4, wq * 4), dtype=np.uint8)
+    padded[:hm, :wm] = bits
+    blocks = padded.reshape(hq, 4, wq, 4).transpose(0, 2, 1, 3).reshape(hq, wq, 16)
+    two_bits = (blocks & BIT_DRIVABLE).astype(np.uint32) | (blocks > BIT_DRIVABLE).astype(np.uint32) << 1
+    weights = np.uint32(1) << (2 * np.arange(16, dtype=np.uint32))
+    return np.ascontiguousarray((two_bits * weights).sum(-1, dtype=np.uint32).ravel()), wq
+
+
+# ============================================================================ static raster (once per map)
+
+
+class _Canvas:
+    """PIL drawing in map coordinates over the box ``x0..x0 + w·res``, ``y1 - h·res..y1``."""
+
+    def __init__(self, x0: float, y1: float, resolution: float, width: int, height: int, mode: str) -> None:
+        self.x0, self.y1, self.res = x0, y1, resolution
+        self.image = Image.new(mode, (width, height), 0)
+        self.draw = ImageDraw.Draw(self.image)
+
+    def px(self, xy: np.ndarray) -> list[tuple[float, float]]:
+        """Map ``[M, 2]`` [m] → PIL coordinates (integers are pixel centres)."""
+        u = (xy[:, 0] - self.x0) / self.res - 0.5
+        v = (self.y1 - xy[:, 1]) / self.res - 0.5
+        return list(zip(u.tolist(), v.tolist(), strict=True))
+
+    def polygon(
+        self, geom: shapely.Geometry, fill: int | tuple[int, ...], hole: int | tuple[int, ...]
+    ) -> None:
+        for poly in shapely.get_parts(geom):
+            if poly.geom_type != "Polygon" or poly.is_empty:
+                continue
+            self.draw.polygon(self.px(np.asarray(poly.exterior.coords)), fill=fill)
+            for ring in poly.interiors:
+                self.draw.polygon(self.px(np.asarray(ring.coords)), fill=hole)
+
+    def line(self, xy: np.ndarray, fill: int | tuple[int, ...], width_m: float) -> None:
+        if len(xy) < 2:
+            return
+        w = max(1, round(width_m / self.res))
+        self.draw.line(self.px(xy), fill=fill, width=w, joint="curve" if len(xy) > 2 else None)
+
+    def dashed(self, xy: np.ndarray, fill: int | tuple[int, ...], width_m: float) -> None:
+        """A broken line along ``xy [M, 2]``: DASH_ON metres drawn, DASH_OFF skipped."""
+        if len(xy) < 2:
+            return
+        seg = np.hypot(*np.diff(xy, axis=0).T)
+        s = np.concatenate([[0.0], np.cumsum(seg)])
+        if s[-1] <= 0:
+            return
+        step = self.res / 2
+        sq = np.arange(0.0, s[-1] + step, step)
+        sq[-1] = min(sq[-1], s[-1])
+        dense = np.stack([np.interp(sq, s, xy[:, 0]), np.interp(sq, s, xy[:, 1])], -1)
+        on = np.remainder(sq, DASH_ON + DASH_OFF) < DASH_ON
+        edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
+        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+            self.line(dense[a:b], fill, width_m)
+
+    def array(self) -> np.ndarray:
+        return np.asarray(self.image)
+
+
+def _lane_edges(road_map: RoadMap, lane: int) -> tuple[np.ndarray, np.ndarray]:
+    """Left and right edges ``[M, 2]`` [m] of ``lane`` from its centreline samples and widths."""
+    a, b = int(road_map.lane_start[lane]), int(road_map.lane_start[lane + 1])
+    p = np.asarray(road_map.points[a:b], dtype=np.float64)
+    h = np.asarray(road_map.headings[a:b], dtype=np.float64)
+    half = 0.5 * np.asarray(road_map.widths[a:b], dtype=np.float64)[:, None]
+    n = np.stack([-np.sin(h), np.cos(h)], -1)
+    return p + half * n, p - half * n
+
+
+_SOLID_MARKS = (
+    MarkType.SOLID,
+    MarkType.SOLID_SOLID,
+    MarkType.SOLID_BROKEN,
+    MarkType.BROKEN_SOLID,
+    MarkType.OTHER,
+)
+_BROKEN_MARKS = (MarkType.BROKEN, MarkType.BROKEN_BROKEN)
+
+
+def _draw_mark(
+    canvas: _Canvas, xy: np.ndarray, mark: int, fill: int | tuple[int, ...], width_m: float
+) -> None:
+    """One lane edge: solid marks (and double marks with a solid side, and curbs/other) as a line,
+    broken ones dashed, NONE not at all."""
+    if mark in _SOLID_MARKS:
+        canvas.line(xy, fill, width_m)
+    elif mark in _BROKEN_MARKS:
+        canvas.dashed(xy, fill, width_m)
+
+
+def _is_sliver(ring: np.ndarray) -> bool:
+    """A ring enclosing (almost) nothing: under 1 m² or under 0.3 m wide on average. Unions of lane
+    polygons that do not share their edges exactly leave such slivers between lanes."""
+    poly = shapely.Polygon(ring)
+    area = abs(poly.area)
+    return area < 1.0 or 2.0 * area / max(poly.length, 1e-9) < 0.3
+
+
+def _boundary_lines(geom: shapely.Geometry) -> list[np.ndarray]:
+    """Every ring of a (multi)polygon as ``[M, 2]`` arrays, slivers left out."""
+    rings = []
+    for poly in shapely.get_parts(geom):
+        if poly.geom_type != "Polygon" or poly.is_empty:
+            continue
+        rings.append(np.asarray(poly.exterior.coords))
+        rings.extend(np.asarray(r.coords) for r in poly.interiors)
+    return [ring for ring in rings if not _is_sliver(ring)]
+
+
+def _lane_surfaces(
+    canvas: _Canvas, road_map: RoadMap, lanes: np.ndarray, fill: int | tuple[int, ...]
+) -> None:
+    """Fill the polygons of ``lanes`` one by one (their union may hold slivers between lanes)."""
+    for lane in lanes.tolist():
+        canvas.polygon(road_map.lane_polygons[lane], fill=fill, hole=fill)
+
+
+def _is_stop_sign_line(road_map: RoadMap) -> np.ndarray:
+    """``bool [K]``: stop line ``k`` belongs to a stop sign (else a traffic light)."""
+    sig = np.asarray(road_map.stop_signal, dtype=np.int64)
+    kinds = np.asarray(road_map.signal_kind)
+    return kinds[sig] == SignalKind.STOP_SIGN if len(sig) else np.zeros(0, dtype=bool)
+
+
+def static_raster(road_map: RoadMap, resolution: float = STATIC_RESOLUTION) -> StaticRaster:
+    """The map's :class:`StaticRaster`, drawn on first use and cached in ``road_map.cache``."""
+    key = ("bev_static", float(resolution))
+    cached = road_map.cache.get(key)  # type: ignore[call-overload]
+    if cached is not None:
+        return cached
+    xmin, ymin, xmax, ymax = road_map.bounds
+    x0, y1 = xmin - RASTER_MARGIN, ymax + RASTER_MARGIN
+    width = math.ceil((xmax - xmin + 2 * RASTER_MARGIN) / resolution)
+    height = math.ceil((ymax - ymin + 2 * RASTER_MARGIN) / resolution)
+    if width * height > 400_000_000:
+        raise ValueError(
+            f"map {road_map.name!r} spans {xmax - xmin:.0f} x {ymax - ymin:.0f} m: its BEV raster at "
+            f"{resolution} m/px would need {width * height / 1e6:.0f} Mpx; use a coarser resolution"
+        )
+
+    def canvas(mode: str = "L") -> _Canvas:
+        return _Canvas(x0, y1, resolution, width, height, mode)
+
+    drivable = canvas()
+    _lane_surfaces(drivable, road_map, road_map.driving_lanes, 1)
+
+    marks = canvas()
+    for lane in road_map.driving_lanes.tolist():
+        if road_map.lane_junction[lane] >= 0:
+            continue  # junction lanes: no painted marks
+        left, right = _lane_edges(road_map, lane)
+        _draw_mark(marks, left, int(road_map.lane_mark_left[lane]), 1, MARK_WIDTH)
+        _draw_mark(marks, right, int(road_map.lane_mark_right[lane]), 1, MARK_WIDTH)
+    for ring in _boundary_lines(road_map.drivable_area):
+        marks.line(ring, 1, MARK_WIDTH)
+
+    is_sign = _is_stop_sign_line(road_map)
+    segments = np.asarray(road_map.stop_segment, dtype=np.float64).reshape(-1, 2, 2)
+    signs = canvas()
+    lights = canvas("I")
+    for k in range(len(segments)):
+        if is_sign[k]:
+            signs.line(segments[k], 1, MARK_WIDTH)
+        else:
+            lights.line(segments[k], k + 1, STOP_LINE_WIDTH)
+
+    light = lights.array().astype(np.int16)
+    bits = (
+        drivable.array().astype(np.uint8) * BIT_DRIVABLE
+        | marks.array().astype(np.uint8) * BIT_BOUNDARY
+        | signs.array().astype(np.uint8) * BIT_STOP_SIGN
+        | (light > 0).astype(np.uint8) * BIT_HAS_LIGHT
+    )
+    # the kernel clamps off-map samples onto the last row/column: keep the border empty
+    for arr in (bits, light):
+        arr[[0, -1], :] = 0
+        arr[:, [0, -1]] = 0
+    packed, packed_width = _pack_blocks(bits)
+    raster = StaticRaster(
+        np.ascontiguousarray(bits),
+        np.ascontiguousarray(light),
+        x0,
+        y1,
+        float(resolution),
+        packed,
+        packed_width,
+    )
+    road_map.cache[key] = raster  # type: ignore[index]
+    return raster
+
+
+# ============================================================================ per-step kernel
+
+#: fixed-point fraction bits of the raster walk (map px as int64 with 32 fractional bits)
+_FRAC = 32
+_ONE = float(1 << _FRAC)
+
+
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _slab(
+    lo: float, hi: float, y: float, cx: float, cy: float, nx: float, ny: float, half: float
+) -> tuple[float, float]:
+    """Narrow the x-interval ``[lo, hi]`` of the line at height ``y`` to ``|(p - c)·n| <= half``."""
+    off = (y - cy) * ny
+    if abs(nx) < 1e-9:
+        if abs(off) > half:
+            return 1.0, 0.0
+        return lo, hi
+    a = cx + (-half - off) / nx
+    b = cx + (half - off) / nx
+    if a > b:
+        a, b = b, a
+    return max(lo, a), min(hi, b)
+
+
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _fill_span(plane: np.ndarray, r: int, lo: float, hi: float) -> None:
+    """Set pixels of row ``r`` whose centres ``c + 0.5`` lie in ``[lo, hi]``."""
+    w = plane.shape[1]
+    c0 = max(math.ceil(lo - 0.5), 0)
+    c1 = min(math.floor(hi - 0.5), w - 1)
+    for c in range(c0, c1 + 1):
+        plane[r, c] = 255
+
+
+@numba.njit(cache=True, fastmath=True)
+def _fill_box(
+    plane: np.ndarray, rc: float, cc: float, fwd_r: float, fwd_c: float, half_len: float, half_wid: float
+) -> None:
+    """Set pixels of ``plane [H, W]`` whose centres lie in an oriented box: centre at continuous
+    pixel ``(rc, cc)``, length axis along the unit pixel direction ``(fwd_r, fwd_c)``, half extents
+    in px. Scanline: one interval per row. The pixel holding the centre is always set (so that
+    boxes smaller than a pixel, e.g. pedestrians, stay visible)."""
+    h = plane.shape[0]
+    ext_r = abs(fwd_r) * half_len + abs(fwd_c) * half_wid
+    r0 = max(math.floor(rc - ext_r), 0)
+    r1 = min(math.ceil(rc + ext_r), h - 1)
+    for r in range(r0, r1 + 1):
+        y = r + 0.5
+        lo, hi = _slab(-1e9, 1e9, y, cc, rc, fwd_c, fwd_r, half_len)
+        lo, hi = _slab(lo, hi, y, cc, rc, -fwd_r, fwd_c, half_wid)
+        if lo <= hi:
+            _fill_span(plane, r, lo, hi)
+    ri, ci = math.floor(rc), math.floor(cc)
+    if 0 <= ri < h and 0 <= ci < plane.shape[1]:
+        plane[ri, ci] = 255
+
+
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _circle(lo: float, hi: float, y: float, cx: float, cy: float, rad: float) -> tuple[float, float]:
+    """Widen ``[lo, hi]`` by the chord of the circle (``cx, cy``, ``rad``) at height ``y``."""
+    dy = y - cy
+    q = rad * rad - dy * dy
+    if q < 0.0:
+        return lo, hi
+    half = math.sqrt(q)
+    return min(lo, cx - half), max(hi, cx + half)
+
+
+@numba.njit(cache=True, fastmath=True)
+def _fill_capsule(plane: np.ndarray, r0: float, c0: float, r1: float, c1: float, rad: float) -> None:
+    """Set pixels of ``plane`` whose centres are within ``rad`` px of segment (r0, c0)–(r1, c1)."""
+    h = plane.shape[0]
+    ra = max(math.floor(min(r0, r1) - rad), 0)
+    rb = min(math.ceil(max(r0, r1) + rad), h - 1)
+    dr, dc = r1 - r0, c1 - c0
+    length = math.sqrt(dr * dr + dc * dc)
+    ur, uc = (dr / length, dc / length) if length > 1e-9 else (1.0, 0.0)
+    mr, mc = 0.5 * (r0 + r1), 0.5 * (c0 + c1)
+    for r in range(ra, rb + 1):
+        y = r + 0.5
+        lo, hi = 1e9, -1e9
+        if length > 1e-9:
+            lo, hi = _slab(-1e9, 1e9, y, mc, mr, uc, ur, 0.5 * length)
+            lo, hi = _slab(lo, hi, y, mc, mr, -ur, uc, rad)
+            if lo > hi:
+                lo, hi = 1e9, -1e9
+        lo, hi = _circle(lo, hi, y, c0, r0, rad)
+        lo, hi = _circle(lo, hi, y, c1, r1, rad)
+        if lo <= hi:
+            _fill_span(plane, r, lo, hi)
+
+
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _sample_row(
+    ob: np.ndarray,
+    r: int,
+    packed: np.ndarray,
+    packed_width: np.uint64,
+    bits: np.ndarray,
+    light: np.ndarray,
+    stride: np.uint64,
+    umax: np.uint64,
+    vmax: np.uint64,
+    u: np.int64,
+    v: np.int64,
+    du: np.int64,
+    dv: np.int64,
+    light_state: np.ndarray,
+    light_channel: np.ndarray,
+) -> None:
+    """Static channels of output row ``r``: walk the map raster from fixed-point ``(u, v)`` by
+    ``(du, dv)`` per column. A row whose two ends lie on the raster lies on it entirely (the walk is
+    linear) and skips the bounds clamp; otherwise off-map samples clamp onto the raster's empty
+    border (a negative coordinate wraps to a huge unsigned one, then ``min`` clamps it)."""
+    w = ob.shape[2]
+    u_end, v_end = u + (w - 1) * du, v + (w - 1) * dv
+    inside = min(u, u_end) >= 0 and min(v, v_end) >= 0
+    inside = (
+        inside and (max(u, u_end) >> _FRAC) <= np.int64(umax) and (max(v, v_end) >> _FRAC) <= np.int64(vmax)
+    )
+    for c in range(w):
+        ui, vi = np.uint64(u >> _FRAC), np.uint64(v >> _FRAC)
+        if not inside:
+            ui, vi = min(ui, umax), min(vi, vmax)
+        u += du
+        v += dv
+        val = packed[(vi >> 2) * packed_width + (ui >> 2)] >> np.uint32((((vi & 3) << 2) | (ui & 3)) << 1)
+        ob[_CH_DRIVABLE, r, c] = np.uint8(-(val & 1))
+        if val & 2:  # a rarer layer: read the full byte
+            bv = bits[vi * stride + ui]
+            if bv & BIT_BOUNDARY:
+                ob[_CH_BOUNDARY, r, c] = 255
+            if bv & BIT_STOP_SIGN:
+                ob[_CH_STOP_SIGN, r, c] = 255
+            if bv & BIT_HAS_LIGHT:
+                k = light[vi * stride + ui] - 1
+                if 0 <= k < light_state.shape[0]:
+                    st = light_state[k]
+                    if 0 <= st < light_channel.shape[0]:
+                        ob[light_channel[st], r, c] = 255
+
+
+@numba.njit(cache=True, fastmath=True)
+def _render_world(
+    b: int,
+    out: np.ndarray,  # uint8 [B, C, H, W]
+    ego: np.ndarray,  # [B, 3] x, y, yaw
+    packed: np.ndarray,  # uint32, StaticRaster.packed
+    bits: np.ndarray,  # uint8 [Hm · Wm]
+    light: np.ndarray,  # int16 [Hm · Wm]
+    geo: np.ndarray,  # float64 [10]: see BevRenderer._geo
+    light_state: np.ndarray,  # int8 [B, K]
+    light_channel: np.ndarray,  # int64 [3]: channel of LightState GREEN, YELLOW, RED
+    route_pts: np.ndarray,  # [B, Q, 2] RouteBatch.sparse_points
+    route_s: np.ndarray,  # [B, Q]
+    route_count: np.ndarray,  # [B]
+    route_span: np.ndarray,  # [B, 2] from, to along the route [m]
+    boxes: np.ndarray,  # float64 [T, B, N, 5] x, y, yaw, length, width (current then history)
+    akind: np.ndarray,  # int64 [T, B, N]
+    aactive: np.ndarray,  # bool [T, B, N]
+    kind_channel: np.ndarray,  # int64 [T, 3]: channel per ActorKind per frame, -1 = not drawn
+) -> None:
+    """Everything of world ``b``: static layers, route band, actor boxes."""
+    x0, y1, map_res, res, ego_row, ego_col, route_half = (
+        geo[0],
+        geo[1],
+        geo[2],
+        geo[3],
+        geo[4],
+        geo[5],
+        geo[6],
+    )
+    map_h, map_w, packed_width = np.int64(geo[7]), np.int64(geo[8]), np.uint64(geo[9])
+    h = out.shape[2]
+    inv = 1.0 / map_res
+    stride = np.uint64(map_w)
+    umax, vmax = np.uint64(map_w - 1), np.uint64(map_h - 1)
+    ex, ey, eyaw = ego[b, 0], ego[b, 1], ego[b, 2]
+    ob = out[b]
+    ob[1:] = 0
+    cy, sy = math.cos(eyaw), math.sin(eyaw)
+
+    # --- static layers: map px of output pixel centre (r, c) is (u0 + r·du_r + c·du_c, v0 + …)
+    du_c, dv_c = sy * res * inv, cy * res * inv
+    du_r, dv_r = -cy * res * inv, sy * res * inv
+    xe0 = (ego_row - 0.5) * res
+    ye0 = (ego_col - 0.5) * res
+    u0 = (ex + cy * xe0 - sy * ye0 - x0) * inv
+    v0 = (y1 - (ey + sy * xe0 + cy * ye0)) * inv
+    du, dv = np.int64(du_c * _ONE), np.int64(dv_c * _ONE)
+    for r in range(h):
+        ur = min(max(u0 + r * du_r, -1e6), 1e6)  # far off the map stays off it, no overflow
+        vr = min(max(v0 + r * dv_r, -1e6), 1e6)
+        _sample_row(
+            ob, r, packed, packed_width, bits, light, stride, umax, vmax,
+            np.int64(math.floor(ur * _ONE)), np.int64(math.floor(vr * _ONE)), du, dv,
+            light_state[b], light_channel,
+        )  # fmt: skip
+
+    # --- route band along the simplified polyline
+    n = route_count[b]
+    if n >= 2:
+        j = max(np.searchsorted(route_s[b, :n], route_span[b, 0]) - 1, 0)
+        while j < n - 1 and route_s[b, j] <= route_span[b, 1]:
+            # the segment clipped to the span
+            sa, sb = route_s[b, j], route_s[b, j + 1]
+            ta = min(max((route_span[b, 0] - sa) / (sb - sa), 0.0), 1.0) if sb > sa else 0.0
+            tb = min(max((route_span[b, 1] - sa) / (sb - sa), 0.0), 1.0) if sb > sa else 1.0
+            px, py = route_pts[b, j, 0], route_pts[b, j, 1]
+            qx, qy = route_pts[b, j + 1, 0] - px, route_pts[b, j + 1, 1] - py
+            dx0, dy0 = px + ta * qx - ex, py + ta * qy - ey
+            dx1, dy1 = px + tb * qx - ex, py + tb * qy - ey
+            r0 = ego_row - (cy * dx0 + sy * dy0) / res
+            c0 = ego_col - (-sy * dx0 + cy * dy0) / res
+            r1 = ego_row - (cy * dx1 + sy * dy1) / res
+            c1 = ego_col - (-sy * dx1 + cy * dy1) / res
+            _fill_capsule(ob[_CH_ROUTE], r0, c0, r1, c1, route_half)
+            j += 1
+
+    # --- actors (slot 0, the ego, is never drawn)
+    for t in range(boxes.shape[0]):
+        for i in range(1, boxes.shape[2]):
+            if not aactive[t, b, i]:
+                continue
+            kd = akind[t, b, i]
+            if kd < 0 or kd > 2:
+                continue
+            ch = kind_channel[t, kd]
+            if ch < 0:
+                continue
+            box = boxes[t, b, i]
+            dx, dy = box[0] - ex, box[1] - ey
+            rc = ego_row - (cy * dx + sy * dy) / res
+            cc = ego_col - (-sy * dx + cy * dy) / res
+            reach = 0.5 * (box[3] + box[4]) / res + 1.0
+            if rc < -reach or rc > h + reach or cc < -reach or cc > out.shape[3] + reach:
+                continue
+            rel = box[2] - eyaw
+            # ego-frame forward (cos rel, sin rel) is pixel direction (-cos rel, -sin rel)
+            _fill_box(ob[ch], rc, cc, -math.cos(rel), -math.sin(rel), 0.5 * box[3] / res, 0.5 * box[4] / res)
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True)
+def _render_parallel(
+    out, ego, packed, bits, light, geo, light_state, light_channel, route_pts, route_s, route_count,
+    route_span, boxes, akind, aactive, kind_channel,
+):  # fmt: skip
+    """``_render_world`` for every world, worlds spread over numba's threads."""
+    for b in numba.prange(out.shape[0]):
+        _render_world(
+            b, out, ego, packed, bits, light, geo, light_state, light_channel, route_pts, route_s,
+            route_count, route_span, boxes, akind, aactive, kind_channel,
+        )  # fmt: skip
+
+
+@numba.njit(cache=True, fastmath=True)
+def _render_serial(
+    out, ego, packed, bits, light, geo, light_state, light_channel, route_pts, route_s, route_count,
+    route_span, boxes, akind, aactive, kind_channel,
+):  # fmt: skip
+    """``_render_world`` for every world in the calling thread."""
+    for b in range(out.shape[0]):
+        _render_world(
+            b, out, ego, packed, bits, light, geo, light_state, light_channel, route_pts, route_s,
+            route_count, route_span, boxes, akind, aactive, kind_channel,
+        )  # fmt: skip
+
+
+# ============================================================================ renderer
+
+
+class BevRenderer:
+    """Renders :class:`~sim_bridge.api.Observation` BEVs for all worlds of one map (module doc).
+
+    ``route_behind`` [m]: how far behind the progress point the route band starts; ``route_ahead``
+    [m]: how far ahead it goes (default: far enough to cross the whole image).
+
+    ``parallel``: ``True`` spreads worlds over numba's threads (``numba.set_num_threads``),
+    ``False`` renders in the calling thread, ``None`` (default) chooses per call by measurement:
+    from :data:`PARALLEL_MIN_WORLDS` worlds on, with more than one numba thread, it keeps a moving
+    average of the time per world of each way and uses the faster, trying the other again every
+    :data:`RETRY_EVERY` calls. Both ways give identical pixels. The measurement matters: on a machine
+    whose cores are busy with other processes a parallel call stalls until the scheduler runs its
+    worker thread (~8 ms per call measured with numba's OpenMP layer on 2 busy cores, 4 × the serial
+    time), while on idle cores it is about twice as fast as serial.
+    """
+
+    def __init__(
+        self,
+        road_map: RoadMap,
+        geometry: BevGeometry,
+        route_behind: float = ROUTE_BEHIND,
+        route_ahead: float | None = None,
+        parallel: bool | None = None,
+    ) -> None:
+        self.road_map = road_map
+        self.geometry = geometry
+        self.parallel = parallel
+        # auto mode: moving average of seconds per world of each way, calls made
+        self._cost: dict[bool, float | None] = {False: None, True: None}
+        self._calls = {False: 0, True: 0}
+        self.raster = static_raster(road_map)
+        g, r = geometry, self.raster
+        far_r = max(g.ego_row, g.size - g.ego_row)
+        far_c = max(g.ego_col, g.size - g.ego_col)
+        corner = math.hypot(far_r, far_c) * g.resolution
+        self.route_behind = float(route_behind)
+        self.route_ahead = float(corner + ROUTE_HALF_WIDTH if route_ahead is None else route_ahead)
+        # scalars of the kernel, in the order _render_world unpacks them
+        self._geo = np.array(
+            [
+                r.x0, r.y1, r.resolution, g.resolution, g.ego_row, g.ego_col, ROUTE_HALF_WIDTH / g.resolution,
+                r.bits.shape[0], r.bits.shape[1], r.packed_width,
+            ],
+            dtype=np.float64,
+        )  # fmt: skip
+        self._light_channel = np.zeros(len(LightState), dtype=np.int64)
+        self._light_channel[LightState.GREEN] = BevChannel.LIGHT_GREEN
+        self._light_channel[LightState.YELLOW] = BevChannel.LIGHT_YELLOW
+        self._light_channel[LightState.RED] = BevChannel.LIGHT_RED
+        table = np.full((1 + g.history, 3), -1, dtype=np.int64)
+        table[0, ActorKind.VEHICLE] = BevChannel.VEHICLES
+        table[0, ActorKind.PEDESTRIAN] = BevChannel.PEDESTRIANS
+        table[0, ActorKind.STATIC] = BevChannel.STATIC
+        for h in range(g.history):
+            base = len(BevChannel) + h * len(DYNAMIC_CHANNELS)
+            table[1 + h, ActorKind.VEHICLE] = base + DYNAMIC_CHANNELS.index(BevChannel.VEHICLES)
+            table[1 + h, ActorKind.PEDESTRIAN] = base + DYNAMIC_CHANNELS.index(BevChannel.PEDESTRIANS)
+        self._kind_channel = table
+        self._buffers: dict[str, np.ndarray] = {}
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one world's BEV."""
+        g = self.geometry
+        return (g.num_channels, g.size, g.size)
+
+    def _frames(self, frame: SensorFrame) -> list[ActorArrays]:
+        """Current boxes then ``history`` frames; missing old frames repeat the oldest available."""
+        frames = [frame.actors]
+        for h in range(self.geometry.history):
+            frames.append(frame.history[h] if h < len(frame.history) else frames[-1])
+        return frames
+
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        """A scratch input array of the kernel, reused between calls (never returned)."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != shape:
+            buf = self._buffers[name] = np.empty(shape, dtype=dtype)
+        return buf
+
+    def render(self, frame: SensorFrame, routes: RouteBatch, out: np.ndarray | None = None) -> np.ndarray:
+        """``uint8 [B, C, H, W]`` (0/255) BEVs of every world; written into ``out`` when given
+        (``uint8``, C-contiguous, that shape), else into a fresh array.
+
+        ``routes`` supplies each world's route and its current progress (call ``routes.update``
+        first).
+        """
+        a = frame.actors
+        b, n = a.shape
+        shape = (b, *self.shape)
+        if out is None:
+            out = np.empty(shape, dtype=np.uint8)
+        elif out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
+            raise ValueError(
+                f"out must be a C-contiguous uint8 array of shape {shape}; got {out.dtype} {out.shape}"
+            )
+        if routes.num_worlds != b:
+            raise ValueError(f"routes hold {routes.num_worlds} worlds but the frame has {b}")
+        light_state = np.asarray(frame.light_state)
+        if light_state.ndim != 2 or light_state.shape[0] != b:
+            raise ValueError(f"frame.light_state must be [B={b}, K]; got {light_state.shape}")
+
+        frames = self._frames(frame)
+        t = len(frames)
+        boxes = self._buffer("boxes", (t, b, n, 5), np.float64)
+        kind = self._buffer("kind", (t, b, n), np.int64)
+        active = self._buffer("active", (t, b, n), np.bool_)
+        for i, f in enumerate(frames):
+            for j, name in enumerate(("x", "y", "yaw", "length", "width")):
+                boxes[i, :, :, j] = getattr(f, name)
+            kind[i] = f.kind
+            active[i] = f.active
+        ego = self._buffer("ego", (b, 3), np.float64)
+        ego[:] = boxes[0, :, 0, :3]
+        span = self._buffer("span", (b, 2), np.float64)
+        span[:, 0] = routes.progress - self.route_behind
+        span[:, 1] = routes.progress + self.route_ahead
+
+        parallel = self._choose(b)
+        kernel = _render_parallel if parallel else _render_serial
+        r = self.raster
+        start = time.perf_counter()
+        kernel(
+            out, ego, r.packed, r.bits.reshape(-1), r.light.reshape(-1), self._geo,
+            light_state.astype(np.int8, copy=False), self._light_channel,
+            routes.sparse_points, routes.sparse_s, routes.sparse_count, span,
+            boxes, kind, active, self._kind_channel,
+        )  # fmt: skip
+        self._record(parallel, (time.perf_counter() - start) / b)
+        return out
+
+    def _choose(self, b: int) -> bool:
+        """Parallel or serial for a call with ``b`` worlds (see the class doc)."""
+        if self.parallel is not None:
+            return self.parallel
+        if b < PARALLEL_MIN_WORLDS or numba.get_num_threads() < 2:
+            return False
+        for way in (True, False):
+            if self._cost[way] is None:
+                return way  # not measured yet
+        best = min((False, True), key=lambda way: self._cost[way] or 0.0)
+        if (self._calls[False] + self._calls[True]) % RETRY_EVERY == 0:
+            return not best
+        return best
+
+    def _record(self, parallel: bool, seconds_per_world: float) -> None:
+        self._calls[parallel] += 1
+        if self._calls[parallel] == 1:
+            return  # the first call of a way may include loading the compiled kernel
+        old = self._cost[parallel]
+        self._cost[parallel] = seconds_per_world if old is None else 0.7 * old + 0.3 * seconds_per_world
+
+
+# ============================================================================ pictures
+
+
+#: RGB per BEV channel for ``bev_to_rgb``, painted in this order (later wins)
+BEV_COLOURS: dict[int, tuple[int, int, int]] = {
+    BevChannel.DRIVABLE: (70, 70, 70),
+    BevChannel.ROUTE: (40, 80, 150),
+    BevChannel.LANE_BOUNDARY: (220, 220, 220),
+    BevChannel.STOP_SIGN: (255, 255, 255),
+    BevChannel.LIGHT_GREEN: (0, 220, 0),
+    BevChannel.LIGHT_YELLOW: (240, 220, 0),
+    BevChannel.LIGHT_RED: (240, 0, 0),
+    BevChannel.STATIC: (150, 110, 70),
+    BevChannel.VEHICLES: (60, 160, 255),
+    BevChannel.PEDESTRIANS: (255, 120, 200),
+}
+EGO_COLOUR = (0, 255, 120)
+#: ego box painted by ``bev_to_rgb``: length, width [m]
+EGO_BOX = (4.6, 2.0)
+
+
+def bev_to_rgb(bev: np.ndarray, geometry: BevGeometry | None = None) -> np.ndarray:
+    """One world's BEV ``uint8 [C, H, W]`` → a picture ``uint8 [H, W, 3]``: a fixed colour per
+    channel (history frames fainter, oldest first), the ego painted as a box at its pixel.
+
+    ``geometry`` locates the ego (default: ``BevGeometry`` with this BEV's size and history).
+    """
+    bev = np.asarray(bev)
+    if bev.ndim != 3 or bev.shape[0] < len(BevChannel):
+        raise ValueError(f"bev must be [C >= {len(BevChannel)}, H, W]; got {bev.shape}")
+    c, h, w = bev.shape
+    history = (c - len(BevChannel)) // len(DYNAMIC_CHANNELS)
+    g = geometry or BevGeometry(size=h, history=history)
+    rgb = np.zeros((h, w, 3), dtype=np.uint8)
+    on = bev > 0
+    for ch in (BevChannel.DRIVABLE, BevChannel.ROUTE, BevChannel.LANE_BOUNDARY):
+        rgb[on[ch]] = BEV_COLOURS[ch]
+    for t in range(history - 1, -1, -1):  # oldest first, fainter
+        fade = 0.35 + 0.3 * (history - 1 - t) / max(history, 1)
+        for i, ch in enumerate(DYNAMIC_CHANNELS):
+            m = on[len(BevChannel) + t * len(DYNAMIC_CHANNELS) + i]
+            rgb[m] = (np.asarray(BEV_COLOURS[ch]) * fade).astype(np.uint8)
+    for ch in (
+        BevChannel.STOP_SIGN,
+        BevChannel.LIGHT_GREEN,
+        BevChannel.LIGHT_YELLOW,
+        BevChannel.LIGHT_RED,
+        BevChannel.STATIC,
+        BevChannel.VEHICLES,
+        BevChannel.PEDESTRIANS,
+    ):
+        rgb[on[ch]] = BEV_COLOURS[ch]
+    ego = np.zeros((h, w), dtype=np.uint8)
+    _fill_box(
+        ego, g.ego_row, g.ego_col, -1.0, 0.0, 0.5 * EGO_BOX[0] / g.resolution, 0.5 * EGO_BOX[1] / g.resolution
+    )
+    rgb[ego > 0] = EGO_COLOUR
+    return rgb
+
+
+_MAP_BACKGROUND = (25, 25, 25)
+_MAP_SIDEWALK = (120, 120, 110)
+_MAP_LANE = (75, 75, 75)
+_MAP_MARK = (230, 230, 230)
+_MAP_ROUTE = (40, 90, 170)
+_LIGHT_RGB = {LightState.GREEN: (0, 220, 0), LightState.YELLOW: (240, 220, 0), LightState.RED: (240, 0, 0)}
+_STOP_SIGN_RGB = (255, 255, 255)
+_ACTOR_RGB = {
+    ActorKind.VEHICLE: (60, 160, 255),
+    ActorKind.PEDESTRIAN: (255, 120, 200),
+    ActorKind.STATIC: (150, 110, 70),
+}
+_MAP_VIEW_MAX_PX = 40_000_000
+
+
+def _map_base(
+    road_map: RoadMap, px_per_m: float, x0: float, y1: float, width: int, height: int
+) -> Image.Image:
+    """Lanes, sidewalks and lane marks of the box ``[x0, x0 + width/px_per_m] × [y1 - height/px_per_m, y1]``."""
+    cv = _Canvas(x0, y1, 1.0 / px_per_m, width, height, "RGB")
+    cv.draw.rectangle((0, 0, width, height), fill=_MAP_BACKGROUND)
+    _lane_surfaces(cv, road_map, road_map.sidewalk_lanes, _MAP_SIDEWALK)
+    _lane_surfaces(cv, road_map, road_map.driving_lanes, _MAP_LANE)
+    mark_w = max(MARK_WIDTH / 2, 1.0 / px_per_m)
+    for lane in road_map.driving_lanes.tolist():
+        if road_map.lane_junction[lane] >= 0:
+            continue
+        left, right = _lane_edges(road_map, lane)
+        _draw_mark(cv, left, int(road_map.lane_mark_left[lane]), _MAP_MARK, mark_w)
+        _draw_mark(cv, right, int(road_map.lane_mark_right[lane]), _MAP_MARK, mark_w)
+    for ring in _boundary_lines(road_map.drivable_area):
+        cv.line(ring, _MAP_MARK, mark_w)
+    return cv.image
+
+
+def _box_corners(x: float, y: float, yaw: float, length: float, width: float) -> np.ndarray:
+    c, s = math.cos(yaw), math.sin(yaw)
+    lon = np.array([1, 1, -1, -1]) * length / 2
+    lat = np.array([1, -1, -1, 1]) * width / 2
+    return np.stack([x + c * lon - s * lat, y + s * lon + c * lat], -1)
+
+
+def render_map_view(
+    road_map: RoadMap,
+    frame: SensorFrame,
+    b: int,
+    routes: RouteBatch | None,
+    px_per_m: float = 4.0,
+    window: float | None = None,
+) -> np.ndarray:
+    """A north-up RGB picture ``uint8 [H, W, 3]`` of world ``b``: lanes, sidewalks, marks, stop lines
+    coloured by light state (white for stop signs), the route, actors (the ego in bright green with
+    a white outline).
+
+    ``window`` [m]: side of a square centred on the ego; ``None`` shows the whole map. The whole-map
+    base picture is drawn once per ``px_per_m`` and cached in ``road_map.cache`` (per call instead
+    when it would exceed 40 Mpx).
+    """
+    if px_per_m <= 0:
+        raise ValueError(f"px_per_m must be > 0, got {px_per_m}")
+    a = frame.actors
+    xmin, ymin, xmax, ymax = road_map.bounds
+    xmin, ymin, xmax, ymax = (
+        xmin - RASTER_MARGIN,
+        ymin - RASTER_MARGIN,
+        xmax + RASTER_MARGIN,
+        ymax + RASTER_MARGIN,
+    )
+    full_w = math.ceil((xmax - xmin) * px_per_m)
+    full_h = math.ceil((ymax - ymin) * px_per_m)
+    if window is None:
+        x0, y1, width, height = xmin, ymax, full_w, full_h
+    else:
+        ex, ey = float(a.x[b, 0]), float(a.y[b, 0])
+        x0, y1 = ex - window / 2, ey + window / 2
+        width = height = math.ceil(window * px_per_m)
+    if full_w * full_h <= _MAP_VIEW_MAX_PX:
+        key = ("map_view", float(px_per_m))
+        base = road_map.cache.get(key)  # type: ignore[call-overload]
+        if base is None:
+            base = _map_base(road_map, px_per_m, xmin, ymax, full_w, full_h)
+            road_map.cache[key] = base  # type: ignore[index]
+        left = round((x0 - xmin) * px_per_m)
+        top = round((ymax - y1) * px_per_m)
+        img = base.crop((left, top, left + width, top + height))  # pads outside with black
+        x0, y1 = xmin + left / px_per_m, ymax - top / px_per_m
+    else:
+        img = _map_base(road_map, px_per_m, x0, y1, width, height)
+    cv = _Canvas(x0, y1, 1.0 / px_per_m, width, height, "RGB")
+    cv.image, cv.draw = img, ImageDraw.Draw(img)
+
+    # route (below the stop lines and actors)
+    if routes is not None and routes.count[b] >= 2:
+        n = int(routes.count[b])
+        cv.line(routes.points[b, :n], _MAP_ROUTE, 1.2)
+    # stop lines
+    is_sign = _is_stop_sign_line(road_map)
+    segments = np.asarray(road_map.stop_segment, dtype=np.float64).reshape(-1, 2, 2)
+    light_state = np.asarray(frame.light_state)
+    for k in range(len(segments)):
+        if is_sign[k]:
+            colour = _STOP_SIGN_RGB
+        else:
+            st = int(light_state[b, k]) if k < light_state.shape[1] else -1
+            colour = _LIGHT_RGB.get(LightState(st), (128, 128, 128)) if 0 <= st <= 2 else (128, 128, 128)
+        cv.line(segments[k], colour, 1.0)
+    # actors, ego last
+    active = np.flatnonzero(np.asarray(a.active[b]))
+    for i in [j for j in active.tolist() if j != 0] + ([0] if 0 in active else []):
+        corners = _box_corners(
+            float(a.x[b, i]),
+            float(a.y[b, i]),
+            float(a.yaw[b, i]),
+            float(a.length[b, i]),
+            float(a.width[b, i]),
+        )
+        pts = cv.px(corners)
+        if i == 0:
+            cv.draw.polygon(pts, fill=EGO_COLOUR, outline=(255, 255, 255), width=max(1, round(px_per_m / 4)))
+        else:
+            kind = ActorKind(int(a.kind[b, i])) if int(a.kind[b, i]) in (0, 1, 2) else ActorKind.STATIC
+            cv.draw.polygon(pts, fill=_ACTOR_RGB[kind])
+        # heading tick: front edge
+        cv.draw.line([pts[0], pts[1]], fill=(255, 255, 255), width=1)
+    return np.asarray(img.convert("RGB"))
