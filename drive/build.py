@@ -2,40 +2,53 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+from typing import Any
+
 from omegaconf import DictConfig, OmegaConf
 
+from drive.world import WorldConfig
 from planning.base import Agent
 from planning.lane_follower import LaneFollower, LaneFollowerConfig
 from sim_bridge.embedded.config import EmbeddedConfig
 from sim_bridge.embedded.simulator import EmbeddedSimulator
-from sim_bridge.sensors.layout import BevGeometry
-from drive.world import WorldConfig
 
 AGENTS = ("lane_follower",)
 
 
-def to_object(node: DictConfig, cls: type):
-    """A structured config node → an instance of its schema dataclass."""
-    obj = OmegaConf.to_object(node)
-    if not isinstance(obj, cls):
-        obj = cls(**obj)  # type: ignore[arg-type]
-    return obj
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """A dataclass instance from a plain dict, nested dataclasses included; unknown keys fail."""
+    hints = typing.get_type_hints(cls)
+    names = {fd.name for fd in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s) {sorted(unknown)}; known: {sorted(names)}")
+    kwargs = {}
+    for key, value in data.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = from_dict(hint, value)  # type: ignore[arg-type]
+        kwargs[key] = value
+    return cls(**kwargs)
 
 
-def embedded_config(node: DictConfig, **overrides: object) -> EmbeddedConfig:
-    """The ``sim`` group as a frozen :class:`EmbeddedConfig` (nested dataclasses included)."""
-    cfg = to_object(node, EmbeddedConfig)
-    fields = {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
-    fields["bev"] = BevGeometry(**vars(fields["bev"])) if not isinstance(fields["bev"], BevGeometry) else fields["bev"]
-    fields.update(overrides)
-    return EmbeddedConfig(**fields)
+def to_object(node: DictConfig | dict[str, Any], cls: type) -> Any:
+    """A composed config node (typed or plain) → an instance of the schema dataclass ``cls``."""
+    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    return from_dict(cls, data)  # type: ignore[arg-type]
 
 
-def simulator(node: DictConfig, **overrides: object) -> EmbeddedSimulator:
+def embedded_config(node: DictConfig | dict[str, Any], **overrides: object) -> EmbeddedConfig:
+    """The ``sim`` group as an :class:`EmbeddedConfig` with ``overrides`` applied."""
+    return dataclasses.replace(to_object(node, EmbeddedConfig), **overrides)
+
+
+def simulator(node: DictConfig | dict[str, Any], **overrides: object) -> EmbeddedSimulator:
     return EmbeddedSimulator(embedded_config(node, **overrides))
 
 
-def world(node: DictConfig) -> WorldConfig:
+def world(node: DictConfig | dict[str, Any]) -> WorldConfig:
     return to_object(node, WorldConfig)
 
 

@@ -177,10 +177,10 @@ class Behaviour:
     """A scenario actor's scripted behaviour and its trigger (whichever fires first)."""
 
     kind: BehaviourKind = BehaviourKind.CRUISE
-    trigger_distance: float = math.inf
-    """Fires when the ego is closer than this [m] (centre to centre)."""
+    trigger_distance: float = 0.0
+    """Fires when the ego is closer than this [m] (centre to centre); 0 disables."""
     trigger_time: float = math.inf
-    """Fires at this simulated time [s]."""
+    """Fires at this simulated time [s]; inf disables."""
     decel: float = 6.0
     """Braking deceleration for BRAKE [m/s²]."""
     lane_change: int = 1

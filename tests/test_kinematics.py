@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim_bridge.embedded.config import VehicleLimits
-from sim_bridge.embedded.kinematics import action_to_commands, bicycle_step
+from sim_bridge.embedded.kinematics import Limits, action_to_commands, bicycle_step
 
-NO_DRAG = VehicleLimits(drag=0.0)
+NO_DRAG = Limits.of(VehicleLimits(drag=0.0))
 
 
 def _car(v=10.0, steer=0.0, yaw=0.0):
@@ -25,10 +25,11 @@ def _car(v=10.0, steer=0.0, yaw=0.0):
 def _run(car, accel, steer_cmd, seconds, dt=0.05, limits=NO_DRAG):
     applied = []
     for _ in range(round(seconds / dt)):
-        applied.append(
-            bicycle_step(car["x"], car["y"], car["yaw"], car["speed"], car["steer"], np.full(1, accel),
-                         np.full(1, steer_cmd), car["wheelbase"], limits, dt)[0]  # fmt: skip
-        )
+        out = bicycle_step(
+            car["x"], car["y"], car["yaw"], car["speed"], car["steer"], np.full(1, accel),
+            np.full(1, steer_cmd), car["wheelbase"], limits, dt,
+        )  # fmt: skip
+        applied.append(out[0])
     return np.array(applied)
 
 

@@ -316,8 +316,7 @@ def test_history_channels_show_earlier_positions(straight: RoadMap) -> None:
     np.testing.assert_array_equal(short[base + 2], short[base + 0])
 
 
-@pytest.mark.parametrize("parallel", [False, True])
-def test_batch_equals_worlds_stacked(cross: RoadMap, parallel: bool) -> None:
+def test_batch_equals_worlds_stacked(cross: RoadMap) -> None:
     rng = np.random.default_rng(3)
     b, n, k = 10, 9, len(cross.stop_lane)
     ego = np.array(
@@ -333,7 +332,7 @@ def test_batch_equals_worlds_stacked(cross: RoadMap, parallel: bool) -> None:
     for w in range(0, b, 2):
         routes.set(w, cross.route(np.array([[-60.0, -1.6], [60.0, -1.6]])), cross)
     routes.update(ego[:, :2])
-    renderer = BevRenderer(cross, G, parallel=parallel)
+    renderer = BevRenderer(cross, G)
     batch = renderer.render(frame_of(a, k, light), routes)
     for w in range(b):
         one = ActorArrays(*(getattr(a, f)[w : w + 1] for f in ActorArrays.__dataclass_fields__))
@@ -341,30 +340,23 @@ def test_batch_equals_worlds_stacked(cross: RoadMap, parallel: bool) -> None:
         if w % 2 == 0:
             single.set(0, cross.route(np.array([[-60.0, -1.6], [60.0, -1.6]])), cross)
         single.update(ego[w : w + 1, :2])
-        alone = BevRenderer(cross, G, parallel=False).render(frame_of(one, k, light[w : w + 1]), single)
+        alone = BevRenderer(cross, G).render(frame_of(one, k, light[w : w + 1]), single)
         np.testing.assert_array_equal(batch[w], alone[0])
 
 
-def test_auto_mode_uses_the_faster_way(straight: RoadMap, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sim_bridge.sensors.bev as bev_module
+def test_thread_pool_renders_identical_pixels(straight: RoadMap) -> None:
+    from concurrent.futures import ThreadPoolExecutor
 
-    monkeypatch.setattr(bev_module.numba, "get_num_threads", lambda: 2)
-    renderer = BevRenderer(straight, G)
-    assert renderer._choose(bev_module.PARALLEL_MIN_WORLDS - 1) is False  # few worlds: serial
-    # unmeasured ways are tried first, then the cheaper one, the other every RETRY_EVERY calls
-    assert renderer._choose(64) is True
-    renderer._record(True, 1.0)
-    renderer._record(True, 1.0)
-    assert renderer._choose(64) is False
-    renderer._record(False, 3.0)
-    renderer._record(False, 3.0)
-    picks = []
-    for _ in range(2 * bev_module.RETRY_EVERY):
-        way = renderer._choose(64)
-        picks.append(way)
-        renderer._record(way, 1.0 if way else 3.0)
-    assert picks.count(False) == 2 and picks.count(True) == 2 * bev_module.RETRY_EVERY - 2
-    assert BevRenderer(straight, G, parallel=False)._choose(64) is False
+    rng = np.random.default_rng(3)
+    xs = rng.uniform(80.0, 220.0, size=(9, 6))
+    ys = rng.uniform(-6.0, 6.0, size=(9, 6))
+    frame = frame_of(actors(xs, ys), 0)
+    routes = RouteBatch(9)
+    serial = BevRenderer(straight, G).render(frame, routes)
+    with ThreadPoolExecutor(2) as pool:
+        threaded = BevRenderer(straight, G, pool=pool).render(frame, routes)
+    np.testing.assert_array_equal(serial, threaded)
+    assert serial[:, BevChannel.VEHICLES].any()
 
 
 def test_out_buffer_and_errors(straight: RoadMap) -> None:

@@ -11,6 +11,7 @@ import json
 import multiprocessing as mp
 import resource
 import time
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -24,10 +25,9 @@ from planning.lane_follower import LaneFollower
 def measure(sim_node: dict[str, Any], world_node: dict[str, Any], worlds: int, vehicles: int, bev: bool,
             steps: int, warmup: int, seed: int) -> dict[str, Any]:
     """Time ``steps`` decision steps of one configuration in this process."""
-    sim_cfg = OmegaConf.create(sim_node)
-    world_cfg = build.world(OmegaConf.create(world_node))
+    world_cfg = build.world(world_node)
     world_cfg.vehicles = vehicles
-    sim = build.simulator(sim_cfg, num_worlds=worlds, render_bev=bev, max_vehicles=max(vehicles + 1, 2))
+    sim = build.simulator(sim_node, num_worlds=worlds, render_bev=bev, max_vehicles=max(vehicles + 1, 2))
     spec = world_cfg.to_spec()
     obs = sim.reset(spec, seed)
     agent = LaneFollower()
@@ -59,20 +59,14 @@ def measure(sim_node: dict[str, Any], world_node: dict[str, Any], worlds: int, v
     }
 
 
-def _child(queue: Any, args: tuple) -> None:
-    queue.put(measure(*args))
-
-
 def run(cfg: DictConfig) -> int:
     sim_node = OmegaConf.to_container(cfg.sim, resolve=True)
     world_node = OmegaConf.to_container(cfg.world, resolve=True)
     ctx = mp.get_context("spawn")
     for worlds, vehicles, bev in cfg.configs:
-        queue = ctx.Queue()
         args = (sim_node, world_node, int(worlds), int(vehicles), bool(bev), int(cfg.steps), int(cfg.warmup), int(cfg.seed))
-        proc = ctx.Process(target=_child, args=(queue, args))
-        proc.start()
-        result = queue.get()
-        proc.join()
+        # a fresh process per configuration, so that peak RSS is its own
+        with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+            result = pool.submit(measure, *args).result()
         print(json.dumps(result), flush=True)
     return 0

@@ -61,8 +61,8 @@ def frames_of(rep: Replay, cfg: DictConfig) -> list[np.ndarray]:
         scale = max(1, left.shape[0] // bev.shape[0])
         right = np.repeat(np.repeat(bev, scale, axis=0), scale, axis=1)
         h = max(left.shape[0], right.shape[0])
-        pad = lambda img: np.pad(img, ((0, h - img.shape[0]), (0, 0), (0, 0)))  # noqa: E731
-        frames.append(np.concatenate([pad(left), np.full((h, 4, 3), 255, np.uint8), pad(right)], axis=1))
+        left, right = (np.pad(img, ((0, h - img.shape[0]), (0, 0), (0, 0))) for img in (left, right))
+        frames.append(np.concatenate([left, np.full((h, 4, 3), 255, np.uint8), right], axis=1))
     return frames
 
 

@@ -12,7 +12,13 @@ import numpy as np
 from sim_bridge.api import ActorKind, BehaviourKind
 from sim_bridge.embedded.state import STAND, WALK_FREE, WorldState
 
-_TRIGGERED_KINDS = (BehaviourKind.STOPPED, BehaviourKind.BRAKE, BehaviourKind.CUT_IN, BehaviourKind.CROSS, BehaviourKind.OPEN_DOOR)
+_TRIGGERED_KINDS = (
+    BehaviourKind.STOPPED,
+    BehaviourKind.BRAKE,
+    BehaviourKind.CUT_IN,
+    BehaviourKind.CROSS,
+    BehaviourKind.OPEN_DOOR,
+)
 
 
 def update_triggers(state: WorldState) -> None:
@@ -27,7 +33,12 @@ def update_triggers(state: WorldState) -> None:
         return
     state.triggered[fire] = 1
     # pedestrians: a CROSS starts walking (vehicles are handled by the driver kernel)
-    walk = fire & (state.kind == ActorKind.PEDESTRIAN) & (state.beh_kind == BehaviourKind.CROSS) & (state.mode == STAND)
+    walk = (
+        fire
+        & (state.kind == ActorKind.PEDESTRIAN)
+        & (state.beh_kind == BehaviourKind.CROSS)
+        & (state.mode == STAND)
+    )
     state.mode[walk] = WALK_FREE
     # statics: OPEN_DOOR widens the box on one side, keeping the other side in place
     door = fire & (state.kind == ActorKind.STATIC) & (state.beh_kind == BehaviourKind.OPEN_DOOR)

@@ -7,14 +7,25 @@ import numpy as np
 
 
 @numba.njit(cache=True)
-def _projected_radius(cos_t: float, sin_t: float, half_l: float, half_w: float, ax: float, ay: float) -> float:
+def _projected_radius(
+    cos_t: float, sin_t: float, half_l: float, half_w: float, ax: float, ay: float
+) -> float:
     """Half-extent of a box (heading ``cos_t, sin_t``) projected on unit axis ``(ax, ay)``."""
     return half_l * abs(cos_t * ax + sin_t * ay) + half_w * abs(-sin_t * ax + cos_t * ay)
 
 
 @numba.njit(cache=True)
 def boxes_overlap(
-    x1: float, y1: float, yaw1: float, l1: float, w1: float, x2: float, y2: float, yaw2: float, l2: float, w2: float
+    x1: float,
+    y1: float,
+    yaw1: float,
+    l1: float,
+    w1: float,
+    x2: float,
+    y2: float,
+    yaw2: float,
+    l2: float,
+    w2: float,
 ) -> bool:
     """Do two oriented boxes (centre [m], yaw [rad], length × width [m]) overlap? Touching counts."""
     dx = x2 - x1

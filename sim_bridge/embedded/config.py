@@ -71,6 +71,8 @@ class EmbeddedConfig:
     """Static-obstacle slots per world."""
     max_objects: int = 32
     """Rows of the object list."""
+    threads: int = 0
+    """Threads stepping disjoint groups of worlds (0 = one per core; results do not depend on it)."""
     render_bev: bool = True
     """Render the BEV raster (off for pure-physics benchmarks: ``bev`` is then all zeros)."""
     bev: BevGeometry = field(default_factory=BevGeometry)

@@ -1,4 +1,5 @@
-"""Which lane the ego is on, tracked from its previous lane (no global search per step).
+"""What the ego's situation is after a step: its lane (tracked from the previous one, no global
+search per step), lane invasion, wrong way, off road, the speed of traffic around it.
 
 Candidates: the previous lane, its neighbours, the innermost lane of the other direction, its
 successors and predecessors, and the next lanes of the ego's plan. As in
@@ -14,8 +15,24 @@ import numba
 import numpy as np
 
 from sim_bridge.embedded.fields import (
-    L_JUNCTION, L_LEFT, L_LENGTH, L_MARK_LEFT, L_MARK_RIGHT, L_OPPOSITE, L_RIGHT, LANE, LENGTH, PLAN_LEN,
-    S, WIDTH, X, Y, YAW,
+    ACTIVE,
+    BACKGROUND,
+    L_JUNCTION,
+    L_LEFT,
+    L_LENGTH,
+    L_MARK_LEFT,
+    L_MARK_RIGHT,
+    L_OPPOSITE,
+    L_RIGHT,
+    LANE,
+    LENGTH,
+    PLAN_LEN,
+    SPEED,
+    WIDTH,
+    YAW,
+    S,
+    X,
+    Y,
 )  # fmt: skip
 from sim_bridge.embedded.lanes import project_local, width_on_lane
 
@@ -32,7 +49,7 @@ def _wrap(a: float) -> float:
 
 
 @numba.njit(cache=True)
-def track_ego(m, F, I, plan, lane_out, s_out, lat_out, he_out, width_out, invasion_out) -> np.ndarray:  # noqa: E741
+def track_ego(m, F, I, plan, lane_out, s_out, lat_out, he_out, width_out, invasion_out) -> np.ndarray:
     """Update ``I[LANE, :, 0]`` / ``F[S, :, 0]`` and fill ``[B]`` outputs: lane, s [m], lateral [m]
     (+ left), heading error [rad], lane width [m], lane invasion (footprint over a painted edge
     outside junctions). Returns ``bool [B]``: worlds that need a global projection."""
@@ -117,3 +134,39 @@ def track_ego(m, F, I, plan, lane_out, s_out, lat_out, he_out, width_out, invasi
         over_right = best_lat - half < -0.5 * best_w and m.lane_i[L_MARK_RIGHT, best] != 0
         invasion_out[b] = m.lane_i[L_JUNCTION, best] < 0 and (over_left or over_right)
     return lost
+
+
+@numba.njit(cache=True)
+def on_drivable(m, x: float, y: float) -> bool:
+    """Is ``(x, y)`` [m] on the drivable raster?"""
+    x0, y0, res, h, w = m.drive_grid[0], m.drive_grid[1], m.drive_grid[2], m.drive_grid[3], m.drive_grid[4]
+    fx = (x - x0) / res
+    fy = (y - y0) / res
+    if not (0.0 <= fx < w and 0.0 <= fy < h):
+        return False
+    col = int(fx)
+    return (m.drive_bits[int(fy), col >> 3] >> (7 - (col & 7))) & 1 == 1
+
+
+@numba.njit(cache=True)
+def road_and_traffic(m, F, I, NV: int, radius: float, off_road: np.ndarray, traffic_speed: np.ndarray) -> None:
+    """``off_road [B]``: a corner of the ego's box is off the drivable area; ``traffic_speed [B]``:
+    mean speed of background vehicles within ``radius`` [m] of the ego (NaN if none)."""
+    for b in range(F.shape[1]):
+        c = np.cos(F[YAW, b, 0])
+        s = np.sin(F[YAW, b, 0])
+        hl = 0.5 * F[LENGTH, b, 0]
+        hw = 0.5 * F[WIDTH, b, 0]
+        off = False
+        for lon, lat in ((hl, hw), (hl, -hw), (-hl, -hw), (-hl, hw)):
+            if not on_drivable(m, F[X, b, 0] + lon * c - lat * s, F[Y, b, 0] + lon * s + lat * c):
+                off = True
+        off_road[b] = off
+        total = 0.0
+        count = 0
+        for j in range(1, NV):
+            if I[ACTIVE, b, j] and I[BACKGROUND, b, j]:
+                if np.hypot(F[X, b, j] - F[X, b, 0], F[Y, b, j] - F[Y, b, 0]) < radius:
+                    total += F[SPEED, b, j]
+                    count += 1
+        traffic_speed[b] = total / count if count > 0 else np.nan

@@ -15,7 +15,20 @@ import numpy as np
 from sim_bridge.api import LightState
 from sim_bridge.embedded.collision import boxes_overlap
 from sim_bridge.embedded.fields import (
-    ACTIVE, K_AX, K_AY, K_BX, K_BY, K_HEADING, K_IS_LIGHT, K_SIGNAL, LENGTH, SPEED, WIDTH, X, Y, YAW,
+    ACTIVE,
+    K_AX,
+    K_AY,
+    K_BX,
+    K_BY,
+    K_HEADING,
+    K_IS_LIGHT,
+    K_SIGNAL,
+    LENGTH,
+    SPEED,
+    WIDTH,
+    YAW,
+    X,
+    Y,
 )  # fmt: skip
 
 _RED = int(LightState.RED)
@@ -47,74 +60,61 @@ def segments_intersect(p0x, p0y, p1x, p1y, q0x, q0y, q1x, q1y) -> bool:
 
 
 @numba.njit(cache=True)
-def ego_substep_events(
-    m, F, I, light, stop_ok, prev_x: np.ndarray, prev_y: np.ndarray, hit: np.ndarray, red: np.ndarray,  # noqa: E741
-    stop_run: np.ndarray,
+def ego_events_world(
+    m, F, I, light, stop_ok, prev_x: float, prev_y: float, hit: np.ndarray, red: np.ndarray,
+    stop_run: np.ndarray, b: int,
 ) -> None:  # fmt: skip
-    """After a physics step: record the first collision, red-light run and stop-sign run of each world.
+    """After a physics step: record world ``b``'s first collision, red-light run and stop-sign run.
 
-    ``prev_x, prev_y [B]`` the ego centre before the step; outputs ``[B]`` are only written where
-    still -1 (the first event of the decision step wins). ``stop_ok [B, K]`` is updated.
+    ``prev_x, prev_y`` the ego centre before the step; outputs ``[B]`` are only written where still
+    -1 (the first event of the decision step wins). ``stop_ok [B, K]`` is updated.
     """
-    B = F.shape[1]
     N = F.shape[2]
     K = m.stop_f.shape[1]
-    for b in range(B):
-        ex = F[X, b, 0]
-        ey = F[Y, b, 0]
-        c = np.cos(F[YAW, b, 0])
-        s = np.sin(F[YAW, b, 0])
-        if hit[b] < 0:
-            for j in range(1, N):
-                if I[ACTIVE, b, j] and boxes_overlap(
-                    ex, ey, F[YAW, b, 0], F[LENGTH, b, 0], F[WIDTH, b, 0],
-                    F[X, b, j], F[Y, b, j], F[YAW, b, j], F[LENGTH, b, j], F[WIDTH, b, j],
-                ):  # fmt: skip
-                    hit[b] = j
-                    break
-        half = 0.5 * F[LENGTH, b, 0]
-        t0x = prev_x[b] - TAIL * half * c
-        t0y = prev_y[b] - TAIL * half * s
-        t1x = ex - TAIL * half * c
-        t1y = ey - TAIL * half * s
-        fx = ex + half * c
-        fy = ey + half * s
-        for k in range(K):
-            ax = m.stop_f[K_AX, k]
-            ay = m.stop_f[K_AY, k]
-            bx = m.stop_f[K_BX, k]
-            by = m.stop_f[K_BY, k]
-            mx = 0.5 * (ax + bx)
-            my = 0.5 * (ay + by)
-            if abs(ex - mx) > 30.0 or abs(ey - my) > 30.0:
-                continue
-            hc = np.cos(m.stop_f[K_HEADING, k])
-            hs = np.sin(m.stop_f[K_HEADING, k])
-            if c * hc + s * hs <= 0.0:
-                continue  # not driving along the controlled lane
-            is_light = m.stop_i[K_IS_LIGHT, k] != 0
-            if not is_light:
-                before = (mx - fx) * hc + (my - fy) * hs
-                across = abs(-(fx - mx) * hs + (fy - my) * hc)
-                half_line = 0.5 * np.hypot(bx - ax, by - ay) + 0.5
-                if 0.0 <= before <= STOP_PROXIMITY and across <= half_line and F[SPEED, b, 0] < STOP_SPEED:
-                    stop_ok[b, k] = True
-            if segments_intersect(t0x, t0y, t1x, t1y, ax, ay, bx, by):
-                if is_light:
-                    if light[b, k] == _RED and red[b] < 0:
-                        red[b] = m.stop_i[K_SIGNAL, k]
-                else:
-                    if not stop_ok[b, k] and stop_run[b] < 0:
-                        stop_run[b] = m.stop_i[K_SIGNAL, k]
-                    stop_ok[b, k] = False
-
-
-def ego_corners(x: np.ndarray, y: np.ndarray, yaw: np.ndarray, length: np.ndarray, width: np.ndarray) -> np.ndarray:
-    """Corners of boxes ``[B]`` → ``[B, 4, 2]`` [m] (front-left, front-right, rear-right, rear-left)."""
-    c, s = np.cos(yaw), np.sin(yaw)
-    hl, hw = 0.5 * length, 0.5 * width
-    lon = np.array([1.0, 1.0, -1.0, -1.0])
-    lat = np.array([1.0, -1.0, -1.0, 1.0])
-    dx = lon[None, :] * hl[:, None]
-    dy = lat[None, :] * hw[:, None]
-    return np.stack([x[:, None] + dx * c[:, None] - dy * s[:, None], y[:, None] + dx * s[:, None] + dy * c[:, None]], -1)
+    ex = F[X, b, 0]
+    ey = F[Y, b, 0]
+    c = np.cos(F[YAW, b, 0])
+    s = np.sin(F[YAW, b, 0])
+    if hit[b] < 0:
+        for j in range(1, N):
+            if I[ACTIVE, b, j] and boxes_overlap(
+                ex, ey, F[YAW, b, 0], F[LENGTH, b, 0], F[WIDTH, b, 0],
+                F[X, b, j], F[Y, b, j], F[YAW, b, j], F[LENGTH, b, j], F[WIDTH, b, j],
+            ):  # fmt: skip
+                hit[b] = j
+                break
+    half = 0.5 * F[LENGTH, b, 0]
+    t0x = prev_x - TAIL * half * c
+    t0y = prev_y - TAIL * half * s
+    t1x = ex - TAIL * half * c
+    t1y = ey - TAIL * half * s
+    fx = ex + half * c
+    fy = ey + half * s
+    for k in range(K):
+        ax = m.stop_f[K_AX, k]
+        ay = m.stop_f[K_AY, k]
+        bx = m.stop_f[K_BX, k]
+        by = m.stop_f[K_BY, k]
+        mx = 0.5 * (ax + bx)
+        my = 0.5 * (ay + by)
+        if abs(ex - mx) > 30.0 or abs(ey - my) > 30.0:
+            continue
+        hc = np.cos(m.stop_f[K_HEADING, k])
+        hs = np.sin(m.stop_f[K_HEADING, k])
+        if c * hc + s * hs <= 0.0:
+            continue  # not driving along the controlled lane
+        is_light = m.stop_i[K_IS_LIGHT, k] != 0
+        if not is_light:
+            before = (mx - fx) * hc + (my - fy) * hs
+            across = abs(-(fx - mx) * hs + (fy - my) * hc)
+            half_line = 0.5 * np.hypot(bx - ax, by - ay) + 0.5
+            if 0.0 <= before <= STOP_PROXIMITY and across <= half_line and F[SPEED, b, 0] < STOP_SPEED:
+                stop_ok[b, k] = True
+        if segments_intersect(t0x, t0y, t1x, t1y, ax, ay, bx, by):
+            if is_light:
+                if light[b, k] == _RED and red[b] < 0:
+                    red[b] = m.stop_i[K_SIGNAL, k]
+            else:
+                if not stop_ok[b, k] and stop_run[b] < 0:
+                    stop_run[b] = m.stop_i[K_SIGNAL, k]
+                stop_ok[b, k] = False

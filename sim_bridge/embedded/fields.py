@@ -78,13 +78,56 @@ K_IS_LIGHT, K_SIGNAL, K_LANE = range(3)
 NUM_STOP_INT = 3
 
 #: names of the actor float / int columns, for views and snapshots
-FLOAT_NAMES = (
-    "x y yaw speed length width steer accel accel_cmd steer_cmd wheelbase s lat0 lc_elapsed lc_duration "
-    "cruise speed_factor lat_bias trig_dist trig_time beh_decel beh_dir beh_time p_dir p_lat p_speed "
-    "p_walked p_max_walk p_target_s base_x base_y base_width door"
-).split()
-INT_NAMES = (
-    "kind active ids lane plan_len lane_prev route_plan background ignore_signals ignore_actors beh_kind "
-    "triggered stop_done mode p_target_lane"
-).split()
+FLOAT_NAMES = [
+    "x",
+    "y",
+    "yaw",
+    "speed",
+    "length",
+    "width",
+    "steer",
+    "accel",
+    "accel_cmd",
+    "steer_cmd",
+    "wheelbase",
+    "s",
+    "lat0",
+    "lc_elapsed",
+    "lc_duration",
+    "cruise",
+    "speed_factor",
+    "lat_bias",
+    "trig_dist",
+    "trig_time",
+    "beh_decel",
+    "beh_dir",
+    "beh_time",
+    "p_dir",
+    "p_lat",
+    "p_speed",
+    "p_walked",
+    "p_max_walk",
+    "p_target_s",
+    "base_x",
+    "base_y",
+    "base_width",
+    "door",
+]
+INT_NAMES = [
+    "kind",
+    "active",
+    "ids",
+    "lane",
+    "plan_len",
+    "lane_prev",
+    "route_plan",
+    "background",
+    "ignore_signals",
+    "ignore_actors",
+    "beh_kind",
+    "triggered",
+    "stop_done",
+    "mode",
+    "p_target_lane",
+]
 assert len(FLOAT_NAMES) == NUM_FLOAT and len(INT_NAMES) == NUM_INT

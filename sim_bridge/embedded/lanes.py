@@ -12,7 +12,7 @@ from sim_bridge.embedded.fields import L_LENGTH
 from sim_bridge.embedded.rng import hash_uniform
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def segment_index(lane_start: np.ndarray, ss: np.ndarray, lane: int, s: float) -> int:
     """Index ``i`` of the sample starting the segment ``[i, i + 1]`` of ``lane`` that contains ``s``."""
     lo = lane_start[lane]
@@ -131,7 +131,12 @@ def plan_point(m, plan: np.ndarray, n: int, dist: float) -> tuple[int, float]:
 
 @numba.njit(cache=True)
 def plans_from_routes(
-    point_lane: np.ndarray, valid: np.ndarray, index: np.ndarray, lane0: np.ndarray, plan: np.ndarray, plan_len: np.ndarray
+    point_lane: np.ndarray,
+    valid: np.ndarray,
+    index: np.ndarray,
+    lane0: np.ndarray,
+    plan: np.ndarray,
+    plan_len: np.ndarray,
 ) -> None:
     """Lane plans ``plan [B, R]`` of route followers (the ego): the route's distinct lanes from
     the progress point ``index [B]`` on, with ``plan[:, 0]`` replaced by the lane actually

@@ -7,6 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from sim_bridge.embedded import fields as fl
+from sim_bridge.maps.lookup import drivable_raster
 from sim_bridge.maps.road_map import LaneType, RoadMap, SignalKind
 
 #: how a lane entering a junction is controlled (``MapArrays.lane_control``)
@@ -38,6 +39,8 @@ class MapArrays(NamedTuple):
     walk_lane: np.ndarray  # int64 [Q]
     cross_lane: np.ndarray  # int64 [L, 2] sidewalk reached by crossing from the (start, end), -1 none
     cross_s: np.ndarray  # float64 [L, 2] where on it
+    drive_bits: np.ndarray  # uint8 [H, ceil(W / 8)] drivable raster, bit-packed along x
+    drive_grid: np.ndarray  # float64 [5] x0, y0 [m], resolution [m], H, W of that raster
 
 
 def _csr(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +110,7 @@ def build_map_arrays(rm: RoadMap) -> MapArrays:
     cached = rm.cache.get("embedded_arrays")
     if cached is not None:
         return cached
-    L = rm.num_lanes  # noqa: N806
+    L = rm.num_lanes
     i64 = np.int64
     succ_start, succ_index = _csr(rm.lane_successors)
     conflict_start, conflict_index = _csr(rm.conflicts)
@@ -162,11 +165,17 @@ def build_map_arrays(rm: RoadMap) -> MapArrays:
     stop_f = np.zeros((fl.NUM_STOP_FLOAT, K))
     stop_f[fl.K_S] = rm.stop_s
     stop_f[fl.K_HEADING] = stop_heading
-    stop_f[fl.K_AX], stop_f[fl.K_AY], stop_f[fl.K_BX], stop_f[fl.K_BY] = seg[:, 0, 0], seg[:, 0, 1], seg[:, 1, 0], seg[:, 1, 1]
+    stop_f[fl.K_AX], stop_f[fl.K_AY], stop_f[fl.K_BX], stop_f[fl.K_BY] = (
+        seg[:, 0, 0],
+        seg[:, 0, 1],
+        seg[:, 1, 0],
+        seg[:, 1, 1],
+    )
     stop_i = np.zeros((fl.NUM_STOP_INT, K), dtype=i64)
     stop_i[fl.K_IS_LIGHT] = stop_is_light
     stop_i[fl.K_SIGNAL] = rm.stop_signal
     stop_i[fl.K_LANE] = stop_lane
+    raster = drivable_raster(rm)
     arrays = MapArrays(
         lane_start=np.ascontiguousarray(rm.lane_start, dtype=i64),
         points=np.ascontiguousarray(rm.points, dtype=np.float64),
@@ -186,6 +195,8 @@ def build_map_arrays(rm: RoadMap) -> MapArrays:
         walk_lane=walk_lane,
         cross_lane=cross_lane,
         cross_s=cross_s,
+        drive_bits=np.ascontiguousarray(raster["bits"]),
+        drive_grid=np.array([raster["x0"], raster["y0"], raster["res"], *raster["shape"]], dtype=np.float64),
     )
     rm.cache["embedded_arrays"] = arrays
     return arrays

@@ -14,7 +14,7 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def splitmix64(x: np.uint64) -> np.uint64:
     """One SplitMix64 mixing round (wrapping uint64 arithmetic)."""
     z = x + np.uint64(0x9E3779B97F4A7C15)
@@ -23,7 +23,7 @@ def splitmix64(x: np.uint64) -> np.uint64:
     return z ^ (z >> np.uint64(31))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def hash_uniform(seed: np.uint64, counter: np.int64, stream: np.int64, index: np.int64) -> float:
     """A uniform draw in ``[0, 1)`` from four integers."""
     h = splitmix64(seed ^ splitmix64(np.uint64(counter) * np.uint64(0x9E3779B97F4A7C15)))
@@ -46,7 +46,9 @@ def uniform(seeds: np.ndarray, counters: np.ndarray, stream: int, n: int) -> np.
 
     ``stream`` separates call sites so two draws in the same step are independent.
     """
-    return _uniform(np.asarray(seeds, dtype=np.uint64), np.asarray(counters, dtype=np.int64), int(stream), int(n))
+    return _uniform(
+        np.asarray(seeds, dtype=np.uint64), np.asarray(counters, dtype=np.int64), int(stream), int(n)
+    )
 
 
 def world_seed(seed: int) -> np.uint64:

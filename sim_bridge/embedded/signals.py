@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from sim_bridge.api import LightState
 from sim_bridge.maps.road_map import RoadMap, SignalKind
+
+_GREEN, _YELLOW, _RED = int(LightState.GREEN), int(LightState.YELLOW), int(LightState.RED)
 
 
 class SignalPlan(NamedTuple):
@@ -65,21 +68,38 @@ def build_signal_plan(rm: RoadMap) -> SignalPlan:
     return plan
 
 
+@numba.njit(cache=True)
+def _states(group_phase, num_phases, is_light, time, offset, timing, frozen, out) -> None:
+    B, S = out.shape
+    for b in range(B):
+        green, yellow, all_red = timing[b, 0], timing[b, 1], timing[b, 2]
+        per_phase = green + yellow + all_red
+        for k in range(S):
+            if frozen[b, k] >= 0:
+                out[b, k] = frozen[b, k]
+                continue
+            if not is_light[k]:
+                out[b, k] = _GREEN
+                continue
+            t = (time[b] + offset[b, k]) % (per_phase * num_phases[k])
+            active = int(t // per_phase)
+            r = t - active * per_phase
+            if active != group_phase[k]:
+                out[b, k] = _RED
+            elif r < green:
+                out[b, k] = _GREEN
+            elif r < green + yellow:
+                out[b, k] = _YELLOW
+            else:
+                out[b, k] = _RED
+
+
 def signal_states(plan: SignalPlan, time: np.ndarray, offset: np.ndarray, timing: np.ndarray, frozen: np.ndarray) -> np.ndarray:
     """``int8 [B, S]`` :class:`LightState` of every signal at ``time [B]`` [s].
 
     ``offset [B, S]`` cycle offsets [s]; ``timing [B, 3]`` (green, yellow, all-red) [s];
     ``frozen [B, S]`` a fixed state or -1. Stop signs read GREEN.
     """
-    green, yellow, all_red = (timing[:, i : i + 1] for i in range(3))
-    per_phase = green + yellow + all_red
-    cycle = per_phase * plan.num_phases[None, :]
-    t = np.remainder(time[:, None] + offset, cycle)
-    active_phase = np.floor(t / per_phase)
-    r = t - active_phase * per_phase
-    mine = active_phase == plan.phase[None, :]
-    state = np.where(
-        mine & (r < green), LightState.GREEN, np.where(mine & (r < green + yellow), LightState.YELLOW, LightState.RED)
-    ).astype(np.int8)
-    state[:, ~plan.is_light] = LightState.GREEN
-    return np.where(frozen >= 0, frozen, state).astype(np.int8)
+    out = np.empty(frozen.shape, dtype=np.int8)
+    _states(plan.phase, plan.num_phases, plan.is_light, time, offset, timing, frozen, out)
+    return out

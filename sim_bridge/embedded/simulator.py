@@ -8,8 +8,10 @@ respawned, the ego's lane and route progress are measured and the sensors observ
 
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -23,26 +25,24 @@ from sim_bridge.api import (
     StepEvents,
     WorldSpec,
 )
+from sim_bridge.embedded import fields as f
 from sim_bridge.embedded.behaviours import update_triggers
 from sim_bridge.embedded.config import EmbeddedConfig
-from sim_bridge.embedded.events import ego_corners, ego_substep_events
-from sim_bridge.embedded.kinematics import action_to_commands, bicycle_step
-from sim_bridge.embedded import fields as f
-from sim_bridge.embedded.ego_track import track_ego
+from sim_bridge.embedded.ego_track import road_and_traffic, track_ego
+from sim_bridge.embedded.kinematics import Limits, action_to_commands
 from sim_bridge.embedded.lanes import extend_plan, plans_from_routes
 from sim_bridge.embedded.map_arrays import MapArrays, build_map_arrays
-from sim_bridge.embedded.pedestrians import step_pedestrians
 from sim_bridge.embedded.rng import world_seed
 from sim_bridge.embedded.signals import SignalPlan, build_signal_plan, signal_states
-from sim_bridge.embedded.spawning import spawn_pedestrians, spawn_vehicles
 from sim_bridge.embedded.state import PLAN_LEN, STAND, WALK_FREE, WALK_SIDEWALK, WorldState
-from sim_bridge.embedded.traffic import DriverParams, advance_lanes, drive_npcs
+from sim_bridge.embedded.step import spawn_all, step_worlds
+from sim_bridge.embedded.traffic import DriverParams
 from sim_bridge.frames import wrap_angle
 from sim_bridge.maps.catalog import load_map
 from sim_bridge.maps.road_map import LaneType, MapError, Projection, RoadMap, Route
 from sim_bridge.routes import RouteBatch
-from sim_bridge.sensors.frame import ActorArrays, EgoKinematics, SensorFrame
 from sim_bridge.sensors.ego import ego_lane
+from sim_bridge.sensors.frame import ActorArrays, EgoKinematics, SensorFrame
 from sim_bridge.sensors.observe import Observer
 
 #: the ego's box and wheelbase [m]
@@ -55,13 +55,6 @@ RESPAWN_DISTANCE = 40.0
 HISTORY_PERIOD = 0.5
 #: background vehicles within this radius count for ``traffic_speed`` [m]
 TRAFFIC_SPEED_RADIUS = 50.0
-
-
-@dataclass
-class _WorldTargets:
-    vehicles: np.ndarray  # int64 [B]
-    pedestrians: np.ndarray  # int64 [B]
-    radius: np.ndarray  # float [B]
 
 
 class EmbeddedSimulator(Simulator):
@@ -88,16 +81,25 @@ class EmbeddedSimulator(Simulator):
         self._route_objects: list[Route | None] = [None] * self.num_worlds
         self._observer: Observer | None = None
         self._history: list[ActorArrays] = []
-        self._targets = _WorldTargets(
-            np.zeros(self.num_worlds, np.int64), np.zeros(self.num_worlds, np.int64), np.zeros(self.num_worlds)
-        )
+        self._targets = np.zeros((self.num_worlds, 2), np.int64)  # background vehicles, pedestrians
+        self._radius = np.zeros(self.num_worlds)  # [m]
+        self._limits = Limits.of(self.config.vehicle)
+        threads = self.config.threads or os.cpu_count() or 1
+        threads = min(threads, self.num_worlds)
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="embedded") if threads > 1 else None
         B = self.num_worlds
         self._prev_action = np.zeros((B, 2))
         self._yaw_rate = np.zeros(B)
         self._accel_lon = np.zeros(B)
         self._progress = np.zeros(B)
         self._projection: Projection | None = None
+        self._scripted = False  # any scenario actor with a triggered behaviour
         self._steps = 0
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     # ------------------------------------------------------------------ properties
 
@@ -143,7 +145,7 @@ class EmbeddedSimulator(Simulator):
             self.num_worlds, cfg.max_vehicles, cfg.max_pedestrians, cfg.max_statics,
             len(rm.signal_kind), len(rm.stop_lane),
         )  # fmt: skip
-        self._observer = Observer(rm, cfg.bev, max_objects=cfg.max_objects, render_bev=cfg.render_bev)
+        self._observer = Observer(rm, cfg.bev, max_objects=cfg.max_objects, render_bev=cfg.render_bev, pool=self._pool)
         self._history = []
 
     def _reset(self, specs: list[WorldSpec], seeds: list[int], worlds: list[int]) -> Observation:
@@ -154,15 +156,17 @@ class EmbeddedSimulator(Simulator):
         st.clear_worlds(w)
         for b, spec, seed in zip(worlds, specs, seeds, strict=True):
             self._reset_world(b, spec, seed)
+        self._scripted = bool(
+            ((st.beh_kind != BehaviourKind.CRUISE) & (st.active != 0) & (st.triggered == 0)).any()
+        )
         mask = np.zeros(self.num_worlds, dtype=bool)
         mask[w] = True
         cfg = self.config
         NV, NP = cfg.max_vehicles, cfg.max_pedestrians
-        radius = float(self._targets.radius[w].max())
-        vt = np.where(mask, self._targets.vehicles, -1)
-        pt = np.where(mask, self._targets.pedestrians, -1)
-        spawn_vehicles(m, st.F, st.I, st.plan, st.seed, st.W, NV, vt, radius, 8.0, NV, cfg.driver.speed_spread)
-        spawn_pedestrians(m, st.F, st.I, st.seed, st.W, NV, NP, pt, radius, 3.0, NP)
+        targets = np.where(mask[:, None], self._targets, -1)
+        spawn_all(
+            m, st.F, st.I, st.plan, st.seed, st.W, NV, NP, targets, self._radius, cfg.driver.speed_spread
+        )
         self._prev_action[w] = 0.0
         self._yaw_rate[w] = 0.0
         self._accel_lon[w] = 0.0
@@ -183,10 +187,14 @@ class EmbeddedSimulator(Simulator):
         per_phase = float(st.sig_timing[b].sum())
         groups = int(plan.group.max()) + 1 if len(plan.group) else 0
         group_offset = rng.random(max(groups, 1)) if spec.signals.random_offset else np.zeros(max(groups, 1))
-        st.signal_offset[b] = np.where(plan.group >= 0, group_offset[plan.group] * per_phase * plan.num_phases, 0.0)
+        st.signal_offset[b] = np.where(
+            plan.group >= 0, group_offset[plan.group] * per_phase * plan.num_phases, 0.0
+        )
         for sig, light in spec.signal_states:
             if not 0 <= sig < st.frozen_light.shape[1]:
-                raise ValueError(f"signal_states names signal {sig}, but the map has {st.frozen_light.shape[1]} signals")
+                raise ValueError(
+                    f"signal_states names signal {sig}, but the map has {st.frozen_light.shape[1]} signals"
+                )
             st.frozen_light[b, sig] = int(light)
 
         # --- ego
@@ -221,7 +229,11 @@ class EmbeddedSimulator(Simulator):
         by_kind: dict[ActorKind, list[ActorSpec]] = {k: [] for k in ActorKind}
         for actor in spec.actors:
             by_kind[ActorKind(actor.kind)].append(actor)
-        caps = {ActorKind.VEHICLE: cfg.max_vehicles - 1, ActorKind.PEDESTRIAN: cfg.max_pedestrians, ActorKind.STATIC: cfg.max_statics}
+        caps = {
+            ActorKind.VEHICLE: cfg.max_vehicles - 1,
+            ActorKind.PEDESTRIAN: cfg.max_pedestrians,
+            ActorKind.STATIC: cfg.max_statics,
+        }
         for kind, actors in by_kind.items():
             if len(actors) > caps[kind]:
                 raise ValueError(
@@ -241,11 +253,15 @@ class EmbeddedSimulator(Simulator):
             next_id += 1
         st.W[f.FIRST_BG_VEHICLE, b] = 1 + len(by_kind[ActorKind.VEHICLE])
         st.W[f.FIRST_BG_PEDESTRIAN, b] = NV + len(by_kind[ActorKind.PEDESTRIAN])
-        self._targets.vehicles[b] = min(spec.vehicles, NV - 1 - len(by_kind[ActorKind.VEHICLE]))
-        self._targets.pedestrians[b] = min(spec.pedestrians, NP - len(by_kind[ActorKind.PEDESTRIAN]))
-        self._targets.radius[b] = spec.traffic_radius
+        self._targets[b] = (
+            min(spec.vehicles, NV - 1 - len(by_kind[ActorKind.VEHICLE])),
+            min(spec.pedestrians, NP - len(by_kind[ActorKind.PEDESTRIAN])),
+        )
+        self._radius[b] = spec.traffic_radius
 
-    def _set_box(self, b: int, i: int, x: float, y: float, yaw: float, length: float, width: float, actor_id: int) -> None:
+    def _set_box(
+        self, b: int, i: int, x: float, y: float, yaw: float, length: float, width: float, actor_id: int
+    ) -> None:
         st = self.state
         st.active[b, i] = 1
         st.ids[b, i] = actor_id
@@ -256,7 +272,11 @@ class EmbeddedSimulator(Simulator):
         st, beh = self.state, actor.behaviour
         st.beh_kind[b, i] = int(beh.kind)
         st.trig_dist[b, i], st.trig_time[b, i] = beh.trigger_distance, beh.trigger_time
-        st.beh_decel[b, i], st.beh_dir[b, i], st.beh_time[b, i] = beh.decel, beh.lane_change, beh.lane_change_time
+        st.beh_decel[b, i], st.beh_dir[b, i], st.beh_time[b, i] = (
+            beh.decel,
+            beh.lane_change,
+            beh.lane_change_time,
+        )
 
     def _place_vehicle(self, b: int, i: int, actor: ActorSpec, actor_id: int) -> None:
         st, rm, m = self.state, self._map, self._arrays
@@ -270,7 +290,9 @@ class EmbeddedSimulator(Simulator):
         st.speed_factor[b, i] = 1.0
         proj = rm.project(np.array([[p.x, p.y]]), np.array([p.yaw]), max_distance=6.0)
         if proj.lane[0] < 0:
-            raise MapError(f"scenario vehicle {actor_id} at ({p.x:.1f}, {p.y:.1f}) is not within 6 m of a driving lane")
+            raise MapError(
+                f"scenario vehicle {actor_id} at ({p.x:.1f}, {p.y:.1f}) is not within 6 m of a driving lane"
+            )
         lane = int(proj.lane[0])
         st.lane[b, i], st.s[b, i] = lane, float(proj.s[0])
         st.lat_bias[b, i] = beh.lateral_offset
@@ -304,10 +326,16 @@ class EmbeddedSimulator(Simulator):
         if beh.kind in (BehaviourKind.CROSS, BehaviourKind.STOPPED):
             st.mode[b, a] = STAND
             return
-        proj = rm.project(np.array([[p.x, p.y]]), np.array([p.yaw]), lane_types=(LaneType.SIDEWALK,), max_distance=1.0)
+        proj = rm.project(
+            np.array([[p.x, p.y]]), np.array([p.yaw]), lane_types=(LaneType.SIDEWALK,), max_distance=1.0
+        )
         if proj.lane[0] >= 0:
             st.mode[b, a] = WALK_SIDEWALK
-            st.lane[b, a], st.s[b, a], st.p_lat[b, a] = int(proj.lane[0]), float(proj.s[0]), float(proj.lateral[0])
+            st.lane[b, a], st.s[b, a], st.p_lat[b, a] = (
+                int(proj.lane[0]),
+                float(proj.s[0]),
+                float(proj.lateral[0]),
+            )
             st.p_dir[b, a] = 1.0 if abs(proj.heading_error[0]) < math.pi / 2 else -1.0
         else:
             st.mode[b, a] = WALK_FREE
@@ -330,49 +358,38 @@ class EmbeddedSimulator(Simulator):
         cfg = self.config
         NV, NP = cfg.max_vehicles, cfg.max_pedestrians
         B = self.num_worlds
-        accel_cmd, steer_cmd = action_to_commands(actions, cfg.vehicle)
+        accel_cmd, steer_cmd = action_to_commands(actions, self._limits)
         st.accel_cmd[:, 0] = accel_cmd
         st.steer_cmd[:, 0] = steer_cmd
+        yaw_before = st.yaw[:, 0].copy()
+        speed_before = st.speed[:, 0].copy()
 
-        # --- NPC decisions (10 Hz)
-        drive_npcs(m, st.F, st.I, st.plan, st.seed, st.W, st.light, NV, self._params)
-
-        # --- physics (20 Hz)
+        # --- NPC decisions (10 Hz), physics (20 Hz), ego events, background density: one kernel
         hit = np.full(B, -1, np.int32)
         red = np.full(B, -1, np.int32)
         stop_run = np.full(B, -1, np.int32)
-        yaw_before = st.yaw[:, 0].copy()
-        speed_before = st.speed[:, 0].copy()
         driven = np.zeros(B)
-        pdt = cfg.physics_dt
-        veh = slice(0, NV)
-        F = st.F
-        for _ in range(self._substeps):
-            px, py = st.x[:, 0].copy(), st.y[:, 0].copy()
-            accel_cmd = np.where(st.active[:, veh] != 0, st.accel_cmd[:, veh], 0.0)
-            st.accel[:, veh] = bicycle_step(
-                F[f.X, :, veh], F[f.Y, :, veh], F[f.YAW, :, veh], F[f.SPEED, :, veh], F[f.STEER, :, veh],
-                accel_cmd, F[f.STEER_CMD, :, veh], F[f.WHEELBASE, :, veh], cfg.vehicle, pdt,
-            )  # fmt: skip
-            advance_lanes(m, st.F, st.I, st.plan, st.seed, st.W, NV)
-            step_pedestrians(m, st.F, st.I, st.seed, st.W, NV, NP, pdt)
-            ego_substep_events(m, st.F, st.I, st.light, st.stop_ok, px, py, hit, red, stop_run)
-            driven += np.hypot(st.x[:, 0] - px, st.y[:, 0] - py)
-            st.time += pdt
+        args = (
+            m, st.F, st.I, st.plan, st.seed, st.W, st.light, st.stop_ok, st.time, NV, NP, self._params,
+            self._limits, self._substeps, cfg.physics_dt, self._targets, self._radius, RESPAWN_DISTANCE,
+            cfg.driver.speed_spread, hit, red, stop_run, driven,
+        )  # fmt: skip
+        if self._pool is None:
+            step_worlds(*args, 0, B)
+        else:  # disjoint world ranges on threads (the kernel releases the GIL)
+            bounds = np.linspace(0, B, self._pool._max_workers + 1).astype(int)
+            jobs = [self._pool.submit(step_worlds, *args, lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
+            for job in jobs:
+                job.result()
         self._yaw_rate = wrap_angle(st.yaw[:, 0] - yaw_before) / self.dt
         self._accel_lon = (st.speed[:, 0] - speed_before) / self.dt
         self._prev_action = actions.copy()
         st.W[f.STEP_COUNT] += 1
 
-        # --- scripted triggers, lights, background density
-        update_triggers(st)
+        # --- scripted triggers and lights, for the next step
+        if self._scripted:
+            update_triggers(st)
         self._update_lights()
-        radius = float(self._targets.radius.max())
-        spawn_vehicles(
-            m, st.F, st.I, st.plan, st.seed, st.W, NV, self._targets.vehicles, radius, RESPAWN_DISTANCE, 1,
-            cfg.driver.speed_spread,
-        )  # fmt: skip
-        spawn_pedestrians(m, st.F, st.I, st.seed, st.W, NV, NP, self._targets.pedestrians, radius, RESPAWN_DISTANCE, 1)
 
         events = self._measure_ego(hit, red, stop_run, driven)
         self._push_history()
@@ -414,19 +431,20 @@ class EmbeddedSimulator(Simulator):
         if lost.any():
             self._project_globally(np.flatnonzero(lost), lane, s, lat, he, width)
         self._projection = Projection(
-            lane=lane, s=s, lateral=lat, heading_error=he, distance=np.abs(lat), inside=np.abs(lat) <= 0.5 * width
+            lane=lane,
+            s=s,
+            lateral=lat,
+            heading_error=he,
+            distance=np.abs(lat),
+            inside=np.abs(lat) <= 0.5 * width,
         )
         safe = np.maximum(lane, 0)
         in_junction = (lane >= 0) & (m.lane_i[f.L_JUNCTION, safe] >= 0)
         st.stop_done[:, 0] = (st.stop_ok.any(axis=1) if st.stop_ok.shape[1] else False) & ~in_junction
         wrong_way = (lane >= 0) & self._projection.inside & ~in_junction & (np.cos(he) < 0.0)
-        corners = ego_corners(x, y, yaw, st.length[:, 0], st.width[:, 0])
-        off_road = ~rm.on_drivable(corners).all(axis=1)
-
-        bg = (st.active[:, 1:NV] != 0) & (st.background[:, 1:NV] != 0)
-        near = bg & (np.hypot(st.x[:, 1:NV] - x[:, None], st.y[:, 1:NV] - y[:, None]) < TRAFFIC_SPEED_RADIUS)
-        count = near.sum(axis=1)
-        traffic_speed = np.where(count > 0, (st.speed[:, 1:NV] * near).sum(axis=1) / np.maximum(count, 1), np.nan)
+        off_road = np.zeros(B, dtype=bool)
+        traffic_speed = np.zeros(B)
+        road_and_traffic(m, st.F, st.I, NV, TRAFFIC_SPEED_RADIUS, off_road, traffic_speed)
 
         none = np.full(B, -1, np.int32)
         hit = none if hit is None else hit
@@ -470,7 +488,9 @@ class EmbeddedSimulator(Simulator):
         found = proj.lane >= 0
         lane[worlds] = np.where(found, proj.lane, -1)
         s[worlds], lat[worlds], he[worlds] = proj.s, proj.lateral, proj.heading_error
-        sample = m.lane_start[np.maximum(proj.lane, 0)] + 0  # width at the lane's first sample is close enough
+        sample = (
+            m.lane_start[np.maximum(proj.lane, 0)] + 0
+        )  # width at the lane's first sample is close enough
         width[worlds] = np.where(found, m.widths[sample], 0.0)
         st.lane[worlds, 0] = lane[worlds]
         st.s[worlds, 0] = np.where(found, proj.s, 0.0)
@@ -479,7 +499,6 @@ class EmbeddedSimulator(Simulator):
 
     def actor_arrays(self) -> ActorArrays:
         """A copy of every actor box ``[B, N]`` now (slot 0 the ego)."""
-        st = self.state
         return self._frame_actors().copy()
 
     def _frame_actors(self) -> ActorArrays:

@@ -12,10 +12,45 @@ import numba
 import numpy as np
 
 from sim_bridge.embedded.fields import (
-    ACCEL, ACTIVE, BACKGROUND, BEH_KIND, CRUISE, FIRST_BG_PEDESTRIAN, FIRST_BG_VEHICLE, ID,
-    IGNORE_ACTORS, IGNORE_SIGNALS, L_SPEED, LANE, LANE_PREV, LAT0, LAT_BIAS, LC_ELAPSED, LENGTH, MODE,
-    NEXT_ID, P_DIR, P_LAT, P_SPEED, P_TARGET_LANE, PLAN_LEN, ROUTE_PLAN, S, SPEED, SPEED_FACTOR, STEER,
-    STEP_COUNT, STOP_DONE, TRIGGERED, WHEELBASE, WIDTH, X, Y, YAW,
+    ACCEL,
+    ACTIVE,
+    BACKGROUND,
+    BEH_KIND,
+    CRUISE,
+    FIRST_BG_PEDESTRIAN,
+    FIRST_BG_VEHICLE,
+    ID,
+    IGNORE_ACTORS,
+    IGNORE_SIGNALS,
+    L_LENGTH,
+    L_SPEED,
+    L_STOP,
+    LANE,
+    LANE_PREV,
+    LAT0,
+    LAT_BIAS,
+    LC_ELAPSED,
+    LENGTH,
+    MODE,
+    NEXT_ID,
+    P_DIR,
+    P_LAT,
+    P_SPEED,
+    P_TARGET_LANE,
+    PLAN_LEN,
+    ROUTE_PLAN,
+    SPEED,
+    SPEED_FACTOR,
+    STEER,
+    STEP_COUNT,
+    STOP_DONE,
+    TRIGGERED,
+    WHEELBASE,
+    WIDTH,
+    YAW,
+    S,
+    X,
+    Y,
 )  # fmt: skip
 from sim_bridge.embedded.lanes import extend_plan, pose_on_lane, width_on_lane
 from sim_bridge.embedded.rng import hash_uniform
@@ -32,7 +67,7 @@ VEHICLE_CLEARANCE = 10.0
 
 
 @numba.njit(cache=True)
-def _despawn_far(F, I, b: int, lo: int, hi: int, radius: float) -> int:  # noqa: E741
+def _despawn_far(F, I, b: int, lo: int, hi: int, radius: float) -> int:
     """Deactivate actors in slots ``[lo, hi)`` farther than ``radius`` from the ego; count the rest."""
     count = 0
     for i in range(lo, hi):
@@ -45,22 +80,19 @@ def _despawn_far(F, I, b: int, lo: int, hi: int, radius: float) -> int:  # noqa:
 
 
 @numba.njit(cache=True)
-def spawn_vehicles(
-    m, F, I, plan, seed, W, NV: int, target: np.ndarray, radius: float, min_ego_distance: float,  # noqa: E741
-    max_new: int, speed_spread: float,
+def spawn_vehicles_world(
+    m, F, I, plan, seed, W, NV: int, target: int, radius: float, min_ego_distance: float,
+    max_new: int, speed_spread: float, b: int,
 ) -> None:  # fmt: skip
-    """Despawn background vehicles beyond ``radius`` [m] of the ego, then spawn up to ``max_new``
-    per world until ``target [B]`` background vehicles are active."""
-    B = F.shape[1]
+    """Despawn world ``b``'s background vehicles beyond ``radius`` [m] of the ego, then spawn up to
+    ``max_new`` until ``target`` background vehicles are active."""
     M = m.spawn_lane.shape[0]
-    for b in range(B):
-        if target[b] < 0:
-            continue
+    if target >= 0:
         first = W[FIRST_BG_VEHICLE, b]
         count = _despawn_far(F, I, b, first, NV, radius)
         new = 0
         for i in range(first, NV):
-            if count >= target[b] or new >= max_new or M == 0:
+            if count >= target or new >= max_new or M == 0:
                 break
             if I[ACTIVE, b, i]:
                 continue
@@ -72,15 +104,35 @@ def spawn_vehicles(
                 d_ego = np.hypot(px - F[X, b, 0], py - F[Y, b, 0])
                 if d_ego > radius or d_ego < min_ego_distance:
                     continue
-                free = True
+                nearest = 1e9
                 for j in range(NV):
-                    if I[ACTIVE, b, j] and np.hypot(F[X, b, j] - px, F[Y, b, j] - py) < VEHICLE_CLEARANCE:
-                        free = False
-                        break
-                if not free:
+                    if I[ACTIVE, b, j]:
+                        nearest = min(nearest, np.hypot(F[X, b, j] - px, F[Y, b, j] - py))
+                if nearest < VEHICLE_CLEARANCE:
                     continue
                 lane = m.spawn_lane[k]
                 x, y, yaw = pose_on_lane(m, lane, m.spawn[k, 2], 0.0)
+                # start no faster than what stops comfortably (3 m/s²) behind the nearest vehicle
+                # ahead, and never where a vehicle behind could not stop for us
+                ahead = 1e9
+                blocked = False
+                for j in range(NV):
+                    if I[ACTIVE, b, j] and j != i and np.cos(F[YAW, b, j] - yaw) > 0.7:
+                        dx = F[X, b, j] - x
+                        dy = F[Y, b, j] - y
+                        lon = dx * np.cos(yaw) + dy * np.sin(yaw)
+                        if abs(-dx * np.sin(yaw) + dy * np.cos(yaw)) < 2.5:
+                            if lon > 0.0:
+                                ahead = min(ahead, lon)
+                            elif -lon < VEHICLE_CLEARANCE + F[SPEED, b, j] ** 2 / 6.0:
+                                blocked = True
+                if blocked:
+                    continue
+                safe = np.sqrt(2.0 * 3.0 * max(ahead - VEHICLE_CLEARANCE + 2.0, 0.0))
+                if m.lane_i[L_STOP, lane] >= 0:  # a stop line ahead: be able to stop at it
+                    safe = min(
+                        safe, np.sqrt(2.0 * 3.0 * max(m.lane_f[L_LENGTH, lane] - m.spawn[k, 2] - 5.0, 0.0))
+                    )
                 ut = hash_uniform(seed[b], W[STEP_COUNT, b], _S_TYPE, i)
                 kind = 0
                 while VEHICLE_TYPE_CDF[kind] < ut:
@@ -98,7 +150,7 @@ def spawn_vehicles(
                 F[STEER, b, i] = 0.0
                 F[ACCEL, b, i] = 0.0
                 F[SPEED_FACTOR, b, i] = 1.0 + speed_spread * (2.0 * us - 1.0)
-                F[SPEED, b, i] = 0.6 * F[SPEED_FACTOR, b, i] * m.lane_f[L_SPEED, lane]
+                F[SPEED, b, i] = min(0.8 * F[SPEED_FACTOR, b, i] * m.lane_f[L_SPEED, lane], safe)
                 F[CRUISE, b, i] = -1.0
                 F[S, b, i] = m.spawn[k, 2]
                 F[LAT0, b, i] = 0.0
@@ -107,7 +159,9 @@ def spawn_vehicles(
                 I[LANE, b, i] = lane
                 plan[b, i, :] = -1
                 plan[b, i, 0] = lane
-                I[PLAN_LEN, b, i] = extend_plan(m, plan[b, i], 1, seed[b], W[STEP_COUNT, b], _S_PLAN * 1000 + i)
+                I[PLAN_LEN, b, i] = extend_plan(
+                    m, plan[b, i], 1, seed[b], W[STEP_COUNT, b], _S_PLAN * 1000 + i
+                )
                 I[ROUTE_PLAN, b, i] = 0
                 I[LANE_PREV, b, i] = -1
                 I[BACKGROUND, b, i] = 1
@@ -122,20 +176,18 @@ def spawn_vehicles(
 
 
 @numba.njit(cache=True)
-def spawn_pedestrians(
-    m, F, I, seed, W, NV: int, NP: int, target: np.ndarray, radius: float, min_ego_distance: float, max_new: int  # noqa: E741
-) -> None:
-    """As :func:`spawn_vehicles` for background pedestrians on sidewalks."""
-    B = F.shape[1]
+def spawn_pedestrians_world(
+    m, F, I, seed, W, NV: int, NP: int, target: int, radius: float, min_ego_distance: float, max_new: int,
+    b: int,
+) -> None:  # fmt: skip
+    """As :func:`spawn_vehicles_world` for background pedestrians on sidewalks."""
     M = m.walk_lane.shape[0]
-    for b in range(B):
-        if target[b] < 0:
-            continue
+    if target >= 0:
         first = W[FIRST_BG_PEDESTRIAN, b]
         count = _despawn_far(F, I, b, first, NV + NP, radius)
         new = 0
         for a in range(first, NV + NP):
-            if count >= target[b] or new >= max_new or M == 0:
+            if count >= target or new >= max_new or M == 0:
                 break
             if I[ACTIVE, b, a]:
                 continue

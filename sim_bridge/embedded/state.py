@@ -32,7 +32,7 @@ class WorldState:
 
     F: np.ndarray
     """``float64 [NUM_FLOAT, B, N]`` per-actor floats."""
-    I: np.ndarray  # noqa: E741
+    I: np.ndarray
     """``int64 [NUM_INT, B, N]`` per-actor ints (booleans as 0/1)."""
     plan: np.ndarray
     """``int64 [B, NV, PLAN_LEN]`` lanes ahead of each vehicle, ``plan[..., 0]`` its lane."""
@@ -73,7 +73,7 @@ class WorldState:
         """Zeroed state, every slot inactive, kinds set by slot range."""
         N = NV + NP + NS
         F = np.zeros((f.NUM_FLOAT, B, N))
-        I = np.zeros((f.NUM_INT, B, N), dtype=np.int64)  # noqa: E741
+        I = np.zeros((f.NUM_INT, B, N), dtype=np.int64)
         I[f.KIND, :, :NV] = ActorKind.VEHICLE
         I[f.KIND, :, NV : NV + NP] = ActorKind.PEDESTRIAN
         I[f.KIND, :, NV + NP :] = ActorKind.STATIC
@@ -100,7 +100,11 @@ class WorldState:
         )
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {fd.name: getattr(self, fd.name) for fd in fields(self) if isinstance(getattr(self, fd.name), np.ndarray)}
+        return {
+            fd.name: getattr(self, fd.name)
+            for fd in fields(self)
+            if isinstance(getattr(self, fd.name), np.ndarray)
+        }
 
     def clear_worlds(self, worlds: np.ndarray) -> None:
         """Reset every field of ``worlds`` to its allocated value (slots inactive)."""

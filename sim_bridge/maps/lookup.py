@@ -280,7 +280,7 @@ def lane_candidates(
 # ------------------------------------------------------------------------------------------ raster
 
 
-def _raster(road_map: RoadMap) -> dict[str, Any]:
+def drivable_raster(road_map: RoadMap) -> dict[str, Any]:
     """The drivable area at ``RASTER_RESOLUTION``, bit-packed along x, built once per map.
 
     Cells are filled where their centre lies inside a driving lane's polygon (PIL's scan-line fill).
@@ -312,7 +312,7 @@ def _raster(road_map: RoadMap) -> dict[str, Any]:
 
 def on_drivable(road_map: RoadMap, xy: np.ndarray) -> np.ndarray:
     """``bool [...]`` for points ``xy [..., 2]`` [m]: inside the drivable area (raster lookup; NaN → False)."""
-    r = _raster(road_map)
+    r = drivable_raster(road_map)
     pts = np.asarray(xy, dtype=np.float64)
     h, w = r["shape"]
     fx = (pts[..., 0] - r["x0"]) / r["res"]

@@ -19,8 +19,6 @@ import networkx as nx
 import numpy as np
 import shapely
 
-from sim_bridge.sensors.layout import RouteCommand
-
 
 class MapError(ValueError):
     """A map that cannot be used: bad XML, no drivable lane, a point off the map, no route."""

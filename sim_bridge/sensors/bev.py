@@ -5,8 +5,8 @@ Static layers are drawn ONCE per map with PIL into a map-frame raster at
 :class:`StaticRaster`): the driving lanes' surfaces (lane polygons one by one), lane marks outside
 junctions (solid, double and "other" marks as solid lines, broken ones as 3 m dashes, none for
 NONE) plus the outer edge of the drivable area, stop-sign lines, and the index of each
-traffic-light stop line. Each decision step one numba kernel, looping over worlds (in parallel or
-not, see :class:`BevRenderer`), samples that raster for every output pixel through the ego's pose
+traffic-light stop line. Each decision step one numba kernel, looping over worlds (on several
+threads when given a pool, see :class:`BevRenderer`), samples that raster for every output pixel through the ego's pose
 (nearest neighbour, out-of-map = 0), colours the traffic-light lines by each world's
 ``light_state``, draws the route as a band and the actors as filled rotated boxes.
 
@@ -23,8 +23,9 @@ the *current* ego pose.
 
 from __future__ import annotations
 
+import itertools
 import math
-import time
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numba
@@ -60,10 +61,6 @@ RASTER_MARGIN = 5.0
 #: route band: half width [m], how far behind the progress point it starts [m]
 ROUTE_HALF_WIDTH = 1.5
 ROUTE_BEHIND = 8.0
-#: ``BevRenderer(parallel=None)`` considers rendering in parallel from this many worlds on …
-PARALLEL_MIN_WORLDS = 8
-#: … and re-measures the way it is not using every this many calls
-RETRY_EVERY = 50
 
 # bits of StaticRaster.bits (HAS_LIGHT only tells the kernel to read the light raster there)
 BIT_DRIVABLE = 1
@@ -541,26 +538,13 @@ def _render_world(
             _fill_box(ob[ch], rc, cc, -math.cos(rel), -math.sin(rel), 0.5 * box[3] / res, 0.5 * box[4] / res)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=True)
-def _render_parallel(
-    out, ego, packed, bits, light, geo, light_state, light_channel, route_pts, route_s, route_count,
+@numba.njit(cache=True, fastmath=True, nogil=True)
+def _render_range(
+    b0, b1, out, ego, packed, bits, light, geo, light_state, light_channel, route_pts, route_s, route_count,
     route_span, boxes, akind, aactive, kind_channel,
 ):  # fmt: skip
-    """``_render_world`` for every world, worlds spread over numba's threads."""
-    for b in numba.prange(out.shape[0]):
-        _render_world(
-            b, out, ego, packed, bits, light, geo, light_state, light_channel, route_pts, route_s,
-            route_count, route_span, boxes, akind, aactive, kind_channel,
-        )  # fmt: skip
-
-
-@numba.njit(cache=True, fastmath=True)
-def _render_serial(
-    out, ego, packed, bits, light, geo, light_state, light_channel, route_pts, route_s, route_count,
-    route_span, boxes, akind, aactive, kind_channel,
-):  # fmt: skip
-    """``_render_world`` for every world in the calling thread."""
-    for b in range(out.shape[0]):
+    """``_render_world`` for worlds ``[b0, b1)``, releasing the GIL (ranges may run on threads)."""
+    for b in range(b0, b1):
         _render_world(
             b, out, ego, packed, bits, light, geo, light_state, light_channel, route_pts, route_s,
             route_count, route_span, boxes, akind, aactive, kind_channel,
@@ -576,14 +560,8 @@ class BevRenderer:
     ``route_behind`` [m]: how far behind the progress point the route band starts; ``route_ahead``
     [m]: how far ahead it goes (default: far enough to cross the whole image).
 
-    ``parallel``: ``True`` spreads worlds over numba's threads (``numba.set_num_threads``),
-    ``False`` renders in the calling thread, ``None`` (default) chooses per call by measurement:
-    from :data:`PARALLEL_MIN_WORLDS` worlds on, with more than one numba thread, it keeps a moving
-    average of the time per world of each way and uses the faster, trying the other again every
-    :data:`RETRY_EVERY` calls. Both ways give identical pixels. The measurement matters: on a machine
-    whose cores are busy with other processes a parallel call stalls until the scheduler runs its
-    worker thread (~8 ms per call measured with numba's OpenMP layer on 2 busy cores, 4 × the serial
-    time), while on idle cores it is about twice as fast as serial.
+    ``pool``: an executor; with one, worlds are split into one range per worker and rendered on
+    its threads (the kernel releases the GIL). Both ways give identical pixels.
     """
 
     def __init__(
@@ -592,14 +570,11 @@ class BevRenderer:
         geometry: BevGeometry,
         route_behind: float = ROUTE_BEHIND,
         route_ahead: float | None = None,
-        parallel: bool | None = None,
+        pool: Executor | None = None,
     ) -> None:
         self.road_map = road_map
         self.geometry = geometry
-        self.parallel = parallel
-        # auto mode: moving average of seconds per world of each way, calls made
-        self._cost: dict[bool, float | None] = {False: None, True: None}
-        self._calls = {False: 0, True: 0}
+        self.pool = pool
         self.raster = static_raster(road_map)
         g, r = geometry, self.raster
         far_r = max(g.ego_row, g.size - g.ego_row)
@@ -688,39 +663,22 @@ class BevRenderer:
         span[:, 0] = routes.progress - self.route_behind
         span[:, 1] = routes.progress + self.route_ahead
 
-        parallel = self._choose(b)
-        kernel = _render_parallel if parallel else _render_serial
         r = self.raster
-        start = time.perf_counter()
-        kernel(
+        args = (
             out, ego, r.packed, r.bits.reshape(-1), r.light.reshape(-1), self._geo,
             light_state.astype(np.int8, copy=False), self._light_channel,
             routes.sparse_points, routes.sparse_s, routes.sparse_count, span,
             boxes, kind, active, self._kind_channel,
         )  # fmt: skip
-        self._record(parallel, (time.perf_counter() - start) / b)
+        workers = getattr(self.pool, "_max_workers", 1) if self.pool is not None else 1
+        if workers <= 1 or b < 2:
+            _render_range(0, b, *args)
+        else:
+            edges = np.linspace(0, b, min(workers, b) + 1).astype(int)
+            jobs = [self.pool.submit(_render_range, lo, hi, *args) for lo, hi in itertools.pairwise(edges)]
+            for job in jobs:
+                job.result()
         return out
-
-    def _choose(self, b: int) -> bool:
-        """Parallel or serial for a call with ``b`` worlds (see the class doc)."""
-        if self.parallel is not None:
-            return self.parallel
-        if b < PARALLEL_MIN_WORLDS or numba.get_num_threads() < 2:
-            return False
-        for way in (True, False):
-            if self._cost[way] is None:
-                return way  # not measured yet
-        best = min((False, True), key=lambda way: self._cost[way] or 0.0)
-        if (self._calls[False] + self._calls[True]) % RETRY_EVERY == 0:
-            return not best
-        return best
-
-    def _record(self, parallel: bool, seconds_per_world: float) -> None:
-        self._calls[parallel] += 1
-        if self._calls[parallel] == 1:
-            return  # the first call of a way may include loading the compiled kernel
-        old = self._cost[parallel]
-        self._cost[parallel] = seconds_per_world if old is None else 0.7 * old + 0.3 * seconds_per_world
 
 
 # ============================================================================ pictures

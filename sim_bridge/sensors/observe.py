@@ -9,6 +9,8 @@ reused buffer).
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 import numpy as np
 
 from sim_bridge.api import Observation
@@ -27,7 +29,7 @@ class Observer:
     """The shared sensors of one map: ``observe(frame, routes, progress) -> Observation``.
 
     ``max_objects`` rows of the object list, actors within ``object_radius`` [m] of the ego;
-    ``parallel`` is the BEV renderer's (see :class:`~sim_bridge.sensors.bev.BevRenderer`);
+    ``pool`` lets the BEV renderer use threads (see :class:`~sim_bridge.sensors.bev.BevRenderer`);
     ``render_bev=False`` skips the raster (all zeros), for physics-only runs.
     """
 
@@ -37,14 +39,14 @@ class Observer:
         geometry: BevGeometry,
         max_objects: int = 32,
         object_radius: float = 50.0,
-        parallel: bool | None = None,
+        pool: Executor | None = None,
         render_bev: bool = True,
     ) -> None:
         self.road_map = road_map
         self.geometry = geometry
         self.max_objects = int(max_objects)
         self.object_radius = float(object_radius)
-        self.bev = BevRenderer(road_map, geometry, parallel=parallel)
+        self.bev = BevRenderer(road_map, geometry, pool=pool)
         self.render_bev = render_bev
 
     def observe(
