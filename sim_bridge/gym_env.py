@@ -113,7 +113,8 @@ class DriveEnv(gym.Env):
         self._progress = events.route_progress.copy()
         terminated, truncated = _done(events)
         truncated = truncated | (self._steps >= self.max_steps)
-        return _world_dict(obs, 0), float(reward[0]), bool(terminated[0]), bool(truncated[0]), events.world(0)
+        info = {k: (None if isinstance(v, float) and v != v else v) for k, v in events.world(0).items()}  # NaN → None
+        return _world_dict(obs, 0), float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
 
     def render(self):
         if self.render_mode != "rgb_array" or self._obs is None:

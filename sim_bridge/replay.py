@@ -82,7 +82,7 @@ class Replay:
         os.close(fd)
         try:
             with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
+                np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

@@ -22,7 +22,7 @@ from planning.base import AgentInfo
 from planning.lane_follower import LaneFollower
 
 
-def measure(sim_node: dict[str, Any], world_node: dict[str, Any], worlds: int, vehicles: int, bev: bool,
+def measure(sim_node: Any, world_node: Any, worlds: int, vehicles: int, bev: bool,
             steps: int, warmup: int, seed: int) -> dict[str, Any]:
     """Time ``steps`` decision steps of one configuration in this process."""
     world_cfg = build.world(world_node)

@@ -283,7 +283,7 @@ def lane_candidates(
 def drivable_raster(road_map: RoadMap) -> dict[str, Any]:
     """The drivable area at ``RASTER_RESOLUTION``, bit-packed along x, built once per map.
 
-    Cells are filled where their centre lies inside a driving lane's polygon (PIL's scan-line fill).
+    Cells are filled where their centre lies inside ``drivable_area`` (PIL's scan-line fill).
     """
     cached = road_map.cache.get("drivable_raster")
     if cached is not None:
@@ -295,15 +295,18 @@ def drivable_raster(road_map: RoadMap) -> dict[str, Any]:
     height = math.ceil((ymax + 1.0 - y0) / res)
     img = Image.new("1", (width, height), 0)
     draw = ImageDraw.Draw(img)
-    for lane in road_map.driving_lanes.tolist():
-        for part in shapely.get_parts(road_map.lane_polygons[lane]):
-            if part.geom_type != "Polygon" or part.is_empty:
-                continue
-            ring = np.asarray(part.exterior.coords)
-            # PIL puts pixel (i, j)'s centre at integer coordinates (i, j)
-            cols = (ring[:, 0] - x0) / res - 0.5
-            rows = (ring[:, 1] - y0) / res - 0.5
-            draw.polygon(list(zip(cols.tolist(), rows.tolist())), fill=1, outline=None)
+    def ring_px(coords: np.ndarray) -> list[tuple[float, float]]:
+        # PIL puts pixel (i, j)'s centre at integer coordinates (i, j)
+        cols = (coords[:, 0] - x0) / res - 0.5
+        rows = (coords[:, 1] - y0) / res - 0.5
+        return list(zip(cols.tolist(), rows.tolist()))
+
+    for part in shapely.get_parts(road_map.drivable_area):
+        if part.geom_type != "Polygon" or part.is_empty:
+            continue
+        draw.polygon(ring_px(np.asarray(part.exterior.coords)), fill=1, outline=None)
+        for ring in part.interiors:
+            draw.polygon(ring_px(np.asarray(ring.coords)), fill=0, outline=None)
     grid = np.asarray(img, dtype=bool)
     cached = {"x0": x0, "y0": y0, "res": res, "shape": grid.shape, "bits": np.packbits(grid, axis=1)}
     road_map.cache["drivable_raster"] = cached

@@ -745,11 +745,27 @@ def _lane_polygon(points: np.ndarray, headings: np.ndarray, widths: np.ndarray) 
     return poly
 
 
+#: gaps narrower than twice this between adjacent lane polygons are closed [m]
+SEAM_TOLERANCE = 0.05
+#: enclosed holes smaller than this in a surface are filled (junction centres no lane crosses) [m²]
+MAX_FILLED_HOLE = 25.0
+
+
 def _union(polys: list[shapely.Geometry]) -> shapely.Geometry:
+    """The surface of ``polys``: seams between adjacent lanes closed, small enclosed holes filled."""
     if not polys:
         return shapely.Polygon()
-    area = shapely.union_all(polys)
-    return area if area.is_valid else shapely.make_valid(area)
+    grown = shapely.union_all([shapely.buffer(p, SEAM_TOLERANCE, join_style="mitre") for p in polys])
+    area = shapely.buffer(grown, -SEAM_TOLERANCE, join_style="mitre")
+    if not area.is_valid:
+        area = shapely.make_valid(area)
+    parts = []
+    for part in shapely.get_parts(area):
+        if part.geom_type != "Polygon" or part.is_empty:
+            continue
+        holes = [ring for ring in part.interiors if shapely.Polygon(ring).area >= MAX_FILLED_HOLE]
+        parts.append(shapely.Polygon(part.exterior, holes))
+    return shapely.union_all(parts) if parts else shapely.Polygon()
 
 
 # ------------------------------------------------------------------------------------------- graph

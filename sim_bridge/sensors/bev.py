@@ -214,14 +214,6 @@ def _boundary_lines(geom: shapely.Geometry) -> list[np.ndarray]:
     return [ring for ring in rings if not _is_sliver(ring)]
 
 
-def _lane_surfaces(
-    canvas: _Canvas, road_map: RoadMap, lanes: np.ndarray, fill: int | tuple[int, ...]
-) -> None:
-    """Fill the polygons of ``lanes`` one by one (their union may hold slivers between lanes)."""
-    for lane in lanes.tolist():
-        canvas.polygon(road_map.lane_polygons[lane], fill=fill, hole=fill)
-
-
 def _is_stop_sign_line(road_map: RoadMap) -> np.ndarray:
     """``bool [K]``: stop line ``k`` belongs to a stop sign (else a traffic light)."""
     sig = np.asarray(road_map.stop_signal, dtype=np.int64)
@@ -249,7 +241,7 @@ def static_raster(road_map: RoadMap, resolution: float = STATIC_RESOLUTION) -> S
         return _Canvas(x0, y1, resolution, width, height, mode)
 
     drivable = canvas()
-    _lane_surfaces(drivable, road_map, road_map.driving_lanes, 1)
+    drivable.polygon(road_map.drivable_area, fill=1, hole=0)
 
     marks = canvas()
     for lane in road_map.driving_lanes.tolist():
@@ -670,12 +662,13 @@ class BevRenderer:
             routes.sparse_points, routes.sparse_s, routes.sparse_count, span,
             boxes, kind, active, self._kind_channel,
         )  # fmt: skip
-        workers = getattr(self.pool, "_max_workers", 1) if self.pool is not None else 1
-        if workers <= 1 or b < 2:
+        pool = self.pool
+        workers = getattr(pool, "_max_workers", 1) if pool is not None else 1
+        if pool is None or workers <= 1 or b < 2:
             _render_range(0, b, *args)
         else:
             edges = np.linspace(0, b, min(workers, b) + 1).astype(int)
-            jobs = [self.pool.submit(_render_range, lo, hi, *args) for lo, hi in itertools.pairwise(edges)]
+            jobs = [pool.submit(_render_range, lo, hi, *args) for lo, hi in itertools.pairwise(edges)]
             for job in jobs:
                 job.result()
         return out
@@ -762,8 +755,8 @@ def _map_base(
     """Lanes, sidewalks and lane marks of the box ``[x0, x0 + width/px_per_m] × [y1 - height/px_per_m, y1]``."""
     cv = _Canvas(x0, y1, 1.0 / px_per_m, width, height, "RGB")
     cv.draw.rectangle((0, 0, width, height), fill=_MAP_BACKGROUND)
-    _lane_surfaces(cv, road_map, road_map.sidewalk_lanes, _MAP_SIDEWALK)
-    _lane_surfaces(cv, road_map, road_map.driving_lanes, _MAP_LANE)
+    cv.polygon(road_map.drivable_area, fill=_MAP_LANE, hole=_MAP_BACKGROUND)
+    cv.polygon(road_map.sidewalk_area, fill=_MAP_SIDEWALK, hole=_MAP_BACKGROUND)
     mark_w = max(MARK_WIDTH / 2, 1.0 / px_per_m)
     for lane in road_map.driving_lanes.tolist():
         if road_map.lane_junction[lane] >= 0:

@@ -33,7 +33,7 @@ class ActorArrays:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.x.shape  # type: ignore[return-value]
+        return self.x.shape
 
     def copy(self) -> ActorArrays:
         return ActorArrays(*(np.array(getattr(self, f), copy=True) for f in self.__dataclass_fields__))
