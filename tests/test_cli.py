@@ -70,6 +70,11 @@ def test_render_writes_a_gif_and_a_replay_that_renders_again(tmp_path):
     proc = run_drive("render", f"replay={replay}", "every=3", "map_window=60", f"out={again}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     np.testing.assert_array_equal(iio.imread(again), frames)
+    mp4 = tmp_path / "again.mp4"
+    proc = run_drive("render", f"replay={replay}", "every=3", "map_window=60", f"out={mp4}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    video = iio.imread(mp4, plugin="FFMPEG")
+    assert video.shape[0] == 5 and video.shape[1:3] == tuple(-(-n // 16) * 16 for n in frames.shape[1:3])
 
 
 @pytest.mark.slow

@@ -67,16 +67,17 @@ def frames_of(rep: Replay, cfg: DictConfig) -> list[np.ndarray]:
 
 
 def write_video(frames: list[np.ndarray], path: Path, fps: int) -> Path:
-    """GIF or MP4 by extension (MP4 needs the ``imageio-ffmpeg`` package)."""
+    """GIF or MP4 (H.264, padded to multiples of 16 px) by the extension of ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     ext = path.suffix.lower()
     if ext == ".gif":
         iio.imwrite(path, np.stack(frames), duration=1000.0 / fps, loop=0)
     elif ext == ".mp4":
-        try:
-            iio.imwrite(path, np.stack(frames), fps=fps, codec="libx264", plugin="FFMPEG")
-        except (ImportError, ValueError) as exc:
-            raise RuntimeError(f"writing {path} needs imageio-ffmpeg (pip install imageio-ffmpeg): {exc}") from exc
+        stack = np.stack(frames)
+        # H.264 wants sides in multiples of 16: pad (black) rather than let ffmpeg rescale
+        pad_h, pad_w = -stack.shape[1] % 16, -stack.shape[2] % 16
+        stack = np.pad(stack, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
+        iio.imwrite(path, stack, fps=fps, codec="libx264", plugin="FFMPEG", macro_block_size=16)
     else:
         raise ValueError(f"out={path}: use a .gif or .mp4 extension")
     return path
