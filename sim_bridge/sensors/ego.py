@@ -7,6 +7,7 @@ backend, from the :class:`~sim_bridge.sensors.frame.SensorFrame`, the map and th
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from sim_bridge.api import LightState
@@ -73,51 +74,100 @@ def ego_vector(
     ``ROUTE_TARGET_SPACING`` m ahead of progress in the ego frame; the command is the first
     manoeuvre within ``COMMAND_LOOKAHEAD`` m; the stop columns describe the next stop line on the
     route (distance capped at ``STOP_DISTANCE_CAP``; ``STOP_IS_RED`` for a red or yellow light,
-    ``STOP_IS_SIGN`` for a stop sign; both 0 and the cap when there is none).
+    ``STOP_IS_SIGN`` for a stop sign; both 0 and the cap when there is none). One compiled pass over
+    the worlds fills every column.
     """
     a = frame.actors
-    b = a.shape[0]
-    progress = np.asarray(progress, dtype=np.float64)
     xy = np.stack([np.asarray(a.x[:, 0], np.float64), np.asarray(a.y[:, 0], np.float64)], -1)
     yaw = np.asarray(a.yaw[:, 0], dtype=np.float64)
     if projection is None:
         projection = ego_lane(road_map, xy, yaw)
-
-    ego = np.zeros((b, EGO_DIM), dtype=np.float32)
+    tables = road_map.cache.get("ego_vector_tables")
+    if tables is None:
+        kinds = np.asarray(road_map.signal_kind, dtype=np.int64)[
+            np.asarray(road_map.stop_signal, dtype=np.int64)
+        ]
+        tables = (np.asarray(road_map.lane_speed_limit, dtype=np.float64), kinds)
+        road_map.cache["ego_vector_tables"] = tables
+    limits, stop_kind = tables
     k = frame.ego
-    ego[:, _F["SPEED"]] = a.speed[:, 0]
-    ego[:, _F["ACCEL_LON"]] = k.accel_lon
-    ego[:, _F["ACCEL_LAT"]] = k.accel_lat
-    ego[:, _F["YAW_RATE"]] = k.yaw_rate
-    ego[:, _F["PREV_ACCEL"]] = k.prev_action[:, 0]
-    ego[:, _F["PREV_STEER"]] = k.prev_action[:, 1]
-
-    lane = projection.lane
-    limits = np.asarray(road_map.lane_speed_limit, dtype=np.float64)
-    ego[:, _F["SPEED_LIMIT"]] = np.where(lane >= 0, limits[np.maximum(lane, 0)], 0.0)
-    ego[:, _F["LANE_OFFSET"]] = np.where(lane >= 0, projection.lateral, 0.0)
-    ego[:, _F["LANE_HEADING"]] = np.where(lane >= 0, projection.heading_error, 0.0)
-
-    targets = routes.targets(xy, yaw, NUM_ROUTE_TARGETS, ROUTE_TARGET_SPACING, progress=progress)
-    ego[:, _ROUTE] = targets.reshape(b, -1)
-
-    command = routes.command_ahead(COMMAND_LOOKAHEAD, progress=progress)
-    ego[np.arange(b), _COMMAND_COLUMN[command]] = 1.0
-    ego[:, _F["ROUTE_REMAINING"]] = routes.remaining(progress)
-
-    distance, line = routes.next_stop(progress)
-    ego[:, _F["STOP_DISTANCE"]] = np.minimum(distance, STOP_DISTANCE_CAP)
-    has = line >= 0
-    if has.any():
-        safe = np.maximum(line, 0)
-        kind = np.asarray(road_map.signal_kind)[np.asarray(road_map.stop_signal)[safe]]
-        light_state = np.asarray(frame.light_state)
-        state = (
-            light_state[np.arange(b), np.minimum(safe, light_state.shape[1] - 1)]
-            if light_state.shape[1]
-            else 0
-        )
-        is_light = has & (kind == SignalKind.TRAFFIC_LIGHT)
-        ego[:, _F["STOP_IS_RED"]] = is_light & ((state == LightState.RED) | (state == LightState.YELLOW))
-        ego[:, _F["STOP_IS_SIGN"]] = has & (kind == SignalKind.STOP_SIGN)
+    light = np.asarray(frame.light_state)
+    if light.ndim != 2 or light.shape[1] == 0:
+        light = np.zeros((len(yaw), 1), dtype=np.int8)
+    ego = np.zeros((len(yaw), EGO_DIM), dtype=np.float32)
+    _fill(
+        ego, xy, yaw, np.asarray(a.speed[:, 0], np.float64), np.asarray(k.accel_lon, np.float64),
+        np.asarray(k.accel_lat, np.float64), np.asarray(k.yaw_rate, np.float64),
+        np.asarray(k.prev_action, np.float64), np.asarray(projection.lane, np.int64),
+        np.asarray(projection.lateral, np.float64), np.asarray(projection.heading_error, np.float64),
+        limits, np.asarray(progress, np.float64), routes.points, routes.s, routes.count, routes.index,
+        routes.length, routes.commands, routes._next_command, routes.stop_s, routes.stop_index, stop_kind,
+        light.astype(np.int8, copy=False), _COMMAND_COLUMN,
+    )  # fmt: skip
     return ego
+
+
+@numba.njit(cache=True)
+def _fill(
+    ego, xy, yaw, speed, accel_lon, accel_lat, yaw_rate, prev_action, lane, lateral, heading_error, limits,
+    progress, points, s, count, index, length, commands, next_command, stop_s, stop_index, stop_kind,
+    light, command_column,
+):  # fmt: skip
+    """Every column of the ego vector for every world (see :func:`ego_vector`)."""
+    for b in range(ego.shape[0]):
+        ego[b, _SPEED] = speed[b]
+        ego[b, _ACCEL_LON] = accel_lon[b]
+        ego[b, _ACCEL_LAT] = accel_lat[b]
+        ego[b, _YAW_RATE] = yaw_rate[b]
+        ego[b, _PREV_ACCEL] = prev_action[b, 0]
+        ego[b, _PREV_STEER] = prev_action[b, 1]
+        if lane[b] >= 0:
+            ego[b, _SPEED_LIMIT] = limits[lane[b]]
+            ego[b, _LANE_OFFSET] = lateral[b]
+            ego[b, _LANE_HEADING] = heading_error[b]
+        n = count[b]
+        prog = progress[b]
+        command = _LANE_FOLLOW
+        if n >= 2:
+            # route targets: points every ROUTE_TARGET_SPACING m ahead of progress, in the ego frame
+            c = np.cos(yaw[b])
+            sn = np.sin(yaw[b])
+            j = min(index[b], n - 2)
+            for q in range(NUM_ROUTE_TARGETS):
+                sq = min(max(prog + ROUTE_TARGET_SPACING * (q + 1), s[b, 0]), s[b, n - 1])
+                while j < n - 2 and s[b, j + 1] <= sq:
+                    j += 1
+                while j > 0 and s[b, j] > sq:
+                    j -= 1
+                span = s[b, j + 1] - s[b, j]
+                t = (sq - s[b, j]) / span if span > 1e-9 else 0.0
+                rx = points[b, j, 0] + t * (points[b, j + 1, 0] - points[b, j, 0]) - xy[b, 0]
+                ry = points[b, j, 1] + t * (points[b, j + 1, 1] - points[b, j, 1]) - xy[b, 1]
+                ego[b, _ROUTE_X0 + 2 * q] = c * rx + sn * ry
+                ego[b, _ROUTE_X0 + 2 * q + 1] = -sn * rx + c * ry
+            nxt = next_command[b, index[b]]
+            if nxt >= 0 and s[b, nxt] <= prog + COMMAND_LOOKAHEAD:
+                command = commands[b, nxt]
+        ego[b, command_column[command]] = 1.0
+        ego[b, _ROUTE_REMAINING] = max(length[b] - prog, 0.0)
+        ego[b, _STOP_DISTANCE] = STOP_DISTANCE_CAP
+        for r in range(stop_s.shape[1]):
+            if stop_s[b, r] >= prog and stop_index[b, r] >= 0:
+                kline = stop_index[b, r]
+                ego[b, _STOP_DISTANCE] = min(stop_s[b, r] - prog, STOP_DISTANCE_CAP)
+                if stop_kind[kline] == _TRAFFIC_LIGHT:
+                    state = light[b, min(kline, light.shape[1] - 1)]
+                    ego[b, _STOP_IS_RED] = 1.0 if state == _RED or state == _YELLOW else 0.0
+                else:
+                    ego[b, _STOP_IS_SIGN] = 1.0
+                break
+
+
+_SPEED, _ACCEL_LON, _ACCEL_LAT, _YAW_RATE = (_F[n] for n in ("SPEED", "ACCEL_LON", "ACCEL_LAT", "YAW_RATE"))
+_PREV_ACCEL, _PREV_STEER, _SPEED_LIMIT = _F["PREV_ACCEL"], _F["PREV_STEER"], _F["SPEED_LIMIT"]
+_LANE_OFFSET, _LANE_HEADING, _ROUTE_X0 = _F["LANE_OFFSET"], _F["LANE_HEADING"], _F["ROUTE_X0"]
+_ROUTE_REMAINING, _STOP_DISTANCE = _F["ROUTE_REMAINING"], _F["STOP_DISTANCE"]
+_STOP_IS_RED, _STOP_IS_SIGN = _F["STOP_IS_RED"], _F["STOP_IS_SIGN"]
+_LANE_FOLLOW = int(RouteCommand.LANE_FOLLOW)
+_TRAFFIC_LIGHT = int(SignalKind.TRAFFIC_LIGHT)
+_RED, _YELLOW = int(LightState.RED), int(LightState.YELLOW)
