@@ -113,13 +113,15 @@ class DriveEnv(gym.Env):
         self._progress = events.route_progress.copy()
         terminated, truncated = _done(events)
         truncated = truncated | (self._steps >= self.max_steps)
-        info = {k: (None if isinstance(v, float) and v != v else v) for k, v in events.world(0).items()}  # NaN → None
+        info = {
+            k: (None if isinstance(v, float) and v != v else v) for k, v in events.world(0).items()
+        }  # NaN → None
         return _world_dict(obs, 0), float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
 
     def render(self):
         if self.render_mode != "rgb_array" or self._obs is None:
             return None
-        from sim_bridge.sensors.bev import bev_to_rgb
+        from sim_bridge.sensors.pictures import bev_to_rgb
 
         return bev_to_rgb(self._obs.bev[0], self.config.bev)
 

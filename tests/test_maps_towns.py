@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim_bridge.api import MapRef
-from sim_bridge.maps import catalog, towns
+from sim_bridge.maps import catalog, highway, town_parts, towns
 from sim_bridge.maps.road_map import MapError, RoadMap
 
 SHARED_MAPS = Path(__file__).resolve().parents[2] / "shared" / "maps"
@@ -171,7 +171,7 @@ def test_same_seed_gives_identical_text(name: str) -> None:
 
 def test_seeds_change_grid_and_highway() -> None:
     assert towns.grid_town(0) != towns.grid_town(1)
-    assert towns.highway(0) != towns.highway(1)
+    assert highway.highway(0) != highway.highway(1)
 
 
 def test_unit_maps_ignore_the_seed() -> None:
@@ -344,15 +344,15 @@ def check_signals(town: Town, min_lit: int, min_stop: int) -> tuple[set[int], se
         positive = lm.orientation == carla.LandmarkOrientation.Positive
         link = road.succ if positive else road.pred
         assert link and link[0] == "junction", f"signal {lm.id} is not at a junction end of road {road.id}"
-        expected_s = road.length - towns.STOP_SETBACK if positive else towns.STOP_SETBACK
+        expected_s = road.length - town_parts.STOP_SETBACK if positive else town_parts.STOP_SETBACK
         assert lm.s == pytest.approx(expected_s, abs=1e-6)
         lanes = entering_lanes(road, link[1])
         assert lm.get_lane_validities() == [(min(lanes), max(lanes))]
-        if lm.type == towns.TRAFFIC_LIGHT_TYPE:
+        if lm.type == town_parts.TRAFFIC_LIGHT_TYPE:
             assert lm.is_dynamic
             lit.setdefault(link[1], []).append(lm)
         else:
-            assert lm.type == towns.STOP_SIGN_TYPE and not lm.is_dynamic
+            assert lm.type == town_parts.STOP_SIGN_TYPE and not lm.is_dynamic
             stops.setdefault(link[1], []).append(lm)
     assert not set(lit) & set(stops), "a junction has both lights and stop signs"
     assert len(lit) >= min_lit and len(stops) >= min_stop

@@ -21,9 +21,10 @@ from sim_bridge.api import ActorKind, LightState
 from sim_bridge.maps.road_map import RoadMap, Route
 from sim_bridge.maps.towns import make_town
 from sim_bridge.routes import RouteBatch
-from sim_bridge.sensors.bev import BevRenderer, StaticRaster, bev_to_rgb, render_map_view
+from sim_bridge.sensors.bev import BevRenderer, StaticRaster
 from sim_bridge.sensors.frame import ActorArrays, EgoKinematics, SensorFrame
 from sim_bridge.sensors.layout import BevChannel, BevGeometry, RouteCommand
+from sim_bridge.sensors.pictures import bev_to_rgb, render_map_view
 
 G = BevGeometry()
 EGO_ROW, EGO_COL = G.ego_row, G.ego_col  # 64, 48

@@ -14,9 +14,10 @@ from planning.base import AgentInfo
 from sim_bridge.maps.catalog import load_map
 from sim_bridge.replay import Replay
 from sim_bridge.routes import RouteBatch
-from sim_bridge.sensors.bev import BevRenderer, bev_to_rgb, render_map_view
+from sim_bridge.sensors.bev import BevRenderer
 from sim_bridge.sensors.frame import EgoKinematics, SensorFrame
 from sim_bridge.sensors.layout import BevGeometry
+from sim_bridge.sensors.pictures import bev_to_rgb, render_map_view
 
 log = logging.getLogger("drive.render")
 
@@ -30,7 +31,9 @@ def live_episode(cfg: DictConfig) -> Replay:
     assert sim.road_map is not None
     agent.reset(AgentInfo(num_worlds=1, dt=sim.dt, ego=sim.ego_vehicle, road_map=sim.road_map))
     st = sim.state
-    rep = Replay(map=spec.map, route=sim.route(0), dt=sim.dt, meta={"agent": cfg.agent.name, "seed": int(cfg.seed)})
+    rep = Replay(
+        map=spec.map, route=sim.route(0), dt=sim.dt, meta={"agent": cfg.agent.name, "seed": int(cfg.seed)}
+    )
     rep.record(sim.actor_arrays(), st.light, 0, None, None)
     for _ in range(int(cfg.steps)):
         action = agent.act(obs)
@@ -95,8 +98,10 @@ def run(cfg: DictConfig) -> int:
     frames = frames_of(rep, cfg)
     write_video(frames, out, int(cfg.fps))
     progress = rep.events.get("route_progress", [0.0])[-1]
-    print(f"wrote {out} ({len(frames)} frames, {frames[0].shape[1]}x{frames[0].shape[0]} px); "
-          f"route progress {progress:.1f} m")
+    print(
+        f"wrote {out} ({len(frames)} frames, {frames[0].shape[1]}x{frames[0].shape[0]} px); "
+        f"route progress {progress:.1f} m"
+    )
     return 0
 
 

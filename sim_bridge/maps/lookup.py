@@ -295,6 +295,7 @@ def drivable_raster(road_map: RoadMap) -> dict[str, Any]:
     height = math.ceil((ymax + 1.0 - y0) / res)
     img = Image.new("1", (width, height), 0)
     draw = ImageDraw.Draw(img)
+
     def ring_px(coords: np.ndarray) -> list[tuple[float, float]]:
         # PIL puts pixel (i, j)'s centre at integer coordinates (i, j)
         cols = (coords[:, 0] - x0) / res - 0.5

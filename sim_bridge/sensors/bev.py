@@ -1,7 +1,7 @@
-"""The bird's-eye-view raster every backend shares: ``BevRenderer`` and picture helpers.
+"""The bird's-eye-view raster every backend shares: :func:`static_raster` and :class:`BevRenderer`.
 
-Static layers are drawn ONCE per map with PIL into a map-frame raster at
-:data:`STATIC_RESOLUTION` (cached in ``road_map.cache[("bev_static", resolution)]`` as a
+Static layers are drawn ONCE per map with PIL (:mod:`sim_bridge.sensors.canvas`) into a map-frame
+raster at :data:`STATIC_RESOLUTION` (cached in ``road_map.cache[("bev_static", resolution)]`` as a
 :class:`StaticRaster`): the driving lanes' surfaces (lane polygons one by one), lane marks outside
 junctions (solid, double and "other" marks as solid lines, broken ones as 3 m dashes, none for
 NONE) plus the outer edge of the drivable area, stop-sign lines, and the index of each
@@ -16,9 +16,9 @@ ego_col - y / res``; pixel ``(r, c)`` spans ``[r, r + 1) × [c, c + 1)`` and is 
 ``(r + 0.5, c + 0.5)`` is covered. The ego faces up (decreasing rows).
 
 The ego itself is NOT drawn in any channel: it always sits at the same pixel, so it carries no
-information (``bev_to_rgb`` paints it for pictures). History frames (``BevGeometry.history``) repeat
-the VEHICLES and PEDESTRIANS channels for earlier actor boxes, most recent first, drawn relative to
-the *current* ego pose.
+information (:func:`~sim_bridge.sensors.pictures.bev_to_rgb` paints it for pictures). History frames
+(``BevGeometry.history``) repeat the VEHICLES and PEDESTRIANS channels for earlier actor boxes, most
+recent first, drawn relative to the *current* ego pose.
 """
 
 from __future__ import annotations
@@ -30,12 +30,11 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-import shapely
-from PIL import Image, ImageDraw
 
 from sim_bridge.api import ActorKind, LightState
-from sim_bridge.maps.road_map import MarkType, RoadMap, SignalKind
+from sim_bridge.maps.road_map import RoadMap
 from sim_bridge.routes import RouteBatch
+from sim_bridge.sensors.canvas import Canvas, boundary_lines, draw_mark, is_stop_sign_line, lane_edges
 from sim_bridge.sensors.frame import ActorArrays, SensorFrame
 from sim_bridge.sensors.layout import DYNAMIC_CHANNELS, BevChannel, BevGeometry
 
@@ -43,8 +42,6 @@ __all__ = [
     "STATIC_RESOLUTION",
     "BevRenderer",
     "StaticRaster",
-    "bev_to_rgb",
-    "render_map_view",
     "static_raster",
 ]
 
@@ -54,8 +51,6 @@ STATIC_RESOLUTION = 0.25
 MARK_WIDTH = 0.5
 #: width of stop lines in the static raster [m]
 STOP_LINE_WIDTH = 0.75
-#: broken marks: dash and gap lengths [m]
-DASH_ON, DASH_OFF = 3.0, 3.0
 #: margin around the map's bounds in the static raster [m]
 RASTER_MARGIN = 5.0
 #: route band: half width [m], how far behind the progress point it starts [m]
@@ -113,114 +108,6 @@ def _pack_blocks(bits: np.ndarray) -> tuple[np.ndarray, int]:
 # ============================================================================ static raster (once per map)
 
 
-class _Canvas:
-    """PIL drawing in map coordinates over the box ``x0..x0 + w·res``, ``y1 - h·res..y1``."""
-
-    def __init__(self, x0: float, y1: float, resolution: float, width: int, height: int, mode: str) -> None:
-        self.x0, self.y1, self.res = x0, y1, resolution
-        self.image = Image.new(mode, (width, height), 0)
-        self.draw = ImageDraw.Draw(self.image)
-
-    def px(self, xy: np.ndarray) -> list[tuple[float, float]]:
-        """Map ``[M, 2]`` [m] → PIL coordinates (integers are pixel centres)."""
-        u = (xy[:, 0] - self.x0) / self.res - 0.5
-        v = (self.y1 - xy[:, 1]) / self.res - 0.5
-        return list(zip(u.tolist(), v.tolist(), strict=True))
-
-    def polygon(
-        self, geom: shapely.Geometry, fill: int | tuple[int, ...], hole: int | tuple[int, ...]
-    ) -> None:
-        for poly in shapely.get_parts(geom):
-            if poly.geom_type != "Polygon" or poly.is_empty:
-                continue
-            self.draw.polygon(self.px(np.asarray(poly.exterior.coords)), fill=fill)
-            for ring in poly.interiors:
-                self.draw.polygon(self.px(np.asarray(ring.coords)), fill=hole)
-
-    def line(self, xy: np.ndarray, fill: int | tuple[int, ...], width_m: float) -> None:
-        if len(xy) < 2:
-            return
-        w = max(1, round(width_m / self.res))
-        self.draw.line(self.px(xy), fill=fill, width=w, joint="curve" if len(xy) > 2 else None)
-
-    def dashed(self, xy: np.ndarray, fill: int | tuple[int, ...], width_m: float) -> None:
-        """A broken line along ``xy [M, 2]``: DASH_ON metres drawn, DASH_OFF skipped."""
-        if len(xy) < 2:
-            return
-        seg = np.hypot(*np.diff(xy, axis=0).T)
-        s = np.concatenate([[0.0], np.cumsum(seg)])
-        if s[-1] <= 0:
-            return
-        step = self.res / 2
-        sq = np.arange(0.0, s[-1] + step, step)
-        sq[-1] = min(sq[-1], s[-1])
-        dense = np.stack([np.interp(sq, s, xy[:, 0]), np.interp(sq, s, xy[:, 1])], -1)
-        on = np.remainder(sq, DASH_ON + DASH_OFF) < DASH_ON
-        edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
-        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
-            self.line(dense[a:b], fill, width_m)
-
-    def array(self) -> np.ndarray:
-        return np.asarray(self.image)
-
-
-def _lane_edges(road_map: RoadMap, lane: int) -> tuple[np.ndarray, np.ndarray]:
-    """Left and right edges ``[M, 2]`` [m] of ``lane`` from its centreline samples and widths."""
-    a, b = int(road_map.lane_start[lane]), int(road_map.lane_start[lane + 1])
-    p = np.asarray(road_map.points[a:b], dtype=np.float64)
-    h = np.asarray(road_map.headings[a:b], dtype=np.float64)
-    half = 0.5 * np.asarray(road_map.widths[a:b], dtype=np.float64)[:, None]
-    n = np.stack([-np.sin(h), np.cos(h)], -1)
-    return p + half * n, p - half * n
-
-
-_SOLID_MARKS = (
-    MarkType.SOLID,
-    MarkType.SOLID_SOLID,
-    MarkType.SOLID_BROKEN,
-    MarkType.BROKEN_SOLID,
-    MarkType.OTHER,
-)
-_BROKEN_MARKS = (MarkType.BROKEN, MarkType.BROKEN_BROKEN)
-
-
-def _draw_mark(
-    canvas: _Canvas, xy: np.ndarray, mark: int, fill: int | tuple[int, ...], width_m: float
-) -> None:
-    """One lane edge: solid marks (and double marks with a solid side, and curbs/other) as a line,
-    broken ones dashed, NONE not at all."""
-    if mark in _SOLID_MARKS:
-        canvas.line(xy, fill, width_m)
-    elif mark in _BROKEN_MARKS:
-        canvas.dashed(xy, fill, width_m)
-
-
-def _is_sliver(ring: np.ndarray) -> bool:
-    """A ring enclosing (almost) nothing: under 1 m² or under 0.3 m wide on average. Unions of lane
-    polygons that do not share their edges exactly leave such slivers between lanes."""
-    poly = shapely.Polygon(ring)
-    area = abs(poly.area)
-    return area < 1.0 or 2.0 * area / max(poly.length, 1e-9) < 0.3
-
-
-def _boundary_lines(geom: shapely.Geometry) -> list[np.ndarray]:
-    """Every ring of a (multi)polygon as ``[M, 2]`` arrays, slivers left out."""
-    rings = []
-    for poly in shapely.get_parts(geom):
-        if poly.geom_type != "Polygon" or poly.is_empty:
-            continue
-        rings.append(np.asarray(poly.exterior.coords))
-        rings.extend(np.asarray(r.coords) for r in poly.interiors)
-    return [ring for ring in rings if not _is_sliver(ring)]
-
-
-def _is_stop_sign_line(road_map: RoadMap) -> np.ndarray:
-    """``bool [K]``: stop line ``k`` belongs to a stop sign (else a traffic light)."""
-    sig = np.asarray(road_map.stop_signal, dtype=np.int64)
-    kinds = np.asarray(road_map.signal_kind)
-    return kinds[sig] == SignalKind.STOP_SIGN if len(sig) else np.zeros(0, dtype=bool)
-
-
 def static_raster(road_map: RoadMap, resolution: float = STATIC_RESOLUTION) -> StaticRaster:
     """The map's :class:`StaticRaster`, drawn on first use and cached in ``road_map.cache``."""
     key = ("bev_static", float(resolution))
@@ -237,8 +124,8 @@ def static_raster(road_map: RoadMap, resolution: float = STATIC_RESOLUTION) -> S
             f"{resolution} m/px would need {width * height / 1e6:.0f} Mpx; use a coarser resolution"
         )
 
-    def canvas(mode: str = "L") -> _Canvas:
-        return _Canvas(x0, y1, resolution, width, height, mode)
+    def canvas(mode: str = "L") -> Canvas:
+        return Canvas(x0, y1, resolution, width, height, mode)
 
     drivable = canvas()
     drivable.polygon(road_map.drivable_area, fill=1, hole=0)
@@ -247,13 +134,13 @@ def static_raster(road_map: RoadMap, resolution: float = STATIC_RESOLUTION) -> S
     for lane in road_map.driving_lanes.tolist():
         if road_map.lane_junction[lane] >= 0:
             continue  # junction lanes: no painted marks
-        left, right = _lane_edges(road_map, lane)
-        _draw_mark(marks, left, int(road_map.lane_mark_left[lane]), 1, MARK_WIDTH)
-        _draw_mark(marks, right, int(road_map.lane_mark_right[lane]), 1, MARK_WIDTH)
-    for ring in _boundary_lines(road_map.drivable_area):
+        left, right = lane_edges(road_map, lane)
+        draw_mark(marks, left, int(road_map.lane_mark_left[lane]), 1, MARK_WIDTH)
+        draw_mark(marks, right, int(road_map.lane_mark_right[lane]), 1, MARK_WIDTH)
+    for ring in boundary_lines(road_map.drivable_area):
         marks.line(ring, 1, MARK_WIDTH)
 
-    is_sign = _is_stop_sign_line(road_map)
+    is_sign = is_stop_sign_line(road_map)
     segments = np.asarray(road_map.stop_segment, dtype=np.float64).reshape(-1, 2, 2)
     signs = canvas()
     lights = canvas("I")
@@ -323,7 +210,7 @@ def _fill_span(plane: np.ndarray, r: int, lo: float, hi: float) -> None:
 
 
 @numba.njit(cache=True, fastmath=True)
-def _fill_box(
+def fill_box(
     plane: np.ndarray, rc: float, cc: float, fwd_r: float, fwd_c: float, half_len: float, half_wid: float
 ) -> None:
     """Set pixels of ``plane [H, W]`` whose centres lie in an oriented box: centre at continuous
@@ -527,7 +414,7 @@ def _render_world(
                 continue
             rel = box[2] - eyaw
             # ego-frame forward (cos rel, sin rel) is pixel direction (-cos rel, -sin rel)
-            _fill_box(ob[ch], rc, cc, -math.cos(rel), -math.sin(rel), 0.5 * box[3] / res, 0.5 * box[4] / res)
+            fill_box(ob[ch], rc, cc, -math.cos(rel), -math.sin(rel), 0.5 * box[3] / res, 0.5 * box[4] / res)
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
@@ -672,190 +559,3 @@ class BevRenderer:
             for job in jobs:
                 job.result()
         return out
-
-
-# ============================================================================ pictures
-
-
-#: RGB per BEV channel for ``bev_to_rgb``, painted in this order (later wins)
-BEV_COLOURS: dict[int, tuple[int, int, int]] = {
-    BevChannel.DRIVABLE: (70, 70, 70),
-    BevChannel.ROUTE: (40, 80, 150),
-    BevChannel.LANE_BOUNDARY: (220, 220, 220),
-    BevChannel.STOP_SIGN: (255, 255, 255),
-    BevChannel.LIGHT_GREEN: (0, 220, 0),
-    BevChannel.LIGHT_YELLOW: (240, 220, 0),
-    BevChannel.LIGHT_RED: (240, 0, 0),
-    BevChannel.STATIC: (150, 110, 70),
-    BevChannel.VEHICLES: (60, 160, 255),
-    BevChannel.PEDESTRIANS: (255, 120, 200),
-}
-EGO_COLOUR = (0, 255, 120)
-#: ego box painted by ``bev_to_rgb``: length, width [m]
-EGO_BOX = (4.6, 2.0)
-
-
-def bev_to_rgb(bev: np.ndarray, geometry: BevGeometry | None = None) -> np.ndarray:
-    """One world's BEV ``uint8 [C, H, W]`` → a picture ``uint8 [H, W, 3]``: a fixed colour per
-    channel (history frames fainter, oldest first), the ego painted as a box at its pixel.
-
-    ``geometry`` locates the ego (default: ``BevGeometry`` with this BEV's size and history).
-    """
-    bev = np.asarray(bev)
-    if bev.ndim != 3 or bev.shape[0] < len(BevChannel):
-        raise ValueError(f"bev must be [C >= {len(BevChannel)}, H, W]; got {bev.shape}")
-    c, h, w = bev.shape
-    history = (c - len(BevChannel)) // len(DYNAMIC_CHANNELS)
-    g = geometry or BevGeometry(size=h, history=history)
-    rgb = np.zeros((h, w, 3), dtype=np.uint8)
-    on = bev > 0
-    for ch in (BevChannel.DRIVABLE, BevChannel.ROUTE, BevChannel.LANE_BOUNDARY):
-        rgb[on[ch]] = BEV_COLOURS[ch]
-    for t in range(history - 1, -1, -1):  # oldest first, fainter
-        fade = 0.35 + 0.3 * (history - 1 - t) / max(history, 1)
-        for i, ch in enumerate(DYNAMIC_CHANNELS):
-            m = on[len(BevChannel) + t * len(DYNAMIC_CHANNELS) + i]
-            rgb[m] = (np.asarray(BEV_COLOURS[ch]) * fade).astype(np.uint8)
-    for ch in (
-        BevChannel.STOP_SIGN,
-        BevChannel.LIGHT_GREEN,
-        BevChannel.LIGHT_YELLOW,
-        BevChannel.LIGHT_RED,
-        BevChannel.STATIC,
-        BevChannel.VEHICLES,
-        BevChannel.PEDESTRIANS,
-    ):
-        rgb[on[ch]] = BEV_COLOURS[ch]
-    ego = np.zeros((h, w), dtype=np.uint8)
-    _fill_box(
-        ego, g.ego_row, g.ego_col, -1.0, 0.0, 0.5 * EGO_BOX[0] / g.resolution, 0.5 * EGO_BOX[1] / g.resolution
-    )
-    rgb[ego > 0] = EGO_COLOUR
-    return rgb
-
-
-_MAP_BACKGROUND = (25, 25, 25)
-_MAP_SIDEWALK = (120, 120, 110)
-_MAP_LANE = (75, 75, 75)
-_MAP_MARK = (230, 230, 230)
-_MAP_ROUTE = (40, 90, 170)
-_LIGHT_RGB = {LightState.GREEN: (0, 220, 0), LightState.YELLOW: (240, 220, 0), LightState.RED: (240, 0, 0)}
-_STOP_SIGN_RGB = (255, 255, 255)
-_ACTOR_RGB = {
-    ActorKind.VEHICLE: (60, 160, 255),
-    ActorKind.PEDESTRIAN: (255, 120, 200),
-    ActorKind.STATIC: (150, 110, 70),
-}
-_MAP_VIEW_MAX_PX = 40_000_000
-
-
-def _map_base(
-    road_map: RoadMap, px_per_m: float, x0: float, y1: float, width: int, height: int
-) -> Image.Image:
-    """Lanes, sidewalks and lane marks of the box ``[x0, x0 + width/px_per_m] × [y1 - height/px_per_m, y1]``."""
-    cv = _Canvas(x0, y1, 1.0 / px_per_m, width, height, "RGB")
-    cv.draw.rectangle((0, 0, width, height), fill=_MAP_BACKGROUND)
-    cv.polygon(road_map.drivable_area, fill=_MAP_LANE, hole=_MAP_BACKGROUND)
-    cv.polygon(road_map.sidewalk_area, fill=_MAP_SIDEWALK, hole=_MAP_BACKGROUND)
-    mark_w = max(MARK_WIDTH / 2, 1.0 / px_per_m)
-    for lane in road_map.driving_lanes.tolist():
-        if road_map.lane_junction[lane] >= 0:
-            continue
-        left, right = _lane_edges(road_map, lane)
-        _draw_mark(cv, left, int(road_map.lane_mark_left[lane]), _MAP_MARK, mark_w)
-        _draw_mark(cv, right, int(road_map.lane_mark_right[lane]), _MAP_MARK, mark_w)
-    for ring in _boundary_lines(road_map.drivable_area):
-        cv.line(ring, _MAP_MARK, mark_w)
-    return cv.image
-
-
-def _box_corners(x: float, y: float, yaw: float, length: float, width: float) -> np.ndarray:
-    c, s = math.cos(yaw), math.sin(yaw)
-    lon = np.array([1, 1, -1, -1]) * length / 2
-    lat = np.array([1, -1, -1, 1]) * width / 2
-    return np.stack([x + c * lon - s * lat, y + s * lon + c * lat], -1)
-
-
-def render_map_view(
-    road_map: RoadMap,
-    frame: SensorFrame,
-    b: int,
-    routes: RouteBatch | None,
-    px_per_m: float = 4.0,
-    window: float | None = None,
-) -> np.ndarray:
-    """A north-up RGB picture ``uint8 [H, W, 3]`` of world ``b``: lanes, sidewalks, marks, stop lines
-    coloured by light state (white for stop signs), the route, actors (the ego in bright green with
-    a white outline).
-
-    ``window`` [m]: side of a square centred on the ego; ``None`` shows the whole map. The whole-map
-    base picture is drawn once per ``px_per_m`` and cached in ``road_map.cache`` (per call instead
-    when it would exceed 40 Mpx).
-    """
-    if px_per_m <= 0:
-        raise ValueError(f"px_per_m must be > 0, got {px_per_m}")
-    a = frame.actors
-    xmin, ymin, xmax, ymax = road_map.bounds
-    xmin, ymin, xmax, ymax = (
-        xmin - RASTER_MARGIN,
-        ymin - RASTER_MARGIN,
-        xmax + RASTER_MARGIN,
-        ymax + RASTER_MARGIN,
-    )
-    full_w = math.ceil((xmax - xmin) * px_per_m)
-    full_h = math.ceil((ymax - ymin) * px_per_m)
-    if window is None:
-        x0, y1, width, height = xmin, ymax, full_w, full_h
-    else:
-        ex, ey = float(a.x[b, 0]), float(a.y[b, 0])
-        x0, y1 = ex - window / 2, ey + window / 2
-        width = height = math.ceil(window * px_per_m)
-    if full_w * full_h <= _MAP_VIEW_MAX_PX:
-        key = ("map_view", float(px_per_m))
-        base = road_map.cache.get(key)  # type: ignore[call-overload]
-        if base is None:
-            base = _map_base(road_map, px_per_m, xmin, ymax, full_w, full_h)
-            road_map.cache[key] = base  # type: ignore[index]
-        left = round((x0 - xmin) * px_per_m)
-        top = round((ymax - y1) * px_per_m)
-        img = base.crop((left, top, left + width, top + height))  # pads outside with black
-        x0, y1 = xmin + left / px_per_m, ymax - top / px_per_m
-    else:
-        img = _map_base(road_map, px_per_m, x0, y1, width, height)
-    cv = _Canvas(x0, y1, 1.0 / px_per_m, width, height, "RGB")
-    cv.image, cv.draw = img, ImageDraw.Draw(img)
-
-    # route (below the stop lines and actors)
-    if routes is not None and routes.count[b] >= 2:
-        n = int(routes.count[b])
-        cv.line(routes.points[b, :n], _MAP_ROUTE, 1.2)
-    # stop lines
-    is_sign = _is_stop_sign_line(road_map)
-    segments = np.asarray(road_map.stop_segment, dtype=np.float64).reshape(-1, 2, 2)
-    light_state = np.asarray(frame.light_state)
-    for k in range(len(segments)):
-        if is_sign[k]:
-            colour = _STOP_SIGN_RGB
-        else:
-            st = int(light_state[b, k]) if k < light_state.shape[1] else -1
-            colour = _LIGHT_RGB.get(LightState(st), (128, 128, 128)) if 0 <= st <= 2 else (128, 128, 128)
-        cv.line(segments[k], colour, 1.0)
-    # actors, ego last
-    active = np.flatnonzero(np.asarray(a.active[b]))
-    for i in [j for j in active.tolist() if j != 0] + ([0] if 0 in active else []):
-        corners = _box_corners(
-            float(a.x[b, i]),
-            float(a.y[b, i]),
-            float(a.yaw[b, i]),
-            float(a.length[b, i]),
-            float(a.width[b, i]),
-        )
-        pts = cv.px(corners)
-        if i == 0:
-            cv.draw.polygon(pts, fill=EGO_COLOUR, outline=(255, 255, 255), width=max(1, round(px_per_m / 4)))
-        else:
-            kind = ActorKind(int(a.kind[b, i])) if int(a.kind[b, i]) in (0, 1, 2) else ActorKind.STATIC
-            cv.draw.polygon(pts, fill=_ACTOR_RGB[kind])
-        # heading tick: front edge
-        cv.draw.line([pts[0], pts[1]], fill=(255, 255, 255), width=1)
-    return np.asarray(img.convert("RGB"))
