@@ -276,6 +276,8 @@ class Observation:
     - ``objects``: ``float32 [B, N, F]`` nearby actors in the ego frame, nearest first
       (:class:`ObjectFeature` names each column); ``objects_mask``: ``bool [B, N]``.
     - ``object_ids``: ``int32 [B, N]`` simulator actor ids of those rows (-1 where masked).
+    - ``pose``: ``float64 [B, 3]`` the ego's ground-truth ``x, y`` [m], ``yaw`` [rad] in the map frame.
+      *Privileged*: for the expert, logging and replays; a learned agent must not read it.
     """
 
     bev: np.ndarray
@@ -283,6 +285,7 @@ class Observation:
     objects: np.ndarray
     objects_mask: np.ndarray
     object_ids: np.ndarray
+    pose: np.ndarray
 
     @property
     def num_worlds(self) -> int:
@@ -291,7 +294,9 @@ class Observation:
     def world(self, b: int) -> Observation:
         """World ``b`` alone, keeping a leading batch dimension of 1."""
         s = slice(b, b + 1)
-        return Observation(self.bev[s], self.ego[s], self.objects[s], self.objects_mask[s], self.object_ids[s])
+        return Observation(
+            self.bev[s], self.ego[s], self.objects[s], self.objects_mask[s], self.object_ids[s], self.pose[s]
+        )
 
 
 @dataclass(frozen=True)

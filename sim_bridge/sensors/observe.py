@@ -69,4 +69,6 @@ class Observer:
             bev = np.zeros((frame.actors.shape[0], g.num_channels, g.size, g.size), dtype=np.uint8)
         objects, mask, ids = object_list(frame.actors, self.max_objects, self.object_radius)
         ego = ego_vector(self.road_map, frame, routes, progress, projection)
-        return Observation(bev=bev, ego=ego, objects=objects, objects_mask=mask, object_ids=ids)
+        a = frame.actors
+        pose = np.stack([a.x[:, 0], a.y[:, 0], a.yaw[:, 0]], axis=1).astype(np.float64)
+        return Observation(bev=bev, ego=ego, objects=objects, objects_mask=mask, object_ids=ids, pose=pose)
