@@ -71,7 +71,7 @@ class EpisodeResult:
     status: Status = Status.STARTED
     termination: str = ""
     """Why the episode ended: route_completed, route_timeout, route_deviation, agent_blocked,
-    collision (when ``end_on_collision``), agent_error, crashed."""
+    scenario_timeout, collision (when ``end_on_collision``), agent_error, crashed."""
     error: str = ""
     """Traceback or message for crashed / agent_error."""
     route_length: float = 0.0
