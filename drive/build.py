@@ -10,11 +10,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from drive.world import WorldConfig
 from planning.base import Agent
+from planning.expert import Expert, ExpertConfig
 from planning.lane_follower import LaneFollower, LaneFollowerConfig
 from sim_bridge.embedded.config import EmbeddedConfig
 from sim_bridge.embedded.simulator import EmbeddedSimulator
 
-AGENTS = ("lane_follower",)
+AGENTS = ("lane_follower", "expert")
 
 
 def from_dict(cls: type, data: dict[str, Any]) -> Any:
@@ -52,8 +53,11 @@ def world(node: DictConfig | dict[str, Any]) -> WorldConfig:
     return to_object(node, WorldConfig)
 
 
-def agent(node: DictConfig) -> Agent:
-    name = node.name
+def agent(node: DictConfig | dict[str, Any]) -> Agent:
+    """The agent a composed ``agent`` group (or its plain-dict form) names."""
+    name = node["name"]
     if name == "lane_follower":
-        return LaneFollower(to_object(node.lane_follower, LaneFollowerConfig))
+        return LaneFollower(to_object(node["lane_follower"], LaneFollowerConfig))
+    if name == "expert":
+        return Expert(to_object(node["expert"], ExpertConfig))
     raise ValueError(f"unknown agent {name!r}; known agents: {', '.join(AGENTS)}")

@@ -22,9 +22,26 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 #: command words → (primary config name, "module:function" of the pipeline, one-line help)
 COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
-    ("demo",): ("demo", "drive.pipelines.render:run_demo", "run the main job on the embedded simulator and write a GIF"),
-    ("render",): ("render", "drive.pipelines.render:run", "render an episode (live or from a replay) to GIF/MP4"),
-    ("bench", "sim"): ("bench_sim", "drive.pipelines.bench_sim:run", "simulator throughput, one JSON line per configuration"),
+    ("demo",): (
+        "demo",
+        "drive.pipelines.render:run_demo",
+        "run the main job on the embedded simulator and write a GIF",
+    ),
+    ("render",): (
+        "render",
+        "drive.pipelines.render:run",
+        "render an episode (live or from a replay) to GIF/MP4",
+    ),
+    ("bench", "sim"): (
+        "bench_sim",
+        "drive.pipelines.bench_sim:run",
+        "simulator throughput, one JSON line per configuration",
+    ),
+    ("eval",): (
+        "eval",
+        "drive.pipelines.eval:run",
+        "run a scenario suite in closed loop (resumable) and report",
+    ),
 }
 
 

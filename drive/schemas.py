@@ -9,6 +9,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from drive.world import WorldConfig
+from planning.expert import ExpertConfig
 from planning.lane_follower import LaneFollowerConfig
 from sim_bridge.embedded.config import EmbeddedConfig
 
@@ -18,8 +19,9 @@ class AgentConfig:
     """Which driver to run and its settings."""
 
     name: str = "lane_follower"
-    """Registered agent name (lane_follower)."""
+    """Registered agent name (lane_follower, expert)."""
     lane_follower: LaneFollowerConfig = field(default_factory=LaneFollowerConfig)
+    expert: ExpertConfig = field(default_factory=ExpertConfig)
 
 
 @dataclass
@@ -61,7 +63,13 @@ class BenchSimConfig:
     world: WorldConfig = field(default_factory=WorldConfig)
     sim: EmbeddedConfig = field(default_factory=EmbeddedConfig)
     configs: list[Any] = field(
-        default_factory=lambda: [[1, 50, False], [1, 50, True], [16, 20, True], [64, 20, True], [64, 20, False]]
+        default_factory=lambda: [
+            [1, 50, False],
+            [1, 50, True],
+            [16, 20, True],
+            [64, 20, True],
+            [64, 20, False],
+        ]
     )
     """``[worlds, vehicles, bev]`` triples to measure."""
     steps: int = 200
@@ -71,12 +79,37 @@ class BenchSimConfig:
     seed: int = 0
 
 
+@dataclass
+class EvalConfig:
+    """``drive eval``: a suite in closed loop, resumable, with a report."""
+
+    sim: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    suite: str = "smoke"
+    """Suite name (``drive/conf/suite/<name>.yaml``) or path to a suite file."""
+    executor: str = "local"
+    """``local`` (process pool), ``inline`` (this process) or ``ray``."""
+    workers: int | None = None
+    """Worker processes (default one per core)."""
+    out: str = "outputs/eval/${suite}-${agent.name}"
+    """Run folder: results.jsonl, replays, report; re-running the same command resumes it."""
+    save_replays: str = "failed"
+    """Replays kept: none, failed (unsuccessful or with infractions) or all."""
+    force: bool = False
+    """Resume even if the stored run's configuration differs."""
+    worst_gifs: int = 3
+    """GIFs of the worst episodes in the report."""
+    tensorboard: bool = True
+    """Write TensorBoard scalars next to the report."""
+
+
 def register() -> None:
     """Put every schema in the ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="render_schema", node=RenderConfig)
     cs.store(name="demo_schema", node=DemoConfig)
     cs.store(name="bench_sim_schema", node=BenchSimConfig)
+    cs.store(name="eval_schema", node=EvalConfig)
     cs.store(group="sim", name="embedded_schema", node=EmbeddedConfig)
     cs.store(group="world", name="world_schema", node=WorldConfig)
     cs.store(group="agent", name="agent_schema", node=AgentConfig)

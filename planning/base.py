@@ -8,6 +8,7 @@ reaches a simulator. Subclasses implement ``_act``.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,22 +31,32 @@ class AgentInfo:
     ego: EgoVehicle
     road_map: Any = None
     """The map (``sim_bridge.maps.RoadMap``); privileged agents only."""
+    routes: tuple[Any, ...] = ()
+    """Each world's ego route (``sim_bridge.maps.Route``); privileged agents only."""
 
 
 class Agent(abc.ABC):
     """A driver for ``B`` worlds at once."""
 
     name: str = "agent"
+    info: AgentInfo
 
-    def reset(self, info: AgentInfo) -> None:
-        """Start an episode (override to clear internal state; call super)."""
+    def reset(self, info: AgentInfo, worlds: Sequence[int] | None = None) -> None:
+        """Start episodes: all worlds, or only ``worlds`` (the others go on). ``info`` describes
+        every world (routes of the restarted ones updated). Override ``_reset`` for state."""
         self.info = info
+        self._reset(list(range(info.num_worlds)) if worlds is None else [int(w) for w in worlds])
+
+    def _reset(self, worlds: list[int]) -> None:
+        """Clear per-world state of ``worlds`` (default: nothing to clear)."""
 
     def act(self, obs: Observation) -> np.ndarray:
         """Normalised ``[accel, steer]`` for every world: ``float32 [B, 2]`` in ``[-1, 1]``."""
         out = np.asarray(self._act(obs), dtype=np.float32)
         if out.shape != (obs.num_worlds, 2):
-            raise AgentError(f"agent {self.name!r} returned actions of shape {out.shape}; expected ({obs.num_worlds}, 2)")
+            raise AgentError(
+                f"agent {self.name!r} returned actions of shape {out.shape}; expected ({obs.num_worlds}, 2)"
+            )
         finite = np.isfinite(out).all(axis=1)
         if not finite.all():
             raise AgentError(

@@ -22,8 +22,9 @@ from planning.base import AgentInfo
 from planning.lane_follower import LaneFollower
 
 
-def measure(sim_node: Any, world_node: Any, worlds: int, vehicles: int, bev: bool,
-            steps: int, warmup: int, seed: int) -> dict[str, Any]:
+def measure(
+    sim_node: Any, world_node: Any, worlds: int, vehicles: int, bev: bool, steps: int, warmup: int, seed: int
+) -> dict[str, Any]:
     """Time ``steps`` decision steps of one configuration in this process."""
     world_cfg = build.world(world_node)
     world_cfg.vehicles = vehicles
@@ -64,7 +65,16 @@ def run(cfg: DictConfig) -> int:
     world_node = OmegaConf.to_container(cfg.world, resolve=True)
     ctx = mp.get_context("spawn")
     for worlds, vehicles, bev in cfg.configs:
-        args = (sim_node, world_node, int(worlds), int(vehicles), bool(bev), int(cfg.steps), int(cfg.warmup), int(cfg.seed))
+        args = (
+            sim_node,
+            world_node,
+            int(worlds),
+            int(vehicles),
+            bool(bev),
+            int(cfg.steps),
+            int(cfg.warmup),
+            int(cfg.seed),
+        )
         # a fresh process per configuration, so that peak RSS is its own
         with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
             result = pool.submit(measure, *args).result()

@@ -5,19 +5,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 from omegaconf import DictConfig
 
 from drive import build
 from planning.base import AgentInfo
-from sim_bridge.maps.catalog import load_map
 from sim_bridge.replay import Replay
-from sim_bridge.routes import RouteBatch
-from sim_bridge.sensors.bev import BevRenderer
-from sim_bridge.sensors.frame import EgoKinematics, SensorFrame
+from sim_bridge.replay_video import replay_frames, write_video
 from sim_bridge.sensors.layout import BevGeometry
-from sim_bridge.sensors.pictures import bev_to_rgb, render_map_view
 
 log = logging.getLogger("drive.render")
 
@@ -29,7 +24,9 @@ def live_episode(cfg: DictConfig) -> Replay:
     agent = build.agent(cfg.agent)
     obs = sim.reset(spec, cfg.seed)
     assert sim.road_map is not None
-    agent.reset(AgentInfo(num_worlds=1, dt=sim.dt, ego=sim.ego_vehicle, road_map=sim.road_map))
+    agent.reset(
+        AgentInfo(num_worlds=1, dt=sim.dt, ego=sim.ego_vehicle, road_map=sim.road_map, routes=(sim.route(0),))
+    )
     st = sim.state
     rep = Replay(
         map=spec.map, route=sim.route(0), dt=sim.dt, meta={"agent": cfg.agent.name, "seed": int(cfg.seed)}
@@ -46,44 +43,9 @@ def live_episode(cfg: DictConfig) -> Replay:
 
 
 def frames_of(rep: Replay, cfg: DictConfig) -> list[np.ndarray]:
-    """Pictures of every ``cfg.every``-th step: map view (left) and BEV (right, scaled to match)."""
-    rm = load_map(rep.map)
-    geometry = BevGeometry(**{k: v for k, v in dict(cfg.sim.bev).items()})
-    renderer = BevRenderer(rm, geometry)
-    routes = RouteBatch(1)
-    routes.set(0, rep.route, rm)
-    zero = np.zeros(1)
-    frames = []
-    for t in range(0, rep.num_steps, max(1, int(cfg.every))):
-        actors = rep.actors(t)
-        frame = SensorFrame(actors, (), rep.light[t][None], EgoKinematics(zero, zero, zero, np.zeros((1, 2))))
-        routes.update(np.stack([actors.x[:, 0], actors.y[:, 0]], axis=1))
-        window = float(cfg.map_window) or None
-        left = render_map_view(rm, frame, 0, routes, px_per_m=float(cfg.px_per_m), window=window)
-        bev = bev_to_rgb(renderer.render(frame, routes)[0], geometry)
-        scale = max(1, left.shape[0] // bev.shape[0])
-        right = np.repeat(np.repeat(bev, scale, axis=0), scale, axis=1)
-        h = max(left.shape[0], right.shape[0])
-        left, right = (np.pad(img, ((0, h - img.shape[0]), (0, 0), (0, 0))) for img in (left, right))
-        frames.append(np.concatenate([left, np.full((h, 4, 3), 255, np.uint8), right], axis=1))
-    return frames
-
-
-def write_video(frames: list[np.ndarray], path: Path, fps: int) -> Path:
-    """GIF or MP4 (H.264, padded to multiples of 16 px) by the extension of ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ext = path.suffix.lower()
-    if ext == ".gif":
-        iio.imwrite(path, np.stack(frames), duration=1000.0 / fps, loop=0)
-    elif ext == ".mp4":
-        stack = np.stack(frames)
-        # H.264 wants sides in multiples of 16: pad (black) rather than let ffmpeg rescale
-        pad_h, pad_w = -stack.shape[1] % 16, -stack.shape[2] % 16
-        stack = np.pad(stack, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
-        iio.imwrite(path, stack, fps=fps, codec="libx264", plugin="FFMPEG", macro_block_size=16)
-    else:
-        raise ValueError(f"out={path}: use a .gif or .mp4 extension")
-    return path
+    """Pictures of every ``cfg.every``-th step (see :func:`sim_bridge.replay_video.replay_frames`)."""
+    geometry = BevGeometry(**dict(cfg.sim.bev))
+    return replay_frames(rep, geometry, int(cfg.every), float(cfg.map_window) or None, float(cfg.px_per_m))
 
 
 def run(cfg: DictConfig) -> int:

@@ -1,0 +1,120 @@
+"""``drive eval suite=smoke agent=expert``: run a suite in closed loop, resumably, and report.
+
+Every episode gets a ``started`` record before it runs and a final one after (``results.jsonl`` in
+the run folder); re-running the same command skips finished episodes and re-runs the rest. An
+agent error or a crashed worker is recorded and the suite goes on. At the end: a per-family table
+on stdout, ``summary.json``, ``report.md`` / ``report.html`` and TensorBoard scalars.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from drive import build
+from scenarios.executors import error_text, make_executor
+from scenarios.metrics import summarise
+from scenarios.records import EpisodeResult, Status
+from scenarios.report import write_reports
+from scenarios.results import ResultStore, RunManifest
+from scenarios.runner import EpisodeJob, describe, run_episode
+from scenarios.suites import Suite, load_suite
+
+log = logging.getLogger("drive.eval")
+
+SUITE_DIR = Path(__file__).resolve().parents[1] / "conf" / "suite"
+
+
+def resolve_suite(name: str) -> Suite:
+    """A suite by name (``drive/conf/suite/<name>.yaml``) or by path."""
+    path = SUITE_DIR / f"{name}.yaml"
+    if not path.exists():
+        path = Path(name)
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in SUITE_DIR.glob("*.yaml")))
+        raise FileNotFoundError(
+            f"suite {name!r} is neither {SUITE_DIR}/{name}.yaml nor a file; known suites: {known}"
+        )
+    return load_suite(path)
+
+
+def _make_agent(agent_node: dict[str, Any]):
+    return build.agent(agent_node)
+
+
+def _make_sim(sim_node: dict[str, Any]):
+    return build.simulator(sim_node, num_worlds=1, threads=1)
+
+
+def run(cfg: DictConfig) -> int:
+    suite = resolve_suite(cfg.suite)
+    out = Path(cfg.out)
+    store = ResultStore(out)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(config, dict)
+    store.open_run(
+        RunManifest.create(suite.name, cfg.agent.name, {k: config[k] for k in ("agent", "sim")}),
+        force=cfg.force,
+    )
+    names = [s.name for s in suite.scenarios]
+    pending = set(store.pending(names))
+    todo = [s for s in suite.scenarios if s.name in pending]
+    log.info("suite %s: %d scenarios, %d to run, results in %s", suite.name, len(names), len(todo), out)
+
+    agent_node = config["agent"]
+    sim_node = config["sim"]
+    jobs = [
+        EpisodeJob(
+            spec=spec,
+            agent_factory=functools.partial(_make_agent, agent_node),
+            sim_factory=functools.partial(_make_sim, sim_node),
+            sim_key=repr(sorted(sim_node.items())),
+            agent_name=cfg.agent.name,
+            replay_dir=str(out / "replays"),
+            save_replays=cfg.save_replays,
+        )
+        for spec in todo
+    ]
+    for job in jobs:
+        store.mark_started(EpisodeResult(name=job.spec.name, family=job.spec.family, params=dict(job.spec.params),
+                                         seed=job.spec.seed, agent=cfg.agent.name))  # fmt: skip
+    start = time.perf_counter()
+    done = 0
+
+    def on_result(job: EpisodeJob, outcome: Any) -> None:
+        nonlocal done
+        done += 1
+        if isinstance(outcome, EpisodeResult):
+            result = outcome
+        else:  # the worker raised or died: recorded as crashed, never scored silently
+            spec = job.spec
+            result = EpisodeResult(name=spec.name, family=spec.family, params=dict(spec.params), seed=spec.seed,
+                                   agent=cfg.agent.name, status=Status.CRASHED, termination="crashed",
+                                   error=error_text(outcome))  # fmt: skip
+        store.record(result)
+        log.info("[%d/%d] %s", done, len(jobs), describe(result))
+
+    with make_executor(cfg.executor, cfg.workers) as executor:
+        executor.map(run_episode, jobs, on_result)
+    wall = time.perf_counter() - start
+    store.compact()
+
+    results = [store.load()[n] for n in names if n in store.load()]
+    summary = summarise(results)
+    sim_seconds = sum(r.sim_time for r in results if r.name in pending)
+    summary["run"] = {
+        "episodes_run": len(jobs),
+        "wall_time_s": round(wall, 1),
+        "sim_seconds": round(sim_seconds, 1),
+        "realtime_factor": round(sim_seconds / wall, 1) if wall > 0 and jobs else None,
+    }
+    paths = write_reports(out, suite.name, cfg.agent.name, results, summary, worst_gifs=int(cfg.worst_gifs),
+                          tensorboard=bool(cfg.tensorboard))  # fmt: skip
+    print(paths["table"])
+    print(f"report: {paths['md']}  {paths['html']}")
+    return 0

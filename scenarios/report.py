@@ -1,0 +1,194 @@
+"""Suite reports a person wants to read: a per-family table, ``summary.json``, ``report.md``, a
+self-contained ``report.html`` (plots and GIFs embedded) and TensorBoard scalars.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from scenarios.metrics import LEADERBOARD_VERSION
+from scenarios.records import EpisodeResult, InfractionKind, Status
+from scenarios.results import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+#: columns of the per-family table: (header, summary key, format)
+_COLUMNS = (
+    ("family", None, "{}"),
+    ("n", "episodes", "{}"),
+    ("DS", "driving_score", "{mean:5.1f} ± {std:4.1f}"),
+    ("RC %", "route_completion", "{mean:5.1f}"),
+    ("penalty", "infraction_penalty", "{mean:5.3f}"),
+    ("success", "success_rate", "{:5.0%}"),
+    ("coll/km", "collisions_per_km", "{:6.2f}"),
+    ("red lights", "red_lights", "{}"),
+)
+
+
+def _row(name: str, stats: dict[str, Any]) -> list[str]:
+    per_km = stats.get("infractions_per_km", {})
+    collisions = sum(per_km.get(k.value, 0.0) for k in
+                     (InfractionKind.COLLISION_VEHICLE, InfractionKind.COLLISION_PEDESTRIAN, InfractionKind.COLLISION_STATIC))  # fmt: skip
+    values = {
+        "episodes": stats["episodes"],
+        "success_rate": stats["success_rate"],
+        "collisions_per_km": collisions,
+        "red_lights": stats["infractions"].get(InfractionKind.RED_LIGHT.value, 0),
+    }
+    out = [name]
+    for _, key, fmt in _COLUMNS[1:]:
+        value = values.get(key, stats.get(key))
+        out.append(fmt.format(**value) if isinstance(value, dict) else fmt.format(value))
+    return out
+
+
+def family_table(summary: dict[str, Any]) -> str:
+    """The per-family table (plain text, aligned), overall last."""
+    rows = [[h for h, _, _ in _COLUMNS]]
+    rows += [_row(name, stats) for name, stats in summary["families"].items()]
+    rows.append(_row("ALL", summary["overall"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.insert(len(lines) - 1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _plots(summary: dict[str, Any]) -> dict[str, str]:
+    """Base64 PNGs: per-family driving score and completion bars; infraction breakdown."""
+    fams = list(summary["families"])
+    out = {}
+    if fams:
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(fams) + 2), 3.6))
+        ds = [summary["families"][f]["driving_score"]["mean"] for f in fams]
+        err = [summary["families"][f]["driving_score"]["std"] for f in fams]
+        rc = [summary["families"][f]["route_completion"]["mean"] for f in fams]
+        x = range(len(fams))
+        ax.bar([i - 0.2 for i in x], ds, 0.4, yerr=err, label="driving score", color="#3a7bd5", capsize=2)
+        ax.bar([i + 0.2 for i in x], rc, 0.4, label="route completion %", color="#9bc53d")
+        ax.set_xticks(list(x), fams, rotation=35, ha="right", fontsize=8)
+        ax.set_ylim(0, 105)
+        ax.legend(fontsize=8)
+        ax.set_title("per family (mean ± std)")
+        out["families"] = _png(fig)
+    counts = summary["overall"]["infractions"]
+    kinds = [k for k, v in counts.items() if v]
+    if kinds:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.barh(kinds, [counts[k] for k in kinds], color="#e4572e")
+        ax.set_title("infractions (count)")
+        out["infractions"] = _png(fig)
+    return out
+
+
+def _worst(results: list[EpisodeResult], n: int) -> list[EpisodeResult]:
+    ranked = sorted(results, key=lambda r: (r.scores.get("driving_score", 0.0), r.name))
+    return [r for r in ranked if r.replay and Path(r.replay).exists()][:n]
+
+
+def _gif(result: EpisodeResult, folder: Path) -> Path | None:
+    from sim_bridge.replay import Replay, ReplayError
+    from sim_bridge.replay_video import replay_frames, write_video
+
+    try:
+        rep = Replay.load(result.replay)
+        # the last 12 s before the end, every other step
+        frames = replay_frames(rep, every=2, start=max(0, rep.num_steps - 120), map_window=60.0, px_per_m=3.0)
+        return write_video(frames, folder / f"{result.name}.gif", fps=10)
+    except (ReplayError, OSError, ValueError) as exc:
+        log.warning("no GIF for %s: %s", result.name, exc)
+        return None
+
+
+def _tensorboard(out: Path, summary: dict[str, Any]) -> None:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return
+    with SummaryWriter(str(out / "tensorboard")) as writer:
+        for key in ("driving_score", "route_completion", "infraction_penalty"):
+            writer.add_scalar(f"eval/{key}", summary["overall"][key]["mean"], 0)
+        writer.add_scalar("eval/success_rate", summary["overall"]["success_rate"], 0)
+        for fam, stats in summary["families"].items():
+            writer.add_scalar(f"eval_family/{fam}/driving_score", stats["driving_score"]["mean"], 0)
+
+
+def write_reports(
+    out: Path, suite: str, agent: str, results: list[EpisodeResult], summary: dict[str, Any],
+    worst_gifs: int = 3, tensorboard: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """Write ``summary.json``, ``report.md``, ``report.html`` (and TensorBoard scalars) into
+    ``out``; returns their paths and the text table under ``table``."""
+    out.mkdir(parents=True, exist_ok=True)
+    table = family_table(summary)
+    write_json_atomic(out / "summary.json", summary)
+    worst = _worst(results, worst_gifs)
+    gifs = [(r, _gif(r, out / "gifs")) for r in worst]
+    overall = summary["overall"]
+    head = (
+        f"suite **{suite}**, agent **{agent}**: driving score {overall['driving_score']['mean']:.1f} ± "
+        f"{overall['driving_score']['std']:.1f}, success {overall['success_rate']:.0%}, "
+        f"{overall['episodes']} episodes ({overall['crashed']} crashed, {overall['agent_errors']} agent errors). "
+        f"Metrics: CARLA Leaderboard {LEADERBOARD_VERSION} driving score (2.1 variant in summary.json), "
+        "Bench2Drive success rate."
+    )
+    failures = [r for r in results if r.status in (Status.CRASHED, Status.AGENT_ERROR)]
+    md = [f"# {suite} — {agent}", "", head, "", "```", table, "```", ""]
+    if "run" in summary:
+        md += [f"Run: {json.dumps(summary['run'])}", ""]
+    if failures:
+        md += (
+            ["## Failed episodes", ""]
+            + [
+                f"- `{r.name}`: {r.status.value} {r.error.splitlines()[-1] if r.error else ''}"
+                for r in failures
+            ]
+            + [""]
+        )
+    md += ["## Worst episodes", ""]
+    for r, gif in gifs:
+        md.append(f"- `{r.name}`: DS {r.scores.get('driving_score', 0):.1f}, {r.termination}, "
+                  f"{', '.join(i.kind.value for i in r.infractions) or 'no infractions'}"
+                  + (f" — ![]({gif.relative_to(out)})" if gif else ""))  # fmt: skip
+    (out / "report.md").write_text("\n".join(md) + "\n")
+
+    plots = _plots(summary)
+    body = [f"<h1>{html.escape(suite)} — {html.escape(agent)}</h1>", f"<p>{html.escape(head).replace('**', '')}</p>",
+            f"<pre>{html.escape(table)}</pre>"]  # fmt: skip
+    body += [f'<img alt="{k}" src="data:image/png;base64,{v}">' for k, v in plots.items()]
+    body.append("<h2>Worst episodes</h2>")
+    for r, gif in gifs:
+        caption = html.escape(f"{r.name}: DS {r.scores.get('driving_score', 0):.1f}, {r.termination}")
+        img = (f'<img alt="{html.escape(r.name)}" src="data:image/gif;base64,'
+               f'{base64.b64encode(gif.read_bytes()).decode()}">' if gif else "")  # fmt: skip
+        body.append(f"<figure>{img}<figcaption>{caption}</figcaption></figure>")
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(suite) +
+            "</title><style>body{font-family:sans-serif;max-width:1100px;margin:auto}pre{background:#f4f4f4;"
+            "padding:8px}img{max-width:100%}</style></head><body>" + "\n".join(body) + "</body></html>")  # fmt: skip
+    (out / "report.html").write_text(page)
+    if tensorboard:
+        _tensorboard(out, summary)
+    return {
+        "table": table,
+        "md": out / "report.md",
+        "html": out / "report.html",
+        "summary": out / "summary.json",
+    }

@@ -1,0 +1,124 @@
+"""Suites: lists of scenarios, written as YAML (``drive/conf/suite/<name>.yaml``).
+
+A suite is a name and entries; each entry is either a scenario file or a family with a parameter
+grid and seeds::
+
+    name: smoke
+    entries:
+      - family: lead_vehicle_brake
+        town: {town: straight}            # optional: the family's own town otherwise
+        params: {lead_gap: [20.0, 30.0]}  # a list is a grid axis; scalars are fixed values
+        seeds: [0, 1]
+      - file: scenarios/examples/crossing_pedestrian.yaml   # relative to the suite file
+
+Expansion is deterministic: grid points in the order of the parameters, then seeds. Every scenario
+is named ``<family>_<grid index>_s<seed>`` (``scenarios.metrics.scenario_key`` groups seeds back).
+Mistakes get a :class:`SuiteError` naming the file, the entry and what is allowed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scenarios.families import FAMILIES, make_scenario
+from scenarios.families.base import FamilyError
+from scenarios.schema import ScenarioError, load_scenarios
+from scenarios.spec import ScenarioSpec
+from sim_bridge.api import MapRef
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be expanded."""
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    scenarios: tuple[ScenarioSpec, ...]
+    source: str = ""
+
+
+_ENTRY_KEYS = {"family", "town", "params", "seeds", "file"}
+
+
+def expand_entry(entry: dict[str, Any], where: str, base: Path) -> list[ScenarioSpec]:
+    """The scenarios of one suite entry (``where`` names it in errors)."""
+    unknown = set(entry) - _ENTRY_KEYS
+    if unknown:
+        raise SuiteError(
+            f"{where}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(sorted(_ENTRY_KEYS))}"
+        )
+    if "file" in entry:
+        if "family" in entry:
+            raise SuiteError(f"{where}: give either 'file' or 'family', not both")
+        path = Path(entry["file"])
+        path = path if path.is_absolute() else base / path
+        try:
+            return load_scenarios(path)
+        except (ScenarioError, OSError) as exc:
+            raise SuiteError(f"{where}: {exc}") from exc
+    family = entry.get("family")
+    if family not in FAMILIES:
+        raise SuiteError(f"{where}.family: {family!r} is not one of {', '.join(sorted(FAMILIES))}")
+    seeds = entry.get("seeds", [0])
+    if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise SuiteError(f"{where}.seeds: expected a list of integers, got {seeds!r}")
+    params = entry.get("params") or {}
+    if not isinstance(params, dict):
+        raise SuiteError(f"{where}.params: expected a mapping of parameter → value or list of values")
+    town = entry.get("town")
+    ref = None
+    if town is not None:
+        if not isinstance(town, dict) or not set(town) <= {"town", "seed", "xodr"}:
+            raise SuiteError(
+                f"{where}.town: expected {{town: <name>, seed: <int>}} or {{xodr: <path>}}, got {town!r}"
+            )
+        xodr = town.get("xodr")
+        if xodr is not None and not Path(xodr).is_absolute():
+            xodr = str(base / xodr)
+        ref = MapRef(town=town.get("town", "grid"), seed=int(town.get("seed", 0)), xodr=xodr)
+    axes = [(k, v if isinstance(v, list) else [v]) for k, v in params.items()]
+    out = []
+    for index, values in enumerate(itertools.product(*(v for _, v in axes))):
+        point = dict(zip((k for k, _ in axes), values, strict=True))
+        for seed in seeds:
+            try:
+                out.append(
+                    make_scenario(
+                        family, point, seed=seed, town=ref, scenario=f"{family}_{index:03d}_s{seed}"
+                    )
+                )
+            except FamilyError as exc:
+                raise SuiteError(f"{where}: {exc}") from exc
+    return out
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Expand the suite file at ``path`` (see module doc)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SuiteError(f"cannot read suite {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict) or "entries" not in data:
+        raise SuiteError(f"{path}: a suite is a mapping with 'name' and 'entries'")
+    entries = data["entries"]
+    if not isinstance(entries, list) or not entries:
+        raise SuiteError(f"{path}: 'entries' must be a non-empty list")
+    scenarios: list[ScenarioSpec] = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise SuiteError(f"{path}: entries[{i}] must be a mapping")
+        scenarios.extend(expand_entry(entry, f"{path}: entries[{i}]", path.parent))
+    names = [s.name for s in scenarios]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SuiteError(f"{path}: scenario names must be unique; repeated: {dupes[:5]}")
+    return Suite(name=str(data.get("name", path.stem)), scenarios=tuple(scenarios), source=str(path))
