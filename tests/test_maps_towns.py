@@ -282,8 +282,10 @@ def test_roads_outside_junctions_do_not_overlap(generated: dict[str, Town], name
 # ---------------------------------------------------------------------------------- grid town
 
 
-def lane_graph(town: Town) -> nx.DiGraph:
-    """Driving lanes ``(road, lane)`` linked end to start through CARLA ``next``."""
+def lane_graph(town: Town, lane_changes: bool = False) -> nx.DiGraph:
+    """Driving lanes ``(road, lane)`` linked end to start through CARLA ``next``; with
+    ``lane_changes``, also to the neighbour lane of the same direction where CARLA allows a change
+    (the drivable network: avenues need a lane change to reach some turns)."""
     graph = nx.DiGraph()
     for road in town.roads.values():
         for lane in road.driving(road.length / 2, -1) + road.driving(road.length / 2, +1):
@@ -291,6 +293,11 @@ def lane_graph(town: Town) -> nx.DiGraph:
             end_s = lane_ends(road, lane)[1] + (-0.3 if lane < 0 else 0.3)
             for n in at(town.cmap, road, lane, end_s).next(1.0):
                 graph.add_edge((road.id, lane), (n.road_id, n.lane_id))
+            if lane_changes and road.junction < 0:
+                wp = at(town.cmap, road, lane, road.length / 2)
+                for side in (wp.get_left_lane(), wp.get_right_lane()):
+                    if side is not None and side.lane_type == carla.LaneType.Driving and side.lane_id * lane > 0:
+                        graph.add_edge((road.id, lane), (road.id, side.lane_id))
     return graph
 
 
@@ -301,7 +308,7 @@ def test_grid_has_16_junctions_and_no_dead_ends(generated: dict[str, Town]) -> N
     graph = lane_graph(town)
     dead = [node for node in graph if graph.out_degree(node) == 0]
     assert not dead, f"driving lanes without a successor: {dead}"
-    assert nx.is_strongly_connected(graph), "some driving lane cannot reach every other"
+    assert nx.is_strongly_connected(lane_graph(town, lane_changes=True)), "some driving lane cannot reach every other"
 
 
 def test_grid_junctions_connect_every_legal_movement(generated: dict[str, Town]) -> None:
@@ -410,7 +417,7 @@ def test_any_grid_seed_gives_a_valid_town(seed: int) -> None:
     assert len(junction_roads(town.roads)) == 16
     arms = junction_roads(town.roads)
     assert all(len(arms[j]) >= 3 for j in lit | stops), "corner bends are uncontrolled"
-    graph = lane_graph(town)
+    graph = lane_graph(town, lane_changes=True)
     assert nx.is_strongly_connected(graph)
     spacing = [r.length for r in town.roads.values() if r.junction < 0]
     assert min(spacing) > 40.0 and max(spacing) < 120.0

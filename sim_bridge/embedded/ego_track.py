@@ -149,7 +149,9 @@ def on_drivable(m, x: float, y: float) -> bool:
 
 
 @numba.njit(cache=True)
-def road_and_traffic(m, F, I, NV: int, radius: float, off_road: np.ndarray, traffic_speed: np.ndarray) -> None:
+def road_and_traffic(
+    m, F, I, NV: int, radius: float, off_road: np.ndarray, traffic_speed: np.ndarray
+) -> None:
     """``off_road [B]``: a corner of the ego's box is off the drivable area; ``traffic_speed [B]``:
     mean speed of background vehicles within ``radius`` [m] of the ego (NaN if none)."""
     for b in range(F.shape[1]):

@@ -70,7 +70,8 @@ L_MARK_LEFT, L_MARK_RIGHT = 10, 11  # MarkType of the edges
 NUM_LANE_INT = 12
 # map lane floats [NLF, L]
 L_LENGTH, L_SPEED, L_CURVATURE = range(3)
-NUM_LANE_FLOAT = 3
+L_MERGE_S = 3  # a dead end that tapers (an acceleration lane): where it gets too narrow [m]; inf none
+NUM_LANE_FLOAT = 4
 # map stop-line floats [NKF, K] and ints [NKI, K]
 K_S, K_HEADING, K_AX, K_AY, K_BX, K_BY = range(6)
 NUM_STOP_FLOAT = 6

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from sim_bridge.embedded.fields import L_LENGTH
+from sim_bridge.embedded.fields import L_CURVATURE, L_LENGTH
 from sim_bridge.embedded.rng import hash_uniform
 
 
@@ -92,9 +92,22 @@ def project_local(m, lane: int, s_guess: float, x: float, y: float) -> tuple[flo
     return best_s, best_lat, best_h
 
 
+#: vehicles longer than this [m] ("trucks") avoid tight junction turns when they have a choice
+LONG_VEHICLE = 6.0
+#: the tightest lane curvature such a vehicle turns into by choice [1/m] (10 m radius)
+LONG_VEHICLE_MAX_CURVATURE = 0.1
+
+
 @numba.njit(cache=True)
-def extend_plan(m, plan: np.ndarray, n: int, seed: np.uint64, counter: int, stream: int) -> int:
-    """Append random successors to ``plan[:n]`` until it holds 4 lanes (or a dead end); returns the new length."""
+def extend_plan(
+    m, plan: np.ndarray, n: int, seed: np.uint64, counter: int, stream: int, length: float = 0.0
+) -> int:
+    """Append random successors to ``plan[:n]`` until it holds 4 lanes (or a dead end); returns the new length.
+
+    A vehicle of ``length`` [m] above :data:`LONG_VEHICLE` picks among the successors no more
+    curved than :data:`LONG_VEHICLE_MAX_CURVATURE` when there are any: its body would sweep
+    over the neighbouring lanes in a tight turn.
+    """
     k = 0
     while 0 < n < 4 and n < plan.shape[0]:
         last = plan[n - 1]
@@ -102,8 +115,22 @@ def extend_plan(m, plan: np.ndarray, n: int, seed: np.uint64, counter: int, stre
         c = m.succ_start[last + 1] - a
         if c == 0:
             break
+        wide = 0
+        if length > LONG_VEHICLE:
+            for q in range(a, a + c):
+                if m.lane_f[L_CURVATURE, m.succ_index[q]] <= LONG_VEHICLE_MAX_CURVATURE:
+                    wide += 1
         u = hash_uniform(seed, counter, stream, k)
-        plan[n] = m.succ_index[a + min(int(u * c), c - 1)]
+        if wide == 0 or wide == c:
+            plan[n] = m.succ_index[a + min(int(u * c), c - 1)]
+        else:  # the pick-th successor that is wide enough
+            pick = min(int(u * wide), wide - 1)
+            for q in range(a, a + c):
+                if m.lane_f[L_CURVATURE, m.succ_index[q]] <= LONG_VEHICLE_MAX_CURVATURE:
+                    if pick == 0:
+                        plan[n] = m.succ_index[q]
+                        break
+                    pick -= 1
         n += 1
         k += 1
     return n

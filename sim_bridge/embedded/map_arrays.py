@@ -12,6 +12,8 @@ from sim_bridge.maps.road_map import LaneType, RoadMap, SignalKind
 
 #: how a lane entering a junction is controlled (``MapArrays.lane_control``)
 CONTROL_NONE, CONTROL_LIGHT, CONTROL_STOP = 0, 1, 2
+#: a lane narrower than this cannot hold a vehicle (spawning, lane-change targets, merges) [m]
+MIN_LANE_WIDTH = 2.5
 
 
 class MapArrays(NamedTuple):
@@ -64,6 +66,24 @@ def _lane_curvature(rm: RoadMap) -> np.ndarray:
         ok = ds > 1.0
         if ok.any():
             out[lane] = float(np.max(np.abs(h[j] - h)[ok] / ds[ok]))
+    return out
+
+
+def _merge_points(rm: RoadMap) -> np.ndarray:
+    """Per lane: for a dead end that narrows below :data:`MIN_LANE_WIDTH` (an acceleration lane
+    tapering into its neighbour), the arc length where it does [m]; ``inf`` for other lanes.
+    Vehicles must leave such a lane before that point."""
+    out = np.full(rm.num_lanes, np.inf)
+    for lane in rm.driving_lanes:
+        if rm.lane_successors[lane]:
+            continue
+        a, b = rm.lane_start[lane], rm.lane_start[lane + 1]
+        wide = rm.widths[a:b] >= MIN_LANE_WIDTH
+        if wide.all():
+            continue
+        # the end of the last wide stretch (0 if the lane is narrow from its start)
+        last_wide = np.flatnonzero(wide)
+        out[lane] = float(rm.s[a + last_wide[-1]]) if len(last_wide) else 0.0
     return out
 
 
@@ -131,6 +151,13 @@ def build_map_arrays(rm: RoadMap) -> MapArrays:
     stop_lane = np.asarray(rm.stop_lane, dtype=i64)
     stop_heading = rm.pose_at(stop_lane, np.asarray(rm.stop_s))[1] if len(stop_lane) else np.zeros(0)
     spawn_lane, spawn_s = rm.spawn_points(spacing=8.0, margin=4.0)
+    merge_s = _merge_points(rm)
+    if len(spawn_lane):  # not where a lane is too narrow for a car (tapers) or must be left
+        # the sample at each spawn place: samples sorted by (lane, s), searched in one call
+        key = np.asarray(rm.point_lane, dtype=np.float64) * 1e5 + rm.s
+        sample = np.searchsorted(key, np.asarray(spawn_lane) * 1e5 + spawn_s).clip(max=len(key) - 1)
+        ok = (rm.widths[sample] >= MIN_LANE_WIDTH) & (spawn_s < merge_s[spawn_lane] - 40.0)
+        spawn_lane, spawn_s = spawn_lane[ok], spawn_s[ok]
     spawn_xy, _ = rm.pose_at(spawn_lane, spawn_s) if len(spawn_lane) else (np.zeros((0, 2)), None)
     walk_lanes = rm.sidewalk_lanes
     wl, ws = [], []
@@ -160,6 +187,7 @@ def build_map_arrays(rm: RoadMap) -> MapArrays:
     lane_f[fl.L_LENGTH] = rm.lane_length
     lane_f[fl.L_SPEED] = rm.lane_speed_limit
     lane_f[fl.L_CURVATURE] = _lane_curvature(rm)
+    lane_f[fl.L_MERGE_S] = merge_s
     K = len(stop_lane)
     seg = np.asarray(rm.stop_segment, dtype=np.float64).reshape(-1, 2, 2)
     stop_f = np.zeros((fl.NUM_STOP_FLOAT, K))
@@ -202,4 +230,12 @@ def build_map_arrays(rm: RoadMap) -> MapArrays:
     return arrays
 
 
-__all__ = ["CONTROL_LIGHT", "CONTROL_NONE", "CONTROL_STOP", "LaneType", "MapArrays", "build_map_arrays"]
+__all__ = [
+    "CONTROL_LIGHT",
+    "CONTROL_NONE",
+    "CONTROL_STOP",
+    "MIN_LANE_WIDTH",
+    "LaneType",
+    "MapArrays",
+    "build_map_arrays",
+]

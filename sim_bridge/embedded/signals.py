@@ -94,7 +94,9 @@ def _states(group_phase, num_phases, is_light, time, offset, timing, frozen, out
                 out[b, k] = _RED
 
 
-def signal_states(plan: SignalPlan, time: np.ndarray, offset: np.ndarray, timing: np.ndarray, frozen: np.ndarray) -> np.ndarray:
+def signal_states(
+    plan: SignalPlan, time: np.ndarray, offset: np.ndarray, timing: np.ndarray, frozen: np.ndarray
+) -> np.ndarray:
     """``int8 [B, S]`` :class:`LightState` of every signal at ``time [B]`` [s].
 
     ``offset [B, S]`` cycle offsets [s]; ``timing [B, 3]`` (green, yellow, all-red) [s];

@@ -145,7 +145,9 @@ class EmbeddedSimulator(Simulator):
             self.num_worlds, cfg.max_vehicles, cfg.max_pedestrians, cfg.max_statics,
             len(rm.signal_kind), len(rm.stop_lane),
         )  # fmt: skip
-        self._observer = Observer(rm, cfg.bev, max_objects=cfg.max_objects, render_bev=cfg.render_bev, pool=self._pool)
+        self._observer = Observer(
+            rm, cfg.bev, max_objects=cfg.max_objects, render_bev=cfg.render_bev, pool=self._pool
+        )
         self._history = []
 
     def _reset(self, specs: list[WorldSpec], seeds: list[int], worlds: list[int]) -> Observation:
@@ -307,7 +309,7 @@ class EmbeddedSimulator(Simulator):
             st.route_plan[b, i] = 1
         else:
             st.plan[b, i, 0] = lane
-            st.plan_len[b, i] = extend_plan(m, st.plan[b, i], 1, st.seed[b], -1, 9000 + i)
+            st.plan_len[b, i] = extend_plan(m, st.plan[b, i], 1, st.seed[b], -1, 9000 + i, length)
         st.cruise[b, i] = actor.target_speed if actor.target_speed is not None else -1.0
         st.ignore_signals[b, i] = int(beh.ignore_signals)
         st.ignore_actors[b, i] = int(beh.ignore_actors)
@@ -378,7 +380,11 @@ class EmbeddedSimulator(Simulator):
             step_worlds(*args, 0, B)
         else:  # disjoint world ranges on threads (the kernel releases the GIL)
             bounds = np.linspace(0, B, self._pool._max_workers + 1).astype(int)
-            jobs = [self._pool.submit(step_worlds, *args, lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
+            jobs = [
+                self._pool.submit(step_worlds, *args, lo, hi)
+                for lo, hi in itertools.pairwise(bounds)
+                if hi > lo
+            ]
             for job in jobs:
                 job.result()
         self._yaw_rate = wrap_angle(st.yaw[:, 0] - yaw_before) / self.dt

@@ -22,6 +22,7 @@ from sim_bridge.embedded.fields import (
     ID,
     IGNORE_ACTORS,
     IGNORE_SIGNALS,
+    L_JUNCTION,
     L_LENGTH,
     L_SPEED,
     L_STOP,
@@ -64,6 +65,17 @@ VEHICLE_TYPE_CDF = np.array([0.45, 0.75, 0.92, 1.0])
 _TRIES = 24
 #: minimum distance between a new vehicle and any other vehicle [m]
 VEHICLE_CLEARANCE = 10.0
+
+
+@numba.njit(cache=True)
+def _enters_junction(m, lane: int) -> bool:
+    """Does ``lane`` end at a junction (a stop line, or a successor inside a junction)?"""
+    if m.lane_i[L_STOP, lane] >= 0:
+        return True
+    for q in range(m.succ_start[lane], m.succ_start[lane + 1]):
+        if m.lane_i[L_JUNCTION, m.succ_index[q]] >= 0:
+            return True
+    return False
 
 
 @numba.njit(cache=True)
@@ -121,7 +133,8 @@ def spawn_vehicles_world(
                         dx = F[X, b, j] - x
                         dy = F[Y, b, j] - y
                         lon = dx * np.cos(yaw) + dy * np.sin(yaw)
-                        if abs(-dx * np.sin(yaw) + dy * np.cos(yaw)) < 2.5:
+                        # in our lane, or changing into it (still beside it)
+                        if abs(-dx * np.sin(yaw) + dy * np.cos(yaw)) < 2.5 or I[LANE, b, j] == lane:
                             if lon > 0.0:
                                 ahead = min(ahead, lon)
                             elif -lon < VEHICLE_CLEARANCE + F[SPEED, b, j] ** 2 / 6.0:
@@ -129,7 +142,7 @@ def spawn_vehicles_world(
                 if blocked:
                     continue
                 safe = np.sqrt(2.0 * 3.0 * max(ahead - VEHICLE_CLEARANCE + 2.0, 0.0))
-                if m.lane_i[L_STOP, lane] >= 0:  # a stop line ahead: be able to stop at it
+                if _enters_junction(m, lane):  # a junction ahead: be able to stop before it
                     safe = min(
                         safe, np.sqrt(2.0 * 3.0 * max(m.lane_f[L_LENGTH, lane] - m.spawn[k, 2] - 5.0, 0.0))
                     )
@@ -160,7 +173,7 @@ def spawn_vehicles_world(
                 plan[b, i, :] = -1
                 plan[b, i, 0] = lane
                 I[PLAN_LEN, b, i] = extend_plan(
-                    m, plan[b, i], 1, seed[b], W[STEP_COUNT, b], _S_PLAN * 1000 + i
+                    m, plan[b, i], 1, seed[b], W[STEP_COUNT, b], _S_PLAN * 1000 + i, F[LENGTH, b, i]
                 )
                 I[ROUTE_PLAN, b, i] = 0
                 I[LANE_PREV, b, i] = -1
