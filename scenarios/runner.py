@@ -73,16 +73,16 @@ def run_episode(job: EpisodeJob) -> EpisodeResult:
     sim = _simulator(job)
     obs = sim.reset(spec.world, spec.seed)
     road_map = sim.road_map
-    route = sim.route(0) if hasattr(sim, "route") else None  # type: ignore[attr-defined]
+    route = sim.route(0)
     ego = sim.ego_vehicle
-    judge = EpisodeJudge(spec, route_length=float(route.length) if route is not None else 0.0, dt=sim.dt,
+    judge = EpisodeJudge(spec, route_length=float(route.length), dt=sim.dt,
                          ego_length=ego.length, ego_width=ego.width)  # fmt: skip
     replay = None
-    if job.save_replays != "none" and job.replay_dir and route is not None:
+    if job.save_replays != "none" and job.replay_dir:
         replay = Replay(
             map=spec.world.map, route=route, dt=sim.dt, meta={"scenario": spec.name, "agent": job.agent_name}
         )
-        replay.record(sim.actor_arrays(), sim.state.light, 0, None, None)  # type: ignore[attr-defined]
+        replay.record(sim.actor_arrays(), sim.light_states(), 0, None, None)
     try:
         agent = job.agent_factory()
         agent.reset(AgentInfo(num_worlds=1, dt=sim.dt, ego=ego, road_map=road_map, routes=(route,)))
@@ -104,7 +104,7 @@ def run_episode(job: EpisodeJob) -> EpisodeResult:
         obs, events = sim.step(action)
         steps += 1
         if replay is not None:
-            replay.record(sim.actor_arrays(), sim.state.light, 0, action[0], events)  # type: ignore[attr-defined]
+            replay.record(sim.actor_arrays(), sim.light_states(), 0, action[0], events)
         if judge.update(events.world(0), obs.ego[0], obs.objects[0], obs.objects_mask[0]):
             break
         if job.max_steps is not None and steps >= job.max_steps:

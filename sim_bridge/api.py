@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sim_bridge.sensors.frame import ActorArrays
 from sim_bridge.sensors.layout import BevChannel, EgoFeature, ObjectFeature, RouteCommand
 
 __all__ = [
@@ -406,6 +407,18 @@ class Simulator(abc.ABC):
     def step(self, actions: Action | Sequence[Action] | np.ndarray) -> tuple[Observation, StepEvents]:
         """Advance every world by ``dt`` with ``actions`` (``[B, 2]``); refuses NaN/inf."""
         return self._step(as_action_array(actions, self.num_worlds))
+
+    @abc.abstractmethod
+    def route(self, b: int):  # -> sim_bridge.maps.Route
+        """World ``b``'s ego route as planned at its reset (privileged: expert, criteria, replays)."""
+
+    @abc.abstractmethod
+    def actor_arrays(self) -> ActorArrays:
+        """A copy of every actor box now, ``[B, N]`` (slot 0 the ego) — what the sensors saw."""
+
+    @abc.abstractmethod
+    def light_states(self) -> np.ndarray:
+        """``int8 [B, K]`` :class:`LightState` of every stop line of the map now (a copy)."""
 
     def close(self) -> None:
         """Release resources (servers, sockets). Idempotent."""

@@ -27,15 +27,14 @@ def live_episode(cfg: DictConfig) -> Replay:
     agent.reset(
         AgentInfo(num_worlds=1, dt=sim.dt, ego=sim.ego_vehicle, road_map=sim.road_map, routes=(sim.route(0),))
     )
-    st = sim.state
     rep = Replay(
         map=spec.map, route=sim.route(0), dt=sim.dt, meta={"agent": cfg.agent.name, "seed": int(cfg.seed)}
     )
-    rep.record(sim.actor_arrays(), st.light, 0, None, None)
+    rep.record(sim.actor_arrays(), sim.light_states(), 0, None, None)
     for _ in range(int(cfg.steps)):
         action = agent.act(obs)
         obs, events = sim.step(action)
-        rep.record(sim.actor_arrays(), st.light, 0, action[0], events)
+        rep.record(sim.actor_arrays(), sim.light_states(), 0, action[0], events)
         if events.collision[0] or events.route_progress[0] >= events.route_length[0] - 1.0:
             break
     sim.close()

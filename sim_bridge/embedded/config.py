@@ -49,6 +49,9 @@ class DriverModel:
     """Duration of a lane change [s]."""
     speed_spread: float = 0.1
     """Each background driver cruises at the limit × U(1 − spread, 1 + spread)."""
+    stuck_timeout: float = 60.0
+    """A background vehicle standing still this long is removed (and respawned elsewhere), which
+    dissolves gridlocks as SUMO's time-to-teleport does [s]."""
     yield_horizon: float = 4.0
     """Conflicting vehicles arriving at a junction within this many seconds are yielded to [s]."""
 

@@ -36,7 +36,8 @@ BASE_X = 29  # static: box centre before a door opens [m]
 BASE_Y = 30
 BASE_WIDTH = 31
 DOOR = 32  # static: door width [m]
-NUM_FLOAT = 33
+STUCK = 33  # vehicles: time spent below 0.1 m/s without a break [s]
+NUM_FLOAT = 34
 
 # ---------------------------------------------------------------- actor ints I [NI, B, N]
 KIND = 0  # ActorKind
@@ -113,6 +114,7 @@ FLOAT_NAMES = [
     "base_y",
     "base_width",
     "door",
+    "stuck",
 ]
 INT_NAMES = [
     "kind",

@@ -15,7 +15,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 
 
 @numba.njit(cache=True, inline="always")
-def splitmix64(x: np.uint64) -> np.uint64:
+def splitmix64(x: np.uint64) -> np.uint64:  # numba: uint64 wrapping arithmetic
     """One SplitMix64 mixing round (wrapping uint64 arithmetic)."""
     z = x + np.uint64(0x9E3779B97F4A7C15)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -24,7 +24,7 @@ def splitmix64(x: np.uint64) -> np.uint64:
 
 
 @numba.njit(cache=True, inline="always")
-def hash_uniform(seed: np.uint64, counter: np.int64, stream: np.int64, index: np.int64) -> float:
+def hash_uniform(seed: np.uint64, counter: int, stream: int, index: int) -> float:
     """A uniform draw in ``[0, 1)`` from four integers."""
     h = splitmix64(seed ^ splitmix64(np.uint64(counter) * np.uint64(0x9E3779B97F4A7C15)))
     h = splitmix64(h ^ splitmix64(np.uint64(stream) + np.uint64(0x632BE59BD9B4E019)))

@@ -38,7 +38,7 @@ def build_signal_plan(rm: RoadMap) -> SignalPlan:
     stop_signal = np.asarray(rm.stop_signal, dtype=np.int64)
     if len(stop_signal):
         _, yaw = rm.pose_at(np.asarray(rm.stop_lane), np.asarray(rm.stop_s))
-        first = {}
+        first: dict[int, float] = {}
         for k, sig in enumerate(stop_signal):
             first.setdefault(int(sig), yaw[k])
         for sig, h in first.items():

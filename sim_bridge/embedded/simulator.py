@@ -503,6 +503,10 @@ class EmbeddedSimulator(Simulator):
 
     # ------------------------------------------------------------------ sensors
 
+    def light_states(self) -> np.ndarray:
+        """``int8 [B, K]`` state of every stop line now (a copy)."""
+        return self.state.light.copy()
+
     def actor_arrays(self) -> ActorArrays:
         """A copy of every actor box ``[B, N]`` now (slot 0 the ego)."""
         return self._frame_actors().copy()

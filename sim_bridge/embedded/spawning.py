@@ -45,6 +45,7 @@ from sim_bridge.embedded.fields import (
     STEER,
     STEP_COUNT,
     STOP_DONE,
+    STUCK,
     TRIGGERED,
     WHEELBASE,
     WIDTH,
@@ -168,6 +169,7 @@ def spawn_vehicles_world(
                 F[S, b, i] = m.spawn[k, 2]
                 F[LAT0, b, i] = 0.0
                 F[LAT_BIAS, b, i] = 0.0
+                F[STUCK, b, i] = 0.0
                 F[LC_ELAPSED, b, i] = 0.0
                 I[LANE, b, i] = lane
                 plan[b, i, :] = -1

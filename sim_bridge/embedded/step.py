@@ -15,9 +15,12 @@ from sim_bridge.embedded.fields import (
     ACCEL,
     ACCEL_CMD,
     ACTIVE,
+    BACKGROUND,
+    FIRST_BG_VEHICLE,
     SPEED,
     STEER,
     STEER_CMD,
+    STUCK,
     WHEELBASE,
     YAW,
     X,
@@ -54,11 +57,15 @@ def step_worlds(
                     F[X, b, i], F[Y, b, i], F[YAW, b, i], F[SPEED, b, i], F[STEER, b, i], F[ACCEL_CMD, b, i],
                     F[STEER_CMD, b, i], F[WHEELBASE, b, i], lim, dt,
                 )  # fmt: skip
+                F[STUCK, b, i] = F[STUCK, b, i] + dt if F[SPEED, b, i] < 0.1 else 0.0
             advance_world(m, F, I, plan, seed, W, NV, b)
             walk_world(m, F, I, seed, W, NV, NP, dt, b)
             ego_events_world(m, F, I, light, stop_ok, px, py, hit, red, stop_run, b)
             driven[b] += np.hypot(F[X, b, 0] - px, F[Y, b, 0] - py)
             time[b] += dt
+        for i in range(W[FIRST_BG_VEHICLE, b], NV):  # dissolve gridlocks (see DriverModel.stuck_timeout)
+            if I[ACTIVE, b, i] and I[BACKGROUND, b, i] and F[STUCK, b, i] > p.stuck_timeout:
+                I[ACTIVE, b, i] = 0
         spawn_vehicles_world(
             m, F, I, plan, seed, W, NV, targets[b, 0], radius[b], respawn_distance, 1, speed_spread, b
         )

@@ -132,6 +132,7 @@ class DriverParams(NamedTuple):
     lane_change_prob: float  # per decision step
     lane_change_time: float
     yield_horizon: float
+    stuck_timeout: float
     max_brake: float
     dt: float  # decision period [s]
     max_steer: float  # [rad]
@@ -142,7 +143,7 @@ class DriverParams(NamedTuple):
         return cls(
             driver.accel, driver.comfort_brake, driver.headway, driver.min_gap, driver.lookahead_time,
             driver.min_lookahead, driver.max_lateral_accel, driver.lane_change_rate * decision_dt,
-            driver.lane_change_time, driver.yield_horizon, limits.max_brake, decision_dt,
+            driver.lane_change_time, driver.yield_horizon, driver.stuck_timeout, limits.max_brake, decision_dt,
             limits.max_steer, limits.max_steer_rate,
         )  # fmt: skip
 
