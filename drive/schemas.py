@@ -73,8 +73,10 @@ class BenchSimConfig:
     )
     """``[worlds, vehicles, bev]`` triples to measure."""
     steps: int = 200
-    """Timed decision steps per configuration (after warm-up)."""
-    warmup: int = 10
+    """Timed decision steps per chunk (after warm-up)."""
+    repeats: int = 3
+    """Timed chunks per configuration; the median is reported."""
+    warmup: int = 50
     """Untimed steps first (compilation, caches)."""
     seed: int = 0
 

@@ -23,9 +23,10 @@ from planning.lane_follower import LaneFollower
 
 
 def measure(
-    sim_node: Any, world_node: Any, worlds: int, vehicles: int, bev: bool, steps: int, warmup: int, seed: int
+    sim_node: Any, world_node: Any, worlds: int, vehicles: int, bev: bool, steps: int, warmup: int, seed: int, repeats: int = 3
 ) -> dict[str, Any]:
-    """Time ``steps`` decision steps of one configuration in this process."""
+    """Time ``repeats`` chunks of ``steps`` decision steps of one configuration in this process
+    (after ``warmup`` untimed ones); the median chunk is reported."""
     world_cfg = build.world(world_node)
     world_cfg.vehicles = vehicles
     sim = build.simulator(sim_node, num_worlds=worlds, render_bev=bev, max_vehicles=max(vehicles + 1, 2))
@@ -33,16 +34,22 @@ def measure(
     obs = sim.reset(spec, seed)
     agent = LaneFollower()
     agent.reset(AgentInfo(num_worlds=worlds, dt=sim.dt, ego=sim.ego_vehicle))
+    chunks = []  # seconds per chunk of ``steps`` timed steps; the median is reported
     elapsed = 0.0
-    for i in range(warmup + steps):
+    for i in range(warmup + repeats * steps):
         action = agent.act(obs)
         t0 = time.perf_counter()
         obs, events = sim.step(action)
         if i >= warmup:
             elapsed += time.perf_counter() - t0
+            if (i - warmup + 1) % steps == 0:
+                chunks.append(elapsed)
+                elapsed = 0.0
         done = events.route_progress >= events.route_length - 5.0
         if done.any():  # keep every ego driving: restart finished worlds
             obs = sim.reset(spec, seed + i, worlds=np.flatnonzero(done).tolist())
+            agent.reset(AgentInfo(num_worlds=worlds, dt=sim.dt, ego=sim.ego_vehicle), np.flatnonzero(done).tolist())
+    elapsed = float(np.median(chunks))
     active = int(sim.state.active[:, : sim.config.max_vehicles].sum()) - worlds
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {
