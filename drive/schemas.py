@@ -82,18 +82,29 @@ class BenchSimConfig:
 
 
 @dataclass
+class SuiteConfig:
+    """A scenario suite (``drive/conf/suite/<name>.yaml``; format in ``scenarios/suites.py``)."""
+
+    name: str = "suite"
+    entries: list[Any] = field(default_factory=list)
+    """Families with parameter grids and seeds, or scenario files."""
+
+
+@dataclass
 class EvalConfig:
     """``drive eval``: a suite in closed loop, resumable, with a report."""
 
     sim: EmbeddedConfig = field(default_factory=EmbeddedConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
-    suite: str = "smoke"
-    """Suite name (``drive/conf/suite/<name>.yaml``) or path to a suite file."""
+    suite: SuiteConfig = field(default_factory=SuiteConfig)
+    """The suite (``suite=<name>`` picks ``drive/conf/suite/<name>.yaml``)."""
+    suite_file: str | None = None
+    """Run the suite in this YAML file instead."""
     executor: str = "local"
     """``local`` (process pool), ``inline`` (this process) or ``ray``."""
     workers: int | None = None
     """Worker processes (default one per core)."""
-    out: str = "outputs/eval/${suite}-${agent.name}"
+    out: str = "outputs/eval/${suite.name}-${agent.name}"
     """Run folder: results.jsonl, replays, report; re-running the same command resumes it."""
     save_replays: str = "failed"
     """Replays kept: none, failed (unsuccessful or with infractions) or all."""
@@ -112,6 +123,7 @@ def register() -> None:
     cs.store(name="demo_schema", node=DemoConfig)
     cs.store(name="bench_sim_schema", node=BenchSimConfig)
     cs.store(name="eval_schema", node=EvalConfig)
+    cs.store(group="suite", name="suite_schema", node=SuiteConfig)
     cs.store(group="sim", name="embedded_schema", node=EmbeddedConfig)
     cs.store(group="world", name="world_schema", node=WorldConfig)
     cs.store(group="agent", name="agent_schema", node=AgentConfig)

@@ -9,7 +9,8 @@ grid and seeds::
         town: {town: straight}            # optional: the family's own town otherwise
         params: {lead_gap: [20.0, 30.0]}  # a list is a grid axis; scalars are fixed values
         seeds: [0, 1]
-      - file: scenarios/examples/crossing_pedestrian.yaml   # relative to the suite file
+      - file: scenarios/examples/crossing_pedestrian.yaml   # relative to the suite file, else to the
+                                                            # folder holding the ``scenarios`` package
 
 Expansion is deterministic: grid points in the order of the parameters, then seeds. Every scenario
 is named ``<family>_<grid index>_s<seed>`` (``scenarios.metrics.scenario_key`` groups seeds back).
@@ -30,6 +31,9 @@ from scenarios.families.base import FamilyError
 from scenarios.schema import ScenarioError, load_scenarios
 from scenarios.spec import ScenarioSpec
 from sim_bridge.api import MapRef
+
+#: the folder holding the ``scenarios`` package (the repository, or site-packages)
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
 class SuiteError(ValueError):
@@ -57,7 +61,8 @@ def expand_entry(entry: dict[str, Any], where: str, base: Path) -> list[Scenario
         if "family" in entry:
             raise SuiteError(f"{where}: give either 'file' or 'family', not both")
         path = Path(entry["file"])
-        path = path if path.is_absolute() else base / path
+        if not path.is_absolute():
+            path = base / path if (base / path).exists() else PACKAGE_ROOT / path
         try:
             return load_scenarios(path)
         except (ScenarioError, OSError) as exc:
@@ -98,6 +103,26 @@ def expand_entry(entry: dict[str, Any], where: str, base: Path) -> list[Scenario
     return out
 
 
+def suite_from_dict(data: Any, source: str = "<suite>", base: Path | None = None) -> Suite:
+    """Expand a suite given as data (``{name, entries}``); ``base`` resolves relative paths."""
+    base = base or PACKAGE_ROOT
+    if not isinstance(data, dict) or "entries" not in data:
+        raise SuiteError(f"{source}: a suite is a mapping with 'name' and 'entries'")
+    entries = data["entries"]
+    if not isinstance(entries, list) or not entries:
+        raise SuiteError(f"{source}: 'entries' must be a non-empty list")
+    scenarios: list[ScenarioSpec] = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise SuiteError(f"{source}: entries[{i}] must be a mapping")
+        scenarios.extend(expand_entry(entry, f"{source}: entries[{i}]", base))
+    names = [s.name for s in scenarios]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SuiteError(f"{source}: scenario names must be unique; repeated: {dupes[:5]}")
+    return Suite(name=str(data.get("name", "suite")), scenarios=tuple(scenarios), source=source)
+
+
 def load_suite(path: str | Path) -> Suite:
     """Expand the suite file at ``path`` (see module doc)."""
     path = Path(path)
@@ -107,18 +132,7 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(f"cannot read suite {path}: {exc}") from exc
     except yaml.YAMLError as exc:
         raise SuiteError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict) or "entries" not in data:
-        raise SuiteError(f"{path}: a suite is a mapping with 'name' and 'entries'")
-    entries = data["entries"]
-    if not isinstance(entries, list) or not entries:
-        raise SuiteError(f"{path}: 'entries' must be a non-empty list")
-    scenarios: list[ScenarioSpec] = []
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise SuiteError(f"{path}: entries[{i}] must be a mapping")
-        scenarios.extend(expand_entry(entry, f"{path}: entries[{i}]", path.parent))
-    names = [s.name for s in scenarios]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise SuiteError(f"{path}: scenario names must be unique; repeated: {dupes[:5]}")
-    return Suite(name=str(data.get("name", path.stem)), scenarios=tuple(scenarios), source=str(path))
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k != "defaults"}  # Hydra's defaults list, if any
+        data.setdefault("name", path.stem)
+    return suite_from_dict(data, str(path), path.parent)

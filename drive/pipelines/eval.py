@@ -23,24 +23,16 @@ from scenarios.records import EpisodeResult, Status
 from scenarios.report import write_reports
 from scenarios.results import ResultStore, RunManifest
 from scenarios.runner import EpisodeJob, describe, run_episode
-from scenarios.suites import Suite, load_suite
+from scenarios.suites import Suite, load_suite, suite_from_dict
 
 log = logging.getLogger("drive.eval")
 
-SUITE_DIR = Path(__file__).resolve().parents[1] / "conf" / "suite"
-
-
-def resolve_suite(name: str) -> Suite:
-    """A suite by name (``drive/conf/suite/<name>.yaml``) or by path."""
-    path = SUITE_DIR / f"{name}.yaml"
-    if not path.exists():
-        path = Path(name)
-    if not path.exists():
-        known = ", ".join(sorted(p.stem for p in SUITE_DIR.glob("*.yaml")))
-        raise FileNotFoundError(
-            f"suite {name!r} is neither {SUITE_DIR}/{name}.yaml nor a file; known suites: {known}"
-        )
-    return load_suite(path)
+def resolve_suite(cfg: DictConfig) -> Suite:
+    """The composed ``suite`` group, or the file ``suite_file`` when given."""
+    if cfg.suite_file:
+        return load_suite(cfg.suite_file)
+    data = OmegaConf.to_container(cfg.suite, resolve=True)
+    return suite_from_dict(data, source=f"suite {cfg.suite.name}")
 
 
 def _make_agent(agent_node: dict[str, Any]):
@@ -52,7 +44,7 @@ def _make_sim(sim_node: dict[str, Any]):
 
 
 def run(cfg: DictConfig) -> int:
-    suite = resolve_suite(cfg.suite)
+    suite = resolve_suite(cfg)
     out = Path(cfg.out)
     store = ResultStore(out)
     config = OmegaConf.to_container(cfg, resolve=True)
