@@ -17,6 +17,8 @@ import numpy as np
 from sim_bridge.embedded.fields import (
     ACTIVE,
     BACKGROUND,
+    ID,
+    KIND,
     L_JUNCTION,
     L_LEFT,
     L_LENGTH,
@@ -24,6 +26,7 @@ from sim_bridge.embedded.fields import (
     L_MARK_RIGHT,
     L_OPPOSITE,
     L_RIGHT,
+    L_SPEED,
     LANE,
     LENGTH,
     PLAN_LEN,
@@ -148,27 +151,62 @@ def on_drivable(m, x: float, y: float) -> bool:
     return (m.drive_bits[int(fy), col >> 3] >> (7 - (col & 7))) & 1 == 1
 
 
+#: columns of the float table :func:`ego_situation` fills
+(E_OFF_ROAD, E_WRONG_WAY, E_TRAFFIC_SPEED, E_ON_ROUTE, E_COLLISION, E_HIT_ID, E_HIT_KIND, E_HIT_SPEED,
+ E_HIT_BEARING, E_SPEED_LIMIT, E_IN_JUNCTION) = range(11)  # fmt: skip
+NUM_SITUATION = 11
+
+
 @numba.njit(cache=True)
-def road_and_traffic(
-    m, F, I, NV: int, radius: float, off_road: np.ndarray, traffic_speed: np.ndarray
+def ego_situation(
+    m, F, I, lane, lateral, width, heading_error, hit, route_lanes, NV: int, radius: float, out
 ) -> None:
-    """``off_road [B]``: a corner of the ego's box is off the drivable area; ``traffic_speed [B]``:
-    mean speed of background vehicles within ``radius`` [m] of the ego (NaN if none)."""
+    """After the lane tracking: every per-world fact of the step's events in one pass, into
+    ``out [B, NUM_SITUATION]`` (columns ``E_*``): off road (a corner of the ego's box off the
+    drivable raster), wrong way (inside a lane outside junctions, heading > 90° off), mean speed of
+    background vehicles within ``radius`` [m] (NaN if none), on a route lane, the collision with slot
+    ``hit [B]`` (id, kind, speed, bearing in the ego frame), the lane's speed limit, in a junction."""
     for b in range(F.shape[1]):
-        c = np.cos(F[YAW, b, 0])
-        s = np.sin(F[YAW, b, 0])
+        x, y, yaw = F[X, b, 0], F[Y, b, 0], F[YAW, b, 0]
+        c = np.cos(yaw)
+        s = np.sin(yaw)
         hl = 0.5 * F[LENGTH, b, 0]
         hw = 0.5 * F[WIDTH, b, 0]
-        off = False
+        off = 0.0
         for lon, lat in ((hl, hw), (hl, -hw), (-hl, -hw), (-hl, hw)):
-            if not on_drivable(m, F[X, b, 0] + lon * c - lat * s, F[Y, b, 0] + lon * s + lat * c):
-                off = True
-        off_road[b] = off
+            if not on_drivable(m, x + lon * c - lat * s, y + lon * s + lat * c):
+                off = 1.0
+        out[b, E_OFF_ROAD] = off
+        ln = lane[b]
+        junction = ln >= 0 and m.lane_i[L_JUNCTION, ln] >= 0
+        out[b, E_IN_JUNCTION] = 1.0 if junction else 0.0
+        inside = ln >= 0 and abs(lateral[b]) <= 0.5 * width[b]
+        out[b, E_WRONG_WAY] = 1.0 if inside and not junction and np.cos(heading_error[b]) < 0.0 else 0.0
+        out[b, E_SPEED_LIMIT] = m.lane_f[L_SPEED, ln] if ln >= 0 else 0.0
+        on_route = 0.0
+        if ln >= 0:
+            for k in range(route_lanes.shape[1]):
+                if route_lanes[b, k] == ln:
+                    on_route = 1.0
+                    break
+        out[b, E_ON_ROUTE] = on_route
         total = 0.0
         count = 0
         for j in range(1, NV):
-            if I[ACTIVE, b, j] and I[BACKGROUND, b, j]:
-                if np.hypot(F[X, b, j] - F[X, b, 0], F[Y, b, j] - F[Y, b, 0]) < radius:
-                    total += F[SPEED, b, j]
-                    count += 1
-        traffic_speed[b] = total / count if count > 0 else np.nan
+            if I[ACTIVE, b, j] and I[BACKGROUND, b, j] and np.hypot(F[X, b, j] - x, F[Y, b, j] - y) < radius:
+                total += F[SPEED, b, j]
+                count += 1
+        out[b, E_TRAFFIC_SPEED] = total / count if count > 0 else np.nan
+        j = hit[b]
+        if j >= 0:
+            out[b, E_COLLISION] = 1.0
+            out[b, E_HIT_ID] = I[ID, b, j]
+            out[b, E_HIT_KIND] = I[KIND, b, j]
+            out[b, E_HIT_SPEED] = F[SPEED, b, j]
+            out[b, E_HIT_BEARING] = _wrap(np.arctan2(F[Y, b, j] - y, F[X, b, j] - x) - yaw)
+        else:
+            out[b, E_COLLISION] = 0.0
+            out[b, E_HIT_ID] = -1.0
+            out[b, E_HIT_KIND] = -1.0
+            out[b, E_HIT_SPEED] = 0.0
+            out[b, E_HIT_BEARING] = 0.0

@@ -28,7 +28,22 @@ from sim_bridge.api import (
 from sim_bridge.embedded import fields as f
 from sim_bridge.embedded.behaviours import update_triggers
 from sim_bridge.embedded.config import EmbeddedConfig
-from sim_bridge.embedded.ego_track import road_and_traffic, track_ego
+from sim_bridge.embedded.ego_track import (
+    E_COLLISION,
+    E_HIT_BEARING,
+    E_HIT_ID,
+    E_HIT_KIND,
+    E_HIT_SPEED,
+    E_IN_JUNCTION,
+    E_OFF_ROAD,
+    E_ON_ROUTE,
+    E_SPEED_LIMIT,
+    E_TRAFFIC_SPEED,
+    E_WRONG_WAY,
+    NUM_SITUATION,
+    ego_situation,
+    track_ego,
+)  # fmt: skip
 from sim_bridge.embedded.kinematics import Limits, action_to_commands
 from sim_bridge.embedded.lanes import extend_plan, plans_from_routes
 from sim_bridge.embedded.map_arrays import MapArrays, build_map_arrays
@@ -423,8 +438,7 @@ class EmbeddedSimulator(Simulator):
         assert rm is not None and m is not None
         B = self.num_worlds
         NV = self.config.max_vehicles
-        x, y, yaw, v = st.x[:, 0], st.y[:, 0], st.yaw[:, 0], st.speed[:, 0]
-        xy = np.stack([x, y], axis=1)
+        xy = np.stack([st.F[f.X, :, 0], st.F[f.Y, :, 0]], axis=1)
         progress, deviation = self._routes.update(xy)
         self._progress = progress
         # the plan first (from the route), so the tracker can prefer the route's junction lanes
@@ -436,52 +450,43 @@ class EmbeddedSimulator(Simulator):
         lost = track_ego(m, st.F, st.I, st.plan, lane, s, lat, he, width, invasion)
         if lost.any():
             self._project_globally(np.flatnonzero(lost), lane, s, lat, he, width)
+        inside = np.abs(lat) <= 0.5 * width
         self._projection = Projection(
-            lane=lane,
-            s=s,
-            lateral=lat,
-            heading_error=he,
-            distance=np.abs(lat),
-            inside=np.abs(lat) <= 0.5 * width,
+            lane=lane, s=s, lateral=lat, heading_error=he, distance=np.abs(lat), inside=inside
         )
-        safe = np.maximum(lane, 0)
-        in_junction = (lane >= 0) & (m.lane_i[f.L_JUNCTION, safe] >= 0)
-        st.stop_done[:, 0] = (st.stop_ok.any(axis=1) if st.stop_ok.shape[1] else False) & ~in_junction
-        wrong_way = (lane >= 0) & self._projection.inside & ~in_junction & (np.cos(he) < 0.0)
-        off_road = np.zeros(B, dtype=bool)
-        traffic_speed = np.zeros(B)
-        road_and_traffic(m, st.F, st.I, NV, TRAFFIC_SPEED_RADIUS, off_road, traffic_speed)
-
+        hit = np.full(B, -1, np.int32) if hit is None else hit
+        sit = np.empty((B, NUM_SITUATION))
+        ego_situation(
+            m, st.F, st.I, lane, lat, width, he, hit, self._routes.lanes, NV, TRAFFIC_SPEED_RADIUS, sit
+        )
+        st.stop_done[:, 0] = (st.stop_ok.any(axis=1) if st.stop_ok.shape[1] else False) & (
+            sit[:, E_IN_JUNCTION] == 0
+        )
         none = np.full(B, -1, np.int32)
-        hit = none if hit is None else hit
-        safe_hit = np.maximum(hit, 0)
-        rows = np.arange(B)
-        bearing = wrap_angle(np.arctan2(st.y[rows, safe_hit] - y, st.x[rows, safe_hit] - x) - yaw)
-        collided = hit >= 0
         return StepEvents(
             sim_time=st.time.copy(),
-            collision=collided,
-            collision_actor=np.where(collided, st.ids[rows, safe_hit], -1).astype(np.int32),
-            collision_kind=np.where(collided, st.kind[rows, safe_hit], -1).astype(np.int8),
-            collision_other_speed=np.where(collided, st.speed[rows, safe_hit], 0.0),
-            collision_bearing=np.where(collided, bearing, 0.0),
-            off_road=off_road,
+            collision=sit[:, E_COLLISION] > 0,
+            collision_actor=sit[:, E_HIT_ID].astype(np.int32),
+            collision_kind=sit[:, E_HIT_KIND].astype(np.int8),
+            collision_other_speed=sit[:, E_HIT_SPEED],
+            collision_bearing=sit[:, E_HIT_BEARING],
+            off_road=sit[:, E_OFF_ROAD] > 0,
             lane_invasion=invasion,
-            wrong_way=wrong_way,
-            on_route_lanes=self._routes.on_route_lanes(lane),
-            red_light=none.copy() if red is None else red,
+            wrong_way=sit[:, E_WRONG_WAY] > 0,
+            on_route_lanes=sit[:, E_ON_ROUTE] > 0,
+            red_light=none if red is None else red,
             stop_sign=none.copy() if stop_run is None else stop_run,
             route_progress=progress.copy(),
             route_length=self._routes.length.copy(),
-            route_deviation=deviation.copy(),
+            route_deviation=deviation,
             distance_driven=np.zeros(B) if driven is None else driven,
-            ego_x=x.copy(),
-            ego_y=y.copy(),
-            ego_yaw=yaw.copy(),
-            ego_speed=v.copy(),
+            ego_x=st.F[f.X, :, 0].copy(),
+            ego_y=st.F[f.Y, :, 0].copy(),
+            ego_yaw=st.F[f.YAW, :, 0].copy(),
+            ego_speed=st.F[f.SPEED, :, 0].copy(),
             ego_accel=self._accel_lon.copy(),
-            speed_limit=m.lane_f[f.L_SPEED, safe],
-            traffic_speed=traffic_speed,
+            speed_limit=sit[:, E_SPEED_LIMIT],
+            traffic_speed=sit[:, E_TRAFFIC_SPEED],
         )
 
     def _project_globally(self, worlds: np.ndarray, lane, s, lat, he, width) -> None:
