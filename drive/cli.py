@@ -37,6 +37,11 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
         "drive.pipelines.bench_sim:run",
         "simulator throughput, one JSON line per configuration",
     ),
+    ("bench", "eval"): (
+        "bench_eval",
+        "drive.pipelines.bench_eval:run",
+        "closed-loop throughput of an agent on a suite (episodes/min, real-time factor)",
+    ),
     ("eval",): (
         "eval",
         "drive.pipelines.eval:run",

@@ -116,6 +116,23 @@ class EvalConfig:
     """Write TensorBoard scalars next to the report."""
 
 
+@dataclass
+class BenchEvalConfig:
+    """``drive bench eval``: closed-loop throughput of an agent on a suite."""
+
+    sim: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    suite: SuiteConfig = field(default_factory=SuiteConfig)
+    suite_file: str | None = None
+    """Run the suite in this YAML file instead."""
+    executor: str = "local"
+    """``local``, ``inline`` or ``ray``."""
+    workers: int | None = 2
+    """Worker processes."""
+    limit: int = 0
+    """Run only the first N scenarios (0 = all)."""
+
+
 def register() -> None:
     """Put every schema in the ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
@@ -124,6 +141,7 @@ def register() -> None:
     cs.store(name="bench_sim_schema", node=BenchSimConfig)
     cs.store(name="eval_schema", node=EvalConfig)
     cs.store(group="suite", name="suite_schema", node=SuiteConfig)
+    cs.store(name="bench_eval_schema", node=BenchEvalConfig)
     cs.store(group="sim", name="embedded_schema", node=EmbeddedConfig)
     cs.store(group="world", name="world_schema", node=WorldConfig)
     cs.store(group="agent", name="agent_schema", node=AgentConfig)

@@ -23,7 +23,15 @@ from planning.lane_follower import LaneFollower
 
 
 def measure(
-    sim_node: Any, world_node: Any, worlds: int, vehicles: int, bev: bool, steps: int, warmup: int, seed: int, repeats: int = 3
+    sim_node: Any,
+    world_node: Any,
+    worlds: int,
+    vehicles: int,
+    bev: bool,
+    steps: int,
+    warmup: int,
+    seed: int,
+    repeats: int = 3,
 ) -> dict[str, Any]:
     """Time ``repeats`` chunks of ``steps`` decision steps of one configuration in this process
     (after ``warmup`` untimed ones); the median chunk is reported."""
@@ -48,7 +56,9 @@ def measure(
         done = events.route_progress >= events.route_length - 5.0
         if done.any():  # keep every ego driving: restart finished worlds
             obs = sim.reset(spec, seed + i, worlds=np.flatnonzero(done).tolist())
-            agent.reset(AgentInfo(num_worlds=worlds, dt=sim.dt, ego=sim.ego_vehicle), np.flatnonzero(done).tolist())
+            agent.reset(
+                AgentInfo(num_worlds=worlds, dt=sim.dt, ego=sim.ego_vehicle), np.flatnonzero(done).tolist()
+            )
     elapsed = float(np.median(chunks))
     active = int(sim.state.active[:, : sim.config.max_vehicles].sum()) - worlds
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

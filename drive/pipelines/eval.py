@@ -27,6 +27,7 @@ from scenarios.suites import Suite, load_suite, suite_from_dict
 
 log = logging.getLogger("drive.eval")
 
+
 def resolve_suite(cfg: DictConfig) -> Suite:
     """The composed ``suite`` group, or the file ``suite_file`` when given."""
     if cfg.suite_file:
