@@ -242,8 +242,8 @@ def plan_route(road_map: RoadMap, waypoints: np.ndarray, start_yaw: float | None
     """Shortest drivable route through ``waypoints [W ≥ 2, 2]`` [m] (see :meth:`RoadMap.route`).
 
     The first waypoint goes to its nearest driving lane (the one agreeing with ``start_yaw`` [rad]
-    among overlapping lanes); each later one to whichever driving lane under it makes the leg
-    shortest. :class:`MapError` names the waypoint when it is more than ``MAX_WAYPOINT_DISTANCE``
+    among overlapping lanes); each later one to whichever driving lane under it makes the whole
+    route shortest (dynamic programming over the lanes under each waypoint). :class:`MapError` names the waypoint when it is more than ``MAX_WAYPOINT_DISTANCE``
     from every driving lane, and both ends of a leg that no drivable path joins.
     """
     wp = np.asarray(waypoints, dtype=np.float64)
@@ -265,8 +265,9 @@ def plan_route(road_map: RoadMap, waypoints: np.ndarray, start_yaw: float | None
             f"waypoint 0 at {_fmt(wp[0])} is more than {MAX_WAYPOINT_DISTANCE:g} m from every driving lane; "
             "move it onto a road"
         )
-    current = (int(first.lane[0]), float(first.s[0]))
-    pieces: list[_Piece] = []
+    # dynamic programming over the candidate lanes of every waypoint (overlapping junction lanes):
+    # the cheapest route through all waypoints, not the cheapest leg at each one
+    states: dict[int, tuple[float, list[_Piece], float]] = {int(first.lane[0]): (0.0, [], float(first.s[0]))}
     for k in range(1, wp.shape[0]):
         cand = lane_candidates(road_map, wp[k], (LaneType.DRIVING,), MAX_WAYPOINT_DISTANCE)
         if cand.lane.size == 0:
@@ -277,18 +278,32 @@ def plan_route(road_map: RoadMap, waypoints: np.ndarray, start_yaw: float | None
         # lanes whose surface holds the waypoint, else the nearest
         use = cand.inside if cand.inside.any() else np.arange(cand.lane.size) == 0
         targets = {int(lane): float(s) for lane, s in zip(cand.lane[use], cand.s[use])}
-        try:
-            leg, end_lane, end_s = _leg(road_map, current, targets)
-        except _NoPath:
+        nxt: dict[int, tuple[float, list[_Piece], float]] = {}
+        for lane, (cost, pieces, s) in states.items():
+            for target, target_s in targets.items():
+                try:
+                    leg, end_lane, end_s = _leg(road_map, (lane, s), {target: target_s})
+                except _NoPath:
+                    continue
+                total = cost + _cost(leg)
+                if end_lane not in nxt or total < nxt[end_lane][0]:
+                    nxt[end_lane] = (total, pieces + leg, end_s)
+        if not nxt:
+            starts = sorted(road_map.lane_keys[i] for i in states)
             raise MapError(
                 f"no drivable path from {_fmt(wp[k - 1])} to {_fmt(wp[k])}: no sequence of lanes, junctions "
-                f"and allowed lane changes leads from lane {road_map.lane_keys[current[0]]} to "
+                f"and allowed lane changes leads from lane(s) {starts} to "
                 f"{sorted(road_map.lane_keys[i] for i in targets)} (road, section, lane); check the order of "
                 "the waypoints and the direction of the roads"
-            ) from None
-        pieces.extend(leg)
-        current = (end_lane, end_s)
-    return _polyline(road_map, pieces)
+            )
+        states = nxt
+    best = min(states.values(), key=lambda state: state[0])
+    return _polyline(road_map, best[1])
+
+
+def _cost(pieces: list[_Piece]) -> float:
+    """Length of a leg [m] plus the penalty of its lane changes (as the search counts them)."""
+    return sum((pc.s1 - pc.s0) + (CHANGE_PENALTY if pc.to_lane >= 0 else 0.0) for pc in pieces)
 
 
 def random_route(
