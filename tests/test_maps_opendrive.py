@@ -19,6 +19,7 @@ from scenariogeneration import xodr
 from sim_bridge.frames import wrap_angle
 from sim_bridge.maps import LaneType, MapError, MarkType, RoadMap, SignalKind
 from sim_bridge.maps.opendrive import load_opendrive
+from sim_bridge.maps.town_parts import BUILD_LOCK, opendrive
 from sim_bridge.sensors.layout import RouteCommand
 
 SHARED_MAPS = Path(__file__).resolve().parents[2] / "shared" / "maps"
@@ -61,6 +62,12 @@ def junction_xodr() -> str:
     - (its lane +1, leaving the junction); the straight connecting road 101 (road 0 → road 2) a light
     at s = 2 valid for lane -1 only; road 3 a speed sign (ignored).
     """
+    with BUILD_LOCK:
+        opendrive("junction")  # scenariogeneration keeps used signal ids per process: start afresh
+        return _junction_xodr()
+
+
+def _junction_xodr() -> str:
     roads = [
         xodr.create_road(xodr.Line(100), id=i, left_lanes=1, right_lanes=1, lane_width=3.5) for i in range(4)
     ]
