@@ -1,15 +1,23 @@
 """The privileged expert: a PDM-Closed-style planner reading ground truth.
 
 Each decision, for every world: take the route ahead as a path in the ego frame; make proposals
-(the path shifted laterally by each of ``offsets`` — 0 and ±1 m as PDM-Closed, and ± one lane width
-to pass a blocked lane — × IDM target speeds at ``speed_fractions`` of the limit); forward-simulate
-each with the kinematic bicycle (pure pursuit on its path, IDM behind the leader on its path and
-before a mandatory stop line) against constant-velocity forecasts of every object; score them
-(multipliers: no at-fault collision, stays on the drivable area; weighted: progress, time to
-collision, comfort; a small cost for leaving the lane centre) and apply the first control of the
-best. It reads the map, the route, the objects and the stop lines of the observation
-(``Observation.pose`` and the route are privileged) — the reference driver and the source of
-demonstrations for imitation.
+(the path shifted laterally by each of ``offsets`` — 0, ±0.5 and ±1 m, PDM-Closed style — × IDM
+target speeds at ``speed_fractions`` of the limit); forward-simulate each with the kinematic bicycle
+(pure pursuit on its path, IDM behind the leader on its path and before a mandatory stop line)
+against constant-velocity forecasts of every object; score them (multipliers: no collision, stays on
+the drivable area with all four corners; weighted: progress, time to collision, comfort; costs for
+leaving the lane centre, for driving against a lane's direction and for leaving the route's lanes)
+and apply the first control of the best.
+
+Every proposal starts where the ego is (the offset blends from the ego's own lateral position), so
+the ego can be mid-manoeuvre. Proposals one lane width to either side are added only when the way
+ahead is *blocked*: a static obstacle, or a vehicle that has stood still for ``blocked_time`` and is
+neither queueing behind another nor waiting at a junction — a breakdown, a parked car, an accident —
+and while the ego is still beside its lane after such a pass.
+
+It reads the map, the route, the objects and the stop lines of the observation (``Observation.pose``,
+the object ids and the route are privileged) — the reference driver and the source of demonstrations
+for imitation.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+from scipy.spatial import cKDTree
 
 from planning.base import Agent
 from sim_bridge.api import EgoFeature, ObjectFeature, Observation
@@ -34,6 +43,11 @@ _OX, _OY, _OC, _OS, _OVX, _OVY, _OL, _OW = (
     int(ObjectFeature.X), int(ObjectFeature.Y), int(ObjectFeature.COS_YAW), int(ObjectFeature.SIN_YAW),
     int(ObjectFeature.VX), int(ObjectFeature.VY), int(ObjectFeature.LENGTH), int(ObjectFeature.WIDTH),
 )  # fmt: skip
+_O_STATIC, _O_VEHICLE = int(ObjectFeature.IS_STATIC), int(ObjectFeature.IS_VEHICLE)
+#: time constant with which a vehicle's forecast heading returns to its lane's [s]
+LANE_RELAX = 0.3
+#: below this speed an object counts as standing still [m/s]
+_STILL = 0.3
 
 
 @dataclass
@@ -46,8 +60,10 @@ class ExpertConfig:
     """Simulation step of the proposals [s]."""
     offsets: tuple[float, ...] = (0.0, 1.0, -1.0)
     """Lateral offsets of the path [m] (+ left)."""
+    lane_room: tuple[float, ...] = (0.5, 1.0)
+    """Also offsets of these shares of the room the lane leaves beside the ego, either side."""
     lane_offsets: bool = True
-    """Also propose ± one lane width (to pass a blocked lane)."""
+    """Also propose ± one lane width when the lane ahead is blocked (see module doc)."""
     speed_fractions: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
     """IDM target speeds as fractions of the speed limit."""
     idm_accel: float = 1.5
@@ -57,17 +73,49 @@ class ExpertConfig:
     headway: float = 1.5
     """[s]"""
     min_gap: float = 3.0
-    """Standstill gap to a leader [m]."""
+    """Standstill gap to a moving leader [m]."""
+    stopped_gap: float = 6.0
+    """Standstill gap to a leader that stands still [m]: room to steer round it if it stays."""
     stop_margin: float = 1.0
     """Stop with the front bumper this far before a stop line [m] (the Leaderboard wants < 4 m)."""
     max_lateral_accel: float = 2.0
     """Curve speed limit [m/s²]."""
-    offset_cost: float = 0.08
+    offset_cost: float = 0.04
     """Score lost per metre of lateral offset."""
+    wrong_way_cost: float = 0.2
+    """Score lost for a proposal that drives against its lane's direction all the time."""
+    off_route_cost: float = 0.1
+    """Score lost for a proposal that stays on lanes outside the route all the time."""
+    displaced: float = 0.25
+    """While the ego is this share of a lane width or more beside its route (passing, evading),
+    proposals one lane width to either side stay available."""
+    blocked_time: float = 3.0
+    """A vehicle standing still this long ahead of us (not queueing, not at a junction) blocks the
+    lane, and passing it in a neighbour lane is considered [s]."""
     path_length: float = 70.0
     """Route ahead turned into the path [m]."""
     corridor_margin: float = 0.5
-    """Lateral margin of the leader search and the collision check [m]."""
+    """Lateral margin of the leader search [m]."""
+    steer_rate: float = 1.5
+    """How fast the front wheels turn [rad/s] (the embedded simulator's ``VehicleLimits.max_steer_rate``;
+    ``EgoVehicle`` does not carry it)."""
+    lon_margin: float = 0.5
+    """Clearance kept ahead of and behind the ego's box in the collision check [m]."""
+    lat_margin: float = 0.2
+    """Clearance kept beside the ego's box in the collision check [m]."""
+    clear_lon: float = 1.0
+    """Comfortable clearance ahead of and behind the ego's box [m]: less within 3 s loses the TTC
+    part of the score."""
+    clear_lat: float = 0.7
+    """Comfortable clearance beside the ego's box [m] (as ``clear_lon``)."""
+    min_ramp: float = 6.0
+    """Shortest distance over which a path offset is ramped in [m]."""
+    ramp_accel: float = 3.0
+    """… else over the distance that keeps the lateral acceleration of the ramp below this [m/s²]."""
+    clearance_gain: float = 0.15
+    """Score gained per metre of the least clearance to any object along a proposal (up to 1 m)."""
+    keep_bonus: float = 0.03
+    """Score added to proposals with the offset chosen at the previous decision (no dithering)."""
 
 
 class Expert(Agent):
@@ -80,6 +128,9 @@ class Expert(Agent):
         self.config = config or ExpertConfig()
         self._index = np.zeros(0, dtype=np.int64)
         self._stopped = np.zeros(0, dtype=bool)
+        self._offset = np.zeros(0)
+        self._still: list[dict[int, float]] = []
+        self._route_lanes: list[np.ndarray] = []
 
     def _reset(self, worlds: list[int]) -> None:
         info = self.info
@@ -88,18 +139,18 @@ class Expert(Agent):
         if len(self._index) != info.num_worlds:
             self._index = np.zeros(info.num_worlds, dtype=np.int64)
             self._stopped = np.zeros(info.num_worlds, dtype=bool)
-        self._index[worlds] = 0
-        self._stopped[worlds] = False
-        self._limits = np.array(
-            [
-                info.ego.length,
-                info.ego.width,
-                info.ego.wheelbase,
-                info.ego.max_steer,
-                info.ego.max_accel,
-                info.ego.max_brake,
-            ]
-        )
+            self._offset = np.zeros(info.num_worlds)
+            self._still = [{} for _ in range(info.num_worlds)]
+            self._route_lanes = [np.zeros(0, np.int64) for _ in range(info.num_worlds)]
+        for b in worlds:
+            self._index[b] = 0
+            self._stopped[b] = False
+            self._offset[b] = 0.0
+            self._still[b] = {}
+            self._route_lanes[b] = np.unique(np.asarray(info.routes[b].lanes, dtype=np.int64))
+        e = info.ego
+        self._limits = np.array([e.length, e.width, e.wheelbase, e.max_steer, e.max_accel, e.max_brake])
+        self._lanes = _LaneLookup.of(info.road_map)
 
     # ------------------------------------------------------------------ per step
 
@@ -135,25 +186,16 @@ class Expert(Agent):
         width = float(rm.widths[rm.lane_start[lane]]) if lane >= 0 else 3.5
         return path, width
 
-    def _plan(self, b: int, obs: Observation) -> np.ndarray:
+    def _stop_point(self, b: int, ego: np.ndarray) -> float:
+        """Where to halt along the path for a red light or a stop sign [m from the ego centre, as an
+        obstacle ``min_gap`` beyond the target], ``inf`` if nowhere."""
         cfg = self.config
-        ego = obs.ego[b]
-        pose = obs.pose[b]
-        path, width = self._path(b, pose)
-        offsets = list(cfg.offsets)
-        if cfg.lane_offsets:
-            offsets += [width, -width]
-        offsets_arr = np.asarray(offsets, dtype=np.float64)
         speed = float(ego[_SPEED])
-        limit = max(float(ego[_LIMIT]), 3.0)
-        targets = np.asarray(cfg.speed_fractions, dtype=np.float64) * limit
-
-        # mandatory stop point along the path (from the ego centre) [m]
-        stop = math.inf
         dist = float(ego[_STOP_D])
         half = 0.5 * self.info.ego.length
         # (IDM halts ``min_gap`` short of an obstacle: put the virtual one that far past the target)
         halt = dist + cfg.min_gap - cfg.stop_margin
+        stop = math.inf
         if ego[_STOP_RED] > 0.5:
             gap = dist - half - cfg.stop_margin
             if gap > speed * speed / (2.0 * 6.0) - 1.0:  # yellow/red we can still stop for
@@ -165,57 +207,248 @@ class Expert(Agent):
                 stop = halt
         elif dist >= 49.0:
             self._stopped[b] = False
+        return stop
 
+    def _objects(self, b: int, obs: Observation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Objects as ``[N, (x, y, yaw, vx, vy, length, width, lane yaw)]`` in the ego frame (lane yaw:
+        the heading of the lane a vehicle keeps to, NaN if none), whether each is static, and how
+        long each has stood still [s] (tracked by id)."""
         mask = obs.objects_mask[b]
         o = obs.objects[b][mask]
-        objs = np.zeros((len(o), 7))
-        if len(o):
-            objs[:, 0], objs[:, 1] = o[:, _OX], o[:, _OY]
-            objs[:, 2] = np.arctan2(o[:, _OS], o[:, _OC])
-            objs[:, 3], objs[:, 4] = o[:, _OVX], o[:, _OVY]
-            objs[:, 5], objs[:, 6] = o[:, _OL], o[:, _OW]
+        objs = np.zeros((len(o), 8))
+        objs[:, 0], objs[:, 1] = o[:, _OX], o[:, _OY]
+        objs[:, 2] = np.arctan2(o[:, _OS], o[:, _OC])
+        objs[:, 3], objs[:, 4] = o[:, _OVX], o[:, _OVY]
+        objs[:, 5], objs[:, 6] = o[:, _OL], o[:, _OW]
+        objs[:, 7] = np.nan
+        vehicles = o[:, _O_VEHICLE] > 0.5
+        if vehicles.any():  # the heading of the lane each vehicle keeps to, in the ego frame
+            pose = obs.pose[b]
+            c, s = math.cos(pose[2]), math.sin(pose[2])
+            v = objs[vehicles]
+            xy = np.stack([pose[0] + c * v[:, 0] - s * v[:, 1], pose[1] + s * v[:, 0] + c * v[:, 1]], axis=1)
+            objs[vehicles, 7] = self._lanes.heading_near(xy, v[:, 2] + pose[2]) - pose[2]
+        ids = obs.object_ids[b][mask]
+        still = np.hypot(objs[:, 3], objs[:, 4]) < _STILL
+        before = self._still[b]
+        now = {int(i): before.get(int(i), 0.0) + self.info.dt for i, s in zip(ids, still, strict=True) if s}
+        self._still[b] = now
+        since = np.array([now.get(int(i), 0.0) for i in ids])
+        return objs, o[:, _O_STATIC] > 0.5, since
 
-        C = len(offsets_arr) * len(targets)
-        T = round(cfg.horizon / cfg.step)
-        traj = np.zeros((C, T + 1, 4))
-        cmd = np.zeros((C, 2))
-        first_hit = np.full(C, np.inf)
-        min_margin = np.full(C, np.inf)
-        progress = np.zeros(C)
-        _simulate(
-            path, offsets_arr, targets, stop, objs, speed, float(ego[_PREV_STEER]) * self.info.ego.max_steer,
-            self._limits, np.array([cfg.idm_accel, cfg.idm_decel, cfg.headway, cfg.min_gap, cfg.max_lateral_accel,
-                                    cfg.corridor_margin]),
-            T, cfg.step, traj, cmd, first_hit, min_margin, progress,
-        )  # fmt: skip
+    def _blocked(self, path: np.ndarray, objs: np.ndarray, static: np.ndarray, since: np.ndarray,
+                 pose: np.ndarray, ego: np.ndarray) -> bool:  # fmt: skip
+        """Is the lane ahead blocked by something that will not move (see module doc)?"""
+        if len(objs) == 0 or (ego[_STOP_RED] > 0.5 and ego[_STOP_D] < 49.0):
+            return False
+        cfg = self.config
+        d = np.hypot(objs[:, None, 0] - path[None, :40, 0], objs[:, None, 1] - path[None, :40, 1])
+        k = d.argmin(axis=1)
+        near = d[np.arange(len(objs)), k] < 0.5 * (self.info.ego.width + objs[:, 6]) + cfg.corridor_margin
+        ahead = near & (k > 0) & (objs[:, 0] > 0.0)
+        if not ahead.any():
+            return False
+        j = int(np.flatnonzero(ahead)[np.argmin(k[ahead])])
+        if static[j]:
+            return True
+        if since[j] < cfg.blocked_time:
+            return False
+        # a vehicle queueing behind another, or waiting at or in a junction, will move on
+        c, s = math.cos(objs[j, 2]), math.sin(objs[j, 2])
+        rel = objs[:, :2] - objs[j, :2]
+        lon, lat = rel @ np.array([c, s]), rel @ np.array([-s, c])
+        if ((lon > 0.5) & (lon < 12.0) & (np.abs(lat) < 2.0) & (since > 0.0)).any():
+            return False
+        cp, sp = math.cos(pose[2]), math.sin(pose[2])
+        xy = np.array(
+            [pose[0] + cp * objs[j, 0] - sp * objs[j, 1], pose[1] + sp * objs[j, 0] + cp * objs[j, 1]]
+        )
+        return not self._lanes.near_junction(xy, 20.0)
 
-        # --- score: multipliers (no at-fault collision, drivable), weighted progress / TTC / comfort
-        c, s = math.cos(pose[2]), math.sin(pose[2])
-        sample = traj[:, :: max(1, T // 8), :2]  # a few poses per proposal, map frame, for the drivable check
-        mx = pose[0] + c * sample[..., 0] - s * sample[..., 1]
-        my = pose[1] + s * sample[..., 0] + c * sample[..., 1]
-        on_road = self.info.road_map.on_drivable(np.stack([mx, my], -1)).all(axis=1)
-        progress_norm = progress / max(progress.max(), 1e-3)
-        ttc_ok = (first_hit > 3.0).astype(np.float64)
-        accel = np.diff(traj[:, :, 3], axis=1) / cfg.step
-        comfort = (np.abs(accel).max(axis=1) < 4.0).astype(np.float64)
-        multiplier = np.where(np.isinf(first_hit) | (first_hit > cfg.horizon), 1.0, 0.0) * on_road
-        score = multiplier * (5.0 * progress_norm + 5.0 * ttc_ok + 2.0 * comfort) / 12.0
-        score -= cfg.offset_cost * np.repeat(np.abs(offsets_arr), len(targets))
-        score += 1e-3 * np.minimum(min_margin, 5.0)  # prefer room to spare among equals
-        if multiplier.max() <= 0.0:
-            # every proposal collides: brake, on the path that collides latest
-            best = int(np.argmax(np.where(np.isinf(first_hit), 1e9, first_hit) - 1e-3 * traj[:, -1, 3]))
+    def _plan(self, b: int, obs: Observation) -> np.ndarray:
+        cfg = self.config
+        ego = obs.ego[b]
+        pose = obs.pose[b]
+        path, width = self._path(b, pose)
+        objs, static, since = self._objects(b, obs)
+        room = max(0.5 * (width - self.info.ego.width) - 0.1, 0.0)  # (0.1 m: the raster's edge)
+        offsets = [*cfg.offsets, *(f * room * side for f in cfg.lane_room for side in (1.0, -1.0))]
+        lanes_too = cfg.lane_offsets and (
+            abs(_lateral_offset(path)) > cfg.displaced * width
+            or self._blocked(path, objs, static, since, pose, ego)
+        )
+        stop = self._stop_point(b, ego)
+        plan = self._propose(b, path, offsets + ([width, -width] if lanes_too else []), objs, stop, ego, pose)
+        if plan.multiplier.max() <= 0.0 and cfg.lane_offsets and not lanes_too:
+            # nothing in the lane avoids a collision: evasive proposals into the neighbour lanes too
+            plan = self._propose(b, path, [*offsets, width, -width], objs, stop, ego, pose)
+        if plan.multiplier.max() <= 0.0:
+            # every proposal collides: brake, steering along the path that stays on the road and
+            # collides latest
+            hit = np.where(np.isinf(plan.first_hit), 1e9, plan.first_hit)
+            best = int(np.argmax(hit + 1e10 * plan.on_road - 1e-3 * plan.final_speed))
             accel_cmd = -self.info.ego.max_brake
-            steer_cmd = cmd[best, 1]
+            steer_cmd = plan.cmd[best, 1]
         else:
-            best = int(np.argmax(score))
-            accel_cmd, steer_cmd = cmd[best]
+            best = int(np.argmax(plan.score))
+            accel_cmd, steer_cmd = plan.cmd[best]
+        self._offset[b] = plan.offset[best]
+        self.debug = (best, len(plan.score), int((plan.multiplier > 0).sum()), bool(lanes_too))
         e = self.info.ego
         a = accel_cmd / e.max_accel if accel_cmd >= 0 else accel_cmd / e.max_brake
         return np.array(
             [np.clip(a, -1.0, 1.0), np.clip(steer_cmd / e.max_steer, -1.0, 1.0)], dtype=np.float32
         )
+
+    def _propose(
+        self, b: int, path: np.ndarray, offsets: list[float], objs: np.ndarray, stop: float, ego: np.ndarray,
+        pose: np.ndarray,
+    ) -> _Proposals:  # fmt: skip
+        """Simulate and score every (offset, target speed) proposal."""
+        cfg = self.config
+        offsets_arr = np.asarray(offsets, dtype=np.float64)
+        limit = max(float(ego[_LIMIT]), 3.0)
+        targets = np.asarray(cfg.speed_fractions, dtype=np.float64) * limit
+        C = len(offsets_arr) * len(targets)
+        T = round(cfg.horizon / cfg.step)
+        traj = np.zeros((C, T + 1, 4))
+        cmd = np.zeros((C, 2))
+        first_hit = np.full(C, np.inf)
+        first_near = np.full(C, np.inf)
+        min_margin = np.full(C, np.inf)
+        progress = np.zeros(C)
+        _simulate(
+            path, offsets_arr, targets, stop, objs, float(ego[_SPEED]),
+            float(ego[_PREV_STEER]) * self.info.ego.max_steer, self._limits,
+            np.array([cfg.idm_accel, cfg.idm_decel, cfg.headway, cfg.min_gap, cfg.max_lateral_accel,
+                      cfg.corridor_margin, cfg.stopped_gap, cfg.lon_margin, cfg.lat_margin, cfg.min_ramp,
+                      cfg.ramp_accel, cfg.clear_lon, cfg.clear_lat, cfg.steer_rate]),
+            T, cfg.step, traj, cmd, first_hit, first_near, min_margin, progress,
+        )  # fmt: skip
+        # multipliers (no collision, drivable), weighted progress / TTC / comfort, lane costs
+        samples = self._map_poses(traj[:, :: max(1, T // 8)], pose)
+        on_road = self._on_road(samples)
+        wrong_way, off_route = self._lanes.compliance(samples, self._route_lanes[b])
+        progress_norm = progress / max(progress.max(), 1e-3)
+        ttc_ok = (first_near > 3.0).astype(np.float64)  # no near miss within 3 s (nuPlan's TTC horizon)
+        accel = np.diff(traj[:, :, 3], axis=1) / cfg.step
+        comfort = (np.abs(accel).max(axis=1) < 4.0).astype(np.float64)
+        multiplier = np.where(np.isinf(first_hit) | (first_hit > cfg.horizon), 1.0, 0.0) * on_road
+        score = multiplier * (5.0 * progress_norm + 5.0 * ttc_ok + 2.0 * comfort) / 12.0
+        score -= cfg.offset_cost * np.repeat(np.abs(offsets_arr), len(targets))
+        score -= cfg.wrong_way_cost * wrong_way + cfg.off_route_cost * off_route
+        score += cfg.clearance_gain * np.clip(min_margin, 0.0, 1.0)  # room to spare, up to a metre
+        score += cfg.keep_bonus * np.repeat(np.abs(offsets_arr - self._offset[b]) < 0.05, len(targets))
+        return _Proposals(
+            score, multiplier, cmd, first_hit, traj[:, -1, 3], on_road, np.repeat(offsets_arr, len(targets))
+        )
+
+    # ------------------------------------------------------------------ scoring helpers
+
+    @staticmethod
+    def _map_poses(poses: np.ndarray, pose: np.ndarray) -> np.ndarray:
+        """Ego-frame poses ``[C, K, (x, y, yaw, …)]`` → map-frame ``[C, K, 3]`` (``pose``: the ego's
+        map ``x, y, yaw``)."""
+        c, s = math.cos(pose[2]), math.sin(pose[2])
+        out = np.empty((*poses.shape[:2], 3))
+        out[..., 0] = pose[0] + c * poses[..., 0] - s * poses[..., 1]
+        out[..., 1] = pose[1] + s * poses[..., 0] + c * poses[..., 1]
+        out[..., 2] = pose[2] + poses[..., 2]
+        return out
+
+    def _on_road(self, poses: np.ndarray) -> np.ndarray:
+        """``bool [C]``: the four corners of the ego's box stay on the drivable area at every map-frame
+        pose of ``poses [C, K, 3]`` after the first (the ego now); when the ego is off it now, on the
+        last half of them (it gets back on)."""
+        e = self.info.ego
+        corners = np.array([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]]) * [
+            0.5 * e.length,
+            0.5 * e.width,
+        ]
+        yaw = poses[..., 2:3]
+        cx = poses[..., 0:1] + np.cos(yaw) * corners[:, 0] - np.sin(yaw) * corners[:, 1]
+        cy = poses[..., 1:2] + np.sin(yaw) * corners[:, 0] + np.cos(yaw) * corners[:, 1]
+        inside = self.info.road_map.on_drivable(np.stack([cx, cy], -1)).all(axis=-1)  # [C, K]
+        if inside[0, 0]:
+            return inside[:, 1:].all(axis=1)
+        return inside[:, inside.shape[1] // 2 :].all(axis=1)
+
+
+@dataclass(frozen=True)
+class _Proposals:
+    """Scored proposals ``[C]``: score, multiplier (0 = collides or leaves the road), first control
+    ``cmd [C, (accel [m/s²], steer [rad])]``, time of the first collision [s], final speed [m/s],
+    whether it stays on the road."""
+
+    score: np.ndarray
+    multiplier: np.ndarray
+    cmd: np.ndarray
+    first_hit: np.ndarray
+    final_speed: np.ndarray
+    on_road: np.ndarray
+    offset: np.ndarray
+    """Lateral offset of each proposal's path [m]."""
+
+
+def _lateral_offset(path: np.ndarray) -> float:
+    """The ego's (the origin's) signed distance left of the path's first segment [m]."""
+    hx, hy = path[1] - path[0]
+    return float((-hx * path[0, 1] + hy * path[0, 0]) / (math.hypot(hx, hy) + 1e-9))
+
+
+class _LaneLookup:
+    """Nearest centreline sample of the driving lanes (a KD-tree built once per map): the lane and
+    its direction under a point, for the lane-compliance costs."""
+
+    def __init__(self, road_map) -> None:
+        lanes = road_map.driving_lanes
+        idx = np.flatnonzero(np.isin(road_map.point_lane, lanes))
+        self.tree = cKDTree(road_map.points[idx])
+        self.lane = road_map.point_lane[idx]
+        self.heading = road_map.headings[idx]
+        self.junction = road_map.lane_junction[self.lane] >= 0
+        self.to_end = road_map.lane_length[self.lane] - road_map.s[idx]
+        into = np.array([bool(succ) and all(road_map.lane_junction[k] >= 0 for k in succ)
+                         for succ in road_map.lane_successors])  # fmt: skip
+        self.into_junction = into[self.lane]
+
+    @classmethod
+    def of(cls, road_map) -> _LaneLookup:
+        cached = road_map.cache.get("expert_lane_lookup")
+        if cached is None:
+            cached = road_map.cache["expert_lane_lookup"] = cls(road_map)
+        return cached
+
+    def compliance(self, poses: np.ndarray, route_lanes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Shares of the map-frame ``poses [C, K, 3]`` (after the first) that drive against the lane
+        under them, and that lie on a lane outside ``route_lanes``: ``[C]`` each (junctions count as
+        neither)."""
+        p = poses[:, 1:]
+        _, k = self.tree.query(p[..., :2].reshape(-1, 2))
+        k = k.reshape(p.shape[:2])
+        free = ~self.junction[k]
+        err = np.abs((p[..., 2] - self.heading[k] + math.pi) % (2.0 * math.pi) - math.pi)
+        wrong = free & (err > 0.5 * math.pi)
+        off = free & ~np.isin(self.lane[k], route_lanes)
+        return wrong.mean(axis=1), off.mean(axis=1)
+
+    def heading_near(self, xy: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+        """Heading [rad] of the lane (outside junctions) under each point ``xy [N, 2]`` that agrees
+        best with ``yaw [N]``; NaN in junctions, off lanes or when none is within 45 deg."""
+        dist, k = self.tree.query(xy, k=6, distance_upper_bound=3.0)
+        ok = np.isfinite(dist)
+        k = np.where(ok, k, 0)
+        err = np.abs((yaw[:, None] - self.heading[k] + math.pi) % (2.0 * math.pi) - math.pi)
+        err = np.where(ok & ~self.junction[k], err, np.inf)
+        best = err.argmin(axis=1)
+        rows = np.arange(len(xy))
+        return np.where(err[rows, best] < 0.25 * math.pi, self.heading[k[rows, best]], np.nan)
+
+    def near_junction(self, xy: np.ndarray, distance: float) -> bool:
+        """Does the point lie in a junction, or within ``distance`` [m] of the end of a lane that
+        enters one?"""
+        _, k = self.tree.query(xy)
+        return bool(self.junction[k] or (self.into_junction[k] and self.to_end[k] < distance))
 
 
 # ============================================================================ kernel
@@ -239,16 +472,63 @@ def _box_overlap(x1, y1, yaw1, l1, w1, x2, y2, yaw2, l2, w2) -> bool:
 
 
 @numba.njit(cache=True)
-def _offset_point(path, k: int, offset: float, ramp: float) -> tuple[float, float]:
-    """Point ``k`` of the path shifted ``offset`` to the left, ramped in over ``ramp`` metres."""
+def _box_gap(x1, y1, yaw1, l1, w1, x2, y2, yaw2, l2, w2) -> float:
+    """Largest gap between two oriented boxes along the four axes of their sides [m]: a lower bound
+    of their distance when positive, negative when they overlap."""
+    dx, dy = x2 - x1, y2 - y1
+    c1, s1, c2, s2 = math.cos(yaw1), math.sin(yaw1), math.cos(yaw2), math.sin(yaw2)
+    gap = -1e9
+    for ax, ay in ((c1, s1), (-s1, c1), (c2, s2), (-s2, c2)):
+        d = abs(dx * ax + dy * ay)
+        ra = 0.5 * l1 * abs(c1 * ax + s1 * ay) + 0.5 * w1 * abs(-s1 * ax + c1 * ay)
+        rb = 0.5 * l2 * abs(c2 * ax + s2 * ay) + 0.5 * w2 * abs(-s2 * ax + c2 * ay)
+        gap = max(gap, d - ra - rb)
+    return gap
+
+
+@numba.njit(cache=True)
+def _offset_point(path, k: int, offset: float, ramp: float, start: float) -> tuple[float, float]:
+    """Point ``k`` of the path shifted to the left by ``start`` at its beginning, blending to
+    ``offset`` over ``ramp`` metres [m]."""
     n = path.shape[0]
     a = path[max(k - 1, 0)]
     b = path[min(k + 1, n - 1)]
     hx, hy = b[0] - a[0], b[1] - a[1]
     norm = math.sqrt(hx * hx + hy * hy) + 1e-9
     u = min(max(k / max(ramp, 1.0), 0.0), 1.0)
-    d = offset * u * u * (3.0 - 2.0 * u)
+    d = start + (offset - start) * u * u * (3.0 - 2.0 * u)
     return path[k, 0] - hy / norm * d, path[k, 1] + hx / norm * d
+
+
+@numba.njit(cache=True)
+def _forecast(objs, T: int, dt: float):
+    """Poses ``[N, T+1, (x, y, yaw)]`` of the objects every ``dt`` [s]: at constant speed; a vehicle
+    keeping to a lane (finite lane yaw, column 7) turns back to the lane's heading within about
+    ``LANE_RELAX`` seconds, anything else keeps its velocity."""
+    n = objs.shape[0]
+    out = np.empty((n, T + 1, 3))
+    for j in range(n):
+        x, y, yaw = objs[j, 0], objs[j, 1], objs[j, 2]
+        vx, vy = objs[j, 3], objs[j, 4]
+        lane_yaw = objs[j, 7]
+        speed = math.sqrt(vx * vx + vy * vy)
+        follow = not math.isnan(lane_yaw) and speed > 0.5 and math.cos(math.atan2(vy, vx) - yaw) > 0.0
+        err = (yaw - lane_yaw + math.pi) % (2.0 * math.pi) - math.pi if follow else 0.0
+        decay = math.exp(-dt / LANE_RELAX)
+        out[j, 0, 0], out[j, 0, 1], out[j, 0, 2] = x, y, yaw
+        for t in range(T):
+            if follow:
+                err_new = err * decay
+                h = lane_yaw + 0.5 * (err + err_new)
+                x += speed * math.cos(h) * dt
+                y += speed * math.sin(h) * dt
+                err = err_new
+                yaw = lane_yaw + err
+            else:
+                x += vx * dt
+                y += vy * dt
+            out[j, t + 1, 0], out[j, t + 1, 1], out[j, t + 1, 2] = x, y, yaw
+    return out
 
 
 @numba.njit(cache=True)
@@ -267,27 +547,36 @@ def _simulate(
     traj,
     cmd,
     first_hit,
+    first_near,
     min_margin,
     progress,
 ):
     """Forward-simulate every (offset, target speed) proposal: ``traj [C, T+1, (x, y, yaw, v)]`` in the
     ego frame, first controls ``cmd [C, (accel, steer)]``, time of the first collision with a
-    forecast object (inf if none), the smallest clearance [m] to one, distance travelled [m]."""
+    forecast object (inf if none) and of the first near miss (the ego's box grown by the comfortable
+    clearances), the least gap between the ego's box and an object's [m], distance travelled [m]."""
     length, width, wheelbase, max_steer, max_accel, max_brake = lim[0], lim[1], lim[2], lim[3], lim[4], lim[5]
     a_max, b_comf, headway, s0, a_lat, margin = idm[0], idm[1], idm[2], idm[3], idm[4], idm[5]
+    s0_stopped, lon_margin, lat_margin, min_ramp, ramp_accel = idm[6], idm[7], idm[8], idm[9], idm[10]
+    near_lon, near_lat, steer_rate = idm[11], idm[12], idm[13]
     n_path = path.shape[0]
     n_obj = objs.shape[0]
+    fc = _forecast(objs, T, dt)
+    # the ego's lateral offset from the path (+ left): every proposal starts where the ego is
+    h0x, h0y = path[1, 0] - path[0, 0], path[1, 1] - path[0, 1]
+    h0n = math.sqrt(h0x * h0x + h0y * h0y) + 1e-9
+    lat0 = (-h0x * path[0, 1] + h0y * path[0, 0]) / h0n
     nt = targets.shape[0]
     # leader on the (centre) path at t = 0: along-path distance and speed of the nearest object in the corridor
     for ci in range(offsets.shape[0] * nt):
         off = offsets[ci // nt]
         v_target = targets[ci % nt]
-        ramp = max(10.0, 2.0 * v0)
+        ramp = max(min_ramp, v0 * math.sqrt(6.0 * abs(off - lat0) / ramp_accel))
         # the shifted path
         px = np.empty(n_path)
         py = np.empty(n_path)
         for k in range(n_path):
-            px[k], py[k] = _offset_point(path, k, off, ramp)
+            px[k], py[k] = _offset_point(path, k, off, ramp, lat0)
         # curvature speed cap along the path (3-point heading change)
         v_cap = v_target
         for k in range(1, min(n_path - 1, 40)):
@@ -327,17 +616,18 @@ def _simulate(
         for t in range(T):
             time = t * dt
             # IDM towards v_cap behind the leader and before the stop point
-            gap = lead_s + lead_v * time - s_travel
-            v_lead = lead_v
-            stop_gap = stop - 0.5 * length - s_travel
-            if stop_gap < gap:
-                gap = stop_gap
-                v_lead = 0.0
             free = 1.0 - (v / max(v_cap, 0.1)) ** 4 if v_cap > 0.05 else -1.0
-            acc = a_max * free
+            acc = max(a_max * free, -b_comf)  # slowing to a lower target speed is comfortable
+            dyn = v / (2.0 * math.sqrt(a_max * b_comf))
+            gap = lead_s + lead_v * time - s_travel
             if gap < 1e8:
-                s_star = s0 + max(0.0, v * headway + v * (v - v_lead) / (2.0 * math.sqrt(a_max * b_comf)))
-                acc = a_max * (free - (s_star / max(gap, 0.1)) ** 2)
+                s_min = s0_stopped if lead_v < 0.5 else s0
+                s_star = s_min + max(0.0, v * headway + (v - lead_v) * dyn)
+                acc = min(acc, a_max * (free - (s_star / max(gap, 0.1)) ** 2))
+            stop_gap = stop - 0.5 * length - s_travel
+            if stop_gap < 1e8:
+                s_star = s0 + max(0.0, v * headway + v * dyn)
+                acc = min(acc, a_max * (free - (s_star / max(stop_gap, 0.1)) ** 2))
             acc = min(max(acc, -max_brake), max_accel)
             # pure pursuit on the shifted path
             while (
@@ -356,7 +646,7 @@ def _simulate(
             if t == 0:
                 cmd[ci, 0] = acc
                 cmd[ci, 1] = steer_cmd
-            steer = steer_cmd
+            steer = min(max(steer_cmd, steer - steer_rate * dt), steer + steer_rate * dt)
             v_new = max(v + acc * dt, 0.0)
             arc = 0.5 * (v + v_new) * dt
             beta = math.atan(0.5 * math.tan(steer))
@@ -367,25 +657,39 @@ def _simulate(
             v = v_new
             s_travel += arc
             traj[ci, t + 1, 0], traj[ci, t + 1, 1], traj[ci, t + 1, 2], traj[ci, t + 1, 3] = x, y, yaw, v
-            # collisions with constant-velocity forecasts (objects behind us are not ours to avoid)
+            # collisions with the forecasts (objects behind us are not ours to avoid)
             tt = time + dt
             for j in range(n_obj):
-                ox = objs[j, 0] + objs[j, 3] * tt
-                oy = objs[j, 1] + objs[j, 4] * tt
+                ox, oy, oyaw = fc[j, t + 1, 0], fc[j, t + 1, 1], fc[j, t + 1, 2]
                 if objs[j, 0] < -0.5 * length and v <= math.hypot(objs[j, 3], objs[j, 4]):
                     continue
-                clearance = math.hypot(ox - x, oy - y) - 0.5 * (length + objs[j, 5])
-                if clearance < min_margin[ci]:
-                    min_margin[ci] = clearance
+                if math.hypot(ox - x, oy - y) < 0.5 * (length + objs[j, 5]) + 3.0:
+                    clearance = _box_gap(x, y, yaw, length, width, ox, oy, oyaw, objs[j, 5], objs[j, 6])
+                    if clearance < min_margin[ci]:
+                        min_margin[ci] = clearance
+                if first_near[ci] == np.inf and _box_overlap(
+                    x,
+                    y,
+                    yaw,
+                    length + 2.0 * near_lon,
+                    width + 2.0 * near_lat,
+                    ox,
+                    oy,
+                    oyaw,
+                    objs[j, 5],
+                    objs[j, 6],
+                ):
+                    if v > 0.05 or t == 0:
+                        first_near[ci] = tt
                 if first_hit[ci] == np.inf and _box_overlap(
                     x,
                     y,
                     yaw,
-                    length + 2.0 * margin,
-                    width + 2.0 * margin,
+                    length + 2.0 * lon_margin,
+                    width + 2.0 * lat_margin,
                     ox,
                     oy,
-                    objs[j, 2],
+                    oyaw,
                     objs[j, 5],
                     objs[j, 6],
                 ):

@@ -6,7 +6,15 @@ them in :data:`FAMILIES`; :func:`make_scenario` builds one scenario by name.
 from __future__ import annotations
 
 # importing the modules registers their families
-from scenarios.families import following  # noqa: F401  (registration side effect)
+from scenarios.families import (  # noqa: F401  (registration side effect)
+    cut_in,
+    following,
+    junctions,
+    merging,
+    obstacles,
+    oncoming,
+    pedestrians,
+)
 from scenarios.families.base import FAMILIES, Family, make_scenario, register
 
 __all__ = ["FAMILIES", "Family", "make_scenario", "register"]

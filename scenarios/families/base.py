@@ -14,10 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from scenarios.spec import ScenarioSpec
+from scenarios.spec import CriteriaConfig, ScenarioSpec
 from sim_bridge.api import MapRef, Pose
 from sim_bridge.maps.catalog import load_map
 from sim_bridge.maps.road_map import RoadMap
+
+#: criteria of the short hazard scenarios: the Leaderboard's, without the minimum-speed penalty
+#: (it compares the ego with background traffic, while here a scripted actor sets the pace)
+HAZARD_CRITERIA = CriteriaConfig(min_speed=False)
+#: default length of scenario vehicles [m] (``ActorSpec.length=None``)
+CAR_LENGTH = 4.6
 
 
 class FamilyError(ValueError):
@@ -113,3 +119,101 @@ def pick(lanes: np.ndarray, rng: np.random.Generator, what: str, town: MapRef) -
     if len(lanes) == 0:
         raise FamilyError(f"town {town.key()} has no {what}")
     return int(lanes[rng.integers(len(lanes))])
+
+
+# ------------------------------------------------------------------------------ lane geometry
+
+
+def lane_width(road_map: RoadMap, lane: int, s: float) -> float:
+    """Width of ``lane`` at arc length ``s`` [m]."""
+    a, b = road_map.lane_start[lane], road_map.lane_start[lane + 1]
+    k = a + int(np.clip(np.searchsorted(road_map.s[a:b], s), 0, b - a - 1))
+    return float(road_map.widths[k])
+
+
+def opposite_lane(road_map: RoadMap, lane: int) -> int:
+    """The innermost lane of the other direction on ``lane``'s road section (-1 if none)."""
+    road, section, lane_id = road_map.lane_keys[lane]
+    index = lane_index(road_map)
+    other = index.get((road, section, 1 if lane_id < 0 else -1), -1)
+    if other < 0 or road_map.lane_type[other] != road_map.lane_type[lane]:
+        return -1
+    return other
+
+
+def lane_index(road_map: RoadMap) -> dict[tuple[int, int, int], int]:
+    """``(road, section, lane_id)`` → lane index (cached on the map)."""
+    cached = road_map.cache.get("families_lane_index")
+    if cached is None:
+        cached = {key: i for i, key in enumerate(road_map.lane_keys)}
+        road_map.cache["families_lane_index"] = cached
+    return cached
+
+
+def lanes_each_way(road_map: RoadMap, lane: int) -> int:
+    """Driving lanes of ``lane``'s direction on its road section (``lane`` included)."""
+    n, left = 1, int(road_map.lane_left[lane])
+    while left >= 0:
+        n, left = n + 1, int(road_map.lane_left[left])
+    right = int(road_map.lane_right[lane])
+    while right >= 0:
+        n, right = n + 1, int(road_map.lane_right[right])
+    return n
+
+
+def block_lanes(
+    road_map: RoadMap, min_length: float, each_way: int | None = None, into_junction: bool = True
+) -> np.ndarray:
+    """Straight driving lanes outside junctions, at least ``min_length`` [m] long, with ``each_way``
+    lanes in their direction (any when ``None``) and, with ``into_junction``, ending at a junction."""
+    out = []
+    for lane in straight_lanes(road_map, min_length).tolist():
+        if each_way is not None and lanes_each_way(road_map, lane) != each_way:
+            continue
+        succ = road_map.lane_successors[lane]
+        if into_junction and not (succ and all(road_map.lane_junction[k] >= 0 for k in succ)):
+            continue
+        out.append(lane)
+    return np.asarray(out, dtype=np.int64)
+
+
+def ahead(
+    road_map: RoadMap, lane: int, s: float, distance: float, prefer: tuple[int, ...] = (3, 0, 2, 1)
+) -> tuple[int, float, list[int]]:
+    """Walk ``distance`` [m] along the lane graph from ``s`` on ``lane``, taking at each fork the
+    first successor whose :class:`RouteCommand` comes first in ``prefer`` (straight, follow, right,
+    left by default). Returns the lane and ``s`` reached and the lanes passed (``lane`` first);
+    stops early at a dead end."""
+    lanes = [lane]
+    left = distance
+    while True:
+        rest = float(road_map.lane_length[lane]) - s
+        if left <= rest:
+            return lane, s + left, lanes
+        succ = road_map.lane_successors[lane]
+        if not succ:
+            return lane, float(road_map.lane_length[lane]), lanes
+        rank = {cmd: i for i, cmd in enumerate(prefer)}
+        lane = min(succ, key=lambda k: (rank.get(int(road_map.lane_turn[k]), 99), k))
+        lanes.append(lane)
+        left -= rest
+        s = 0.0
+
+
+def point_on(road_map: RoadMap, lane: int, s: float, lateral: float = 0.0) -> tuple[float, float]:
+    """``(x, y)`` [m] of :func:`pose_on`."""
+    pose = pose_on(road_map, lane, s, lateral)
+    return (pose.x, pose.y)
+
+
+def behind(road_map: RoadMap, lane: int, s: float, distance: float) -> tuple[int, float] | None:
+    """The lane and ``s`` ``distance`` [m] before ``s`` on ``lane``, going back through single
+    predecessors (``None`` where the way back forks or ends)."""
+    while s < distance:
+        pred = road_map.lane_predecessors[lane]
+        if len(pred) != 1:
+            return None
+        distance -= s
+        lane = pred[0]
+        s = float(road_map.lane_length[lane])
+    return lane, s - distance

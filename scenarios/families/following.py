@@ -7,30 +7,56 @@ from typing import Any
 
 import numpy as np
 
-from scenarios.families.base import Family, pick, pose_on, register, straight_lanes
+from scenarios.families.base import HAZARD_CRITERIA, Family, pick, point_on, pose_on, register, straight_lanes
 from scenarios.spec import ScenarioSpec
 from sim_bridge.api import ActorKind, ActorSpec, Behaviour, BehaviourKind, MapRef, WorldSpec
 from sim_bridge.maps.road_map import RoadMap
+
+#: the route turns into the left lane this far past the lead's standstill point [m]
+PASS_AFTER = 8.0
+#: the route ends this far past the lead's standstill point [m]
+RUN_OUT = 80.0
+
+
+def lead_stop_s(start: float, p: dict[str, Any]) -> float:
+    """Arc length [m] where the lead vehicle comes to rest: it cruises ``brake_after`` seconds at
+    ``speed``, then brakes at ``decel``."""
+    return start + p["lead_gap"] + p["speed"] * p["brake_after"] + p["speed"] ** 2 / (2.0 * p["decel"])
 
 
 def lead_vehicle_brake(
     road_map: RoadMap, town: MapRef, p: dict[str, Any], rng: np.random.Generator, seed: int
 ) -> ScenarioSpec:
+    """The ego follows a lead vehicle ``lead_gap`` [m] ahead (both at ``speed``) on a lane with a
+    neighbour to its left. After ``brake_after`` [s] the lead brakes at ``decel`` [m/s²] and stays
+    stopped (a breakdown); the ego must stop behind it, then pass it in the left lane, which the
+    route takes a little past the lead's standstill point (so passing there is on the route's lanes).
+    """
     start = 15.0
-    length = start + p["lead_gap"] + 120.0
-    lane = pick(straight_lanes(road_map, length), rng, f"straight lane of {length:.0f} m", town)
+    stop = lead_stop_s(start, p)
+    need = stop + PASS_AFTER + RUN_OUT
+    lanes = straight_lanes(road_map, need)
+    lanes = lanes[(road_map.lane_left[lanes] >= 0) & road_map.lane_change_left[lanes]]
+    lane = pick(lanes, rng, f"straight lane of {need:.0f} m with a left neighbour", town)
+    left = int(road_map.lane_left[lane])
     ego = pose_on(road_map, lane, start)
     lead = pose_on(road_map, lane, start + p["lead_gap"])
-    end = pose_on(road_map, lane, min(road_map.lane_length[lane] - 5.0, start + p["lead_gap"] + 110.0))
     actor = ActorSpec(
         ActorKind.VEHICLE, lead, speed=p["speed"], target_speed=p["speed"],
         behaviour=Behaviour(kind=BehaviourKind.BRAKE, trigger_time=p["brake_after"], decel=p["decel"]),
     )  # fmt: skip
+    route = (
+        point_on(road_map, lane, stop + PASS_AFTER),
+        point_on(road_map, left, stop + PASS_AFTER + RUN_OUT),
+    )
     world = WorldSpec(
-        map=town, ego=ego, ego_speed=p["speed"], route=((end.x, end.y),), actors=(actor,),
+        map=town, ego=ego, ego_speed=p["speed"], route=route, actors=(actor,),
         vehicles=p["vehicles"], pedestrians=p["pedestrians"],
     )  # fmt: skip
-    return ScenarioSpec(name="", world=world, trigger_area=(lead.x, lead.y, p["lead_gap"] + 40.0))
+    centre = point_on(road_map, lane, stop)
+    return ScenarioSpec(
+        name="", world=world, criteria=HAZARD_CRITERIA, trigger_area=(*centre, p["lead_gap"] + 30.0)
+    )
 
 
 register(
@@ -46,7 +72,7 @@ register(
             "pedestrians": 0,
         },
         town=MapRef("straight"),
-        description="a lead vehicle at the same speed brakes hard; the ego must stop behind it",
+        description="a lead vehicle at the same speed brakes hard and stays; stop behind it, then pass on the left",
         grid={"lead_gap": [15.0, 25.0, 40.0], "speed": [8.0, 12.0], "decel": [4.0, 8.0]},
     )
 )
