@@ -47,6 +47,11 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
         "drive.pipelines.eval:run",
         "run a scenario suite in closed loop (resumable) and report",
     ),
+    ("collect",): (
+        "collect",
+        "drive.pipelines.collect:run",
+        "collect simulated hours of experience into NPZ shards (resumable, parallel)",
+    ),
 }
 
 

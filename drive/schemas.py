@@ -10,6 +10,7 @@ from hydra.core.config_store import ConfigStore
 
 from drive.world import WorldConfig
 from planning.expert import ExpertConfig
+from planning.explore import ExploreConfig
 from planning.lane_follower import LaneFollowerConfig
 from sim_bridge.embedded.config import EmbeddedConfig
 
@@ -133,6 +134,56 @@ class BenchEvalConfig:
     """Run only the first N scenarios (0 = all)."""
 
 
+@dataclass
+class DriverConfig:
+    """The driver that collects experience (``driver=explore|expert``) and its settings."""
+
+    name: str = "explore"
+    """explore (planning/explore.py: noisy, blind lane following) or expert (planning/expert.py)."""
+    explore: ExploreConfig = field(default_factory=ExploreConfig)
+    expert: ExpertConfig = field(default_factory=ExpertConfig)
+
+
+@dataclass
+class CollectConfig:
+    """``drive collect``: simulated hours of experience into NPZ shards (resumable, parallel)."""
+
+    sim: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+    driver: DriverConfig = field(default_factory=DriverConfig)
+    hours: float = 1.0
+    """Budget of simulated experience, summed over worlds (steps × dt) [h]; raise it to extend."""
+    worlds: int = 4
+    """Worlds per batched simulator (one simulator per worker)."""
+    workers: int | None = None
+    """Worker processes (default one per core)."""
+    executor: str = "local"
+    """``local`` (process pool), ``inline`` (this process) or ``ray``."""
+    towns: list[str] = field(default_factory=lambda: ["grid:0", "grid:1", "grid:2", "grid:3", "highway:0"])
+    """Maps to drive in, as ``town:seed`` of a procedural town or ``xodr:<path>``; jobs take them in turn."""
+    vehicles: list[int] = field(default_factory=lambda: [10, 30])
+    """Background vehicles per episode: drawn uniformly in ``[lo, hi]`` (one value: fixed)."""
+    pedestrians: list[int] = field(default_factory=lambda: [0, 20])
+    """Background pedestrians per episode, ``[lo, hi]`` (none spawn on maps without sidewalks)."""
+    route_length: list[float] = field(default_factory=lambda: [200.0, 600.0])
+    """Length of each episode's random route, ``[lo, hi]`` [m]."""
+    traffic_radius: float = 120.0
+    """Background actors live within this distance of the ego [m]."""
+    max_episode_seconds: float = 120.0
+    """An episode is cut after this much simulated time [s]."""
+    route_end_distance: float = 5.0
+    """An episode ends (done) when this close to its route's end [m]."""
+    max_route_deviation: float = 30.0
+    """An episode is cut when the ego is this far from its route [m]."""
+    job_hours: float = 0.1
+    """Simulated hours per job (the executor's unit of work; each job drives one town) [h]."""
+    shard_steps: int = 500
+    """A job writes a shard once this many steps of finished episodes are buffered."""
+    seed: int = 0
+    """Seed of the collection (every episode's seed derives from it, the job and the run)."""
+    out: str = "outputs/collect/${driver.name}"
+    """Collection folder (manifest.json + shards); re-running the same command resumes it."""
+
+
 def register() -> None:
     """Put every schema in the ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
@@ -145,3 +196,5 @@ def register() -> None:
     cs.store(group="sim", name="embedded_schema", node=EmbeddedConfig)
     cs.store(group="world", name="world_schema", node=WorldConfig)
     cs.store(group="agent", name="agent_schema", node=AgentConfig)
+    cs.store(name="collect_schema", node=CollectConfig)
+    cs.store(group="driver", name="driver_schema", node=DriverConfig)
