@@ -1,0 +1,97 @@
+"""Settings of the world model (``drive/conf/model/jepa.yaml``), its training objective and its
+optimiser (``drive/conf/train.yaml``). Shapes known only from the data (BEV ``C, H, W``, ego size
+``E``) are passed to the constructors, never stored here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of :class:`world_model.model.WorldModel`."""
+
+    latent: int = 64
+    """Latent size ``D``."""
+    stem: int = 4
+    """Kernel and stride of the first (patchify) convolution over the BEV [px]."""
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])
+    """Output channels of the BEV convolutions: the stem, then 3×3 stride-2 layers."""
+    ego_hidden: int = 64
+    """Width of the MLP over the normalised ego vector."""
+    fuse_hidden: int = 256
+    """Width of the layer fusing BEV and ego features into the latent."""
+    predictor_hidden: int = 192
+    """Width of the predictor's hidden layers (its cost per rollout step grows with it squared)."""
+    predictor_layers: int = 2
+    """Hidden layers of the residual predictor MLP (>= 1)."""
+    head_hidden: int = 128
+    """Width of the trunk shared by the cost heads."""
+    event_within: list[int] = field(default_factory=lambda: [1, 5, 10])
+    """Windows of the event heads [steps]: P(event during the step into this state and the
+    ``n - 1`` steps after it); at 10 Hz, 1 / 5 / 10 steps = 0.1 / 0.5 / 1 s."""
+
+
+@dataclass
+class LossConfig:
+    """The training objective: multi-step latent prediction, anti-collapse, cost heads."""
+
+    horizon: int = 10
+    """Rollout steps compared with the target encodings (the window must hold ``horizon + 1``)."""
+    regulariser: str = "sigreg"
+    """Anti-collapse term on the online embeddings: ``sigreg``, ``vicreg`` or ``none``."""
+    sigreg_weight: float = 0.1
+    """Weight of SIGReg (Epps–Pulley normality statistic on random 1-D projections)."""
+    sigreg_projections: int = 256
+    """Random directions per step for SIGReg."""
+    sigreg_knots: int = 17
+    """Integration points of the Epps–Pulley statistic over ``t`` in ``[0, 3]``."""
+    vicreg_variance_weight: float = 1.0
+    """Weight of VICReg's variance hinge (each dimension's std kept >= 1)."""
+    vicreg_covariance_weight: float = 0.04
+    """Weight of VICReg's off-diagonal covariance penalty."""
+    ema: float = 0.0
+    """Decay of an EMA target encoder per step (0: the target is the online encoder, stop-gradient)."""
+    event_weight: float = 1.0
+    """Weight of the event heads' classification loss."""
+    event_loss: str = "balanced"
+    """``balanced`` (BCE with positive weights from the data's event rates; logits offset back to
+    calibrated probabilities) or ``focal``."""
+    max_pos_weight: float = 50.0
+    """Cap of the balanced BCE's positive weight."""
+    focal_gamma: float = 2.0
+    """Focusing exponent of the focal loss."""
+    motion_weight: float = 0.5
+    """Weight of the ego-motion and progress regression heads (targets normalised)."""
+
+
+@dataclass
+class OptimConfig:
+    """The trainer: AdamW, clipping, schedule, logging and checkpoints."""
+
+    steps: int = 3000
+    """Optimiser steps (a resumed run continues up to this count)."""
+    batch_size: int = 32
+    """Windows per step."""
+    lr: float = 1e-3
+    """Peak learning rate (linear warm-up, then cosine decay to 10 %)."""
+    warmup: int = 100
+    """Warm-up steps."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Clip of the global gradient norm."""
+    seed: int = 0
+    """Seeds the weights, the batches and the SIGReg directions (same seed → same losses on CPU)."""
+    stats_batches: int = 8
+    """Batches read before training to set the ego normalisation and the event rates."""
+    log_every: int = 25
+    """Steps between training scalars sent to the callback."""
+    eval_every: int = 250
+    """Steps between validation metrics (prediction error per horizon, collapse, AUROC, ECE)."""
+    eval_batches: int = 8
+    """Validation batches per evaluation."""
+    probe_every: int = 500
+    """Steps between nearest-neighbour retrieval probes (0: never)."""
+    checkpoint_every: int = 250
+    """Steps between checkpoints (one is always written at the end)."""

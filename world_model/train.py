@@ -1,0 +1,538 @@
+"""Training of the world model: the optimiser, one step, evaluation, checkpoints and resume.
+
+The loss of a batch of windows (``T >= horizon + 1`` steps):
+
+- encode frame 0 (online encoder, with gradient) → ``z0``; encode frames ``1 … H`` through the
+  target (the online encoder under stop-gradient, or its EMA copy) → ``z*``;
+- roll ``z0`` out with the window's actions → ``ẑ [B, H, D]``; latent loss ``|ẑ − z*|²`` masked by
+  the target frames' ``valid``;
+- anti-collapse on ``z0``: SIGReg (random directions from a seeded generator) or VICReg;
+- cost heads on the *predicted* latents (as the planner uses them): event heads with class-balanced
+  BCE (or focal), regression heads (ego motion, progress) on normalised targets.
+
+Everything random is seeded (weights: the caller; batches: a numpy generator; SIGReg directions: a
+torch generator), so on the CPU the same seed gives bit-identical losses, and a resumed run
+continues exactly as an uninterrupted one (the generators' states are in the checkpoint).
+Logging goes through a :class:`TrainCallback`; nothing here knows about TensorBoard.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from world_model import losses
+from world_model.batch import Windows
+from world_model.config import LossConfig, ModelConfig, OptimConfig
+from world_model.diagnostics import auroc, check_collapse, expected_calibration_error, nearest_neighbours
+from world_model.model import EVENT_HEADS, REGRESSION_COLUMNS, WorldModel
+
+CHECKPOINT_FORMAT = 1
+CHECKPOINT_FILE = "last.pt"
+#: horizon steps whose prediction error is reported (those within the horizon)
+REPORTED_STEPS = (1, 2, 5, 10, 15)
+
+
+class WindowSource(Protocol):
+    """Where batches come from (``world_model.dataset.WindowDataset`` is one)."""
+
+    window: int
+
+    def sample(self, rng: np.random.Generator, batch_size: int) -> Windows: ...
+
+
+class TrainCallback(Protocol):
+    """Receives what training reports (the pipeline writes it to TensorBoard)."""
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        """Namespaced scalars (``loss/latent``, ``pred/err_h5``, ``collapse/effective_rank`` …)."""
+
+    def probe(self, step: int, probe: RetrievalProbe) -> None:
+        """A nearest-neighbour retrieval probe (for an image grid)."""
+
+
+@dataclass(frozen=True)
+class RetrievalProbe:
+    """Predicted latents shown as the validation frames nearest to them (by latent distance).
+
+    ``inputs``: ``uint8 [Q, C, H, W]`` the BEV at the rollout start; ``truth`` and ``retrieved``:
+    ``uint8 [Q, S, C, H, W]`` the true BEV after each of ``steps`` and the bank frame nearest to
+    the predicted latent; ``distance``: ``[Q, S]`` that latent distance.
+    """
+
+    inputs: np.ndarray
+    truth: np.ndarray
+    retrieved: np.ndarray
+    steps: tuple[int, ...]
+    distance: np.ndarray
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint was written for a model with a different config or data shapes."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → the first CUDA device when present, else the CPU; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def to_tensors(batch: Windows, device: torch.device) -> dict[str, Tensor]:
+    """The batch's arrays as tensors on ``device`` (BEV stays ``uint8``)."""
+    return {
+        "bev": torch.from_numpy(np.ascontiguousarray(batch.bev)).to(device),
+        "ego": torch.from_numpy(np.ascontiguousarray(batch.ego, dtype=np.float32)).to(device),
+        "action": torch.from_numpy(np.ascontiguousarray(batch.action, dtype=np.float32)).to(device),
+        "events": torch.from_numpy(np.ascontiguousarray(batch.events, dtype=np.float32)).to(device),
+        "valid": torch.from_numpy(np.ascontiguousarray(batch.valid, dtype=bool)).to(device),
+    }
+
+
+class Trainer:
+    """Optimiser, target encoder and generators around a :class:`WorldModel` (see module doc)."""
+
+    def __init__(self, model: WorldModel, loss: LossConfig, optim: OptimConfig, device: torch.device) -> None:
+        if loss.regulariser not in ("sigreg", "vicreg", "none"):
+            raise ValueError(f"loss.regulariser={loss.regulariser!r}; choose sigreg, vicreg or none")
+        if loss.event_loss not in ("balanced", "focal"):
+            raise ValueError(f"loss.event_loss={loss.event_loss!r}; choose balanced or focal")
+        if not 0.0 <= loss.ema < 1.0:
+            raise ValueError(f"loss.ema must lie in [0, 1), got {loss.ema}")
+        self.model = model.to(device)
+        self.loss_cfg = loss
+        self.optim_cfg = optim
+        self.device = device
+        self.target: WorldModel | None = None
+        if loss.ema > 0.0:
+            self.target = copy.deepcopy(self.model).requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay
+        )
+        self.step = 0
+        self.rng = np.random.default_rng(optim.seed)
+        """Draws training batches."""
+        self.generator = torch.Generator().manual_seed(optim.seed + 7919)
+        """Draws SIGReg directions."""
+        K = model.num_windows
+        self.pos_weight = torch.ones(len(EVENT_HEADS), K, device=device)
+
+    # ------------------------------------------------------------------ statistics
+
+    def fit_statistics(self, batches: list[Windows]) -> dict[str, float]:
+        """Set the model's normalisation buffers and the event heads' positive weights from
+        ``batches`` (valid steps only). Returns the event rates (``rate/<head>_<n>``)."""
+        m, H = self.model, self.loss_cfg.horizon
+        ego, reg, ev_t, ev_m = [], [], [], []
+        for b in batches:
+            t = to_tensors(b, torch.device("cpu"))
+            v = t["valid"]
+            ego.append(t["ego"][v])
+            h = min(H, t["events"].shape[1])
+            reg.append(losses.regression_targets(t["events"], h)[v[:, :h]])
+            targets, mask = losses.event_targets(t["events"], v, m.config.event_within, h)
+            ev_t.append((targets * mask).sum((0, 1)))
+            ev_m.append(mask.sum((0, 1)))
+        ego_all, reg_all = torch.cat(ego), torch.cat(reg)
+        rate = (torch.stack(ev_t).sum(0) + 0.5) / (torch.stack(ev_m).sum(0) + 1.0)  # [3, K], smoothed
+        if self.loss_cfg.event_loss == "balanced":
+            self.pos_weight = losses.positive_weight(rate, self.loss_cfg.max_pos_weight).to(self.device)
+            offset = losses.log_weight(self.pos_weight).reshape(-1)
+        else:
+            self.pos_weight = torch.ones_like(rate, device=self.device)
+            offset = torch.zeros(rate.numel())
+        m.set_statistics(
+            ego_all.mean(0), ego_all.std(0), reg_all.mean(0), reg_all.std(0), offset.to(m.ego_mean.device)
+        )
+        if self.target is not None:
+            self.target.load_state_dict(m.state_dict())
+        return {
+            f"rate/{name}_{n}": float(rate[i, k])
+            for i, name in enumerate(EVENT_HEADS)
+            for k, n in enumerate(m.config.event_within)
+        }
+
+    # ------------------------------------------------------------------ loss
+
+    def compute_loss(self, t: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
+        """Total loss of one batch of tensors (:func:`to_tensors`), its named terms, and the
+        intermediate tensors (``z0``, ``pred``, ``target``, ``logits``) for diagnostics."""
+        cfg, m = self.loss_cfg, self.model
+        bev, ego, action, events, valid = t["bev"], t["ego"], t["action"], t["events"], t["valid"]
+        H = cfg.horizon
+        if bev.shape[1] < H + 1:
+            raise ValueError(
+                f"windows of {bev.shape[1]} steps cannot train horizon {H}; use window >= {H + 1}"
+            )
+        # --- encode: the start with gradient, the targets without
+        z0 = m.encode(bev[:, 0], ego[:, 0])
+        with torch.no_grad():
+            target = (self.target or m).encode(bev[:, 1 : H + 1], ego[:, 1 : H + 1])
+        # --- roll out and compare
+        pred = m.rollout(z0, action[:, :H])
+        latent, per_h = losses.latent_loss(pred, target, valid[:, 1 : H + 1])
+        terms: dict[str, Tensor] = {"latent": latent}
+        total = latent
+        # --- anti-collapse
+        if cfg.regulariser == "sigreg":
+            dirs = losses.random_directions(m.latent, cfg.sigreg_projections, self.generator).to(z0.device)
+            terms["sigreg"] = losses.sigreg(z0, dirs, cfg.sigreg_knots)
+            total = total + cfg.sigreg_weight * terms["sigreg"]
+        elif cfg.regulariser == "vicreg":
+            terms["vicreg_var"], terms["vicreg_cov"] = losses.vicreg_terms(z0)
+            total = total + cfg.vicreg_variance_weight * terms["vicreg_var"]
+            total = total + cfg.vicreg_covariance_weight * terms["vicreg_cov"]
+        # --- cost heads on the predicted latents
+        logits = m.head_logits(pred)  # [B, H, 3K + 5]
+        n_ev = len(EVENT_HEADS) * m.num_windows
+        ev_logits = logits[..., :n_ev].reshape(*logits.shape[:2], len(EVENT_HEADS), m.num_windows)
+        ev_target, ev_mask = losses.event_targets(events, valid, m.config.event_within, H)
+        if cfg.event_loss == "balanced":
+            terms["events"] = losses.balanced_bce(ev_logits, ev_target, ev_mask, self.pos_weight)
+        else:
+            terms["events"] = losses.focal_loss(ev_logits, ev_target, ev_mask, cfg.focal_gamma)
+        reg_target = (losses.regression_targets(events, H) - m.regression_mean) / m.regression_std
+        terms["motion"] = losses.regression_loss(logits[..., n_ev:], reg_target, valid[:, :H])
+        total = total + cfg.event_weight * terms["events"] + cfg.motion_weight * terms["motion"]
+        terms["total"] = total
+        for k in range(H):
+            terms[f"err_h{k + 1}"] = per_h[k]
+        extras = {"z0": z0, "pred": pred, "target": target, "logits": logits, "ev_target": ev_target,
+                  "ev_mask": ev_mask}  # fmt: skip
+        return total, terms, extras
+
+    # ------------------------------------------------------------------ step
+
+    def learning_rate(self, step: int) -> float:
+        """Linear warm-up to ``lr``, then cosine decay to 10 % of it at ``steps``."""
+        o = self.optim_cfg
+        if step < o.warmup:
+            return o.lr * (step + 1) / o.warmup
+        frac = min(1.0, (step - o.warmup) / max(1, o.steps - o.warmup))
+        return o.lr * (0.1 + 0.45 * (1.0 + math.cos(math.pi * frac)))
+
+    def train_step(self, batch: Windows) -> dict[str, float]:
+        """One optimiser step on ``batch``; returns the scalars of this step (``loss/…``,
+        ``pred/err_h{k}``, ``collapse/…``, ``optim/…``)."""
+        self.model.train()
+        lr = self.learning_rate(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss, terms, extras = self.compute_loss(to_tensors(batch, self.device))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.optim_cfg.grad_clip)
+        self.optimizer.step()
+        if self.target is not None:
+            self._update_target()
+        self.step += 1
+        out = {f"loss/{k}": float(v) for k, v in terms.items() if not k.startswith("err_h")}
+        out.update(
+            {
+                f"pred/train_err_h{k}": float(terms[f"err_h{k}"])
+                for k in REPORTED_STEPS
+                if f"err_h{k}" in terms
+            }
+        )
+        report = check_collapse(extras["z0"])
+        out["collapse/std"] = report.std
+        out["collapse/effective_rank"] = report.effective_rank
+        out["optim/lr"] = lr
+        out["optim/grad_norm"] = float(grad_norm)
+        return out
+
+    @torch.no_grad()
+    def _update_target(self) -> None:
+        assert self.target is not None
+        tau = self.loss_cfg.ema
+        src = list(self.model.parameters())
+        dst = list(self.target.parameters())
+        torch._foreach_lerp_(dst, src, 1.0 - tau)
+
+    # ------------------------------------------------------------------ evaluation
+
+    @torch.no_grad()
+    def evaluate(self, batches: list[Windows]) -> dict[str, float]:
+        """Validation metrics over ``batches``: prediction error per horizon step (absolute and
+        relative to the target's variance), collapse statistics of the start embeddings, event
+        heads' AUROC / ECE / positives, regression heads' mean absolute error (raw units)."""
+        self.model.eval()
+        m, H = self.model, self.loss_cfg.horizon
+        z0s, sq, cnt, tvar = [], torch.zeros(H), torch.zeros(H), []
+        probs, labels, masks, reg_err, reg_mask = [], [], [], [], []
+        n_ev = len(EVENT_HEADS) * m.num_windows
+        for b in batches:
+            _, _, x = self.compute_loss(t := to_tensors(b, self.device))
+            valid_t = t["valid"][:, 1 : H + 1]
+            err = (x["pred"] - x["target"]).square().mean(-1)  # [B, H]
+            sq += (err * valid_t).sum(0).cpu()
+            cnt += valid_t.sum(0).cpu()
+            tvar.append(x["target"][valid_t].cpu())
+            z0s.append(x["z0"].cpu())
+            p = torch.sigmoid(x["logits"][..., :n_ev] - m.event_logit_offset)
+            probs.append(p.reshape(*p.shape[:2], len(EVENT_HEADS), m.num_windows).cpu())
+            labels.append(x["ev_target"].cpu())
+            masks.append(x["ev_mask"].cpu())
+            reg = x["logits"][..., n_ev:] * m.regression_std + m.regression_mean
+            reg_err.append((reg - losses.regression_targets(t["events"], H)).abs().cpu())
+            reg_mask.append(t["valid"][:, :H].cpu())
+        out: dict[str, float] = {}
+        per_h = sq / cnt.clamp_min(1.0)
+        var = float(torch.cat(tvar).var(0).mean()) if tvar else float("nan")
+        for k in REPORTED_STEPS:
+            if k <= H:
+                out[f"pred/err_h{k}"] = float(per_h[k - 1])
+                out[f"pred/rel_err_h{k}"] = float(per_h[k - 1]) / max(var, 1e-12)
+        out["pred/err_mean"] = float(sq.sum() / cnt.sum().clamp_min(1.0))
+        out["pred/target_var"] = var
+        report = check_collapse(torch.cat(z0s))
+        out["collapse/val_std"] = report.std
+        out["collapse/val_effective_rank"] = report.effective_rank
+        out["collapse/flag"] = float(report.collapsed)
+        P, L, M = torch.cat(probs), torch.cat(labels), torch.cat(masks)
+        for i, name in enumerate(EVENT_HEADS):
+            for k, n in enumerate(m.config.event_within):
+                sel = M[..., i, k]
+                p_sel, l_sel = P[..., i, k][sel].numpy(), L[..., i, k][sel].numpy()
+                out[f"heads/auroc_{name}_{n}"] = auroc(p_sel, l_sel)
+                out[f"heads/ece_{name}_{n}"] = expected_calibration_error(p_sel, l_sel)
+                out[f"heads/positives_{name}_{n}"] = float(l_sel.sum())
+        E, EM = torch.cat(reg_err), torch.cat(reg_mask)
+        for j, name in enumerate(REGRESSION_COLUMNS):
+            out[f"heads/mae_{name}"] = float(E[..., j][EM].mean()) if EM.any() else float("nan")
+        return out
+
+    @torch.no_grad()
+    def retrieval_probe(
+        self, queries: Windows, bank: list[Windows], steps: tuple[int, ...] = (1, 5, 10)
+    ) -> RetrievalProbe:
+        """Roll out the first windows of ``queries`` and find, for each predicted latent at
+        ``steps``, the nearest encoding among every valid frame of ``bank`` batches."""
+        self.model.eval()
+        m = self.model
+        steps = tuple(s for s in steps if s <= min(self.loss_cfg.horizon, queries.shape[1] - 1))
+        bank_z, bank_bev = [], []
+        for b in bank:
+            t = to_tensors(b, self.device)
+            v = t["valid"]
+            bank_z.append(m.encode(t["bev"][v], t["ego"][v]).cpu())
+            bank_bev.append(b.bev[b.valid])
+        bz, bb = torch.cat(bank_z), np.concatenate(bank_bev)
+        t = to_tensors(queries, self.device)
+        z0 = m.encode(t["bev"][:, 0], t["ego"][:, 0])
+        pred = m.rollout(z0, t["action"][:, : max(steps)]).cpu()
+        idx = torch.stack([nearest_neighbours(pred[:, s - 1], bz) for s in steps], dim=1)  # [Q, S]
+        dist = torch.stack([(pred[:, s - 1] - bz[idx[:, i]]).norm(dim=-1) for i, s in enumerate(steps)], 1)
+        return RetrievalProbe(
+            inputs=queries.bev[:, 0].copy(),
+            truth=np.stack([queries.bev[:, s] for s in steps], axis=1),
+            retrieved=bb[idx.numpy()],
+            steps=steps,
+            distance=dist.numpy(),
+        )
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resume needs (loadable with ``torch.load(weights_only=True)``)."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "shapes": self.model.shapes(),
+            "target": None if self.target is None else self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "pos_weight": self.pos_weight.cpu(),
+            "rng": self.rng.bit_generator.state,
+            "generator": self.generator.get_state(),
+            "loss_config": asdict(self.loss_cfg),
+            "optim_config": asdict(self.optim_cfg),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (the model's config and shapes must match)."""
+        check_shapes(state.get("shapes", {}), self.model)
+        self.model.load_state_dict(state["model"])
+        if self.target is not None:
+            self.target.load_state_dict(
+                state["target"] if state.get("target") is not None else state["model"]
+            )
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.pos_weight = state["pos_weight"].to(self.device)
+        self.rng.bit_generator.state = state["rng"]
+        self.generator.set_state(state["generator"])
+        self.step = int(state["step"])
+
+    def save(self, path: str | Path) -> None:
+        """Write the checkpoint atomically (temporary file in the same folder, then ``os.replace``)."""
+        save_atomic(self.state_dict(), Path(path))
+
+    def load(self, path: str | Path) -> None:
+        self.load_state_dict(read_checkpoint(path, self.device))
+
+
+# ---------------------------------------------------------------------------- checkpoint files
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """``torch.save`` to ``path`` via a temporary file and ``os.replace`` (never a partial file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(buf.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """A checkpoint dict, read with ``weights_only=True``; a clear error if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path} (train one with `drive train data=PATH out=…`)")
+    state = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a world-model checkpoint of format {CHECKPOINT_FORMAT}")
+    return state
+
+
+def shape_differences(stored: dict[str, Any], model: WorldModel) -> list[str]:
+    """Human-readable differences between a checkpoint's ``shapes`` and ``model``'s, e.g.
+    ``"config.latent: checkpoint 64, model 128"``; empty when they match."""
+    now = model.shapes()
+    diffs = []
+    for key in ("bev_shape", "ego_dim"):
+        if stored.get(key) != now[key]:
+            diffs.append(f"{key}: checkpoint {stored.get(key)}, model {now[key]}")
+    old_cfg, new_cfg = stored.get("config", {}), now["config"]
+    assert isinstance(new_cfg, dict)
+    for key in sorted(set(old_cfg) | set(new_cfg)):
+        if old_cfg.get(key, "<absent>") != new_cfg.get(key, "<absent>"):
+            diffs.append(
+                f"config.{key}: checkpoint {old_cfg.get(key, '<absent>')}, model {new_cfg.get(key, '<absent>')}"
+            )
+    return diffs
+
+
+def check_shapes(stored: dict[str, Any], model: WorldModel, path: str | Path = "checkpoint") -> None:
+    """Raise :class:`CheckpointMismatchError` naming every field that differs."""
+    diffs = shape_differences(stored, model)
+    if diffs:
+        raise CheckpointMismatchError(
+            f"{path} was written for a different world model; differing fields: "
+            + "; ".join(diffs)
+            + ". Use the checkpoint's settings, or train into a new out folder."
+        )
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> WorldModel:
+    """The :class:`WorldModel` stored in a checkpoint (built from its own config and shapes), in
+    eval mode on ``device``."""
+    state = read_checkpoint(path, device)
+    shapes = state["shapes"]
+    cfg = ModelConfig(**shapes["config"])
+    model = WorldModel(cfg, tuple(shapes["bev_shape"]), int(shapes["ego_dim"]))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
+
+
+# ---------------------------------------------------------------------------- the loop
+
+
+def train(
+    model: WorldModel,
+    data: WindowSource,
+    val: WindowSource | None,
+    loss: LossConfig,
+    optim: OptimConfig,
+    out: str | Path,
+    callback: TrainCallback | None = None,
+    device: torch.device | str = "cpu",
+    max_minutes: float = 0.0,
+) -> dict[str, Any]:
+    """Train ``model`` on windows from ``data`` up to ``optim.steps``, resuming from
+    ``out/last.pt`` when it exists (same step count, optimiser and generators). Validation on
+    ``val`` every ``eval_every`` steps and at the end; checkpoints every ``checkpoint_every`` steps
+    and at the end. ``max_minutes`` > 0 stops early (with a checkpoint) after that wall time.
+    Returns a summary: steps, wall time, windows/s, the last validation metrics."""
+    device = torch.device(device)
+    out = Path(out)
+    trainer = Trainer(model, loss, optim, device)
+    ckpt = out / CHECKPOINT_FILE
+    resumed_from = 0
+    if ckpt.exists():
+        trainer.load(ckpt)
+        resumed_from = trainer.step
+    else:
+        stats_rng = np.random.default_rng(optim.seed + 104729)
+        rates = trainer.fit_statistics(
+            [data.sample(stats_rng, optim.batch_size) for _ in range(optim.stats_batches)]
+        )
+        if callback is not None:
+            callback.scalars(0, rates)
+
+    def val_batches(n: int, seed: int) -> list[Windows]:
+        assert val is not None
+        r = np.random.default_rng(seed)  # the same validation batches every time
+        return [val.sample(r, optim.batch_size) for _ in range(n)]
+
+    t0 = time.perf_counter()
+    windows, last_eval, train_seconds = 0, {}, 0.0
+    while trainer.step < optim.steps:
+        t_step = time.perf_counter()
+        batch = data.sample(trainer.rng, optim.batch_size)
+        scalars = trainer.train_step(batch)
+        train_seconds += time.perf_counter() - t_step
+        windows += optim.batch_size
+        step = trainer.step
+        if callback is not None and (step % optim.log_every == 0 or step == 1):
+            scalars["perf/windows_per_s"] = windows / max(train_seconds, 1e-9)
+            callback.scalars(step, scalars)
+        if val is not None and (step % optim.eval_every == 0 or step == optim.steps):
+            last_eval = trainer.evaluate(val_batches(optim.eval_batches, optim.seed + 1))
+            if callback is not None:
+                callback.scalars(step, last_eval)
+        if val is not None and callback is not None and optim.probe_every and step % optim.probe_every == 0:
+            bank = val_batches(4, optim.seed + 2)
+            callback.probe(step, trainer.retrieval_probe(val_batches(1, optim.seed + 3)[0], bank))
+        out_of_time = max_minutes > 0 and (time.perf_counter() - t0) > 60.0 * max_minutes
+        if step % optim.checkpoint_every == 0 or step == optim.steps or out_of_time:
+            trainer.save(ckpt)
+        if out_of_time:
+            break
+    wall = time.perf_counter() - t0
+    return {
+        "steps": trainer.step,
+        "resumed_from": resumed_from,
+        "wall_seconds": round(wall, 2),
+        "windows_per_s": round(windows / max(train_seconds, 1e-9), 2),
+        "checkpoint": str(ckpt),
+        "eval": last_eval,
+    }
+
+
+__all__ = [
+    "CheckpointMismatchError",
+    "RetrievalProbe",
+    "TrainCallback",
+    "Trainer",
+    "WindowSource",
+    "check_shapes",
+    "load_model",
+    "read_checkpoint",
+    "resolve_device",
+    "shape_differences",
+    "train",
+]
