@@ -38,8 +38,12 @@ def highway_env_rtf(vehicles: int, seconds: float, seed: int) -> dict:
         if term or trunc:
             env.reset(seed=seed + steps)
     env.close()
-    return {"sim": "highway-env 1.12.1 highway-v0", "vehicles": vehicles, "steps_per_s": round(steps / elapsed, 2),
-            "sim_s_per_wall_s": round(steps * sim_per_step / elapsed, 2)}
+    return {
+        "sim": "highway-env 1.12.1 highway-v0",
+        "vehicles": vehicles,
+        "steps_per_s": round(steps / elapsed, 2),
+        "sim_s_per_wall_s": round(steps * sim_per_step / elapsed, 2),
+    }
 
 
 def ours_rtf(vehicles: int, seconds: float, seed: int, bev: bool) -> dict:
@@ -50,7 +54,9 @@ def ours_rtf(vehicles: int, seconds: float, seed: int, bev: bool) -> dict:
     from sim_bridge.embedded.simulator import EmbeddedSimulator
 
     sim = EmbeddedSimulator(EmbeddedConfig(num_worlds=1, max_vehicles=vehicles + 1, render_bev=bev))
-    spec = WorldSpec(map=MapRef("highway", 0), vehicles=vehicles, pedestrians=0, traffic_radius=250.0, route_length=1500.0)
+    spec = WorldSpec(
+        map=MapRef("highway", 0), vehicles=vehicles, pedestrians=0, traffic_radius=250.0, route_length=1500.0
+    )
     obs = sim.reset(spec, seed)
     agent = LaneFollower()
     agent.reset(AgentInfo(num_worlds=1, dt=sim.dt, ego=sim.ego_vehicle))
@@ -66,9 +72,13 @@ def ours_rtf(vehicles: int, seconds: float, seed: int, bev: bool) -> dict:
         if events.collision[0] or events.route_progress[0] >= events.route_length[0] - 5.0:
             obs = sim.reset(spec, seed + steps)
     active = int(sim.state.active[0, : vehicles + 1].sum())
-    return {"sim": f"hours2drive embedded ({'with' if bev else 'no'} BEV)", "vehicles": vehicles,
-            "vehicles_active": active - 1, "steps_per_s": round(steps / elapsed, 1),
-            "sim_s_per_wall_s": round(steps * sim.dt / elapsed, 1)}
+    return {
+        "sim": f"hours2drive embedded ({'with' if bev else 'no'} BEV)",
+        "vehicles": vehicles,
+        "vehicles_active": active - 1,
+        "steps_per_s": round(steps / elapsed, 1),
+        "sim_s_per_wall_s": round(steps * sim.dt / elapsed, 1),
+    }
 
 
 def main() -> None:

@@ -394,9 +394,11 @@ class Simulator(abc.ABC):
             if not 0 <= w < self.num_worlds:
                 raise ValueError(f"world index {w} out of range [0, {self.num_worlds})")
         specs = [spec] * len(idx) if isinstance(spec, WorldSpec) else list(spec)
-        seeds = [int(seed) + i for i in range(len(idx))] if isinstance(seed, int | np.integer) else [
-            int(s) for s in seed
-        ]
+        seeds = (
+            [int(seed) + i for i in range(len(idx))]
+            if isinstance(seed, int | np.integer)
+            else [int(s) for s in seed]
+        )
         if len(specs) != len(idx) or len(seeds) != len(idx):
             raise ValueError(f"got {len(specs)} specs and {len(seeds)} seeds for {len(idx)} worlds")
         maps = {s.map.key() for s in specs}

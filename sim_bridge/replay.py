@@ -48,12 +48,21 @@ class Replay:
     def num_steps(self) -> int:
         return len(self.light)
 
-    def record(self, actors: ActorArrays, light: np.ndarray, b: int, action: np.ndarray | None, events: StepEvents | None) -> None:
+    def record(
+        self,
+        actors: ActorArrays,
+        light: np.ndarray,
+        b: int,
+        action: np.ndarray | None,
+        events: StepEvents | None,
+    ) -> None:
         """Append world ``b`` of one step (``action``/``events`` ``None`` at reset)."""
         for name in _BOX_FIELDS:
             self.boxes[name].append(np.array(getattr(actors, name)[b], copy=True))
         self.light.append(np.array(light[b], copy=True))
-        self.actions.append(np.zeros(2, np.float32) if action is None else np.asarray(action, np.float32).copy())
+        self.actions.append(
+            np.zeros(2, np.float32) if action is None else np.asarray(action, np.float32).copy()
+        )
         if events is not None:
             for name, value in events.world(b).items():
                 self.events.setdefault(name, [np.nan] * (self.num_steps - 1)).append(float(value))
@@ -100,12 +109,16 @@ class Replay:
             raise ReplayError(f"replay {path} does not exist") from exc
         except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
             raise ReplayError(f"replay {path} is truncated or not an NPZ file: {exc}") from exc
-        missing = [k for k in ("header", "light", "actions", *(f"box_{n}" for n in _BOX_FIELDS)) if k not in arrays]
+        missing = [
+            k for k in ("header", "light", "actions", *(f"box_{n}" for n in _BOX_FIELDS)) if k not in arrays
+        ]
         if missing:
             raise ReplayError(f"replay {path} lacks arrays {missing}; was it written by Replay.save?")
         header = json.loads(arrays["header"].tobytes().decode())
         route = Route(**{n: arrays[f"route_{n}"] for n in _ROUTE_FIELDS})
-        rep = cls(map=MapRef(**header["map"]), route=route, dt=float(header["dt"]), meta=header.get("meta", {}))
+        rep = cls(
+            map=MapRef(**header["map"]), route=route, dt=float(header["dt"]), meta=header.get("meta", {})
+        )
         rep.boxes = {n: list(arrays[f"box_{n}"]) for n in _BOX_FIELDS}
         rep.light = list(arrays["light"])
         rep.actions = list(arrays["actions"])

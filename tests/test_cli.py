@@ -21,7 +21,12 @@ ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
 def run_drive(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "drive.cli", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "drive.cli", *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -87,5 +92,7 @@ def test_bench_sim_prints_one_json_line_per_configuration(tmp_path):
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert [(r["worlds"], r["vehicles"], r["bev"]) for r in rows] == [(1, 3, False), (2, 3, True)]
     for r in rows:
-        assert r["steps_per_s"] > 0 and r["sim_s_per_wall_s"] == pytest.approx(r["world_steps_per_s"] * 0.1, rel=0.02)
+        assert r["steps_per_s"] > 0 and r["sim_s_per_wall_s"] == pytest.approx(
+            r["world_steps_per_s"] * 0.1, rel=0.02
+        )
         assert r["peak_rss_mb"] > 50

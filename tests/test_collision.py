@@ -14,8 +14,15 @@ from sim_bridge.embedded.collision import boxes_overlap, ego_collisions
 
 def _poly(x, y, yaw, length, width):
     c, s = math.cos(yaw), math.sin(yaw)
-    pts = [(x + c * a - s * b, y + s * a + c * b) for a, b in
-           ((length / 2, width / 2), (length / 2, -width / 2), (-length / 2, -width / 2), (-length / 2, width / 2))]
+    pts = [
+        (x + c * a - s * b, y + s * a + c * b)
+        for a, b in (
+            (length / 2, width / 2),
+            (length / 2, -width / 2),
+            (-length / 2, -width / 2),
+            (-length / 2, width / 2),
+        )
+    ]
     return shapely.Polygon(pts)
 
 

@@ -27,7 +27,7 @@ def test_registered_id_makes_the_env_and_steps():
     assert obs["bev"].shape == (CONFIG.bev.num_channels, 96, 96) and obs["bev"].dtype == np.uint8
     total = 0.0
     for _ in range(10):
-        obs, reward, terminated, truncated, info = env.step(np.array([0.5, 0.0], np.float32))
+        obs, reward, _terminated, _truncated, info = env.step(np.array([0.5, 0.0], np.float32))
         total += reward
         assert env.observation_space.contains(obs)
     assert total > 0.0  # driving along the route earns progress
@@ -53,8 +53,8 @@ def test_vector_env_resets_finished_worlds_in_the_same_step():
     env = DriveVectorEnv(num_envs=3, spec=SPEC, config=CONFIG, max_steps=4)
     obs, _ = env.reset(seed=0)
     assert obs["ego"].shape[0] == 3
-    for step in range(4):
-        obs, reward, terminated, truncated, info = env.step(np.zeros((3, 2), np.float32))
+    for _ in range(4):
+        obs, _reward, _terminated, truncated, info = env.step(np.zeros((3, 2), np.float32))
     assert truncated.all()  # max_steps reached by every world
     assert info["_final_obs"].all() and "final_obs" in info
     # reset worlds start over: their episode step counter is back at zero

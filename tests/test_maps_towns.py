@@ -296,7 +296,11 @@ def lane_graph(town: Town, lane_changes: bool = False) -> nx.DiGraph:
             if lane_changes and road.junction < 0:
                 wp = at(town.cmap, road, lane, road.length / 2)
                 for side in (wp.get_left_lane(), wp.get_right_lane()):
-                    if side is not None and side.lane_type == carla.LaneType.Driving and side.lane_id * lane > 0:
+                    if (
+                        side is not None
+                        and side.lane_type == carla.LaneType.Driving
+                        and side.lane_id * lane > 0
+                    ):
                         graph.add_edge((road.id, lane), (road.id, side.lane_id))
     return graph
 
@@ -308,7 +312,9 @@ def test_grid_has_16_junctions_and_no_dead_ends(generated: dict[str, Town]) -> N
     graph = lane_graph(town)
     dead = [node for node in graph if graph.out_degree(node) == 0]
     assert not dead, f"driving lanes without a successor: {dead}"
-    assert nx.is_strongly_connected(lane_graph(town, lane_changes=True)), "some driving lane cannot reach every other"
+    assert nx.is_strongly_connected(lane_graph(town, lane_changes=True)), (
+        "some driving lane cannot reach every other"
+    )
 
 
 def test_grid_junctions_connect_every_legal_movement(generated: dict[str, Town]) -> None:

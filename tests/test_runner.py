@@ -106,7 +106,9 @@ def test_red_light_run_and_blocked_agent():
     reds = [i for i in result.infractions if i.kind == InfractionKind.RED_LIGHT]
     assert len(reds) == 1 and reds[0].actor == int(rm.stop_signal[k])
     # the same world, braking to a halt: blocked after blocked_time
-    spec = ScenarioSpec(name="blocked", world=world, criteria=CriteriaConfig(blocked_time=5.0, route_timeout=60.0))
+    spec = ScenarioSpec(
+        name="blocked", world=world, criteria=CriteriaConfig(blocked_time=5.0, route_timeout=60.0)
+    )
     result = run_episode(job(spec, ConstantAgent(-1.0)))
     assert result.termination == "agent_blocked"
     assert 5.0 <= result.sim_time <= 8.0  # ~1 s to stop from 8 m/s, then 5 s still
