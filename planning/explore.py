@@ -6,7 +6,8 @@ It knows nothing of good driving beyond staying roughly in lane. Each decision, 
   offset* (an Ornstein–Uhlenbeck process) plus, now and then, a *lane change* (± one lane width
   held for a few seconds, ramped in and out);
 - **speed**: a P controller towards a *target speed* re-drawn every few seconds (uniform in
-  ``[0, max_speed_factor]`` × the limit), optionally capped in curves;
+  ``[0, max_speed_factor]`` × the limit), optionally capped in curves (the curvature of the route
+  targets themselves, so the ego's own offset from the route does not read as a curve);
 - **noise**: OU perturbations added to both commands, and occasional *random actions* (a uniform
   ``[accel, steer]`` held for about a second) that override everything.
 
@@ -203,7 +204,7 @@ class ExplorationDriver(Agent):
         limit = np.maximum(ego[:, EgoFeature.SPEED_LIMIT], 5.0)
         target = self._speed_factor * limit
         if cfg.curve_lateral_accel > 0.0:
-            kappa = np.max(np.abs(2.0 * ty / np.maximum(dist, 1.0) ** 2), axis=1)
+            kappa = _route_curvature(ego)
             target = np.minimum(target, np.sqrt(cfg.curve_lateral_accel / np.maximum(kappa, 1e-3)))
         accel = cfg.speed_gain * (target - ego[:, EgoFeature.SPEED])
 
@@ -227,6 +228,22 @@ def _ou(x: np.ndarray, noise: np.ndarray, std: float, tau: float, dt: float) -> 
         return np.zeros_like(x)
     decay = math.exp(-dt / max(tau, 1e-6))
     return x * decay + std * math.sqrt(1.0 - decay * decay) * noise
+
+
+def _route_curvature(ego: np.ndarray) -> np.ndarray:
+    """Largest curvature of the route ahead ``[B]`` [1/m]: heading change between consecutive
+    segments of the route targets over their mean length. Only target-to-target segments count,
+    so the ego's own lateral or heading error (e.g. the wandering offset) does not look like a
+    curve (it would if the ego-to-target chord were used)."""
+    tx, ty = ego[:, _X], ego[:, _Y]
+    dx, dy = np.diff(tx, axis=1), np.diff(ty, axis=1)  # [B, K-1]
+    heading = np.arctan2(dy, dx)
+    turn = np.abs((np.diff(heading, axis=1) + np.pi) % (2.0 * np.pi) - np.pi)  # [B, K-2]
+    length = np.hypot(dx, dy)
+    mean_len = 0.5 * (length[:, 1:] + length[:, :-1])
+    ok = (length[:, 1:] > 1e-3) & (length[:, :-1] > 1e-3)  # targets clamp at the route's end
+    kappa = np.where(ok, turn / np.maximum(mean_len, 1e-3), 0.0)
+    return kappa.max(axis=1)
 
 
 def _shifted_targets(ego: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

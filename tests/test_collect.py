@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from drive.cli import compose_config
 from drive.pipelines.collect import (
@@ -27,7 +29,7 @@ from drive.pipelines.collect import (
     run,
 )
 from planning.base import AgentInfo
-from planning.explore import ExplorationDriver, ExploreConfig, _ou, _shifted_targets
+from planning.explore import ExplorationDriver, ExploreConfig, _ou, _route_curvature, _shifted_targets
 from sim_bridge.api import EgoFeature, MapRef, WorldSpec
 from sim_bridge.embedded.config import EmbeddedConfig
 from sim_bridge.embedded.simulator import EmbeddedSimulator
@@ -37,6 +39,8 @@ from world_model.shards import file_sha256, read_manifest, read_shard
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
+_X = [int(EgoFeature.ROUTE_X0) + 2 * k for k in range(4)]
+_Y = [x + 1 for x in _X]
 GRID = WorldSpec(map=MapRef(town="grid", seed=0), vehicles=30, pedestrians=10, route_length=1000.0)
 
 
@@ -100,6 +104,25 @@ def test_offset_targets_and_ou_statistics():
     assert np.std(samples[-1]) == pytest.approx(0.4, rel=0.05)  # stationary std
     lag = np.corrcoef(samples[-1], samples[-6])[0, 1]  # 0.5 s apart: correlation e^-1
     assert lag == pytest.approx(math.exp(-1.0), abs=0.05)
+
+
+@given(radius=st.floats(8.0, 500.0), lateral=st.floats(-3.0, 3.0), yaw=st.floats(-0.5, 0.5),
+       side=st.sampled_from([-1.0, 1.0]))  # fmt: skip
+def test_route_curvature_is_that_of_the_route_not_of_the_ego_offset(radius, lateral, yaw, side):
+    """Targets every 5 m along a circle of ``radius``, seen from an ego displaced sideways and
+    turned: the curvature is 1/radius (chord-angle formula), whatever the ego's offset."""
+    s = 5.0 * np.arange(1, 5)
+    px, py = radius * np.sin(s / radius), side * radius * (1.0 - np.cos(s / radius))
+    c, n = math.cos(yaw), math.sin(yaw)
+    ego = np.zeros((1, len(EgoFeature)))
+    ego[0, _X] = c * px - n * (py - lateral)
+    ego[0, _Y] = n * px + c * (py - lateral)
+    chord = 2.0 * radius * math.sin(2.5 / radius)  # consecutive chords turn by 5/R
+    assert _route_curvature(ego)[0] == pytest.approx(5.0 / radius / chord, rel=1e-6)
+    assert _route_curvature(ego)[0] == pytest.approx(1.0 / radius, rel=0.02)  # 1.7 % at R = 8 m
+    straight = np.zeros((1, len(EgoFeature)))
+    straight[0, _X], straight[0, _Y] = s, lateral  # a straight route 'lateral' m to the side
+    assert _route_curvature(straight)[0] == pytest.approx(0.0, abs=1e-9)
 
 
 # ---------------------------------------------------------------------------------- collection

@@ -4,6 +4,7 @@ prefixes, windows inside episodes, the split, the recorder's event rows."""
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import zipfile
 from pathlib import Path
@@ -198,13 +199,13 @@ def test_budget_prefixes_are_nested_and_reach_their_budget(collection):
     sets = {split: [_episodes(open_dataset(collection, h, window=8, split=split)) for h in hours]
             for split in ("all", "train", "val")}  # fmt: skip
     for split, seq in sets.items():
-        for small, large in zip(seq, seq[1:]):
+        for small, large in itertools.pairwise(seq):
             assert small <= large, split
     for h in hours:
         ds = open_dataset(collection, h, window=8, split="all")
         assert ds.prefix_seconds >= h * 3600 - 1e-6
         assert ds.prefix_seconds - ds.episode_lengths[-1] * DT < h * 3600  # the smallest such prefix
-    with pytest.raises(ValueError, match="holds 0.0"):
+    with pytest.raises(ValueError, match=r"holds 0\.0"):
         open_dataset(collection, total * 1.5)
 
 
