@@ -14,6 +14,7 @@ from scenarios.families import (  # noqa: F401  (registration side effect)
     obstacles,
     oncoming,
     pedestrians,
+    urban,
 )
 from scenarios.families.base import FAMILIES, Family, make_scenario, register
 

@@ -81,7 +81,9 @@ def cut_in_urban(
     """On a 4-lane avenue block of the grid town (see :func:`_cut_in`)."""
     need = trigger_distance(p) + 55.0
     lanes = block_lanes(road_map, need, each_way=2)
-    lane = pick(lanes, rng, f"straight avenue block of {need:.0f} m", town)
+    if p["side"] in ("left", "right"):  # a lane with a neighbour on the cutter's side
+        lanes = lanes[(road_map.lane_left if p["side"] == "left" else road_map.lane_right)[lanes] >= 0]
+    lane = pick(lanes, rng, f"straight avenue block of {need:.0f} m with a lane on its {p['side']}", town)
     return _cut_in(road_map, town, p, rng, lane, 4.0, 150.0)
 
 

@@ -1,0 +1,114 @@
+"""The ``nhtsa`` and ``exam`` suites: they compose through Hydra like ``drive eval suite=<name>``,
+expand into uniquely named scenarios, cover every family, and the exam is held out from the nhtsa
+suite (seeds, parameter values) and from experience collection (towns)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from drive.cli import compose_config
+from drive.pipelines.eval import resolve_suite
+from drive.schemas import CollectConfig
+from scenarios.families import FAMILIES
+from scenarios.spec import ScenarioSpec
+from scenarios.suites import Suite, SuiteError, suite_from_dict
+
+NHTSA_SEEDS = [0, 1, 2]
+
+
+def _compose(name: str) -> tuple[Any, Suite]:
+    cfg = compose_config("eval", [f"suite={name}", "agent=lane_follower", "workers=1"])
+    return cfg, resolve_suite(cfg)
+
+
+@pytest.fixture(scope="module")
+def nhtsa() -> tuple[Any, Suite]:
+    return _compose("nhtsa")
+
+
+@pytest.fixture(scope="module")
+def exam() -> tuple[Any, Suite]:
+    return _compose("exam")
+
+
+def _key(spec: ScenarioSpec) -> tuple[str, str, tuple[tuple[str, Any], ...], int]:
+    """What makes two episodes the same: family, town, parameters, seed."""
+    return (spec.family, spec.world.map.key(), tuple(sorted(spec.params.items())), spec.seed)
+
+
+def test_nhtsa_composes_and_runs_every_family_over_its_whole_grid_and_three_seeds(nhtsa) -> None:
+    cfg, suite = nhtsa
+    assert cfg.suite.name == suite.name == "nhtsa"
+    entries = {e["family"]: e for e in cfg.suite.entries}
+    assert set(entries) == set(FAMILIES)
+    per_family = Counter(s.family for s in suite.scenarios)
+    for name, family in FAMILIES.items():
+        entry = entries[name]
+        # the suite file repeats each family's registered grid: they must agree
+        assert {k: list(v) for k, v in entry["params"].items()} == family.grid, name
+        assert list(entry["seeds"]) == NHTSA_SEEDS
+        assert per_family[name] == math.prod(len(v) for v in family.grid.values()) * len(NHTSA_SEEDS)
+    for spec in suite.scenarios:
+        assert spec.world.map == FAMILIES[spec.family].town  # each family on its own town
+        assert spec.seed in NHTSA_SEEDS
+    names = [s.name for s in suite.scenarios]
+    assert len(set(names)) == len(names)
+
+
+def test_nhtsa_grid_points_are_all_distinct_episodes(nhtsa) -> None:
+    _, suite = nhtsa
+    keys = [_key(s) for s in suite.scenarios]
+    assert len(set(keys)) == len(keys)
+
+
+def test_exam_composes_to_a_held_out_suite_of_every_family(exam) -> None:
+    cfg, suite = exam
+    assert cfg.suite.name == suite.name == "exam"
+    assert 60 <= len(suite.scenarios) <= 100
+    assert {s.family for s in suite.scenarios} == set(FAMILIES)
+    names = [s.name for s in suite.scenarios]
+    assert len(set(names)) == len(names)
+    # towns experience is never collected on
+    collected = set(CollectConfig().towns)
+    for spec in suite.scenarios:
+        assert spec.world.map.key() not in collected, spec.name
+        home = FAMILIES[spec.family].town
+        if home.town in ("grid", "highway") and not home.xodr:
+            assert spec.world.map.town == home.town and spec.world.map.seed not in (0, 1, 2, 3)
+
+
+def test_exam_is_disjoint_from_nhtsa_in_seeds_and_parameters(nhtsa, exam) -> None:
+    _, ref = nhtsa
+    _, held = exam
+    assert not {_key(s) for s in ref.scenarios} & {_key(s) for s in held.scenarios}
+    assert not {s.seed for s in ref.scenarios} & {s.seed for s in held.scenarios}
+    grid_points: dict[str, set[tuple[tuple[str, Any], ...]]] = {}
+    for spec in ref.scenarios:
+        grid_points.setdefault(spec.family, set()).add(tuple(sorted(spec.params.items())))
+    for spec in held.scenarios:  # every exam parameter point is off the nhtsa grid
+        assert tuple(sorted(spec.params.items())) not in grid_points[spec.family], spec.name
+
+
+def test_exam_parameters_stay_within_the_range_the_nhtsa_grid_spans_or_near_it(exam) -> None:
+    _, suite = exam
+    for spec in suite.scenarios:
+        family = FAMILIES[spec.family]
+        for key, values in family.grid.items():
+            value = spec.params[key]
+            if isinstance(value, str) or not all(isinstance(v, int | float) for v in values):
+                assert value in values or value == family.defaults[key], (spec.name, key)
+                continue
+            lo, hi = min(values), max(values)
+            span = max(hi - lo, 1e-9)
+            assert lo - 0.25 * span <= value <= hi + 0.25 * span, (spec.name, key, value)
+
+
+def test_a_suite_naming_an_unknown_family_or_parameter_says_what_is_allowed() -> None:
+    with pytest.raises(SuiteError, match=r"entries\[0\]\.family: 'urban' is not one of .*urban_route"):
+        suite_from_dict({"name": "x", "entries": [{"family": "urban", "seeds": [0]}]})
+    with pytest.raises(SuiteError, match=r"has no parameter 'len'; its parameters: .*length"):
+        suite_from_dict({"name": "x", "entries": [{"family": "urban_route", "params": {"len": [1.0]}}]})
