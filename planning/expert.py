@@ -46,8 +46,15 @@ _OX, _OY, _OC, _OS, _OVX, _OVY, _OL, _OW = (
 _O_STATIC, _O_VEHICLE = int(ObjectFeature.IS_STATIC), int(ObjectFeature.IS_VEHICLE)
 #: time constant with which a vehicle's forecast heading returns to its lane's [s]
 LANE_RELAX = 0.3
+#: a vehicle this far off its lane's centre [m] and heading farther away is changing lanes
+LANE_CHANGE_OFFSET = 0.15
+#: ... and is predicted to go on drifting for this long [s]
+LANE_CHANGE_HOLD = 1.0
 #: below this speed an object counts as standing still [m/s]
 _STILL = 0.3
+#: cell of the expert's lane raster [m], and how far from a lane centre its cells still name one [m]
+LANE_CELL = 0.25
+LANE_REACH = 4.0
 
 
 @dataclass
@@ -60,7 +67,7 @@ class ExpertConfig:
     """Simulation step of the proposals [s]."""
     offsets: tuple[float, ...] = (0.0, 1.0, -1.0)
     """Lateral offsets of the path [m] (+ left)."""
-    lane_room: tuple[float, ...] = (0.5, 1.0)
+    lane_room: tuple[float, ...] = (0.5, 0.75, 1.0)
     """Also offsets of these shares of the room the lane leaves beside the ego, either side."""
     lane_offsets: bool = True
     """Also propose ± one lane width when the lane ahead is blocked (see module doc)."""
@@ -80,7 +87,7 @@ class ExpertConfig:
     """Stop with the front bumper this far before a stop line [m] (the Leaderboard wants < 4 m)."""
     max_lateral_accel: float = 2.0
     """Curve speed limit [m/s²]."""
-    offset_cost: float = 0.04
+    offset_cost: float = 0.06
     """Score lost per metre of lateral offset."""
     wrong_way_cost: float = 0.2
     """Score lost for a proposal that drives against its lane's direction all the time."""
@@ -114,8 +121,14 @@ class ExpertConfig:
     """… else over the distance that keeps the lateral acceleration of the ramp below this [m/s²]."""
     clearance_gain: float = 0.15
     """Score gained per metre of the least clearance to any object along a proposal (up to 1 m)."""
-    keep_bonus: float = 0.03
+    keep_bonus: float = 0.015
     """Score added to proposals with the offset chosen at the previous decision (no dithering)."""
+    evade_time: float = 2.0
+    """When every proposal collides, the latest collision this far ahead or more is steered clear of
+    at comfortable braking; a nearer one brakes at full force [s]."""
+    creep_speed: float = 4.0
+    """Below this speed the ego may pass an object that stands still closer than the comfortable
+    clearances without losing the TTC part of the score (edging round a parked car) [m/s]."""
 
 
 class Expert(Agent):
@@ -128,9 +141,10 @@ class Expert(Agent):
         self.config = config or ExpertConfig()
         self._index = np.zeros(0, dtype=np.int64)
         self._stopped = np.zeros(0, dtype=bool)
+        self._stop_seen = np.zeros(0)
         self._offset = np.zeros(0)
         self._still: list[dict[int, float]] = []
-        self._route_lanes: list[np.ndarray] = []
+        self._route_mask: list[np.ndarray] = []
 
     def _reset(self, worlds: list[int]) -> None:
         info = self.info
@@ -139,15 +153,19 @@ class Expert(Agent):
         if len(self._index) != info.num_worlds:
             self._index = np.zeros(info.num_worlds, dtype=np.int64)
             self._stopped = np.zeros(info.num_worlds, dtype=bool)
+            self._stop_seen = np.full(info.num_worlds, np.inf)
             self._offset = np.zeros(info.num_worlds)
             self._still = [{} for _ in range(info.num_worlds)]
-            self._route_lanes = [np.zeros(0, np.int64) for _ in range(info.num_worlds)]
+            self._route_mask = [np.zeros(0, bool) for _ in range(info.num_worlds)]
         for b in worlds:
             self._index[b] = 0
             self._stopped[b] = False
+            self._stop_seen[b] = np.inf
             self._offset[b] = 0.0
             self._still[b] = {}
-            self._route_lanes[b] = np.unique(np.asarray(info.routes[b].lanes, dtype=np.int64))
+            mask = np.zeros(info.road_map.num_lanes, dtype=bool)
+            mask[np.asarray(info.routes[b].lanes, dtype=np.int64)] = True
+            self._route_mask[b] = mask
         e = info.ego
         self._limits = np.array([e.length, e.width, e.wheelbase, e.max_steer, e.max_accel, e.max_brake])
         self._lanes = _LaneLookup.of(info.road_map)
@@ -193,6 +211,9 @@ class Expert(Agent):
         speed = float(ego[_SPEED])
         dist = float(ego[_STOP_D])
         half = 0.5 * self.info.ego.length
+        if dist > self._stop_seen[b] + 5.0:  # the next stop line is a new one: its stop is still due
+            self._stopped[b] = False
+        self._stop_seen[b] = dist
         # (IDM halts ``min_gap`` short of an obstacle: put the virtual one that far past the target)
         halt = dist + cfg.min_gap - cfg.stop_margin
         stop = math.inf
@@ -210,24 +231,28 @@ class Expert(Agent):
         return stop
 
     def _objects(self, b: int, obs: Observation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Objects as ``[N, (x, y, yaw, vx, vy, length, width, lane yaw)]`` in the ego frame (lane yaw:
-        the heading of the lane a vehicle keeps to, NaN if none), whether each is static, and how
+        """Objects as ``[N, (x, y, yaw, vx, vy, length, width, lane yaw, lane offset, lane width)]`` in
+        the ego frame (for a vehicle: the heading of the lane it keeps to, its offset left of that
+        lane's centre [m] and the lane's width [m]; NaN if none), whether each is static, and how
         long each has stood still [s] (tracked by id)."""
         mask = obs.objects_mask[b]
         o = obs.objects[b][mask]
-        objs = np.zeros((len(o), 8))
+        objs = np.zeros((len(o), 10))
         objs[:, 0], objs[:, 1] = o[:, _OX], o[:, _OY]
         objs[:, 2] = np.arctan2(o[:, _OS], o[:, _OC])
         objs[:, 3], objs[:, 4] = o[:, _OVX], o[:, _OVY]
         objs[:, 5], objs[:, 6] = o[:, _OL], o[:, _OW]
-        objs[:, 7] = np.nan
+        objs[:, 7:] = np.nan
         vehicles = o[:, _O_VEHICLE] > 0.5
-        if vehicles.any():  # the heading of the lane each vehicle keeps to, in the ego frame
+        if vehicles.any():  # the lane each vehicle keeps to, in the ego frame
             pose = obs.pose[b]
             c, s = math.cos(pose[2]), math.sin(pose[2])
             v = objs[vehicles]
             xy = np.stack([pose[0] + c * v[:, 0] - s * v[:, 1], pose[1] + s * v[:, 0] + c * v[:, 1]], axis=1)
-            objs[vehicles, 7] = self._lanes.heading_near(xy, v[:, 2] + pose[2]) - pose[2]
+            heading, lateral, width = self._lanes.lane_near(xy, v[:, 2] + pose[2])
+            objs[vehicles, 7] = heading - pose[2]
+            objs[vehicles, 8] = lateral
+            objs[vehicles, 9] = width
         ids = obs.object_ids[b][mask]
         still = np.hypot(objs[:, 3], objs[:, 4]) < _STILL
         before = self._still[b]
@@ -283,12 +308,16 @@ class Expert(Agent):
             # nothing in the lane avoids a collision: evasive proposals into the neighbour lanes too
             plan = self._propose(b, path, [*offsets, width, -width], objs, stop, ego, pose)
         if plan.multiplier.max() <= 0.0:
-            # every proposal collides: brake, steering along the path that stays on the road and
-            # collides latest
+            # every proposal collides: follow the one that stays on the road and collides latest,
+            # braking at least comfortably while the collision is still ``evade_time`` away (room
+            # to steer clear as the forecast firms up), at full force once it is closer
             hit = np.where(np.isinf(plan.first_hit), 1e9, plan.first_hit)
             best = int(np.argmax(hit + 1e10 * plan.on_road - 1e-3 * plan.final_speed))
-            accel_cmd = -self.info.ego.max_brake
             steer_cmd = plan.cmd[best, 1]
+            if hit[best] > cfg.evade_time:
+                accel_cmd = min(plan.cmd[best, 0], -cfg.idm_decel)
+            else:
+                accel_cmd = -self.info.ego.max_brake
         else:
             best = int(np.argmax(plan.score))
             accel_cmd, steer_cmd = plan.cmd[best]
@@ -310,6 +339,12 @@ class Expert(Agent):
         limit = max(float(ego[_LIMIT]), 3.0)
         targets = np.asarray(cfg.speed_fractions, dtype=np.float64) * limit
         C = len(offsets_arr) * len(targets)
+        # only objects that can come near the ego within the horizon matter
+        v_obj = np.hypot(objs[:, 3], objs[:, 4])
+        reach = (
+            (float(ego[_SPEED]) + 3.0 + v_obj) * cfg.horizon + 0.5 * (self.info.ego.length + objs[:, 5]) + 5.0
+        )
+        objs = np.ascontiguousarray(objs[np.hypot(objs[:, 0], objs[:, 1]) < reach])
         T = round(cfg.horizon / cfg.step)
         traj = np.zeros((C, T + 1, 4))
         cmd = np.zeros((C, 2))
@@ -322,13 +357,12 @@ class Expert(Agent):
             float(ego[_PREV_STEER]) * self.info.ego.max_steer, self._limits,
             np.array([cfg.idm_accel, cfg.idm_decel, cfg.headway, cfg.min_gap, cfg.max_lateral_accel,
                       cfg.corridor_margin, cfg.stopped_gap, cfg.lon_margin, cfg.lat_margin, cfg.min_ramp,
-                      cfg.ramp_accel, cfg.clear_lon, cfg.clear_lat, cfg.steer_rate]),
+                      cfg.ramp_accel, cfg.clear_lon, cfg.clear_lat, cfg.steer_rate, cfg.creep_speed]),
             T, cfg.step, traj, cmd, first_hit, first_near, min_margin, progress,
         )  # fmt: skip
         # multipliers (no collision, drivable), weighted progress / TTC / comfort, lane costs
         samples = self._map_poses(traj[:, :: max(1, T // 8)], pose)
-        on_road = self._on_road(samples)
-        wrong_way, off_route = self._lanes.compliance(samples, self._route_lanes[b])
+        on_road, wrong_way, off_route = self._lanes.judge(samples, self._route_mask[b], self.info.ego)
         progress_norm = progress / max(progress.max(), 1e-3)
         ttc_ok = (first_near > 3.0).astype(np.float64)  # no near miss within 3 s (nuPlan's TTC horizon)
         accel = np.diff(traj[:, :, 3], axis=1) / cfg.step
@@ -356,23 +390,6 @@ class Expert(Agent):
         out[..., 2] = pose[2] + poses[..., 2]
         return out
 
-    def _on_road(self, poses: np.ndarray) -> np.ndarray:
-        """``bool [C]``: the four corners of the ego's box stay on the drivable area at every map-frame
-        pose of ``poses [C, K, 3]`` after the first (the ego now); when the ego is off it now, on the
-        last half of them (it gets back on)."""
-        e = self.info.ego
-        corners = np.array([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]]) * [
-            0.5 * e.length,
-            0.5 * e.width,
-        ]
-        yaw = poses[..., 2:3]
-        cx = poses[..., 0:1] + np.cos(yaw) * corners[:, 0] - np.sin(yaw) * corners[:, 1]
-        cy = poses[..., 1:2] + np.sin(yaw) * corners[:, 0] + np.cos(yaw) * corners[:, 1]
-        inside = self.info.road_map.on_drivable(np.stack([cx, cy], -1)).all(axis=-1)  # [C, K]
-        if inside[0, 0]:
-            return inside[:, 1:].all(axis=1)
-        return inside[:, inside.shape[1] // 2 :].all(axis=1)
-
 
 @dataclass(frozen=True)
 class _Proposals:
@@ -397,20 +414,41 @@ def _lateral_offset(path: np.ndarray) -> float:
 
 
 class _LaneLookup:
-    """Nearest centreline sample of the driving lanes (a KD-tree built once per map): the lane and
-    its direction under a point, for the lane-compliance costs."""
+    """Nearest centreline sample of the driving lanes, built once per map: a KD-tree, and a raster
+    of ``LANE_CELL`` cells holding each cell centre's nearest sample (-1 farther than ``LANE_REACH``)
+    for the per-proposal lane-compliance and drivable-area checks (:func:`_judge_poses`)."""
 
     def __init__(self, road_map) -> None:
         lanes = road_map.driving_lanes
         idx = np.flatnonzero(np.isin(road_map.point_lane, lanes))
-        self.tree = cKDTree(road_map.points[idx])
+        self.points = road_map.points[idx]
+        self.tree = cKDTree(self.points)
         self.lane = road_map.point_lane[idx]
         self.heading = road_map.headings[idx]
+        self.width = road_map.widths[idx]
         self.junction = road_map.lane_junction[self.lane] >= 0
         self.to_end = road_map.lane_length[self.lane] - road_map.s[idx]
         into = np.array([bool(succ) and all(road_map.lane_junction[k] >= 0 for k in succ)
                          for succ in road_map.lane_successors])  # fmt: skip
         self.into_junction = into[self.lane]
+        # the raster of nearest samples (cell centres at x0 + (i + 0.5) * LANE_CELL)
+        xmin, ymin, xmax, ymax = road_map.bounds
+        self.x0, self.y0 = math.floor(xmin) - 1.0, math.floor(ymin) - 1.0
+        w = math.ceil((xmax + 1.0 - self.x0) / LANE_CELL)
+        h = math.ceil((ymax + 1.0 - self.y0) / LANE_CELL)
+        gx = self.x0 + (np.arange(w) + 0.5) * LANE_CELL
+        gy = self.y0 + (np.arange(h) + 0.5) * LANE_CELL
+        cells = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
+        _, k = self.tree.query(cells, distance_upper_bound=LANE_REACH)
+        self.cell = np.where(k < len(idx), k, -1).astype(np.int32).reshape(h, w)
+        from sim_bridge.maps.lookup import drivable_raster
+
+        r = drivable_raster(road_map)
+        self.drive_bits = r["bits"]
+        self.drive_grid = np.array(
+            [r["x0"], r["y0"], r["res"], r["shape"][0], r["shape"][1]], dtype=np.float64
+        )
+        self.lane_grid = np.array([self.x0, self.y0, LANE_CELL, h, w], dtype=np.float64)
 
     @classmethod
     def of(cls, road_map) -> _LaneLookup:
@@ -419,22 +457,27 @@ class _LaneLookup:
             cached = road_map.cache["expert_lane_lookup"] = cls(road_map)
         return cached
 
-    def compliance(self, poses: np.ndarray, route_lanes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Shares of the map-frame ``poses [C, K, 3]`` (after the first) that drive against the lane
-        under them, and that lie on a lane outside ``route_lanes``: ``[C]`` each (junctions count as
+    def judge(
+        self, poses: np.ndarray, route_mask: np.ndarray, ego
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For map-frame ``poses [C, K, 3]`` (the first: the ego now): whether each proposal keeps the
+        ego's box on the drivable area (after the first pose; when the ego is off it now, on the last
+        half), and the shares of the poses after the first that drive against the lane under them and
+        that lie on a lane outside the route (``route_mask [L]``): ``[C]`` each (junctions count as
         neither)."""
-        p = poses[:, 1:]
-        _, k = self.tree.query(p[..., :2].reshape(-1, 2))
-        k = k.reshape(p.shape[:2])
-        free = ~self.junction[k]
-        err = np.abs((p[..., 2] - self.heading[k] + math.pi) % (2.0 * math.pi) - math.pi)
-        wrong = free & (err > 0.5 * math.pi)
-        off = free & ~np.isin(self.lane[k], route_lanes)
-        return wrong.mean(axis=1), off.mean(axis=1)
+        c = poses.shape[0]
+        on_road, wrong, off = np.zeros(c, dtype=bool), np.zeros(c), np.zeros(c)
+        _judge_poses(
+            np.ascontiguousarray(poses), 0.5 * ego.length, 0.5 * ego.width, self.drive_bits, self.drive_grid,
+            self.cell, self.lane_grid, self.lane, self.heading, self.junction, route_mask, on_road, wrong, off,
+        )  # fmt: skip
+        return on_road, wrong, off
 
-    def heading_near(self, xy: np.ndarray, yaw: np.ndarray) -> np.ndarray:
-        """Heading [rad] of the lane (outside junctions) under each point ``xy [N, 2]`` that agrees
-        best with ``yaw [N]``; NaN in junctions, off lanes or when none is within 45 deg."""
+    def lane_near(self, xy: np.ndarray, yaw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each point ``xy [N, 2]`` with heading ``yaw [N]``: the heading [rad] of the lane
+        (outside junctions) under it that agrees best with ``yaw``, the point's offset left of that
+        lane's centre [m] and the lane's width [m]; NaN (all three) in junctions, off lanes or when
+        no lane is within 45 deg."""
         dist, k = self.tree.query(xy, k=6, distance_upper_bound=3.0)
         ok = np.isfinite(dist)
         k = np.where(ok, k, 0)
@@ -442,7 +485,13 @@ class _LaneLookup:
         err = np.where(ok & ~self.junction[k], err, np.inf)
         best = err.argmin(axis=1)
         rows = np.arange(len(xy))
-        return np.where(err[rows, best] < 0.25 * math.pi, self.heading[k[rows, best]], np.nan)
+        kb = k[rows, best]
+        found = err[rows, best] < 0.25 * math.pi
+        h = self.heading[kb]
+        d = xy - self.points[kb]
+        lateral = -np.sin(h) * d[:, 0] + np.cos(h) * d[:, 1]
+        nan = np.full(len(xy), np.nan)
+        return np.where(found, h, nan), np.where(found, lateral, nan), np.where(found, self.width[kb], nan)
 
     def near_junction(self, xy: np.ndarray, distance: float) -> bool:
         """Does the point lie in a junction, or within ``distance`` [m] of the end of a lane that
@@ -452,6 +501,64 @@ class _LaneLookup:
 
 
 # ============================================================================ kernel
+
+
+@numba.njit(cache=True)
+def _raster_cell(grid, x: float, y: float) -> tuple[int, int]:
+    """Row and column of ``(x, y)`` in a raster ``grid = (x0, y0, res, rows, cols)``; (-1, -1) outside."""
+    fx = (x - grid[0]) / grid[2]
+    fy = (y - grid[1]) / grid[2]
+    if not (0.0 <= fx < grid[4] and 0.0 <= fy < grid[3]):
+        return -1, -1
+    return int(fy), int(fx)
+
+
+@numba.njit(cache=True)
+def _judge_poses(
+    poses, half_l, half_w, bits, drive_grid, cell, lane_grid, lane, heading, junction, route_mask,
+    on_road, wrong, off,
+) -> None:  # fmt: skip
+    """See :meth:`_LaneLookup.judge` (fills ``on_road, wrong, off [C]``)."""
+    c_n, k_n = poses.shape[0], poses.shape[1]
+    first_ok = True
+    for ci in range(c_n):
+        ok_all = True
+        ok_late = True
+        n_wrong = 0
+        n_off = 0
+        for k in range(k_n):
+            x, y, yaw = poses[ci, k, 0], poses[ci, k, 1], poses[ci, k, 2]
+            c, s = math.cos(yaw), math.sin(yaw)
+            inside = True
+            for sl, sw in ((1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0)):
+                px = x + c * sl * half_l - s * sw * half_w
+                py = y + s * sl * half_l + c * sw * half_w
+                row, col = _raster_cell(drive_grid, px, py)
+                if row < 0 or (bits[row, col >> 3] >> (7 - (col & 7))) & 1 == 0:
+                    inside = False
+                    break
+            if k == 0:
+                if ci == 0:
+                    first_ok = inside
+                continue
+            if not inside:
+                ok_all = False
+                if k >= k_n // 2:
+                    ok_late = False
+            row, col = _raster_cell(lane_grid, x, y)
+            if row < 0:
+                continue
+            j = cell[row, col]
+            if j < 0 or junction[j]:
+                continue
+            err = abs((yaw - heading[j] + math.pi) % (2.0 * math.pi) - math.pi)
+            if err > 0.5 * math.pi:
+                n_wrong += 1
+            if not route_mask[lane[j]]:
+                n_off += 1
+        on_road[ci] = ok_all if first_ok else ok_late
+        wrong[ci] = n_wrong / max(k_n - 1, 1)
+        off[ci] = n_off / max(k_n - 1, 1)
 
 
 @numba.njit(cache=True)
@@ -502,11 +609,15 @@ def _offset_point(path, k: int, offset: float, ramp: float, start: float) -> tup
 
 @numba.njit(cache=True)
 def _forecast(objs, T: int, dt: float):
-    """Poses ``[N, T+1, (x, y, yaw)]`` of the objects every ``dt`` [s]: at constant speed; a vehicle
-    keeping to a lane (finite lane yaw, column 7) turns back to the lane's heading within about
-    ``LANE_RELAX`` seconds, anything else keeps its velocity."""
+    """Poses ``[N, T+1, (x, y, yaw)]`` of the objects every ``dt`` [s]. A vehicle keeping to a lane
+    (finite lane yaw, column 7) drives along the lane's heading: a small heading error turns back to
+    it within about ``LANE_RELAX`` seconds, but one that takes it away from the lane's centre while
+    it is already ``LANE_CHANGE_OFFSET`` or more off it and goes the ego's way (a lane change, a
+    cut-in) is kept for ``LANE_CHANGE_HOLD`` seconds or until the vehicle's centre reaches the
+    lane's edge (width: column 9), whichever comes first. Anything else keeps its velocity."""
     n = objs.shape[0]
     out = np.empty((n, T + 1, 3))
+    decay = math.exp(-dt / LANE_RELAX)
     for j in range(n):
         x, y, yaw = objs[j, 0], objs[j, 1], objs[j, 2]
         vx, vy = objs[j, 3], objs[j, 4]
@@ -514,14 +625,27 @@ def _forecast(objs, T: int, dt: float):
         speed = math.sqrt(vx * vx + vy * vy)
         follow = not math.isnan(lane_yaw) and speed > 0.5 and math.cos(math.atan2(vy, vx) - yaw) > 0.0
         err = (yaw - lane_yaw + math.pi) % (2.0 * math.pi) - math.pi if follow else 0.0
-        decay = math.exp(-dt / LANE_RELAX)
+        lat = objs[j, 8] if follow else 0.0
+        width = objs[j, 9] if follow else 0.0
+        # (only vehicles going the ego's way: an oncoming car drifting towards the centre line is
+        # left to the lane relaxation, or the ego would flee a drift that stops at the line)
+        changing = (
+            follow
+            and math.cos(lane_yaw) > 0.0
+            and abs(lat) >= LANE_CHANGE_OFFSET
+            and lat * math.sin(err) > 0.0
+        )
         out[j, 0, 0], out[j, 0, 1], out[j, 0, 2] = x, y, yaw
         for t in range(T):
             if follow:
-                err_new = err * decay
+                if changing and abs(lat) < 0.5 * width and t * dt < LANE_CHANGE_HOLD:
+                    err_new = err
+                else:
+                    err_new = err * decay
                 h = lane_yaw + 0.5 * (err + err_new)
                 x += speed * math.cos(h) * dt
                 y += speed * math.sin(h) * dt
+                lat += speed * math.sin(0.5 * (err + err_new)) * dt
                 err = err_new
                 yaw = lane_yaw + err
             else:
@@ -558,10 +682,17 @@ def _simulate(
     length, width, wheelbase, max_steer, max_accel, max_brake = lim[0], lim[1], lim[2], lim[3], lim[4], lim[5]
     a_max, b_comf, headway, s0, a_lat, margin = idm[0], idm[1], idm[2], idm[3], idm[4], idm[5]
     s0_stopped, lon_margin, lat_margin, min_ramp, ramp_accel = idm[6], idm[7], idm[8], idm[9], idm[10]
-    near_lon, near_lat, steer_rate = idm[11], idm[12], idm[13]
+    near_lon, near_lat, steer_rate, creep = idm[11], idm[12], idm[13], idm[14]
     n_path = path.shape[0]
     n_obj = objs.shape[0]
     fc = _forecast(objs, T, dt)
+    touching = np.zeros(n_obj, dtype=np.bool_)
+    follower = np.zeros(n_obj, dtype=np.bool_)
+    for j in range(n_obj):
+        touching[j] = _box_overlap(
+            0.0, 0.0, 0.0, length, width, objs[j, 0], objs[j, 1], objs[j, 2], objs[j, 5], objs[j, 6]
+        )
+        follower[j] = objs[j, 0] < -0.5 * length and abs(objs[j, 1]) < 0.5 * (width + objs[j, 6])
     # the ego's lateral offset from the path (+ left): every proposal starts where the ego is
     h0x, h0y = path[1, 0] - path[0, 0], path[1, 1] - path[0, 1]
     h0n = math.sqrt(h0x * h0x + h0y * h0y) + 1e-9
@@ -657,27 +788,33 @@ def _simulate(
             v = v_new
             s_travel += arc
             traj[ci, t + 1, 0], traj[ci, t + 1, 1], traj[ci, t + 1, 2], traj[ci, t + 1, 3] = x, y, yaw, v
-            # collisions with the forecasts (objects behind us are not ours to avoid)
+            # collisions with the forecasts (a follower behind us in line is not ours to avoid, nor
+            # an object already touching us: only new collisions count)
             tt = time + dt
             for j in range(n_obj):
                 ox, oy, oyaw = fc[j, t + 1, 0], fc[j, t + 1, 1], fc[j, t + 1, 2]
-                if objs[j, 0] < -0.5 * length and v <= math.hypot(objs[j, 3], objs[j, 4]):
+                if touching[j] or (follower[j] and v <= math.hypot(objs[j, 3], objs[j, 4])):
                     continue
                 if math.hypot(ox - x, oy - y) < 0.5 * (length + objs[j, 5]) + 3.0:
                     clearance = _box_gap(x, y, yaw, length, width, ox, oy, oyaw, objs[j, 5], objs[j, 6])
                     if clearance < min_margin[ci]:
                         min_margin[ci] = clearance
-                if first_near[ci] == np.inf and _box_overlap(
-                    x,
-                    y,
-                    yaw,
-                    length + 2.0 * near_lon,
-                    width + 2.0 * near_lat,
-                    ox,
-                    oy,
-                    oyaw,
-                    objs[j, 5],
-                    objs[j, 6],
+                standing = objs[j, 3] * objs[j, 3] + objs[j, 4] * objs[j, 4] < _STILL * _STILL
+                if (
+                    first_near[ci] == np.inf
+                    and not (standing and v < creep)
+                    and _box_overlap(
+                        x,
+                        y,
+                        yaw,
+                        length + 2.0 * near_lon,
+                        width + 2.0 * near_lat,
+                        ox,
+                        oy,
+                        oyaw,
+                        objs[j, 5],
+                        objs[j, 6],
+                    )
                 ):
                     if v > 0.05 or t == 0:
                         first_near[ci] = tt

@@ -184,7 +184,22 @@ def plans_from_routes(
         if lane0[b] >= 0:
             if n == 0:
                 n = 1
+            elif plan[b, 0] != lane0[b] and _passed(point_lane[b], valid[b], index[b], lane0[b]):
+                # the progress point has run ahead into the route's next lane (entering a junction)
+                # before the tracker moved there: keep that lane in the plan, after the occupied one
+                n = min(n + 1, R)
+                for k in range(n - 1, 0, -1):
+                    plan[b, k] = plan[b, k - 1]
             plan[b, 0] = lane0[b]
         for k in range(n, R):
             plan[b, k] = -1
         plan_len[b] = n
+
+
+@numba.njit(cache=True)
+def _passed(point_lane: np.ndarray, valid: np.ndarray, index: int, lane: int) -> bool:
+    """Is ``lane`` the route's lane at one of the few points just before the progress ``index``?"""
+    for i in range(max(index - 8, 0), index):
+        if valid[i] and point_lane[i] == lane:
+            return True
+    return False
