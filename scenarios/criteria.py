@@ -376,7 +376,12 @@ class EpisodeJudge:
         gained = progress - self._progress
         self._progress = progress
         self._lanes_total += gained
-        if not events["on_route_lanes"]:
+        inside = False
+        if self.spec.trigger_area is not None:
+            ax, ay, radius = self.spec.trigger_area
+            inside = math.hypot(x - ax, y - ay) <= radius
+        passing = cfg.pass_opposite_lane and inside and bool(events["wrong_way"])
+        if not events["on_route_lanes"] and not passing:
             self._lanes_outside += gained
             if self._lanes_first is None:
                 self._lanes_first = (t, x, y)
@@ -432,10 +437,6 @@ class EpisodeJudge:
         # does the episode end?
         if speed >= cfg.blocked_speed:
             self._last_moving = t
-        inside = False
-        if self.spec.trigger_area is not None:
-            ax, ay, radius = self.spec.trigger_area
-            inside = math.hypot(x - ax, y - ay) <= radius
         if not inside:
             self._inside_since = None
         elif self._inside_since is None:

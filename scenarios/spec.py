@@ -43,6 +43,10 @@ class CriteriaConfig:
     """Apply the minimum-speed penalty (ego mean speed against the traffic around it)."""
     completion_distance: float = 10.0
     """The route counts as completed within this distance of its end [m] (and > 99 % done)."""
+    pass_opposite_lane: bool = False
+    """Inside the scenario's trigger area, progress made in an opposite-direction lane is not
+    "outside route lanes" (Leaderboard 2.0 switches that check off while a two-way pass scenario
+    runs: ``AC_SwitchWrongDirectionTest``)."""
 
 
 @dataclass(frozen=True)

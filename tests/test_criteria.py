@@ -323,6 +323,18 @@ def test_outside_route_lanes_percentage():
     assert out.value == pytest.approx(25.0) and out.time == pytest.approx(4.1)
 
 
+@pytest.mark.parametrize(
+    ("allowed", "area_x", "expected"), [(True, 50.0, 5.0), (False, 50.0, 25.0), (True, 500.0, 25.0)]
+)
+def test_opposite_lane_pass_inside_the_trigger_area(allowed, area_x, expected):
+    """Steps 41..65 off the route's lanes, of which 41..60 in an opposite-direction lane (wrong way):
+    with ``pass_opposite_lane`` and the pass inside the trigger area only 61..65 count."""
+    judge = EpisodeJudge(spec(trigger_area=(area_x, 0.0, 30.0), pass_opposite_lane=allowed), 1000.0, DT)
+    drive(judge, 100, on_route_lanes=lambda k: not 41 <= k <= 65, wrong_way=lambda k: 41 <= k <= 60)
+    result = judge.finish(EpisodeResult("o"))
+    assert result.outside_route_lanes == pytest.approx(expected)
+
+
 def test_no_outside_infraction_when_always_on_route():
     judge = EpisodeJudge(spec(), 1000.0, DT)
     drive(judge, 100)

@@ -22,6 +22,8 @@ from sim_bridge.maps.road_map import RoadMap
 #: criteria of the short hazard scenarios: the Leaderboard's, without the minimum-speed penalty
 #: (it compares the ego with background traffic, while here a scripted actor sets the pace)
 HAZARD_CRITERIA = CriteriaConfig(min_speed=False)
+#: … of the two-way pass scenarios: passing through the oncoming lane inside the trigger area is allowed
+TWO_WAY_CRITERIA = CriteriaConfig(min_speed=False, pass_opposite_lane=True)
 #: default length of scenario vehicles [m] (``ActorSpec.length=None``)
 CAR_LENGTH = 4.6
 

@@ -14,6 +14,7 @@ import numpy as np
 from scenarios.families.base import (
     CAR_LENGTH,
     HAZARD_CRITERIA,
+    TWO_WAY_CRITERIA,
     Family,
     FamilyError,
     ahead,
@@ -94,7 +95,10 @@ def parked_obstacle(
     )  # fmt: skip
     centre = point_on(road_map, lane, s_obs)
     return ScenarioSpec(
-        name="", world=world, criteria=HAZARD_CRITERIA, trigger_area=(*centre, p["distance"] + 20.0)
+        name="",
+        world=world,
+        criteria=TWO_WAY_CRITERIA if two_way else HAZARD_CRITERIA,
+        trigger_area=(*centre, p["distance"] + 20.0),
     )
 
 
@@ -144,7 +148,7 @@ def vehicle_opens_door(
     )  # fmt: skip
     centre = point_on(road_map, lane, s_car)
     return ScenarioSpec(
-        name="", world=world, criteria=HAZARD_CRITERIA, trigger_area=(*centre, p["trigger"] + 20.0)
+        name="", world=world, criteria=TWO_WAY_CRITERIA, trigger_area=(*centre, p["trigger"] + 20.0)
     )
 
 
