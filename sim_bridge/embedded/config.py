@@ -54,6 +54,14 @@ class DriverModel:
     dissolves gridlocks as SUMO's time-to-teleport does [s]."""
     yield_horizon: float = 4.0
     """Conflicting vehicles arriving at a junction within this many seconds are yielded to [s]."""
+    critical_gap: float = 5.0
+    """A vehicle at a stop sign enters when every conflicting priority vehicle is at least this
+    far (in time) from the junction [s]."""
+    min_critical_gap: float = 2.5
+    """The critical gap after waiting ``impatience_time`` (it shrinks linearly in between, as
+    SUMO's impatience) [s]."""
+    impatience_time: float = 30.0
+    """Standstill at a stop sign after which the shortest gap is accepted [s]."""
 
 
 @dataclass

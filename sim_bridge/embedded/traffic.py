@@ -6,8 +6,16 @@ Right of way at a junction: a vehicle about to enter waits while a conflicting j
 occupied, and for conflicting vehicles that will arrive within ``yield_horizon`` and rank higher.
 Rank: signal or no control (2), minus one for a left turn; stop sign (0). Ties go to the earlier
 arrival, then the lower slot (the ego is slot 0). The order is total, so approaching vehicles
-never wait for each other in a cycle. A long vehicle also waits before a junction while its turn
+never wait for each other in a cycle. A vehicle at a stop sign accepts a gap in the priority
+stream when every conflicting vehicle is farther than a critical gap from the junction
+(``DriverModel.critical_gap``, shrinking with the time it has waited, as SUMO's impatience), and
+does not wait for a priority vehicle that stands still (waiting for room or to turn): that one
+checks the junction before it moves. A long vehicle also waits before a junction while its turn
 would sweep over a vehicle standing beside the lane it turns into.
+
+Steering: pure pursuit whose lookahead shortens where the plan bends (the chord of a bend of
+radius R cuts its inside by about look² / 2R; see :data:`BEND_CHORD_ERROR`), so that cars keep
+to their lane through tight corners instead of cutting into the oncoming one.
 
 Obstacles: vehicles on the lanes of the plan by arc length; anything else in a corridor along the
 steering aim, except vehicles that keep to a lane we do not use (or to a junction lane that does
@@ -74,6 +82,7 @@ from sim_bridge.embedded.fields import (
     STEER_CMD,
     STEP_COUNT,
     STOP_DONE,
+    STUCK,
     TRIGGERED,
     WHEELBASE,
     WIDTH,
@@ -105,6 +114,15 @@ _CUT_IN = int(BehaviourKind.CUT_IN)
 _CRUISE = int(BehaviourKind.CRUISE)
 #: look this far ahead for junctions, stop lines and curves [m]
 HORIZON = 45.0
+#: conflicting vehicles this far from their junction are seen when judging a gap [m]
+APPROACH_HORIZON = 90.0
+#: pure pursuit cuts a bend of radius R by about look² / 2R: the lookahead is shortened to keep
+#: that below this [m], but not below :data:`MIN_BEND_LOOKAHEAD` nor ``BEND_LOOKAHEAD_TIME`` × speed
+BEND_CHORD_ERROR = 0.15
+MIN_BEND_LOOKAHEAD = 2.0  # [m]
+BEND_LOOKAHEAD_TIME = 0.45  # [s]
+#: a priority vehicle standing still this long is waiting (for room, to turn), not arriving [s]
+WAITING_TIME = 1.0
 #: a vehicle that would need more than this to stop before a junction is committed to enter [m/s²]
 COMMIT_DECEL = 4.5
 #: a random lane change is refused if it makes us or the new follower brake harder than this [m/s²]
@@ -132,6 +150,9 @@ class DriverParams(NamedTuple):
     lane_change_prob: float  # per decision step
     lane_change_time: float
     yield_horizon: float
+    critical_gap: float
+    min_critical_gap: float
+    impatience_time: float
     stuck_timeout: float
     max_brake: float
     dt: float  # decision period [s]
@@ -143,7 +164,8 @@ class DriverParams(NamedTuple):
         return cls(
             driver.accel, driver.comfort_brake, driver.headway, driver.min_gap, driver.lookahead_time,
             driver.min_lookahead, driver.max_lateral_accel, driver.lane_change_rate * decision_dt,
-            driver.lane_change_time, driver.yield_horizon, driver.stuck_timeout, limits.max_brake, decision_dt,
+            driver.lane_change_time, driver.yield_horizon, driver.critical_gap, driver.min_critical_gap,
+            driver.impatience_time, driver.stuck_timeout, limits.max_brake, decision_dt,
             limits.max_steer, limits.max_steer_rate,
         )  # fmt: skip
 
@@ -177,8 +199,8 @@ def _smooth(u: float) -> float:
 
 
 @numba.njit(cache=True)
-def next_junction(m, plan: np.ndarray, n: int, s: float) -> tuple[int, float]:
-    """First plan index on a junction lane within the horizon and the distance to its start [m].
+def next_junction(m, plan: np.ndarray, n: int, s: float, horizon: float = HORIZON) -> tuple[int, float]:
+    """First plan index on a junction lane within ``horizon`` [m] and the distance to its start [m].
 
     ``(0, 0.0)`` inside a junction; ``(-1, inf)`` if none.
     """
@@ -187,7 +209,7 @@ def next_junction(m, plan: np.ndarray, n: int, s: float) -> tuple[int, float]:
         lane = plan[k]
         if lane < 0:
             break
-        if k > 0 and off > HORIZON:
+        if k > 0 and off > horizon:
             break
         if m.lane_i[L_JUNCTION, lane] >= 0:
             return k, max(off, 0.0)
@@ -279,7 +301,7 @@ def _junction_approaches(
             jdist[j] = 0.0
             jstate[j] = 1
             continue
-        kj, d = next_junction(m, plan[b, j], I[PLAN_LEN, b, j], F[S, b, j])
+        kj, d = next_junction(m, plan[b, j], I[PLAN_LEN, b, j], F[S, b, j], APPROACH_HORIZON)
         if kj <= 0:
             continue
         jlane[j] = plan[b, j, kj]
@@ -295,21 +317,38 @@ def _junction_approaches(
 
 @numba.njit(cache=True)
 def _must_yield(
-    m, F, NV: int, b: int, i: int, jlane: np.ndarray, jdist: np.ndarray, jstate: np.ndarray, horizon: float
+    m, F, NV: int, b: int, i: int, jlane: np.ndarray, jdist: np.ndarray, jstate: np.ndarray, p: DriverParams
 ) -> bool:
-    """Must vehicle ``i`` (about to enter junction lane ``jlane[i]``) wait? See the module doc."""
+    """Must vehicle ``i`` (about to enter junction lane ``jlane[i]``) wait? See the module doc.
+
+    Conflicting vehicles of higher rank are yielded to while they arrive within
+    ``p.yield_horizon`` [s]; at a stop sign within the critical gap, which shrinks linearly from
+    ``p.critical_gap`` to ``p.min_critical_gap`` as ``i``'s standstill time reaches
+    ``p.impatience_time``."""
     jl_i = jlane[i]
     rank_i = _rank(m, jl_i)
     eta_i = jdist[i] / max(F[SPEED, b, i], 1.0)
+    gap = p.yield_horizon
+    if rank_i == 0:
+        impatience = min(F[STUCK, b, i] / max(p.impatience_time, 1e-3), 1.0)
+        gap = p.critical_gap - impatience * (p.critical_gap - p.min_critical_gap)
+        if F[SPEED, b, i] > 0.5:
+            gap = p.min_critical_gap  # off the line: it took a gap, it does not stop again for the next
     for j in range(NV):
         if j == i or jlane[j] < 0 or jstate[j] == 4 or not _conflicts(m, jl_i, jlane[j]):
             continue
         if jstate[j] <= 2:
             return True  # inside the junction, or committed to enter
-        eta_j = jdist[j] / max(F[SPEED, b, j], 1.0)
-        if eta_j > horizon:
-            continue
         rank_j = _rank(m, jlane[j])
+        if rank_j > rank_i:
+            if F[SPEED, b, j] < 0.1 and F[STUCK, b, j] > WAITING_TIME:
+                continue  # waiting (for room, to turn); it yields to us once we are in
+            if jdist[j] / max(F[SPEED, b, j], 1.0) < gap:
+                return True
+            continue
+        eta_j = jdist[j] / max(F[SPEED, b, j], 1.0)
+        if eta_j > p.yield_horizon:
+            continue
         if rank_j > rank_i:
             return True
         if rank_j == rank_i and (eta_j < eta_i - 0.5 or (abs(eta_j - eta_i) <= 0.5 and j < i)):
@@ -363,8 +402,21 @@ def _pursuit_steer(
 ) -> tuple[float, float]:  # fmt: skip
     """Pure pursuit: ``(wheel angle [rad], aim [rad])`` towards the point of the plan ``lookahead``
     ahead of arc length ``s`` [m], ``lat`` [m] left of the centreline; the rear axle (``wb / 2``
-    behind the centre) aims at it."""
+    behind the centre) aims at it. In a bend the lookahead shortens (see :data:`BEND_CHORD_ERROR`)."""
     look = max(p.min_lookahead, p.lookahead_time * v)
+    # sharpest lane within the lookahead
+    kmax = 0.0
+    off = -s
+    for q in range(n):
+        lq = plan[q]
+        if lq < 0 or off > look:
+            break
+        kmax = max(kmax, m.lane_f[L_CURVATURE, lq])
+        off += m.lane_f[L_LENGTH, lq]
+    if kmax > 1e-3:
+        look = max(
+            min(look, np.sqrt(2.0 * BEND_CHORD_ERROR / kmax)), MIN_BEND_LOOKAHEAD, BEND_LOOKAHEAD_TIME * v
+        )
     k, sk = plan_point(m, plan, n, s + look)
     tx, ty, _ = pose_on_lane(m, plan[k], sk, lat)
     rx = x - 0.5 * wb * np.cos(yaw)
@@ -697,7 +749,7 @@ def drive_world(m, F, I, plan, seed, W, light, NV: int, p: DriverParams, b: int)
                 no_room = gap < _INF and v_lead < 3.0 and gap + half < exit_dist + 2.0 * half + p.min_gap
                 if (
                     no_room
-                    or (jlane[i] == jl and _must_yield(m, F, NV, b, i, jlane, jdist, jstate, p.yield_horizon))
+                    or (jlane[i] == jl and _must_yield(m, F, NV, b, i, jlane, jdist, jstate, p))
                     or (
                         F[LENGTH, b, i] > LONG_VEHICLE
                         and entry_gap < 15.0
