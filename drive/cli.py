@@ -52,6 +52,21 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
         "drive.pipelines.collect:run",
         "collect simulated hours of experience into NPZ shards (resumable, parallel)",
     ),
+    ("train",): (
+        "train",
+        "drive.pipelines.train:run",
+        "train the JEPA world model on a budget prefix of a collection (resumable)",
+    ),
+    ("wm-eval",): (
+        "wm_eval",
+        "drive.pipelines.wm_eval:run",
+        "world-model diagnostics on held-out episodes (prediction error, AUROC, probes, rank)",
+    ),
+    ("bench", "wm"): (
+        "bench_wm",
+        "drive.pipelines.bench_wm:run",
+        "world-model training throughput and 512×15 rollout latency, one JSON line each",
+    ),
 }
 
 

@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
 
 from drive.world import WorldConfig
 from planning.expert import ExpertConfig
 from planning.explore import ExploreConfig
 from planning.lane_follower import LaneFollowerConfig
 from sim_bridge.embedded.config import EmbeddedConfig
+from world_model.config import LossConfig, ModelConfig, OptimConfig
 
 
 @dataclass
@@ -184,6 +186,99 @@ class CollectConfig:
     """Collection folder (manifest.json + shards); re-running the same command resumes it."""
 
 
+@dataclass
+class TrainConfig:
+    """``drive train``: the JEPA world model on a budget prefix of a collection (resumable)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The architecture (``model=jepa`` picks ``drive/conf/model/jepa.yaml``)."""
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: str = MISSING
+    """Collection folder written by ``drive collect`` (manifest.json + shards)."""
+    hours: float | None = 0.5
+    """Budget: the first this many simulated hours of the collection (null: all) [h]."""
+    window: int = 0
+    """Steps per training window (0: ``loss.horizon + 1``)."""
+    val_fraction: float = 0.1
+    """Share of the prefix's episodes held out for validation (chosen by a hash of the episode id)."""
+    split_seed: int = 0
+    """Seed of the train/validation hash."""
+    cache_dir: str | None = None
+    """Memory-map the packed BEV from uncompressed files here instead of holding it in RAM."""
+    device: str = "cpu"
+    """``cpu``, ``cuda``, ``cuda:1`` … or ``auto`` (CUDA when present)."""
+    threads: int = 1
+    """Intra-op threads of torch on the CPU (0: torch's default)."""
+    max_minutes: float = 14.0
+    """Wall-time budget [min] (0: none); training stops with a checkpoint when it runs out."""
+    tensorboard: bool = True
+    """Write TensorBoard scalars and retrieval images to ``out/tensorboard``."""
+    out: str = "outputs/train/h${hours}"
+    """Run folder (last.pt, run.json, summary.json, tensorboard/); re-running resumes it."""
+
+
+@dataclass
+class WmEvalConfig:
+    """``drive wm-eval``: diagnostics of a trained world model on held-out episodes."""
+
+    checkpoint: str = MISSING
+    """A ``last.pt`` written by ``drive train``."""
+    data: str = MISSING
+    """Collection folder with the held-out episodes (e.g. a collection with another seed)."""
+    hours: float | None = None
+    """Use the first this many simulated hours of ``data`` (null: all) [h]."""
+    after_hours: float = 0.0
+    """Skip the first this many hours (e.g. the training prefix of the same collection) [h]."""
+    split: str = "all"
+    """Episodes of the prefix to use: ``all``, or ``train`` / ``val`` of the hash split."""
+    val_fraction: float = 0.1
+    """The hash split's validation share (as in training), for ``split=train|val``."""
+    split_seed: int = 0
+    horizon: int = 15
+    """Rollout steps evaluated (10 Hz: 15 = 1.5 s)."""
+    ridge: float = 1e-3
+    """Ridge penalty of the linear probes, relative to the mean feature variance."""
+    batch_size: int = 256
+    """Frames encoded (and windows rolled out) per batch."""
+    device: str = "cpu"
+    threads: int = 1
+    """Intra-op threads of torch on the CPU (0: torch's default)."""
+    out: str = ""
+    """JSON report path (empty: ``wm_eval.json`` beside the checkpoint)."""
+
+
+@dataclass
+class BenchWmConfig:
+    """``drive bench wm``: training throughput and planning-rollout latency, one JSON line each."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    checkpoint: str | None = None
+    """Measure this trained model instead of a fresh one built from ``model``."""
+    data: str | None = None
+    """Time training on windows of this collection (default: synthetic windows of the same shapes)."""
+    bev_size: int = 96
+    """BEV side of synthetic windows [px]."""
+    bev_channels: int = 10
+    ego_dim: int = 27
+    samples: int = 512
+    """Action sequences per rollout."""
+    horizon: int = 15
+    """Steps per rollout."""
+    repeats: int = 50
+    """Timed rollouts (the median is reported)."""
+    warmup: int = 10
+    train_steps: int = 8
+    """Timed training steps (after two untimed ones)."""
+    threads: list[int] = field(default_factory=lambda: [1, 2])
+    """Intra-op thread counts to measure."""
+    reference_hidden: int = 256
+    """Hidden width of the eager reference predictor (latent 64, two hidden layers)."""
+    seed: int = 0
+
+
 def register() -> None:
     """Put every schema in the ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
@@ -198,3 +293,7 @@ def register() -> None:
     cs.store(group="agent", name="agent_schema", node=AgentConfig)
     cs.store(name="collect_schema", node=CollectConfig)
     cs.store(group="driver", name="driver_schema", node=DriverConfig)
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(group="model", name="model_schema", node=ModelConfig)
+    cs.store(name="wm_eval_schema", node=WmEvalConfig)
+    cs.store(name="bench_wm_schema", node=BenchWmConfig)

@@ -18,6 +18,7 @@ import itertools
 from dataclasses import asdict
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from world_model.config import ModelConfig
@@ -30,25 +31,45 @@ ACTION_DIM = 2
 
 
 class BevEncoder(nn.Module):
-    """``uint8 [N, C, H, W]`` → features ``[N, F]``: a patchify stem then 3×3 stride-2 convs."""
+    """``uint8 [N, C, H, W]`` → features ``[N, F]``: a ``pool``× max-pool on the uint8 image (cheap,
+    and it shrinks what is converted to float), a patchify stem, then 3×3 stride-2 convs."""
 
-    def __init__(self, in_channels: int, size: tuple[int, int], stem: int, channels: list[int]) -> None:
+    def __init__(
+        self, in_channels: int, size: tuple[int, int], pool: int, stem: int, channels: list[int]
+    ) -> None:
         super().__init__()
+        if pool < 1 or size[0] % pool or size[1] % pool:
+            raise ValueError(f"pool={pool} must be >= 1 and divide the BEV size {size}")
+        self.pool = pool
         layers: list[nn.Module] = [nn.Conv2d(in_channels, channels[0], stem, stride=stem), nn.ReLU()]
         for c_in, c_out in itertools.pairwise(channels):
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.ReLU()]
         layers.append(nn.Flatten())
         self.net = nn.Sequential(*layers)
         with torch.no_grad():
-            self.out_features = int(self.net(torch.zeros(1, in_channels, *size)).shape[1])
+            self.out_features = int(
+                self.forward(torch.zeros(1, in_channels, *size, dtype=torch.uint8)).shape[1]
+            )
 
     def forward(self, bev: Tensor) -> Tensor:
-        return self.net(bev.float() * (1.0 / 255.0))
+        x, rest = bev, self.pool
+        while rest % 2 == 0:  # 2×2 max-pool as two maxima of strided uint8 views (little memory traffic)
+            x = torch.maximum(x[..., 0::2, :], x[..., 1::2, :])
+            x = torch.maximum(x[..., 0::2], x[..., 1::2])
+            rest //= 2
+        x = x.to(torch.float32, copy=True).mul_(1.0 / 255.0)
+        if rest > 1:
+            x = F.max_pool2d(x, rest)
+        return self.net(x)
 
 
 class Predictor(nn.Module):
     """Residual MLP ``z' = z + f([z, a])``. The first layer is split into a latent part and an action
     part, so that a rollout projects all its actions in one matrix product (:meth:`rollout`)."""
+
+    inp_z: nn.Linear
+    inp_a: nn.Linear
+    out: nn.Linear
 
     def __init__(self, latent: int, hidden: int, layers: int) -> None:
         super().__init__()
@@ -87,6 +108,12 @@ class WorldModel(nn.Module):
     by :meth:`set_statistics` and saved with the weights.
     """
 
+    ego_mean: Tensor
+    ego_std: Tensor
+    regression_mean: Tensor
+    regression_std: Tensor
+    event_logit_offset: Tensor
+
     def __init__(self, config: ModelConfig, bev_shape: tuple[int, int, int], ego_dim: int) -> None:
         super().__init__()
         self.config = config
@@ -94,7 +121,7 @@ class WorldModel(nn.Module):
         self.ego_dim = int(ego_dim)
         c = config
         D, K = c.latent, len(c.event_within)
-        self.bev_net = BevEncoder(self.bev_shape[0], self.bev_shape[1:], c.stem, c.channels)  # type: ignore[arg-type]
+        self.bev_net = BevEncoder(self.bev_shape[0], self.bev_shape[1:], c.pool, c.stem, c.channels)  # type: ignore[arg-type]
         self.ego_net = nn.Sequential(nn.Linear(ego_dim, c.ego_hidden), nn.ReLU())
         self.fuse = nn.Sequential(
             nn.Linear(self.bev_net.out_features + c.ego_hidden, c.fuse_hidden),
@@ -126,7 +153,18 @@ class WorldModel(nn.Module):
     # ------------------------------------------------------------------ dynamics
 
     def encode(self, bev: Tensor, ego: Tensor) -> Tensor:
-        """``bev: uint8 [..., C, H, W]``, ``ego: float32 [..., E]`` → ``z: [..., D]``."""
+        """``bev: uint8 [..., C, H, W]``, ``ego: float32 [..., E]`` → ``z: [..., D]``.
+        Raises ``ValueError`` on a wrongly shaped input or a non-finite ego vector."""
+        if (
+            bev.dtype != torch.uint8
+            or tuple(bev.shape[-3:]) != self.bev_shape
+            or ego.shape[-1] != self.ego_dim
+        ):
+            raise ValueError(
+                f"encode expects bev uint8 [..., {', '.join(map(str, self.bev_shape))}] and ego [..., {self.ego_dim}]; "
+                f"got {bev.dtype} {tuple(bev.shape)} and {tuple(ego.shape)}"
+            )
+        check_finite("ego", ego)
         lead = bev.shape[:-3]
         feats = self.bev_net(bev.reshape(-1, *bev.shape[-3:]))
         e = self.ego_net((ego.reshape(-1, ego.shape[-1]) - self.ego_mean) / self.ego_std)
@@ -138,7 +176,10 @@ class WorldModel(nn.Module):
 
     def rollout(self, z0: Tensor, actions: Tensor) -> Tensor:
         """``z0: [B, D]``, ``actions: [B, H, 2]`` → predicted latents after each action ``[B, H, D]``
-        (for fast planning without gradients use :class:`world_model.fast_rollout.FastRollout`)."""
+        (for fast planning without gradients use :class:`world_model.fast_rollout.FastRollout`).
+        Raises ``ValueError`` on non-finite inputs."""
+        check_finite("z0", z0)
+        check_finite("actions", actions)
         return self.predictor.rollout(z0, actions)
 
     # ------------------------------------------------------------------ heads
@@ -202,7 +243,17 @@ class WorldModel(nn.Module):
             self.event_logit_offset.copy_(event_logit_offset)
 
 
-def reference_predictor(latent: int = 64, hidden: int = 256) -> nn.Module:
+def check_finite(name: str, x: Tensor) -> None:
+    """Raise ``ValueError`` naming ``name`` when ``x`` holds a NaN or an infinity."""
+    if not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(
+            f"{name} holds {bad} non-finite value(s) (NaN or inf) of {x.numel()}; check the observation "
+            "or action that produced it (a diverged training run shows it as NaN latents)"
+        )
+
+
+def reference_predictor(latent: int = 64, hidden: int = 256) -> Predictor:
     """The plain residual MLP used as the speed reference by ``drive bench wm``: latent 64, two
     256-wide hidden layers, input ``[z, a]``."""
     return Predictor(latent, hidden, 2)
@@ -214,5 +265,6 @@ __all__ = [
     "BevEncoder",
     "Predictor",
     "WorldModel",
+    "check_finite",
     "reference_predictor",
 ]

@@ -6,7 +6,9 @@ The loss of a batch of windows (``T >= horizon + 1`` steps):
   target (the online encoder under stop-gradient, or its EMA copy) → ``z*``;
 - roll ``z0`` out with the window's actions → ``ẑ [B, H, D]``; latent loss ``|ẑ − z*|²`` masked by
   the target frames' ``valid``;
-- anti-collapse on ``z0``: SIGReg (random directions from a seeded generator) or VICReg;
+- anti-collapse on ``z0``: SIGReg (random directions from a seeded generator) or VICReg, measured
+  over ``z0`` and (``regulariser_on_targets``) the target encodings too, so that its estimate sees
+  ``B·(S + 1)`` samples rather than ``B`` (in ``D = 64`` dimensions, 32 samples span at most 31);
 - cost heads on the *predicted* latents (as the planner uses them): event heads with class-balanced
   BCE (or focal), regression heads (ego motion, progress) on normalised targets.
 
@@ -19,6 +21,7 @@ Logging goes through a :class:`TrainCallback`; nothing here knows about TensorBo
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import math
 import os
@@ -39,8 +42,8 @@ from world_model.model import EVENT_HEADS, REGRESSION_COLUMNS, WorldModel
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_FILE = "last.pt"
-#: horizon steps whose prediction error is reported (those within the horizon)
-REPORTED_STEPS = (1, 2, 5, 10, 15)
+#: optimiser settings that may change when a run resumes (everything else must match)
+RESUMABLE_OPTIM = ("steps", "log_every", "eval_every", "eval_batches", "probe_every", "checkpoint_every")
 
 
 class WindowSource(Protocol):
@@ -109,6 +112,12 @@ class Trainer:
             raise ValueError(f"loss.event_loss={loss.event_loss!r}; choose balanced or focal")
         if not 0.0 <= loss.ema < 1.0:
             raise ValueError(f"loss.ema must lie in [0, 1), got {loss.ema}")
+        if loss.horizon < 1 or any(not 1 <= s <= loss.horizon for s in loss.target_steps):
+            raise ValueError(
+                f"loss.target_steps={list(loss.target_steps)} must lie in [1, horizon={loss.horizon}]"
+            )
+        self.target_steps = sorted(set(loss.target_steps)) or list(range(1, loss.horizon + 1))
+        """Rollout steps compared with target encodings (1-based)."""
         self.model = model.to(device)
         self.loss_cfg = loss
         self.optim_cfg = optim
@@ -164,32 +173,42 @@ class Trainer:
 
     # ------------------------------------------------------------------ loss
 
-    def compute_loss(self, t: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
+    def compute_loss(
+        self, t: dict[str, Tensor], regularise: bool = True
+    ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
         """Total loss of one batch of tensors (:func:`to_tensors`), its named terms, and the
-        intermediate tensors (``z0``, ``pred``, ``target``, ``logits``) for diagnostics."""
+        intermediate tensors (``z0``, ``pred`` ``[B, H, D]``, ``target`` ``[B, S, D]`` at
+        :attr:`target_steps`, ``logits``) for diagnostics. ``regularise=False`` leaves out the
+        anti-collapse term (evaluation: it would draw SIGReg directions from the training generator)."""
         cfg, m = self.loss_cfg, self.model
         bev, ego, action, events, valid = t["bev"], t["ego"], t["action"], t["events"], t["valid"]
-        H = cfg.horizon
+        H, steps = cfg.horizon, self.target_steps
         if bev.shape[1] < H + 1:
             raise ValueError(
                 f"windows of {bev.shape[1]} steps cannot train horizon {H}; use window >= {H + 1}"
             )
-        # --- encode: the start with gradient, the targets without
+        # --- encode: the start with gradient, the target frames without
         z0 = m.encode(bev[:, 0], ego[:, 0])
         with torch.no_grad():
-            target = (self.target or m).encode(bev[:, 1 : H + 1], ego[:, 1 : H + 1])
-        # --- roll out and compare
+            target = (self.target or m).encode(bev[:, steps], ego[:, steps])  # [B, S, D]
+        # --- roll out and compare at the target steps
         pred = m.rollout(z0, action[:, :H])
-        latent, per_h = losses.latent_loss(pred, target, valid[:, 1 : H + 1])
+        idx = [s - 1 for s in steps]
+        latent, per_s = losses.latent_loss(pred[:, idx], target, valid[:, steps])
         terms: dict[str, Tensor] = {"latent": latent}
         total = latent
         # --- anti-collapse
-        if cfg.regulariser == "sigreg":
+        reg_z = z0
+        if cfg.regulariser_on_targets and self.target is None:
+            reg_z = torch.cat([z0, target[valid[:, steps]]])  # the gradient reaches z0's rows only
+        if not regularise:
+            pass
+        elif cfg.regulariser == "sigreg":
             dirs = losses.random_directions(m.latent, cfg.sigreg_projections, self.generator).to(z0.device)
-            terms["sigreg"] = losses.sigreg(z0, dirs, cfg.sigreg_knots)
+            terms["sigreg"] = losses.sigreg(reg_z, dirs, cfg.sigreg_knots)
             total = total + cfg.sigreg_weight * terms["sigreg"]
         elif cfg.regulariser == "vicreg":
-            terms["vicreg_var"], terms["vicreg_cov"] = losses.vicreg_terms(z0)
+            terms["vicreg_var"], terms["vicreg_cov"] = losses.vicreg_terms(reg_z)
             total = total + cfg.vicreg_variance_weight * terms["vicreg_var"]
             total = total + cfg.vicreg_covariance_weight * terms["vicreg_cov"]
         # --- cost heads on the predicted latents
@@ -205,8 +224,8 @@ class Trainer:
         terms["motion"] = losses.regression_loss(logits[..., n_ev:], reg_target, valid[:, :H])
         total = total + cfg.event_weight * terms["events"] + cfg.motion_weight * terms["motion"]
         terms["total"] = total
-        for k in range(H):
-            terms[f"err_h{k + 1}"] = per_h[k]
+        for j, s in enumerate(steps):
+            terms[f"err_h{s}"] = per_s[j]
         extras = {"z0": z0, "pred": pred, "target": target, "logits": logits, "ev_target": ev_target,
                   "ev_mask": ev_mask}  # fmt: skip
         return total, terms, extras
@@ -229,6 +248,12 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         loss, terms, extras = self.compute_loss(to_tensors(batch, self.device))
+        if not bool(torch.isfinite(loss)):
+            bad = {k: float(v) for k, v in terms.items() if not bool(torch.isfinite(v))}
+            raise FloatingPointError(
+                f"non-finite training loss at step {self.step} (terms {bad}); lower optim.lr or "
+                "raise the anti-collapse weight, and resume from the last checkpoint"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.optim_cfg.grad_clip)
@@ -236,14 +261,8 @@ class Trainer:
         if self.target is not None:
             self._update_target()
         self.step += 1
-        out = {f"loss/{k}": float(v) for k, v in terms.items() if not k.startswith("err_h")}
-        out.update(
-            {
-                f"pred/train_err_h{k}": float(terms[f"err_h{k}"])
-                for k in REPORTED_STEPS
-                if f"err_h{k}" in terms
-            }
-        )
+        out = {f"loss/{k}": float(v.detach()) for k, v in terms.items() if not k.startswith("err_h")}
+        out.update({f"pred/train_err_h{s}": float(terms[f"err_h{s}"].detach()) for s in self.target_steps})
         report = check_collapse(extras["z0"])
         out["collapse/std"] = report.std
         out["collapse/effective_rank"] = report.effective_rank
@@ -255,27 +274,31 @@ class Trainer:
     def _update_target(self) -> None:
         assert self.target is not None
         tau = self.loss_cfg.ema
-        src = list(self.model.parameters())
-        dst = list(self.target.parameters())
+        src: list[Tensor] = list(self.model.parameters())
+        dst: list[Tensor] = list(self.target.parameters())
         torch._foreach_lerp_(dst, src, 1.0 - tau)
 
     # ------------------------------------------------------------------ evaluation
 
     @torch.no_grad()
     def evaluate(self, batches: list[Windows]) -> dict[str, float]:
-        """Validation metrics over ``batches``: prediction error per horizon step (absolute and
-        relative to the target's variance), collapse statistics of the start embeddings, event
-        heads' AUROC / ECE / positives, regression heads' mean absolute error (raw units)."""
+        """Validation metrics over ``batches``: prediction error at each target step (absolute,
+        relative to the target's variance, and the copy-last-latent baseline's), collapse
+        statistics of the start embeddings, event heads' AUROC / ECE / positives, regression
+        heads' mean absolute error (raw units)."""
         self.model.eval()
-        m, H = self.model, self.loss_cfg.horizon
-        z0s, sq, cnt, tvar = [], torch.zeros(H), torch.zeros(H), []
+        m, H, steps = self.model, self.loss_cfg.horizon, self.target_steps
+        S = len(steps)
+        z0s, sq, sq_copy, cnt, tvar = [], torch.zeros(S), torch.zeros(S), torch.zeros(S), []
         probs, labels, masks, reg_err, reg_mask = [], [], [], [], []
         n_ev = len(EVENT_HEADS) * m.num_windows
         for b in batches:
-            _, _, x = self.compute_loss(t := to_tensors(b, self.device))
-            valid_t = t["valid"][:, 1 : H + 1]
-            err = (x["pred"] - x["target"]).square().mean(-1)  # [B, H]
+            _, _, x = self.compute_loss(t := to_tensors(b, self.device), regularise=False)
+            valid_t = t["valid"][:, steps]  # [B, S]
+            err = (x["pred"][:, [s - 1 for s in steps]] - x["target"]).square().mean(-1)  # [B, S]
+            err_copy = (x["z0"].unsqueeze(1) - x["target"]).square().mean(-1)
             sq += (err * valid_t).sum(0).cpu()
+            sq_copy += (err_copy * valid_t).sum(0).cpu()
             cnt += valid_t.sum(0).cpu()
             tvar.append(x["target"][valid_t].cpu())
             z0s.append(x["z0"].cpu())
@@ -287,12 +310,12 @@ class Trainer:
             reg_err.append((reg - losses.regression_targets(t["events"], H)).abs().cpu())
             reg_mask.append(t["valid"][:, :H].cpu())
         out: dict[str, float] = {}
-        per_h = sq / cnt.clamp_min(1.0)
+        per_s, copy_s = sq / cnt.clamp_min(1.0), sq_copy / cnt.clamp_min(1.0)
         var = float(torch.cat(tvar).var(0).mean()) if tvar else float("nan")
-        for k in REPORTED_STEPS:
-            if k <= H:
-                out[f"pred/err_h{k}"] = float(per_h[k - 1])
-                out[f"pred/rel_err_h{k}"] = float(per_h[k - 1]) / max(var, 1e-12)
+        for j, k in enumerate(steps):
+            out[f"pred/err_h{k}"] = float(per_s[j])
+            out[f"pred/copy_last_err_h{k}"] = float(copy_s[j])
+            out[f"pred/rel_err_h{k}"] = float(per_s[j]) / max(var, 1e-12)
         out["pred/err_mean"] = float(sq.sum() / cnt.sum().clamp_min(1.0))
         out["pred/target_var"] = var
         report = check_collapse(torch.cat(z0s))
@@ -314,12 +337,13 @@ class Trainer:
 
     @torch.no_grad()
     def retrieval_probe(
-        self, queries: Windows, bank: list[Windows], steps: tuple[int, ...] = (1, 5, 10)
+        self, queries: Windows, bank: list[Windows], steps: tuple[int, ...] = (1, 5, 10), count: int = 4
     ) -> RetrievalProbe:
-        """Roll out the first windows of ``queries`` and find, for each predicted latent at
-        ``steps``, the nearest encoding among every valid frame of ``bank`` batches."""
+        """Roll out the first ``count`` windows of ``queries`` and find, for each predicted latent
+        at ``steps``, the nearest encoding among every valid frame of ``bank`` batches."""
         self.model.eval()
         m = self.model
+        queries = Windows(*(getattr(queries, f.name)[:count] for f in dataclasses.fields(Windows)))
         steps = tuple(s for s in steps if s <= min(self.loss_cfg.horizon, queries.shape[1] - 1))
         bank_z, bank_bev = [], []
         for b in bank:
@@ -359,9 +383,20 @@ class Trainer:
             "optim_config": asdict(self.optim_cfg),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict` (the model's config and shapes must match)."""
-        check_shapes(state.get("shapes", {}), self.model)
+    def load_state_dict(self, state: dict[str, Any], path: str | Path = "checkpoint") -> None:
+        """Restore a :meth:`state_dict`. The model's config and shapes, the loss config and the
+        optimiser config (but :data:`RESUMABLE_OPTIM`) must match; otherwise
+        :class:`CheckpointMismatchError` names every differing field."""
+        diffs = shape_differences(state.get("shapes", {}), self.model)
+        diffs += field_differences(state.get("loss_config", {}), asdict(self.loss_cfg), "loss.")
+        optim_now = {k: v for k, v in asdict(self.optim_cfg).items() if k not in RESUMABLE_OPTIM}
+        optim_old = {k: v for k, v in state.get("optim_config", {}).items() if k not in RESUMABLE_OPTIM}
+        diffs += field_differences(optim_old, optim_now, "optim.")
+        if diffs:
+            raise CheckpointMismatchError(
+                f"{path} was written with different settings; differing fields: {'; '.join(diffs)}. "
+                "Use the checkpoint's settings, or train into a new out folder."
+            )
         self.model.load_state_dict(state["model"])
         if self.target is not None:
             self.target.load_state_dict(
@@ -378,7 +413,8 @@ class Trainer:
         save_atomic(self.state_dict(), Path(path))
 
     def load(self, path: str | Path) -> None:
-        self.load_state_dict(read_checkpoint(path, self.device))
+        """Resume from the checkpoint at ``path`` (see :meth:`load_state_dict`)."""
+        self.load_state_dict(read_checkpoint(path, self.device), path)
 
 
 # ---------------------------------------------------------------------------- checkpoint files
@@ -408,22 +444,28 @@ def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     return state
 
 
-def shape_differences(stored: dict[str, Any], model: WorldModel) -> list[str]:
-    """Human-readable differences between a checkpoint's ``shapes`` and ``model``'s, e.g.
-    ``"config.latent: checkpoint 64, model 128"``; empty when they match."""
-    now = model.shapes()
+def field_differences(stored: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
+    """``"<prefix><key>: checkpoint <old>, now <new>"`` for every key whose value differs (or is
+    absent on one side); empty when they match."""
     diffs = []
-    for key in ("bev_shape", "ego_dim"):
-        if stored.get(key) != now[key]:
-            diffs.append(f"{key}: checkpoint {stored.get(key)}, model {now[key]}")
-    old_cfg, new_cfg = stored.get("config", {}), now["config"]
-    assert isinstance(new_cfg, dict)
-    for key in sorted(set(old_cfg) | set(new_cfg)):
-        if old_cfg.get(key, "<absent>") != new_cfg.get(key, "<absent>"):
-            diffs.append(
-                f"config.{key}: checkpoint {old_cfg.get(key, '<absent>')}, model {new_cfg.get(key, '<absent>')}"
-            )
+    for key in sorted(set(stored) | set(now)):
+        old, new = stored.get(key, "<absent>"), now.get(key, "<absent>")
+        if old != new:
+            diffs.append(f"{prefix}{key}: checkpoint {old}, now {new}")
     return diffs
+
+
+def shape_differences(stored: dict[str, Any], model: WorldModel) -> list[str]:
+    """Differences between a checkpoint's ``shapes`` and ``model``'s, e.g.
+    ``"model.latent: checkpoint 64, now 128"`` or ``"data.ego_dim: checkpoint 27, now 30"``."""
+    now = model.shapes()
+    data_now = {k: now[k] for k in ("bev_shape", "ego_dim")}
+    data_old = {k: stored.get(k, "<absent>") for k in ("bev_shape", "ego_dim")}
+    config_now = now["config"]
+    assert isinstance(config_now, dict)
+    return field_differences(data_old, data_now, "data.") + field_differences(
+        stored.get("config", {}), config_now, "model."
+    )
 
 
 def check_shapes(stored: dict[str, Any], model: WorldModel, path: str | Path = "checkpoint") -> None:
@@ -500,14 +542,14 @@ def train(
         if callback is not None and (step % optim.log_every == 0 or step == 1):
             scalars["perf/windows_per_s"] = windows / max(train_seconds, 1e-9)
             callback.scalars(step, scalars)
-        if val is not None and (step % optim.eval_every == 0 or step == optim.steps):
+        out_of_time = max_minutes > 0 and (time.perf_counter() - t0) > 60.0 * max_minutes
+        if val is not None and (step % optim.eval_every == 0 or step == optim.steps or out_of_time):
             last_eval = trainer.evaluate(val_batches(optim.eval_batches, optim.seed + 1))
             if callback is not None:
                 callback.scalars(step, last_eval)
         if val is not None and callback is not None and optim.probe_every and step % optim.probe_every == 0:
             bank = val_batches(4, optim.seed + 2)
             callback.probe(step, trainer.retrieval_probe(val_batches(1, optim.seed + 3)[0], bank))
-        out_of_time = max_minutes > 0 and (time.perf_counter() - t0) > 60.0 * max_minutes
         if step % optim.checkpoint_every == 0 or step == optim.steps or out_of_time:
             trainer.save(ckpt)
         if out_of_time:
@@ -515,6 +557,7 @@ def train(
     wall = time.perf_counter() - t0
     return {
         "steps": trainer.step,
+        "stopped_by": "steps" if trainer.step >= optim.steps else "max_minutes",
         "resumed_from": resumed_from,
         "wall_seconds": round(wall, 2),
         "windows_per_s": round(windows / max(train_seconds, 1e-9), 2),
@@ -530,6 +573,7 @@ __all__ = [
     "Trainer",
     "WindowSource",
     "check_shapes",
+    "field_differences",
     "load_model",
     "read_checkpoint",
     "resolve_device",
