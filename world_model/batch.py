@@ -59,4 +59,4 @@ class Windows:
     @property
     def shape(self) -> tuple[int, int]:
         """``(B, T)``"""
-        return self.action.shape[:2]  # type: ignore[return-value]
+        return self.action.shape[:2]

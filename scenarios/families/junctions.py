@@ -221,8 +221,8 @@ def stop_sign_priority(
         if a.control != "stop" or road_map.lane_length[a.lane] < 25.0:
             return None
         turn = next((t for t in turns if a.movement(t) is not None), None)
-        prio = [crossing(a, others, side) for side in sides]
-        prio = [c for c in prio if c is not None and c.control == "none" and c.movement(STRAIGHT) is not None]
+        found = [crossing(a, others, side) for side in sides]
+        prio = [c for c in found if c is not None and c.control == "none" and c.movement(STRAIGHT) is not None]
         if turn is None or not prio:
             return None
         return a, turn, prio

@@ -78,7 +78,7 @@ def parked_obstacle(
         s_other = float(road_map.lane_length[other]) - s_obs  # the same place seen from the other lane
         traffic = oncoming_platoon(road_map, other, s_other, p["traffic"], p["traffic_speed"], 18.0, 0.5)
         end_lane, end_s, _ = ahead(road_map, lane, s_obs, length - s_obs + RUN_OUT)
-        route = (point_on(road_map, end_lane, end_s),)
+        route: tuple[tuple[float, float], ...] = (point_on(road_map, end_lane, end_s),)
     else:
         other = int(road_map.lane_left[lane])
         traffic = [
