@@ -3,11 +3,13 @@
 Each decision, for every world: take the route ahead as a path in the ego frame; make proposals
 (the path shifted laterally by each of ``offsets`` — 0, ±0.5 and ±1 m, PDM-Closed style — × IDM
 target speeds at ``speed_fractions`` of the limit); forward-simulate each with the kinematic bicycle
-(pure pursuit on its path, IDM behind the leader on its path and before a mandatory stop line)
+(pure pursuit on its path — in a sharp bend curvature feed-forward with lateral and heading feedback
+instead —, IDM behind the leader on its path and before a mandatory stop line)
 against constant-velocity forecasts of every object; score them (multipliers: no collision, stays on
 the drivable area with all four corners; weighted: progress, time to collision, comfort; costs for
 leaving the lane centre, for driving against a lane's direction and for leaving the route's lanes)
-and apply the first control of the best.
+and apply the first control of the best. In a sharp bend only the lane centre is proposed (an offset
+there sweeps a corner off the road) unless that collides.
 
 Every proposal starts where the ego is (the offset blends from the ego's own lateral position), so
 the ego can be mid-manoeuvre. Proposals one lane width to either side are added only when the way
@@ -55,6 +57,12 @@ _STILL = 0.3
 #: cell of the expert's lane raster [m], and how far from a lane centre its cells still name one [m]
 LANE_CELL = 0.25
 LANE_REACH = 4.0
+#: path tracking of the proposals in a sharp bend (elsewhere: pure pursuit): curvature feed-forward this
+#: far ahead (beyond one step) [s], and lateral / heading feedback at the ego's centre, critically damped
+#: over max(TRACK_MIN_LOOK [m], TRACK_LOOK_TIME [s] × speed)
+TRACK_PREVIEW = 0.15
+TRACK_MIN_LOOK = 3.0
+TRACK_LOOK_TIME = 0.6
 
 
 @dataclass
@@ -99,6 +107,13 @@ class ExpertConfig:
     blocked_time: float = 3.0
     """A vehicle standing still this long ahead of us (not queueing, not at a junction) blocks the
     lane, and passing it in a neighbour lane is considered [s]."""
+    bend_curvature: float = 0.05
+    """Where the route ahead bends sharper than this [1/m], only the lane centre is proposed (the
+    offsets too when it collides, or when the lane ahead is blocked)."""
+    bend_ahead: float = 8.0
+    """… within max(bend_ahead [m], bend_time [s] × speed) ahead."""
+    bend_time: float = 2.0
+    """[s]"""
     path_length: float = 70.0
     """Route ahead turned into the path [m]."""
     corridor_margin: float = 0.5
@@ -119,6 +134,11 @@ class ExpertConfig:
     """Shortest distance over which a path offset is ramped in [m]."""
     ramp_accel: float = 3.0
     """… else over the distance that keeps the lateral acceleration of the ramp below this [m/s²]."""
+    sharp_ramp_accel: float = 6.0
+    """The same for the sharp variants of the neighbour-lane proposals (an obstacle that appears
+    close, e.g. a door opening) [m/s²]."""
+    sharp_cost: float = 0.03
+    """Score lost by a sharp variant (a comfortable ramp that works is preferred)."""
     clearance_gain: float = 0.15
     """Score gained per metre of the least clearance to any object along a proposal (up to 1 m)."""
     keep_bonus: float = 0.015
@@ -145,6 +165,7 @@ class Expert(Agent):
         self._offset = np.zeros(0)
         self._still: list[dict[int, float]] = []
         self._route_mask: list[np.ndarray] = []
+        self._bend = False
 
     def _reset(self, worlds: list[int]) -> None:
         info = self.info
@@ -302,11 +323,22 @@ class Expert(Agent):
             abs(_lateral_offset(path)) > cfg.displaced * width
             or self._blocked(path, objs, static, since, pose, ego)
         )
+        # in a sharp bend the ego keeps to the lane centre (an offset there sweeps a corner off the
+        # road), unless that collides
+        ahead = max(cfg.bend_ahead, cfg.bend_time * float(ego[_SPEED]))
+        bend = not lanes_too and _max_curvature(path, ahead) > cfg.bend_curvature
+        self._bend = bend
         stop = self._stop_point(b, ego)
-        plan = self._propose(b, path, offsets + ([width, -width] if lanes_too else []), objs, stop, ego, pose)
+        # (the neighbour lanes: ramped in comfortably, and sharply for an obstacle that appears close)
+        lanes = [width, -width, width, -width]
+        sharp = [False] * len(offsets) + [False, False, True, True]
+        first = [0.0] if bend else offsets + (lanes if lanes_too else [])
+        plan = self._propose(b, path, first, sharp[: len(first)], objs, stop, ego, pose)
+        if plan.multiplier.max() <= 0.0 and bend:
+            plan = self._propose(b, path, offsets, sharp, objs, stop, ego, pose)
         if plan.multiplier.max() <= 0.0 and cfg.lane_offsets and not lanes_too:
             # nothing in the lane avoids a collision: evasive proposals into the neighbour lanes too
-            plan = self._propose(b, path, [*offsets, width, -width], objs, stop, ego, pose)
+            plan = self._propose(b, path, [*offsets, *lanes], sharp, objs, stop, ego, pose)
         if plan.multiplier.max() <= 0.0:
             # every proposal collides: follow the one that stays on the road and collides latest,
             # braking at least comfortably while the collision is still ``evade_time`` away (room
@@ -330,12 +362,15 @@ class Expert(Agent):
         )
 
     def _propose(
-        self, b: int, path: np.ndarray, offsets: list[float], objs: np.ndarray, stop: float, ego: np.ndarray,
-        pose: np.ndarray,
+        self, b: int, path: np.ndarray, offsets: list[float], sharp: list[bool], objs: np.ndarray, stop: float,
+        ego: np.ndarray, pose: np.ndarray,
     ) -> _Proposals:  # fmt: skip
-        """Simulate and score every (offset, target speed) proposal."""
+        """Simulate and score every (offset, target speed) proposal; ``sharp [O]`` (may be longer):
+        which offsets ramp in at ``sharp_ramp_accel`` rather than ``ramp_accel``."""
         cfg = self.config
         offsets_arr = np.asarray(offsets, dtype=np.float64)
+        sharp_arr = np.asarray(sharp[: len(offsets)], dtype=bool)
+        ramps = np.where(sharp_arr, cfg.sharp_ramp_accel, cfg.ramp_accel)
         limit = max(float(ego[_LIMIT]), 3.0)
         targets = np.asarray(cfg.speed_fractions, dtype=np.float64) * limit
         C = len(offsets_arr) * len(targets)
@@ -353,15 +388,15 @@ class Expert(Agent):
         min_margin = np.full(C, np.inf)
         progress = np.zeros(C)
         _simulate(
-            path, offsets_arr, targets, stop, objs, float(ego[_SPEED]),
+            path, offsets_arr, ramps, targets, stop, objs, float(ego[_SPEED]),
             float(ego[_PREV_STEER]) * self.info.ego.max_steer, self._limits,
             np.array([cfg.idm_accel, cfg.idm_decel, cfg.headway, cfg.min_gap, cfg.max_lateral_accel,
                       cfg.corridor_margin, cfg.stopped_gap, cfg.lon_margin, cfg.lat_margin, cfg.min_ramp,
                       cfg.ramp_accel, cfg.clear_lon, cfg.clear_lat, cfg.steer_rate, cfg.creep_speed]),
-            T, cfg.step, traj, cmd, first_hit, first_near, min_margin, progress,
+            T, cfg.step, traj, cmd, first_hit, first_near, min_margin, progress, self._bend,
         )  # fmt: skip
         # multipliers (no collision, drivable), weighted progress / TTC / comfort, lane costs
-        samples = self._map_poses(traj[:, :: max(1, T // 8)], pose)
+        samples = self._map_poses(traj[:, :: max(1, T // 20)], pose)
         on_road, wrong_way, off_route = self._lanes.judge(samples, self._route_mask[b], self.info.ego)
         progress_norm = progress / max(progress.max(), 1e-3)
         ttc_ok = (first_near > 3.0).astype(np.float64)  # no near miss within 3 s (nuPlan's TTC horizon)
@@ -373,6 +408,7 @@ class Expert(Agent):
         score -= cfg.wrong_way_cost * wrong_way + cfg.off_route_cost * off_route
         score += cfg.clearance_gain * np.clip(min_margin, 0.0, 1.0)  # room to spare, up to a metre
         score += cfg.keep_bonus * np.repeat(np.abs(offsets_arr - self._offset[b]) < 0.05, len(targets))
+        score -= cfg.sharp_cost * np.repeat(sharp_arr, len(targets))
         return _Proposals(
             score, multiplier, cmd, first_hit, traj[:, -1, 3], on_road, np.repeat(offsets_arr, len(targets))
         )
@@ -405,6 +441,19 @@ class _Proposals:
     on_road: np.ndarray
     offset: np.ndarray
     """Lateral offset of each proposal's path [m]."""
+
+
+def _max_curvature(path: np.ndarray, ahead: float) -> float:
+    """Largest curvature magnitude of the path ``[P, 2]`` (1 m apart) within ``ahead`` [m] of its start
+    [1/m]."""
+    n = min(len(path), int(ahead) + 2)
+    if n < 3:
+        return 0.0
+    d = np.diff(path[:n], axis=0)
+    h = np.arctan2(d[:, 1], d[:, 0])
+    dh = (np.diff(h) + math.pi) % (2.0 * math.pi) - math.pi
+    ds = np.maximum(np.hypot(d[1:, 0], d[1:, 1]), 1e-3)
+    return float(np.abs(dh / ds).max())
 
 
 def _lateral_offset(path: np.ndarray) -> float:
@@ -659,6 +708,7 @@ def _forecast(objs, T: int, dt: float):
 def _simulate(
     path,
     offsets,
+    ramps,
     targets,
     stop,
     objs,
@@ -674,15 +724,14 @@ def _simulate(
     first_near,
     min_margin,
     progress,
+    feed_forward,
 ):
     """Forward-simulate every (offset, target speed) proposal: ``traj [C, T+1, (x, y, yaw, v)]`` in the
     ego frame, first controls ``cmd [C, (accel, steer)]``, time of the first collision with a
     forecast object (inf if none) and of the first near miss (the ego's box grown by the comfortable
     clearances), the least gap between the ego's box and an object's [m], distance travelled [m]."""
-    length, width, wheelbase, max_steer, max_accel, max_brake = lim[0], lim[1], lim[2], lim[3], lim[4], lim[5]
-    a_max, b_comf, headway, s0, a_lat, margin = idm[0], idm[1], idm[2], idm[3], idm[4], idm[5]
-    s0_stopped, lon_margin, lat_margin, min_ramp, ramp_accel = idm[6], idm[7], idm[8], idm[9], idm[10]
-    near_lon, near_lat, steer_rate, creep = idm[11], idm[12], idm[13], idm[14]
+    length, width = lim[0], lim[1]
+    b_comf, a_lat, margin, min_ramp = idm[1], idm[4], idm[5], idm[9]
     n_path = path.shape[0]
     n_obj = objs.shape[0]
     fc = _forecast(objs, T, dt)
@@ -693,35 +742,53 @@ def _simulate(
             0.0, 0.0, 0.0, length, width, objs[j, 0], objs[j, 1], objs[j, 2], objs[j, 5], objs[j, 6]
         )
         follower[j] = objs[j, 0] < -0.5 * length and abs(objs[j, 1]) < 0.5 * (width + objs[j, 6])
+    # centre distance beyond which an object neither touches the grown boxes nor counts for the margin
+    grown = 0.5 * math.hypot(length + 2.0 * max(idm[7], idm[11]), width + 2.0 * max(idm[8], idm[12]))
+    reach = np.empty(n_obj)
+    for j in range(n_obj):
+        reach[j] = max(0.5 * (length + objs[j, 5]) + 3.0, grown + 0.5 * math.hypot(objs[j, 5], objs[j, 6]))
     # the ego's lateral offset from the path (+ left): every proposal starts where the ego is
     h0x, h0y = path[1, 0] - path[0, 0], path[1, 1] - path[0, 1]
     h0n = math.sqrt(h0x * h0x + h0y * h0y) + 1e-9
     lat0 = (-h0x * path[0, 1] + h0y * path[0, 0]) / h0n
     nt = targets.shape[0]
-    # leader on the (centre) path at t = 0: along-path distance and speed of the nearest object in the corridor
-    for ci in range(offsets.shape[0] * nt):
-        off = offsets[ci // nt]
-        v_target = targets[ci % nt]
-        ramp = max(min_ramp, v0 * math.sqrt(6.0 * abs(off - lat0) / ramp_accel))
-        # the shifted path
-        px = np.empty(n_path)
-        py = np.empty(n_path)
+    px = np.empty(n_path)
+    py = np.empty(n_path)
+    hd = np.empty(n_path)
+    kap = np.empty(n_path)
+    for oi in range(offsets.shape[0]):
+        # per offset: the shifted path, its heading and curvature, the curve speed cap and the leader
+        off = offsets[oi]
+        ramp = max(min_ramp, v0 * math.sqrt(6.0 * abs(off - lat0) / ramps[oi]))
         for k in range(n_path):
             px[k], py[k] = _offset_point(path, k, off, ramp, lat0)
-        # curvature speed cap along the path (3-point heading change)
-        v_cap = v_target
-        for k in range(1, min(n_path - 1, 40)):
+        for k in range(n_path):
+            ka, kb = max(k - 1, 0), min(k + 1, n_path - 1)
+            hd[k] = math.atan2(py[kb] - py[ka], px[kb] - px[ka])
+        kap[0] = 0.0
+        kap[n_path - 1] = 0.0
+        for k in range(1, n_path - 1):
             h1 = math.atan2(py[k] - py[k - 1], px[k] - px[k - 1])
             h2 = math.atan2(py[k + 1] - py[k], px[k + 1] - px[k])
-            dh = abs((h2 - h1 + math.pi) % (2.0 * math.pi) - math.pi)
-            ds = math.hypot(px[k + 1] - px[k], py[k + 1] - py[k])
-            if dh > 1e-3 and ds > 1e-3:
-                vc = math.sqrt(a_lat * ds / dh)
-                v_cap = min(v_cap, math.sqrt(vc * vc + 2.0 * b_comf * max(k - 2.0, 0.0)))
+            dh = (h2 - h1 + math.pi) % (2.0 * math.pi) - math.pi
+            ds = 0.5 * (
+                math.hypot(px[k + 1] - px[k], py[k + 1] - py[k])
+                + math.hypot(px[k] - px[k - 1], py[k] - py[k - 1])
+            )
+            kap[k] = dh / max(ds, 1e-3)
+        # curvature speed cap along the path
+        v_curve = np.inf
+        for k in range(1, min(n_path - 1, 40)):
+            ak = abs(kap[k])
+            if ak > 1e-3:
+                vc = math.sqrt(a_lat / ak)
+                v_curve = min(v_curve, math.sqrt(vc * vc + 2.0 * b_comf * max(k - 2.0, 0.0)))
         # leader: objects whose t=0 position lies within the corridor of this path
         lead_s = np.inf
         lead_v = 0.0
         for j in range(n_obj):
+            if objs[j, 0] <= 0.0:
+                continue
             best_d = 1e9
             best_k = -1
             for k in range(n_path):
@@ -736,100 +803,160 @@ def _simulate(
                 hn = math.sqrt(hx * hx + hy * hy) + 1e-9
                 v_along = (objs[j, 3] * hx + objs[j, 4] * hy) / hn
                 s_j = float(best_k) - 0.5 * length - 0.5 * objs[j, 5]
-                if s_j < lead_s and objs[j, 0] > 0.0:
+                if s_j < lead_s:
                     lead_s = s_j
                     lead_v = max(v_along, 0.0)
-        # simulate
-        x, y, yaw, v, steer = 0.0, 0.0, 0.0, v0, steer0
-        s_travel = 0.0
-        k_near = 0
-        traj[ci, 0, 0], traj[ci, 0, 1], traj[ci, 0, 2], traj[ci, 0, 3] = x, y, yaw, v
-        for t in range(T):
-            time = t * dt
-            # IDM towards v_cap behind the leader and before the stop point
-            free = 1.0 - (v / max(v_cap, 0.1)) ** 4 if v_cap > 0.05 else -1.0
-            acc = max(a_max * free, -b_comf)  # slowing to a lower target speed is comfortable
-            dyn = v / (2.0 * math.sqrt(a_max * b_comf))
-            gap = lead_s + lead_v * time - s_travel
-            if gap < 1e8:
-                s_min = s0_stopped if lead_v < 0.5 else s0
-                s_star = s_min + max(0.0, v * headway + (v - lead_v) * dyn)
-                acc = min(acc, a_max * (free - (s_star / max(gap, 0.1)) ** 2))
-            stop_gap = stop - 0.5 * length - s_travel
-            if stop_gap < 1e8:
-                s_star = s0 + max(0.0, v * headway + v * dyn)
-                acc = min(acc, a_max * (free - (s_star / max(stop_gap, 0.1)) ** 2))
-            acc = min(max(acc, -max_brake), max_accel)
-            # pure pursuit on the shifted path
-            while (
-                k_near + 1 < n_path
-                and (px[k_near + 1] - x) ** 2 + (py[k_near + 1] - y) ** 2
-                <= (px[k_near] - x) ** 2 + (py[k_near] - y) ** 2
-            ):
-                k_near += 1
+        for ti in range(nt):
+            ci = oi * nt + ti
+            v_cap = min(targets[ti], v_curve)
+            if ti > 0 and v_cap == min(targets[ti - 1], v_curve):  # the same proposal as the last
+                traj[ci] = traj[ci - 1]
+                cmd[ci] = cmd[ci - 1]
+                first_hit[ci], first_near[ci] = first_hit[ci - 1], first_near[ci - 1]
+                min_margin[ci], progress[ci] = min_margin[ci - 1], progress[ci - 1]
+                continue
+            _track(
+                ci, px, py, hd, kap, v_cap, lead_s, lead_v, stop, objs, fc, touching, follower, reach,
+                v0, steer0, lim, idm, T, dt, traj, cmd, first_hit, first_near, min_margin, progress, feed_forward,
+            )  # fmt: skip
+
+
+@numba.njit(cache=True)
+def _track(
+    ci, px, py, hd, kap, v_cap, lead_s, lead_v, stop, objs, fc, touching, follower, reach, v0, steer0, lim, idm,
+    T, dt, traj, cmd, first_hit, first_near, min_margin, progress, feed_forward,
+) -> None:  # fmt: skip
+    """Simulate proposal ``ci`` (see :func:`_simulate`): IDM towards ``v_cap`` [m/s] behind the leader
+    (``lead_s`` [m] ahead along the path, ``lead_v`` [m/s]) and before ``stop``, steering onto the
+    path ``px, py [P]`` (headings ``hd``, curvatures ``kap [P]``): with curvature feed-forward and
+    lateral / heading feedback at the ego's centre if ``feed_forward`` (sharp bends), else by pure
+    pursuit from the rear axle."""
+    length, width, wheelbase, max_steer, max_accel, max_brake = lim[0], lim[1], lim[2], lim[3], lim[4], lim[5]
+    a_max, b_comf, headway, s0 = idm[0], idm[1], idm[2], idm[3]
+    s0_stopped, lon_margin, lat_margin = idm[6], idm[7], idm[8]
+    near_lon, near_lat, steer_rate, creep = idm[11], idm[12], idm[13], idm[14]
+    n_path = px.shape[0]
+    n_obj = objs.shape[0]
+    # simulate
+    x, y, yaw, v, steer = 0.0, 0.0, 0.0, v0, steer0
+    s_travel = 0.0
+    k_near = 0
+    traj[ci, 0, 0], traj[ci, 0, 1], traj[ci, 0, 2], traj[ci, 0, 3] = x, y, yaw, v
+    for t in range(T):
+        time = t * dt
+        # IDM towards v_cap behind the leader and before the stop point
+        free = 1.0 - (v / max(v_cap, 0.1)) ** 4 if v_cap > 0.05 else -1.0
+        acc = max(a_max * free, -b_comf)  # slowing to a lower target speed is comfortable
+        dyn = v / (2.0 * math.sqrt(a_max * b_comf))
+        gap = lead_s + lead_v * time - s_travel
+        if gap < 1e8:
+            s_min = s0_stopped if lead_v < 0.5 else s0
+            s_star = s_min + max(0.0, v * headway + (v - lead_v) * dyn)
+            acc = min(acc, a_max * (free - (s_star / max(gap, 0.1)) ** 2))
+        stop_gap = stop - 0.5 * length - s_travel
+        if stop_gap < 1e8:
+            s_star = s0 + max(0.0, v * headway + v * dyn)
+            acc = min(acc, a_max * (free - (s_star / max(stop_gap, 0.1)) ** 2))
+        acc = min(max(acc, -max_brake), max_accel)
+        # path tracking at the centre: the nearest path point, the error to it, the curvature ahead
+        while (
+            k_near + 1 < n_path
+            and (px[k_near + 1] - x) ** 2 + (py[k_near + 1] - y) ** 2
+            <= (px[k_near] - x) ** 2 + (py[k_near] - y) ** 2
+        ):
+            k_near += 1
+        ka = min(k_near, n_path - 2)
+        if (
+            k_near > 0
+            and (px[k_near + 1 if k_near + 1 < n_path else k_near] - x) ** 2
+            + (py[k_near + 1 if k_near + 1 < n_path else k_near] - y) ** 2
+            > (px[k_near - 1] - x) ** 2 + (py[k_near - 1] - y) ** 2
+        ):
+            ka = k_near - 1
+        sx, sy = px[ka + 1] - px[ka], py[ka + 1] - py[ka]
+        sn = math.sqrt(sx * sx + sy * sy) + 1e-9
+        tx, ty = sx / sn, sy / sn
+        rx, ry = x - px[ka], y - py[ka]
+        f = min(max((rx * tx + ry * ty) / sn, 0.0), 1.0)
+        e_lat = -rx * ty + ry * tx
+        dhk = (hd[ka + 1] - hd[ka] + math.pi) % (2.0 * math.pi) - math.pi
+        h_ref = hd[ka] + f * dhk
+        fp = ka + f + v * (dt + TRACK_PREVIEW)
+        kp = min(int(fp), n_path - 2)
+        fr = min(fp - kp, 1.0)
+        k_ff = kap[kp] + fr * (kap[kp + 1] - kap[kp])
+        beta = math.atan(0.5 * math.tan(steer))
+        e_h = (yaw + beta - h_ref + math.pi) % (2.0 * math.pi) - math.pi
+        ld = max(TRACK_MIN_LOOK, TRACK_LOOK_TIME * v)
+        k_cmd = k_ff - e_lat / (ld * ld) - 2.0 * math.sin(e_h) / ld
+        sb = min(max(0.5 * wheelbase * k_cmd, -0.95), 0.95)
+        steer_cmd = math.atan(2.0 * math.tan(math.asin(sb)))
+        if not feed_forward:  # pure pursuit from the rear axle
             look = max(4.0, 0.8 * v)
             kt = min(k_near + int(look) + 1, n_path - 1)
             rx = x - 0.5 * wheelbase * math.cos(yaw)
             ry = y - 0.5 * wheelbase * math.sin(yaw)
             alpha = math.atan2(py[kt] - ry, px[kt] - rx) - yaw
             ld = max(math.hypot(px[kt] - rx, py[kt] - ry), 1.0)
-            steer_cmd = min(max(math.atan2(2.0 * wheelbase * math.sin(alpha), ld), -max_steer), max_steer)
-            if t == 0:
-                cmd[ci, 0] = acc
-                cmd[ci, 1] = steer_cmd
-            steer = min(max(steer_cmd, steer - steer_rate * dt), steer + steer_rate * dt)
-            v_new = max(v + acc * dt, 0.0)
-            arc = 0.5 * (v + v_new) * dt
-            beta = math.atan(0.5 * math.tan(steer))
-            yaw_new = yaw + arc * math.cos(beta) * math.tan(steer) / wheelbase
-            x += arc * math.cos(yaw + beta + 0.5 * (yaw_new - yaw))
-            y += arc * math.sin(yaw + beta + 0.5 * (yaw_new - yaw))
-            yaw = yaw_new
-            v = v_new
-            s_travel += arc
-            traj[ci, t + 1, 0], traj[ci, t + 1, 1], traj[ci, t + 1, 2], traj[ci, t + 1, 3] = x, y, yaw, v
-            # collisions with the forecasts (a follower behind us in line is not ours to avoid, nor
-            # an object already touching us: only new collisions count)
-            tt = time + dt
-            for j in range(n_obj):
-                ox, oy, oyaw = fc[j, t + 1, 0], fc[j, t + 1, 1], fc[j, t + 1, 2]
-                if touching[j] or (follower[j] and v <= math.hypot(objs[j, 3], objs[j, 4])):
-                    continue
-                if math.hypot(ox - x, oy - y) < 0.5 * (length + objs[j, 5]) + 3.0:
-                    clearance = _box_gap(x, y, yaw, length, width, ox, oy, oyaw, objs[j, 5], objs[j, 6])
-                    if clearance < min_margin[ci]:
-                        min_margin[ci] = clearance
-                standing = objs[j, 3] * objs[j, 3] + objs[j, 4] * objs[j, 4] < _STILL * _STILL
-                if (
-                    first_near[ci] == np.inf
-                    and not (standing and v < creep)
-                    and _box_overlap(
-                        x,
-                        y,
-                        yaw,
-                        length + 2.0 * near_lon,
-                        width + 2.0 * near_lat,
-                        ox,
-                        oy,
-                        oyaw,
-                        objs[j, 5],
-                        objs[j, 6],
-                    )
-                ):
-                    if v > 0.05 or t == 0:
-                        first_near[ci] = tt
-                if first_hit[ci] == np.inf and _box_overlap(
+            steer_cmd = math.atan2(2.0 * wheelbase * math.sin(alpha), ld)
+        steer_cmd = min(max(steer_cmd, -max_steer), max_steer)
+        if t == 0:
+            cmd[ci, 0] = acc
+            cmd[ci, 1] = steer_cmd
+        steer = min(max(steer_cmd, steer - steer_rate * dt), steer + steer_rate * dt)
+        v_new = max(v + acc * dt, 0.0)
+        arc = 0.5 * (v + v_new) * dt
+        beta = math.atan(0.5 * math.tan(steer))
+        yaw_new = yaw + arc * math.cos(beta) * math.tan(steer) / wheelbase
+        x += arc * math.cos(yaw + beta + 0.5 * (yaw_new - yaw))
+        y += arc * math.sin(yaw + beta + 0.5 * (yaw_new - yaw))
+        yaw = yaw_new
+        v = v_new
+        s_travel += arc
+        traj[ci, t + 1, 0], traj[ci, t + 1, 1], traj[ci, t + 1, 2], traj[ci, t + 1, 3] = x, y, yaw, v
+        # collisions with the forecasts (a follower behind us in line is not ours to avoid, nor
+        # an object already touching us: only new collisions count)
+        tt = time + dt
+        for j in range(n_obj):
+            ox, oy, oyaw = fc[j, t + 1, 0], fc[j, t + 1, 1], fc[j, t + 1, 2]
+            dist = math.hypot(ox - x, oy - y)
+            if dist > reach[j] or touching[j] or (follower[j] and v <= math.hypot(objs[j, 3], objs[j, 4])):
+                continue
+            if dist < 0.5 * (length + objs[j, 5]) + 3.0:
+                clearance = _box_gap(x, y, yaw, length, width, ox, oy, oyaw, objs[j, 5], objs[j, 6])
+                if clearance < min_margin[ci]:
+                    min_margin[ci] = clearance
+            standing = objs[j, 3] * objs[j, 3] + objs[j, 4] * objs[j, 4] < _STILL * _STILL
+            if (
+                first_near[ci] == np.inf
+                and not (standing and v < creep)
+                and _box_overlap(
                     x,
                     y,
                     yaw,
-                    length + 2.0 * lon_margin,
-                    width + 2.0 * lat_margin,
+                    length + 2.0 * near_lon,
+                    width + 2.0 * near_lat,
                     ox,
                     oy,
                     oyaw,
                     objs[j, 5],
                     objs[j, 6],
-                ):
-                    if v > 0.05 or t == 0:
-                        first_hit[ci] = tt
-        progress[ci] = s_travel
+                )
+            ):
+                if v > 0.05 or t == 0:
+                    first_near[ci] = tt
+            if first_hit[ci] == np.inf and _box_overlap(
+                x,
+                y,
+                yaw,
+                length + 2.0 * lon_margin,
+                width + 2.0 * lat_margin,
+                ox,
+                oy,
+                oyaw,
+                objs[j, 5],
+                objs[j, 6],
+            ):
+                if v > 0.05 or t == 0:
+                    first_hit[ci] = tt
+    progress[ci] = s_travel
