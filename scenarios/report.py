@@ -110,8 +110,9 @@ def _gif(result: EpisodeResult, folder: Path) -> Path | None:
 
     try:
         rep = Replay.load(result.replay)
-        # the last 12 s before the end, every other step
-        frames = replay_frames(rep, every=2, start=max(0, rep.num_steps - 120), map_window=60.0, px_per_m=3.0)
+        # the whole episode in at most ~150 frames (a stuck ending alone would be one still picture)
+        every = max(2, -(-rep.num_steps // 150))
+        frames = replay_frames(rep, every=every, start=0, map_window=60.0, px_per_m=3.0)
         return write_video(frames, folder / f"{result.name}.gif", fps=10)
     except (ReplayError, OSError, ValueError) as exc:
         log.warning("no GIF for %s: %s", result.name, exc)
