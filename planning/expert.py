@@ -54,6 +54,9 @@ LANE_CHANGE_OFFSET = 0.15
 LANE_CHANGE_HOLD = 1.0
 #: below this speed an object counts as standing still [m/s]
 _STILL = 0.3
+#: extra standstill gap behind a static obstacle (parked car, accident, cone) [m]: room to steer
+#: round it from a stop, even when it stands askew
+STATIC_ROOM = 3.0
 #: cell of the expert's lane raster [m], and how far from a lane centre its cells still name one [m]
 LANE_CELL = 0.25
 LANE_REACH = 4.0
@@ -803,6 +806,8 @@ def _simulate(
                 hn = math.sqrt(hx * hx + hy * hy) + 1e-9
                 v_along = (objs[j, 3] * hx + objs[j, 4] * hy) / hn
                 s_j = float(best_k) - 0.5 * length - 0.5 * objs[j, 5]
+                if math.isnan(objs[j, 7]) and v_along < 0.5:  # a static obstacle (no lane): room to steer out
+                    s_j -= STATIC_ROOM
                 if s_j < lead_s:
                     lead_s = s_j
                     lead_v = max(v_along, 0.0)
