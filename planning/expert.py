@@ -806,7 +806,8 @@ def _simulate(
                 hn = math.sqrt(hx * hx + hy * hy) + 1e-9
                 v_along = (objs[j, 3] * hx + objs[j, 4] * hy) / hn
                 s_j = float(best_k) - 0.5 * length - 0.5 * objs[j, 5]
-                if math.isnan(objs[j, 7]) and v_along < 0.5:  # a static obstacle (no lane): room to steer out
+                # standing and lane-less (a static obstacle or a pedestrian): stop with room to steer out
+                if math.isnan(objs[j, 7]) and v_along < 0.5:
                     s_j -= STATIC_ROOM
                 if s_j < lead_s:
                     lead_s = s_j
