@@ -88,8 +88,10 @@ def test_collect_train_resume_and_wm_eval(tmp_path):
     assert train_steps >= 0.015 * 36000 - 1  # the prefix is whole episodes up to 0.015 h …
     assert abs(r["steps"] - (0.025 * 36000 - train_steps)) < 2  # … the evaluation the rest (hours rounded)
     assert 0 < r["effective_rank"] <= 16
-    assert {"collision_within_0.5s", "collision_within_1s"} <= set(r["heads"])
-    assert set(r["probes"][0]["predicted"]) == {"dx", "dy", "nearest", "nearest_visible"}
+    assert {"collision_within_0.5s", "collision_within_1s", "collision_within_1s_rollout"} <= set(r["heads"])
+    assert set(r["probes"][0]["predicted"]) == {"dx", "dy", "nearest", "nearest_visible", "gap_ahead"}
+    near = [p["nearest"]["mae"] for p in r["proximity"]]
+    assert len(near) == 4 and all(0.0 <= v <= 16.0 for v in near)  # metres, within the capped range
     assert "copy" in proc.stdout and "AUROC" in proc.stdout
 
 

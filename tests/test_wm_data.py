@@ -18,6 +18,7 @@ from sim_bridge.api import EgoFeature, ObjectFeature, Observation, StepEvents
 from sim_bridge.sensors.layout import EGO_DIM, OBJECT_DIM
 from world_model.batch import EVENT, NUM_EVENTS
 from world_model.dataset import episode_unit, open_dataset
+from world_model.proximity import GAP_CAP, NEAREST_VISIBLE
 from world_model.recorder import NEAREST_CAP, EpisodeRecorder, step_events
 from world_model.shards import (
     EndReason,
@@ -235,6 +236,19 @@ def test_windows_stay_inside_one_episode_and_mark_padding(collection):
     done = w.events[..., EVENT["done"]] > 0.5
     last = w.valid & ~np.concatenate([w.valid[:, 1:], np.zeros((len(w.valid), 1), bool)], axis=1)
     assert not (done & ~last).any()
+    # proximity: NaN on padding; the gap ahead is unknown exactly at an episode's last step (no next
+    # observation) and lies in [0, GAP_CAP] elsewhere; nearest is the recorded event capped
+    assert w.proximity is not None and np.isnan(w.proximity[pad]).all()
+    ep_len = np.array([lengths[e] for e in w.episode.tolist()])[:, None]
+    final = w.valid & ((w.start[:, None] + t) == ep_len - 1)
+    gap = w.proximity[..., 1]
+    assert np.isnan(gap[final]).all() and np.isfinite(gap[w.valid & ~final]).all()
+    assert ((gap[w.valid & ~final] >= 0) & (gap[w.valid & ~final] <= GAP_CAP)).all()
+    np.testing.assert_allclose(
+        w.proximity[..., 0][w.valid],
+        np.minimum(w.events[..., EVENT["nearest"]][w.valid], NEAREST_VISIBLE),
+        rtol=1e-6,
+    )
 
 
 def test_windows_hold_the_stored_bev(collection, tmp_path):

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from world_model.config import ModelConfig
 from world_model.fast_rollout import FastRollout
 from world_model.model import EVENT_HEADS, BevEncoder, Predictor, WorldModel, reference_predictor
+from world_model.proximity import PROXIMITY_SCALE
 
 BEV = (10, 32, 32)
 EGO = 7
@@ -60,7 +61,8 @@ def test_shapes_and_dtypes_through_encode_predict_rollout_heads():
         assert p.shape == (4, 5, 3) and bool(((p >= 0) & (p <= 1)).all())
         torch.testing.assert_close(getattr(m, name)(roll), p)
     assert heads["motion"].shape == (4, 5, 4) and heads["progress"].shape == (4, 5)
-    assert m.head_logits(roll).shape == (4, 5, 3 * 3 + 5)
+    assert heads["proximity"].shape == (4, 5, 2)
+    assert m.head_logits(roll).shape == (4, 5, 3 * 3 + 5 + 2)
 
 
 def test_rollout_is_differentiable_to_the_encoder():
@@ -166,7 +168,9 @@ def test_statistics_normalise_inputs_and_decode_heads():
     m.set_statistics(mean, std, torch.full((5,), 2.0), torch.full((5,), 3.0), torch.full((9,), np.log(4.0)))
     h = m.heads(z)
     torch.testing.assert_close(h["collision"], torch.sigmoid(raw[:, 0:3] - np.log(4.0)))
-    torch.testing.assert_close(h["progress"], raw[:, -1] * 3.0 + 2.0)
+    torch.testing.assert_close(h["progress"], raw[:, -3] * 3.0 + 2.0)
+    # proximities come out in metres: the raw outputs times their fixed scales
+    torch.testing.assert_close(h["proximity"], raw[:, -2:] * torch.tensor(PROXIMITY_SCALE))
 
 
 def test_fast_rollout_refuses_non_finite_inputs():

@@ -66,8 +66,11 @@ class ToyWindows:
         events[..., EVENT["dx"]] = 2 * action[..., 0]
         events[..., EVENT["speed"]] = np.abs(action[..., 0]) * 5
         valid = np.ones((B, T), dtype=bool)
+        # proximity: the square's column as "nearest", its distance to the edge as "gap ahead" [m]
+        proximity = np.stack([x, 12 - x], axis=-1).astype(np.float32)
         return Windows(bev=bev, ego=ego, action=action, events=events, valid=valid,
-                       episode=np.arange(B, dtype=np.int64), start=np.zeros(B, dtype=np.int64))  # fmt: skip
+                       episode=np.arange(B, dtype=np.int64), start=np.zeros(B, dtype=np.int64),
+                       proximity=proximity)  # fmt: skip
 
 
 def model_config(**overrides: object) -> ModelConfig:
@@ -108,6 +111,7 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch():
     assert after["total"] < one["total"]
     assert after["latent"] < 0.5 * before["latent"]  # the rollout learnt to predict the targets
     assert after["events"] < before["events"] and after["motion"] < before["motion"]
+    assert after["proximity"] < before["proximity"]
 
 
 def test_same_seed_gives_identical_losses():

@@ -43,6 +43,9 @@ class Windows:
     - ``events``: ``float32 [B, T, NUM_EVENTS]`` what followed each action (:data:`EVENT_NAMES`)
     - ``valid``: ``bool [B, T]`` False for steps after an episode's end inside the window (padding)
     - ``episode``: ``int64 [B]`` episode ids, ``start``: ``int64 [B]`` index of the first step
+    - ``proximity``: ``float32 [B, T, 2]`` nearest actor and free gap ahead at the end of each step
+      [m] (``world_model.proximity``; NaN where unknown), or ``None`` when the source has no
+      object lists (the proximity heads then get no targets)
 
     Step ``t``'s observation is the state before ``action[:, t]``; ``events[:, t]`` happened during
     that action; the observation at ``t + 1`` is the state after it.
@@ -55,6 +58,7 @@ class Windows:
     valid: np.ndarray
     episode: np.ndarray
     start: np.ndarray
+    proximity: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:

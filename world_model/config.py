@@ -75,6 +75,9 @@ class LossConfig:
     """Focusing exponent of the focal loss."""
     motion_weight: float = 0.5
     """Weight of the ego-motion and progress regression heads (targets normalised)."""
+    proximity_weight: float = 1.0
+    """Weight of the proximity heads (nearest actor, free gap ahead; ``world_model.proximity``),
+    regressed on every predicted latent: dense targets that make the latent keep other actors."""
 
 
 @dataclass

@@ -11,7 +11,10 @@ prefixes are nested too (an episode never changes side when the budget grows).
 **Windows.** ``T`` consecutive steps of one episode, starting at any step that leaves at least
 ``min_valid`` steps of the episode in the window (default ``T // 2``; an episode shorter than that
 still gives one window from its first step). Steps past the episode's last one are padding: zeros
-with ``valid = False``. A window never holds steps of two episodes.
+with ``valid = False`` (NaN proximity). A window never holds steps of two episodes.
+
+**Proximity.** The shards' object lists are read once to derive the proximity targets
+(``world_model.proximity``: nearest actor and free gap ahead at the end of each step), then dropped.
 
 **Memory.** The BEV dominates (10 × 96 × 96 bytes a step, 3.3 GB per simulated hour at 10 Hz).
 It is kept *bit-packed* (as stored in the shards: 1 bit per pixel, 0.41 GB per hour) and unpacked
@@ -31,11 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from scenarios.results import write_bytes_atomic
-from world_model.batch import Windows
+from world_model.batch import EVENT, Windows
+from world_model.proximity import proximity_columns
 from world_model.shards import Manifest, read_manifest, read_shard, unpack_bev
 
 SPLITS = ("train", "val", "all")
-_LOADED = ("bev_bits", "ego", "action", "events")
+_LOADED = ("bev_bits", "ego", "action", "events", "objects", "objects_mask")
 
 
 def episode_unit(ids: np.ndarray, seed: int) -> np.ndarray:
@@ -115,6 +119,7 @@ class WindowDataset:
         seg_of: list[np.ndarray] = []
         row_of: list[np.ndarray] = []
         small: dict[str, list[np.ndarray]] = {"ego": [], "action": [], "events": []}
+        proximity: list[np.ndarray] = []
         ep_ids, ep_len = [], []
         for k, eps in prefix:
             info = manifest.shards[k]
@@ -126,6 +131,9 @@ class WindowDataset:
             rows = np.concatenate([np.arange(starts[e], starts[e] + lens[e]) for e in chosen])
             for name in small:
                 small[name].append(shard[name][rows])
+            prox = proximity_columns(shard["objects"], shard["objects_mask"], shard["events"][:, EVENT["nearest"]],
+                                     starts, lens)  # fmt: skip
+            proximity.append(prox[rows])
             ep_ids += [int(shard["ep_id"][e]) for e in chosen]
             ep_len += [int(lens[e]) for e in chosen]
             if cache_dir is None:
@@ -143,6 +151,8 @@ class WindowDataset:
         self.ego = np.concatenate(small["ego"])
         self.action = np.concatenate(small["action"])
         self.events = np.concatenate(small["events"])
+        self.proximity = np.concatenate(proximity)
+        """``float32 [S, 2]`` proximity targets (``world_model.proximity``; NaN where unknown)."""
         if cache_dir is None:
             self._bev: list[np.ndarray] = [np.concatenate(bev_parts)]
             self._seg = np.zeros(len(self.ego), dtype=np.int32)
@@ -182,7 +192,7 @@ class WindowDataset:
     @property
     def nbytes(self) -> int:
         """Bytes held in RAM (memory-mapped BEV excluded)."""
-        arrays = [self.ego, self.action, self.events, self._seg, self._row, self._start, self._end,
+        arrays = [self.ego, self.action, self.events, self.proximity, self._seg, self._row, self._start, self._end,
                   self._local, self._episode]  # fmt: skip
         held = sum(b.nbytes for b in self._bev if not isinstance(b, np.memmap))
         return held + sum(a.nbytes for a in arrays)
@@ -207,14 +217,21 @@ class WindowDataset:
             bits[pick] = self._bev[int(s)][self._row[flat[pick]]]
         bev = unpack_bev(bits, W).reshape(len(idx), T, C, H, W)
         pad = ~valid
-        ego, action, events = self.ego[rows], self.action[rows], self.events[rows]
+        ego, action, events, proximity = (
+            self.ego[rows],
+            self.action[rows],
+            self.events[rows],
+            self.proximity[rows],
+        )
         if pad.any():
             bev[pad] = 0
             ego[pad] = 0.0
             action[pad] = 0.0
             events[pad] = 0.0
+            proximity[pad] = np.nan
         return Windows(bev=bev, ego=ego, action=action, events=events, valid=valid,
-                       episode=self._episode[idx].copy(), start=self._local[idx].copy())  # fmt: skip
+                       episode=self._episode[idx].copy(), start=self._local[idx].copy(),
+                       proximity=proximity)  # fmt: skip
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> Windows:
         """``batch_size`` windows drawn uniformly with replacement."""

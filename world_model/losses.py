@@ -125,6 +125,16 @@ def regression_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     return (loss * m).sum() / m.sum().clamp_min(1.0)
 
 
+def proximity_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Masked smooth-L1 of the proximity heads; ``pred``, ``target: [B, H, P]`` (scaled to
+    ``[0, 1]``; NaN where the target is unknown), ``mask: bool [B, H]``. Unknown targets and
+    masked steps count for nothing; 0 when nothing is known."""
+    known = torch.isfinite(target) & mask.unsqueeze(-1)
+    loss = F.smooth_l1_loss(pred, torch.where(known, target, pred.detach()), reduction="none", beta=0.1)
+    m = known.to(loss.dtype)
+    return (loss * m).sum() / m.sum().clamp_min(1.0)
+
+
 def positive_weight(rate: Tensor, cap: float) -> Tensor:
     """Class-balancing weight ``(1 − p) / p`` of positives from their rate ``p``, in ``[1, cap]``."""
     p = rate.clamp(1e-6, 1.0 - 1e-6)

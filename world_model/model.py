@@ -9,7 +9,9 @@ probability that the ego collides during that step or the ``event_within[k] - 1`
 (so ``event_within = [1, 5, 10]`` gives "this step", "within 0.5 s", "within 1 s" at 10 Hz);
 ``off_road`` and ``red_light`` likewise. ``motion(z)`` is that step's ego motion (dx, dy in the
 frame of the step's start pose [m], dyaw [rad], end speed [m/s]); ``progress(z)`` its route
-progress [m]. Training applies the heads to *predicted* latents, as the planner does.
+progress [m]; ``proximity(z)`` the nearest other actor and the free gap ahead at the step's end
+[m] (``world_model.proximity``: dense targets that make the latent keep other actors). Training
+applies the heads to *predicted* latents, as the planner does.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from world_model.config import ModelConfig
+from world_model.proximity import PROXIMITY_COLUMNS, PROXIMITY_SCALE
 
 #: event heads, in the order of their logits (each has ``len(event_within)`` outputs)
 EVENT_HEADS = ("collision", "off_road", "red_light")
@@ -113,6 +116,7 @@ class WorldModel(nn.Module):
     regression_mean: Tensor
     regression_std: Tensor
     event_logit_offset: Tensor
+    proximity_scale: Tensor
 
     def __init__(self, config: ModelConfig, bev_shape: tuple[int, int, int], ego_dim: int) -> None:
         super().__init__()
@@ -130,12 +134,17 @@ class WorldModel(nn.Module):
         )
         self.predictor = Predictor(D, c.predictor_hidden, c.predictor_layers)
         self.head_trunk = nn.Sequential(nn.Linear(D, c.head_hidden), nn.ReLU())
-        self.head_out = nn.Linear(c.head_hidden, len(EVENT_HEADS) * K + len(REGRESSION_COLUMNS))
+        self.head_out = nn.Linear(
+            c.head_hidden, len(EVENT_HEADS) * K + len(REGRESSION_COLUMNS) + len(PROXIMITY_COLUMNS)
+        )
         self.register_buffer("ego_mean", torch.zeros(ego_dim))
         self.register_buffer("ego_std", torch.ones(ego_dim))
         self.register_buffer("regression_mean", torch.zeros(len(REGRESSION_COLUMNS)))
         self.register_buffer("regression_std", torch.ones(len(REGRESSION_COLUMNS)))
         self.register_buffer("event_logit_offset", torch.zeros(len(EVENT_HEADS) * K))
+        self.register_buffer(
+            "proximity_scale", torch.tensor(PROXIMITY_SCALE, dtype=torch.float32), persistent=False
+        )
 
     @property
     def latent(self) -> int:
@@ -185,13 +194,15 @@ class WorldModel(nn.Module):
     # ------------------------------------------------------------------ heads
 
     def head_logits(self, z: Tensor) -> Tensor:
-        """Raw outputs of every head ``[..., 3K + 5]``: event logits (``EVENT_HEADS`` × ``K``, before
-        the calibration offset), then normalised regressions (``REGRESSION_COLUMNS``)."""
+        """Raw outputs of every head ``[..., 3K + 7]``: event logits (``EVENT_HEADS`` × ``K``, before
+        the calibration offset), normalised regressions (``REGRESSION_COLUMNS``), then proximities
+        over their scales (``PROXIMITY_COLUMNS`` / ``PROXIMITY_SCALE``)."""
         return self.head_out(self.head_trunk(z))
 
     def heads(self, z: Tensor) -> dict[str, Tensor]:
         """Every head from one pass of the shared trunk (what a planner's cost uses): event
-        probabilities ``[..., K]`` per :data:`EVENT_HEADS`, ``motion [..., 4]``, ``progress [...]``."""
+        probabilities ``[..., K]`` per :data:`EVENT_HEADS`, ``motion [..., 4]``, ``progress [...]``,
+        ``proximity [..., 2]``."""
         return self._decode(self.head_logits(z))
 
     def collision(self, z: Tensor) -> Tensor:
@@ -214,13 +225,19 @@ class WorldModel(nn.Module):
         """The step's route progress ``[...]`` [m]."""
         return self.heads(z)["progress"]
 
+    def proximity(self, z: Tensor) -> Tensor:
+        """Nearest other actor and free gap ahead at the step's end ``[..., 2]`` [m]."""
+        return self.heads(z)["proximity"]
+
     def _decode(self, raw: Tensor) -> dict[str, Tensor]:
         K, n_ev = self.num_windows, len(EVENT_HEADS) * self.num_windows
         probs = torch.sigmoid(raw[..., :n_ev] - self.event_logit_offset)
         out = {name: probs[..., i * K : (i + 1) * K] for i, name in enumerate(EVENT_HEADS)}
-        reg = raw[..., n_ev:] * self.regression_std + self.regression_mean
+        n_reg = len(REGRESSION_COLUMNS)
+        reg = raw[..., n_ev : n_ev + n_reg] * self.regression_std + self.regression_mean
         out["motion"] = reg[..., :4]
         out["progress"] = reg[..., 4]
+        out["proximity"] = raw[..., n_ev + n_reg :] * self.proximity_scale
         return out
 
     # ------------------------------------------------------------------ statistics
@@ -261,6 +278,7 @@ def reference_predictor(latent: int = 64, hidden: int = 256) -> Predictor:
 
 __all__ = [
     "EVENT_HEADS",
+    "PROXIMITY_COLUMNS",
     "REGRESSION_COLUMNS",
     "BevEncoder",
     "Predictor",

@@ -10,7 +10,9 @@ The loss of a batch of windows (``T >= horizon + 1`` steps):
   over ``z0`` and (``regulariser_on_targets``) the target encodings too, so that its estimate sees
   ``B·(S + 1)`` samples rather than ``B`` (in ``D = 64`` dimensions, 32 samples span at most 31);
 - cost heads on the *predicted* latents (as the planner uses them): event heads with class-balanced
-  BCE (or focal), regression heads (ego motion, progress) on normalised targets.
+  BCE (or focal), regression heads (ego motion, progress) on normalised targets, and proximity
+  heads (nearest actor, free gap ahead; ``world_model.proximity``) whose dense targets make the
+  latent keep the other actors that the rare collision labels alone do not teach it to see.
 
 Everything random is seeded (weights: the caller; batches: a numpy generator; SIGReg directions: a
 torch generator), so on the CPU the same seed gives bit-identical losses, and a resumed run
@@ -38,7 +40,7 @@ from world_model import losses
 from world_model.batch import Windows
 from world_model.config import LossConfig, ModelConfig, OptimConfig
 from world_model.diagnostics import auroc, check_collapse, expected_calibration_error, nearest_neighbours
-from world_model.model import EVENT_HEADS, REGRESSION_COLUMNS, WorldModel
+from world_model.model import EVENT_HEADS, PROXIMITY_COLUMNS, REGRESSION_COLUMNS, WorldModel
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_FILE = "last.pt"
@@ -99,6 +101,11 @@ def to_tensors(batch: Windows, device: torch.device) -> dict[str, Tensor]:
         "action": torch.from_numpy(np.ascontiguousarray(batch.action, dtype=np.float32)).to(device),
         "events": torch.from_numpy(np.ascontiguousarray(batch.events, dtype=np.float32)).to(device),
         "valid": torch.from_numpy(np.ascontiguousarray(batch.valid, dtype=bool)).to(device),
+        "proximity": torch.from_numpy(
+            np.full((*batch.valid.shape, len(PROXIMITY_COLUMNS)), np.nan, dtype=np.float32)
+            if batch.proximity is None
+            else np.ascontiguousarray(batch.proximity, dtype=np.float32)
+        ).to(device),
     }
 
 
@@ -220,9 +227,13 @@ class Trainer:
             terms["events"] = losses.balanced_bce(ev_logits, ev_target, ev_mask, self.pos_weight)
         else:
             terms["events"] = losses.focal_loss(ev_logits, ev_target, ev_mask, cfg.focal_gamma)
+        n_reg = len(REGRESSION_COLUMNS)
         reg_target = (losses.regression_targets(events, H) - m.regression_mean) / m.regression_std
-        terms["motion"] = losses.regression_loss(logits[..., n_ev:], reg_target, valid[:, :H])
+        terms["motion"] = losses.regression_loss(logits[..., n_ev : n_ev + n_reg], reg_target, valid[:, :H])
+        prox = t["proximity"][:, :H] / m.proximity_scale  # [B, H, 2], NaN where unknown
+        terms["proximity"] = losses.proximity_loss(logits[..., n_ev + n_reg :], prox, valid[:, :H])
         total = total + cfg.event_weight * terms["events"] + cfg.motion_weight * terms["motion"]
+        total = total + cfg.proximity_weight * terms["proximity"]
         terms["total"] = total
         for j, s in enumerate(steps):
             terms[f"err_h{s}"] = per_s[j]
@@ -290,7 +301,7 @@ class Trainer:
         m, H, steps = self.model, self.loss_cfg.horizon, self.target_steps
         S = len(steps)
         z0s, sq, sq_copy, cnt, tvar = [], torch.zeros(S), torch.zeros(S), torch.zeros(S), []
-        probs, labels, masks, reg_err, reg_mask = [], [], [], [], []
+        probs, labels, masks, reg_err, reg_mask, prox_err = [], [], [], [], [], []
         n_ev = len(EVENT_HEADS) * m.num_windows
         for b in batches:
             _, _, x = self.compute_loss(t := to_tensors(b, self.device), regularise=False)
@@ -306,9 +317,12 @@ class Trainer:
             probs.append(p.reshape(*p.shape[:2], len(EVENT_HEADS), m.num_windows).cpu())
             labels.append(x["ev_target"].cpu())
             masks.append(x["ev_mask"].cpu())
-            reg = x["logits"][..., n_ev:] * m.regression_std + m.regression_mean
+            n_reg = len(REGRESSION_COLUMNS)
+            reg = x["logits"][..., n_ev : n_ev + n_reg] * m.regression_std + m.regression_mean
             reg_err.append((reg - losses.regression_targets(t["events"], H)).abs().cpu())
             reg_mask.append(t["valid"][:, :H].cpu())
+            prox = x["logits"][..., n_ev + n_reg :] * m.proximity_scale
+            prox_err.append((prox - t["proximity"][:, :H]).abs().cpu())
         out: dict[str, float] = {}
         per_s, copy_s = sq / cnt.clamp_min(1.0), sq_copy / cnt.clamp_min(1.0)
         var = float(torch.cat(tvar).var(0).mean()) if tvar else float("nan")
@@ -333,6 +347,10 @@ class Trainer:
         E, EM = torch.cat(reg_err), torch.cat(reg_mask)
         for j, name in enumerate(REGRESSION_COLUMNS):
             out[f"heads/mae_{name}"] = float(E[..., j][EM].mean()) if EM.any() else float("nan")
+        PE = torch.cat(prox_err)  # NaN where the target is unknown
+        for j, name in enumerate(PROXIMITY_COLUMNS):
+            known = EM & torch.isfinite(PE[..., j])
+            out[f"heads/mae_{name}"] = float(PE[..., j][known].mean()) if known.any() else float("nan")
         return out
 
     @torch.no_grad()
@@ -343,7 +361,14 @@ class Trainer:
         at ``steps``, the nearest encoding among every valid frame of ``bank`` batches."""
         self.model.eval()
         m = self.model
-        queries = Windows(*(getattr(queries, f.name)[:count] for f in dataclasses.fields(Windows)))
+        queries = dataclasses.replace(
+            queries,
+            **{
+                f.name: a[:count]
+                for f in dataclasses.fields(Windows)
+                if (a := getattr(queries, f.name)) is not None
+            },
+        )
         steps = tuple(s for s in steps if s <= min(self.loss_cfg.horizon, queries.shape[1] - 1))
         bank_z, bank_bev = [], []
         for b in bank:

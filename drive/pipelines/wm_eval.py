@@ -9,12 +9,17 @@ the heads' figures need no successor frame). Figures:
   beside the copy-last-latent baseline ``(z_t − z_{t+k})²``, and both relative to the variance of
   ``z`` (1 = as bad as predicting the mean);
 - **collision head**: AUROC and expected calibration error (10 bins) of P(collision within 0.5 s /
-  1 s from now), read from the first predicted latent (as the planner reads it), and the rollout's
-  own collision probability ``k`` steps ahead (``event_within[0]`` window of ``ẑ_k``) against a
+  1 s from now), read from the first predicted latent's window heads; the same windows composed
+  the way a planner reads a candidate action sequence, ``1 − Π_k (1 − p_k)`` over the per-step
+  heads of ``ẑ_1 … ẑ_n`` rolled out with the actions taken (``…_rollout``); and the rollout's own
+  collision probability ``k`` steps ahead (``event_within[0]`` window of ``ẑ_k``) against a
   collision in step ``k − 1``;
+- **proximity heads** per horizon step: mean absolute error [m] and R² of the nearest-actor
+  distance and the free gap ahead read from ``ẑ_k`` (``world_model.proximity``);
 - **linear probes** (ridge, closed form): from ``ẑ_k`` to the ego displacement after ``k`` steps
   (x forward, y left in the start pose [m]) and to the nearest-agent distance at ``t + k`` [m]
-  (raw, and clipped at :data:`NEAREST_VISIBLE`, the range the BEV shows in every direction);
+  (raw, and clipped at :data:`NEAREST_VISIBLE`, the range the BEV shows in every direction) and
+  to the free gap ahead;
   fitted on half of the episodes (by a hash of their id), R² on the other half; the same probes
   from the true encoding ``z_{t+k}`` and from ``z_t`` (copy-last) for reference;
 - **collapse**: effective rank and mean std of ``z``.
@@ -39,7 +44,8 @@ from world_model.batch import EVENT
 from world_model.dataset import WindowDataset, episode_unit, select_prefix
 from world_model.diagnostics import auroc, effective_rank, embedding_std, expected_calibration_error
 from world_model.fast_rollout import FastRollout
-from world_model.model import EVENT_HEADS, WorldModel
+from world_model.model import EVENT_HEADS, PROXIMITY_COLUMNS, WorldModel
+from world_model.proximity import NEAREST_VISIBLE
 from world_model.shards import read_manifest
 from world_model.train import load_model, resolve_device
 
@@ -47,10 +53,6 @@ log = logging.getLogger("drive.wm_eval")
 
 #: horizon steps shown in the printed table (all steps are in the JSON)
 TABLE_STEPS = (1, 2, 3, 5, 7, 10, 15)
-#: the nearest-agent probe is also fitted to ``min(distance, NEAREST_VISIBLE)`` [m]: the default BEV
-#: (96 px at 0.5 m, ego 16 m from the bottom) shows every direction only up to 16 m, so a farther
-#: agent may be invisible to the encoder
-NEAREST_VISIBLE = 16.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class Steps:
     """``int64 [S]`` episode id of each step."""
     end: np.ndarray
     """``int64 [S]`` one past the last row of each step's episode."""
+    proximity: np.ndarray
+    """``float32 [S, 2]`` nearest actor and free gap ahead at the end of each step [m] (NaN: unknown)."""
 
 
 def open_steps(cfg: DictConfig) -> WindowDataset:
@@ -107,6 +111,7 @@ def encode_steps(model: WorldModel, ds: WindowDataset, batch_size: int, device: 
         events=ds.events.astype(np.float32),
         episode=np.repeat(ds.episodes, ds.episode_lengths),
         end=np.repeat(ends, ds.episode_lengths),
+        proximity=ds.proximity.astype(np.float32),
     )
 
 
@@ -222,6 +227,38 @@ def evaluate(
                 "mean_probability": float(p.mean()) if len(p) else float("nan"),
                 "rate": float(y.mean()) if len(y) else float("nan"),
             }
+    # the planner's reading: P(collision within 1 s) composed from the per-step heads of the rollout
+    # with the actions actually taken, 1 − Π_k (1 − p_k) over the steps of the window
+    for k, w in enumerate(within):
+        if w == 1:
+            continue
+        p_step = np.where(M[:, :w, 0, 0], P[:, :w, 0, 0], 0.0)  # this step's collision, steps 1…w
+        p = 1.0 - np.prod(1.0 - p_step, axis=1)
+        sel = M[:, 0, 0, k]
+        y = T[:, 0, 0, k][sel]
+        heads[f"collision_within_{w * dt:g}s_rollout"] = {
+            "auroc": auroc(p[sel], y), "ece": expected_calibration_error(p[sel], y), "positives": int(y.sum()),
+            "count": len(y), "mean_probability": float(p[sel].mean()) if sel.any() else float("nan"),
+            "rate": float(y.mean()) if len(y) else float("nan"),
+        }  # fmt: skip
+    # --- proximity heads along the rollout: mean absolute error [m] and R² against the truth
+    prox_true = np.where(valid[:, :H, None], steps.proximity[win[:, :H]], np.nan)  # [N, H, 2]
+    prox_pred = np.concatenate(
+        [model.proximity(torch.from_numpy(pred[i : i + batch_size]).to(device)).cpu().numpy()
+         for i in range(0, len(starts), batch_size)]
+    )  # fmt: skip
+    proximity = []
+    for k in range(H):
+        row: dict[str, Any] = {"step": k + 1}
+        for j, name in enumerate(PROXIMITY_COLUMNS):
+            yt, yp = prox_true[:, k, j], prox_pred[:, k, j]
+            ok = np.isfinite(yt)
+            var = float(yt[ok].var()) if ok.sum() > 1 else float("nan")
+            mse = float(((yp[ok] - yt[ok]) ** 2).mean()) if ok.any() else float("nan")
+            row[name] = {"mae": float(np.abs(yp[ok] - yt[ok]).mean()) if ok.any() else float("nan"),
+                         "r2": 1.0 - mse / var if var > 0 else float("nan")}  # fmt: skip
+        proximity.append(row)
+    out["proximity"] = proximity
     rollout_collision = []
     for k in range(H):
         sel = M[:, k, 0, 0]
@@ -234,16 +271,29 @@ def evaluate(
     fit = episode_unit(steps.episode[starts], 12345) < 0.5
     disp = ego_displacement(ev_win, valid[:, :H])  # [N, H, 2]
     nearest = steps.events[win[:, :H], EVENT["nearest"]]  # at t + k: the end of step t + k − 1
+    gap = steps.proximity[win[:, :H], 1]  # likewise (NaN at an episode's last step)
     probes = []
     for k in range(H):
-        ok = target_ok[:, k]
+        ok = target_ok[:, k] & np.isfinite(gap[:, k])
         y = np.concatenate(
-            [disp[:, k], nearest[:, k, None], np.minimum(nearest[:, k, None], NEAREST_VISIBLE)], 1
+            [
+                disp[:, k],
+                nearest[:, k, None],
+                np.minimum(nearest[:, k, None], NEAREST_VISIBLE),
+                gap[:, k, None],
+            ],
+            1,
         )
         entry: dict[str, Any] = {"step": k + 1}
         for source, x in (("predicted", pred[:, k]), ("encoded", target[:, k]), ("copy_last", z0)):
             r2 = ridge_r2(x[ok & fit], y[ok & fit], x[ok & ~fit], y[ok & ~fit], ridge)
-            entry[source] = {"dx": r2[0], "dy": r2[1], "nearest": r2[2], "nearest_visible": r2[3]}
+            entry[source] = {
+                "dx": r2[0],
+                "dy": r2[1],
+                "nearest": r2[2],
+                "nearest_visible": r2[3],
+                "gap_ahead": r2[4],
+            }
         probes.append(entry)
     out["probes"] = probes
     # --- collapse
@@ -260,8 +310,10 @@ def table(report: dict[str, Any]) -> str:
         f"effective rank {report['effective_rank']:.1f} of {report['latent']}, z std {report['embedding_std']:.3f}",
         "",
         f"{'step':>4} {'s':>4} {'err':>8} {'copy':>8} {'rel':>6} {'rel_cp':>6}  "
-        f"{'R2 dx':>6} {'R2 dy':>6} {'R2 near':>7} {'≤16m':>6}  {'coll AUROC':>10}",
+        f"{'R2 dx':>6} {'R2 dy':>6} {'R2 near':>7} {'≤16m':>6} {'R2 gap':>6}  {'coll AUROC':>10}  "
+        f"{'near MAE':>8} {'gap MAE':>7}",
     ]
+    prox = {p["step"]: p for p in report.get("proximity", [])}
     by_step = {p["step"]: p for p in report["prediction"]}
     probes = {p["step"]: p for p in report["probes"]}
     coll = {c["step"]: c for c in report["rollout_collision"]}
@@ -272,14 +324,15 @@ def table(report: dict[str, Any]) -> str:
         lines.append(
             f"{k:>4} {p['seconds']:>4.1f} {p['error']:>8.4f} {p['copy_last']:>8.4f} {p['relative_error']:>6.3f} "
             f"{p['relative_copy_last']:>6.3f}  {r['dx']:>6.3f} {r['dy']:>6.3f} {r['nearest']:>7.3f} "
-            f"{r['nearest_visible']:>6.3f}  "
-            f"{coll[k]['auroc']:>10.3f}"
+            f"{r['nearest_visible']:>6.3f} {r['gap_ahead']:>6.3f}  "
+            f"{coll[k]['auroc']:>10.3f}  "
+            f"{prox[k]['nearest']['mae']:>8.2f} {prox[k]['gap_ahead']['mae']:>7.2f}"
         )
     lines.append("")
     for name, h in report["heads"].items():
         if name.startswith("collision"):
             lines.append(
-                f"{name:<24} AUROC {h['auroc']:.3f}  ECE {h['ece']:.4f}  positives {h['positives']}/{h['count']}  "
+                f"{name:<32} AUROC {h['auroc']:.3f}  ECE {h['ece']:.4f}  positives {h['positives']}/{h['count']}  "
                 f"mean p {h['mean_probability']:.4f} vs rate {h['rate']:.4f}"
             )
     return "\n".join(lines)
