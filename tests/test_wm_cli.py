@@ -57,7 +57,7 @@ def test_collect_train_resume_and_wm_eval(tmp_path):
     train_args = [
         "train", f"data={data}", "hours=0.015", f"out={run}", *SMALL_MODEL, "loss.horizon=4",
         "loss.target_steps=[1,2,4]", "optim.batch_size=4", "optim.stats_batches=1", "optim.eval_every=3",
-        "optim.eval_batches=1", "optim.probe_every=3", "val_fraction=0.3",
+        "optim.eval_batches=1", "optim.probe_every=3", "val_fraction=0.3", "threads=1",
     ]  # fmt: skip
     proc = drive(*train_args, "optim.steps=3", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -75,16 +75,18 @@ class LossConfig:
     """Focusing exponent of the focal loss."""
     motion_weight: float = 0.5
     """Weight of the ego-motion and progress regression heads (targets normalised)."""
-    proximity_weight: float = 1.0
+    proximity_weight: float = 10.0
     """Weight of the proximity heads (nearest actor, free gap ahead; ``world_model.proximity``),
-    regressed on every predicted latent: dense targets that make the latent keep other actors."""
+    regressed on every predicted latent: dense targets that make the latent keep other actors.
+    Measured on 1 h (held-out towns): 1 → collision AUROC at 1 s 0.897, nearest-actor MAE 3.0 m;
+    5 → 0.910, 1.2 m; 10 (4000 steps) → 0.916, 1.0 m."""
 
 
 @dataclass
 class OptimConfig:
     """The trainer: AdamW, clipping, schedule, logging and checkpoints."""
 
-    steps: int = 3000
+    steps: int = 4000
     """Optimiser steps (a resumed run continues up to this count)."""
     batch_size: int = 32
     """Windows per step."""
