@@ -222,7 +222,9 @@ def stop_sign_priority(
             return None
         turn = next((t for t in turns if a.movement(t) is not None), None)
         found = [crossing(a, others, side) for side in sides]
-        prio = [c for c in found if c is not None and c.control == "none" and c.movement(STRAIGHT) is not None]
+        prio = [
+            c for c in found if c is not None and c.control == "none" and c.movement(STRAIGHT) is not None
+        ]
         if turn is None or not prio:
             return None
         return a, turn, prio
