@@ -165,6 +165,21 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
         np.testing.assert_equal(a, b)  # NaN (no positives of a rare event) counts as equal
 
 
+def test_best_checkpoint_is_the_lowest_validation_loss(tmp_path):
+    _, rec, summary = _run(tmp_path / "run", steps=8)
+    val = {step: v["loss/val_total"] for step, v in rec.values.items() if "loss/val_total" in v}
+    assert sorted(val) == [2, 4, 6, 8]
+    best = min(val, key=lambda k: val[k])
+    assert summary["best_step"] == best and summary["best_val_total"] == pytest.approx(val[best])
+    stored = read_checkpoint(tmp_path / "run" / "best.pt")
+    assert stored["step"] == best and stored["best_step"] == best
+    assert summary["best_checkpoint"] == str(tmp_path / "run" / "best.pt")
+    # resuming keeps the record: a run continued to 10 steps replaces best.pt only if it improves
+    _, rec2, summary2 = _run(tmp_path / "run", steps=10)
+    later = rec2.values[10]["loss/val_total"]
+    assert summary2["best_step"] == (10 if later < val[best] else best)
+
+
 def test_checkpoint_mismatch_names_the_fields(tmp_path):
     path = tmp_path / "last.pt"
     make_trainer(model=model_config(latent=16)).save(path)

@@ -15,8 +15,9 @@ made a step ~10× *slower* (each small matrix product waits for the preempted se
 ``max_minutes`` bounds the wall time either way. ``device=auto`` uses CUDA when present.
 
 **Run folder** (``out``): ``last.pt`` (atomic checkpoint: weights, optimiser, generators),
+``best.pt`` (the same at the lowest validation loss so far; what to evaluate on a small budget),
 ``run.json`` (the settings; a resumed run must match them but for :data:`RESUMABLE`),
-``summary.json`` (steps, wall time, last validation metrics), ``tensorboard/`` (losses, prediction
+``summary.json`` (steps, wall time, best step, last validation metrics), ``tensorboard/`` (losses, prediction
 error per horizon, embedding std and effective rank, head AUROC / ECE, retrieval images).
 Re-running the same command resumes from ``last.pt``; a raised ``optim.steps`` trains further.
 """
