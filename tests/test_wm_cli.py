@@ -63,6 +63,7 @@ def test_collect_train_resume_and_wm_eval(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 3 and summary["resumed_from"] == 0 and (run / "last.pt").exists()
+    assert summary["best_step"] == 3 and (run / "best.pt").exists()  # the only evaluation so far
     assert "pred/err_h4" in summary["eval"] and "pred/copy_last_err_h4" in summary["eval"]
     events = b"".join(p.read_bytes() for p in (run / "tensorboard").glob("events.out.tfevents.*"))
     for tag in (b"loss/latent", b"pred/err_h2", b"collapse/val_effective_rank", b"heads/ece_collision_1",
