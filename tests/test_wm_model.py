@@ -19,13 +19,7 @@ BEV = (10, 32, 32)
 EGO = 7
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread (two threads on a busy 2-core machine are ~10× slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_model(**overrides: object) -> WorldModel:
