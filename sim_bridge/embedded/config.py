@@ -65,6 +65,26 @@ class DriverModel:
 
 
 @dataclass
+class CollisionResponse:
+    """What happens when bodies touch (``sim_bridge.embedded.contact``): as in CARLA, nothing passes
+    through anything."""
+
+    enabled: bool = True
+    """Separate bodies in contact and exchange momentum (false: they pass through each other and
+    only the ego's collisions are recorded, as before collision response existed)."""
+    restitution: float = 0.2
+    """Share of the closing speed along the contact normal that bounces back (car crashes are
+    mostly plastic: 0.1–0.3)."""
+    vehicle_mass: float = 1500.0
+    """Mass of a 4.6 m × 1.9 m car [kg]; other vehicles scale by footprint."""
+    pedestrian_mass: float = 80.0
+    """[kg]"""
+    breakaway_speed: float = 2.0
+    """A vehicle standing still with its brake on holds like a wall against hits closing slower
+    than this (tyre friction, μ g ≈ 8 m/s², beats any throttle) [m/s]."""
+
+
+@dataclass
 class EmbeddedConfig:
     """The embedded backend: batch size, rates, capacities, sensors."""
 
@@ -89,6 +109,7 @@ class EmbeddedConfig:
     bev: BevGeometry = field(default_factory=BevGeometry)
     vehicle: VehicleLimits = field(default_factory=VehicleLimits)
     driver: DriverModel = field(default_factory=DriverModel)
+    collision: CollisionResponse = field(default_factory=CollisionResponse)
 
     @property
     def substeps(self) -> int:

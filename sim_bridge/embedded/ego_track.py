@@ -159,13 +159,13 @@ NUM_SITUATION = 11
 
 @numba.njit(cache=True)
 def ego_situation(
-    m, F, I, lane, lateral, width, heading_error, hit, route_lanes, NV: int, radius: float, out
+    m, F, I, lane, lateral, width, heading_error, hit, hit_facts, route_lanes, NV: int, radius: float, out
 ) -> None:
     """After the lane tracking: every per-world fact of the step's events in one pass, into
     ``out [B, NUM_SITUATION]`` (columns ``E_*``): off road (a corner of the ego's box off the
     drivable raster), wrong way (inside a lane outside junctions, heading > 90° off), mean speed of
     background vehicles within ``radius`` [m] (NaN if none), on a route lane, the collision with slot
-    ``hit [B]`` (id, kind, speed, bearing in the ego frame), the lane's speed limit, in a junction."""
+    ``hit [B]`` (id, kind; speed and bearing in the ego frame at contact from ``hit_facts [B, 2]``), the lane's speed limit, in a junction."""
     for b in range(F.shape[1]):
         x, y, yaw = F[X, b, 0], F[Y, b, 0], F[YAW, b, 0]
         c = np.cos(yaw)
@@ -202,8 +202,8 @@ def ego_situation(
             out[b, E_COLLISION] = 1.0
             out[b, E_HIT_ID] = I[ID, b, j]
             out[b, E_HIT_KIND] = I[KIND, b, j]
-            out[b, E_HIT_SPEED] = F[SPEED, b, j]
-            out[b, E_HIT_BEARING] = _wrap(np.arctan2(F[Y, b, j] - y, F[X, b, j] - x) - yaw)
+            out[b, E_HIT_SPEED] = hit_facts[b, 0]
+            out[b, E_HIT_BEARING] = hit_facts[b, 1]
         else:
             out[b, E_COLLISION] = 0.0
             out[b, E_HIT_ID] = -1.0

@@ -13,9 +13,7 @@ import numba
 import numpy as np
 
 from sim_bridge.api import LightState
-from sim_bridge.embedded.collision import boxes_overlap
 from sim_bridge.embedded.fields import (
-    ACTIVE,
     K_AX,
     K_AY,
     K_BX,
@@ -25,7 +23,6 @@ from sim_bridge.embedded.fields import (
     K_SIGNAL,
     LENGTH,
     SPEED,
-    WIDTH,
     YAW,
     X,
     Y,
@@ -61,28 +58,20 @@ def segments_intersect(p0x, p0y, p1x, p1y, q0x, q0y, q1x, q1y) -> bool:
 
 @numba.njit(cache=True)
 def ego_events_world(
-    m, F, I, light, stop_ok, prev_x: float, prev_y: float, hit: np.ndarray, red: np.ndarray,
-    stop_run: np.ndarray, b: int,
+    m, F, I, light, stop_ok, prev_x: float, prev_y: float, red: np.ndarray, stop_run: np.ndarray,
+    b: int,
 ) -> None:  # fmt: skip
-    """After a physics step: record world ``b``'s first collision, red-light run and stop-sign run.
+    """After a physics step: record world ``b``'s red-light run and stop-sign run (its collisions
+    are recorded by ``contact.resolve_contacts_world``, which sees them before they are resolved).
 
     ``prev_x, prev_y`` the ego centre before the step; outputs ``[B]`` are only written where still
     -1 (the first event of the decision step wins). ``stop_ok [B, K]`` is updated.
     """
-    N = F.shape[2]
     K = m.stop_f.shape[1]
     ex = F[X, b, 0]
     ey = F[Y, b, 0]
     c = np.cos(F[YAW, b, 0])
     s = np.sin(F[YAW, b, 0])
-    if hit[b] < 0:
-        for j in range(1, N):
-            if I[ACTIVE, b, j] and boxes_overlap(
-                ex, ey, F[YAW, b, 0], F[LENGTH, b, 0], F[WIDTH, b, 0],
-                F[X, b, j], F[Y, b, j], F[YAW, b, j], F[LENGTH, b, j], F[WIDTH, b, j],
-            ):  # fmt: skip
-                hit[b] = j
-                break
     half = 0.5 * F[LENGTH, b, 0]
     t0x = prev_x - TAIL * half * c
     t0y = prev_y - TAIL * half * s

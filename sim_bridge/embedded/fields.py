@@ -53,7 +53,7 @@ IGNORE_ACTORS = 9
 BEH_KIND = 10  # BehaviourKind
 TRIGGERED = 11
 STOP_DONE = 12  # has stopped at the stop sign ahead
-MODE = 13  # pedestrian mode (WALK_SIDEWALK, WALK_FREE, STAND)
+MODE = 13  # pedestrian mode (WALK_SIDEWALK, WALK_FREE, STAND, DOWN)
 P_TARGET_LANE = 14  # sidewalk a crossing pedestrian is heading to, -1 none
 NUM_INT = 15
 

@@ -3,7 +3,7 @@
 Modes (``MODE``): WALK_SIDEWALK follows a sidewalk lane (turning back at its ends or crossing the
 road to the sidewalk straight ahead); WALK_FREE walks straight along its yaw (a crossing,
 background or scripted) and pauses while a moving vehicle is right in front; STAND waits (a
-scripted crosser before its trigger).
+scripted crosser before its trigger); DOWN lies where a vehicle threw it (``contact``).
 
 A vehicle standing still across a crossing walker's path (one that stopped for it) is walked
 around, as people cross in front of a car that waits for them: the walker heads for the corner
@@ -41,7 +41,7 @@ from sim_bridge.embedded.fields import (
 )  # fmt: skip
 from sim_bridge.embedded.lanes import pose_on_lane
 from sim_bridge.embedded.rng import hash_uniform
-from sim_bridge.embedded.state import STAND, WALK_FREE, WALK_SIDEWALK
+from sim_bridge.embedded.state import DOWN, STAND, WALK_FREE, WALK_SIDEWALK
 
 #: chance a background pedestrian crosses when reaching a sidewalk end that has a crossing
 CROSS_PROBABILITY = 0.3
@@ -130,7 +130,7 @@ def walk_world(m, F, I, seed, W, NV: int, NP: int, dt: float, b: int) -> None:
         if not I[ACTIVE, b, a]:
             continue
         mode = I[MODE, b, a]
-        if mode == STAND:
+        if mode == STAND or mode == DOWN:
             F[SPEED, b, a] = 0.0
             continue
         v = F[P_SPEED, b, a]

@@ -1,8 +1,9 @@
 """``EmbeddedSimulator``: the default backend, batched over worlds, deterministic, CPU only.
 
 One decision step (``dt`` = ``decision_dt``): NPC drivers decide (compiled kernel), then
-``substeps`` physics steps move every vehicle (kinematic bicycle) and pedestrian and record the
-ego's collisions and signal violations; then triggers fire, lights change, background traffic is
+``substeps`` physics steps move every vehicle (kinematic bicycle) and pedestrian, resolve contacts
+(bodies are separated and exchange momentum: ``contact``) and record the ego's collisions and
+signal violations; then triggers fire, lights change, background traffic is
 respawned, the ego's lane and route progress are measured and the sensors observe.
 """
 
@@ -28,6 +29,7 @@ from sim_bridge.api import (
 from sim_bridge.embedded import fields as f
 from sim_bridge.embedded.behaviours import update_triggers
 from sim_bridge.embedded.config import EmbeddedConfig
+from sim_bridge.embedded.contact import ContactParams
 from sim_bridge.embedded.ego_track import (
     E_COLLISION,
     E_HIT_BEARING,
@@ -99,6 +101,7 @@ class EmbeddedSimulator(Simulator):
         self._targets = np.zeros((self.num_worlds, 2), np.int64)  # background vehicles, pedestrians
         self._radius = np.zeros(self.num_worlds)  # [m]
         self._limits = Limits.of(self.config.vehicle)
+        self._contact = ContactParams.of(self.config.collision)
         threads = self.config.threads or os.cpu_count() or 1
         threads = min(threads, self.num_worlds)
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="embedded") if threads > 1 else None
@@ -383,13 +386,14 @@ class EmbeddedSimulator(Simulator):
 
         # --- NPC decisions (10 Hz), physics (20 Hz), ego events, background density: one kernel
         hit = np.full(B, -1, np.int32)
+        hit_facts = np.zeros((B, 2))
         red = np.full(B, -1, np.int32)
         stop_run = np.full(B, -1, np.int32)
         driven = np.zeros(B)
         args = (
             m, st.F, st.I, st.plan, st.seed, st.W, st.light, st.stop_ok, st.time, NV, NP, self._params,
-            self._limits, self._substeps, cfg.physics_dt, self._targets, self._radius, RESPAWN_DISTANCE,
-            cfg.driver.speed_spread, hit, red, stop_run, driven,
+            self._limits, self._contact, self._substeps, cfg.physics_dt, self._targets, self._radius, RESPAWN_DISTANCE,
+            cfg.driver.speed_spread, hit, hit_facts, red, stop_run, driven,
         )  # fmt: skip
         if self._pool is None:
             step_worlds(*args, 0, B)
@@ -412,7 +416,7 @@ class EmbeddedSimulator(Simulator):
             update_triggers(st)
         self._update_lights()
 
-        events = self._measure_ego(hit, red, stop_run, driven)
+        events = self._measure_ego(hit, hit_facts, red, stop_run, driven)
         self._push_history()
         return self._observe(), events
 
@@ -429,6 +433,7 @@ class EmbeddedSimulator(Simulator):
     def _measure_ego(
         self,
         hit: np.ndarray | None = None,
+        hit_facts: np.ndarray | None = None,
         red: np.ndarray | None = None,
         stop_run: np.ndarray | None = None,
         driven: np.ndarray | None = None,
@@ -455,9 +460,22 @@ class EmbeddedSimulator(Simulator):
             lane=lane, s=s, lateral=lat, heading_error=he, distance=np.abs(lat), inside=inside
         )
         hit = np.full(B, -1, np.int32) if hit is None else hit
+        hit_facts = np.zeros((B, 2)) if hit_facts is None else hit_facts
         sit = np.empty((B, NUM_SITUATION))
         ego_situation(
-            m, st.F, st.I, lane, lat, width, he, hit, self._routes.lanes, NV, TRAFFIC_SPEED_RADIUS, sit
+            m,
+            st.F,
+            st.I,
+            lane,
+            lat,
+            width,
+            he,
+            hit,
+            hit_facts,
+            self._routes.lanes,
+            NV,
+            TRAFFIC_SPEED_RADIUS,
+            sit,
         )
         st.stop_done[:, 0] = (st.stop_ok.any(axis=1) if st.stop_ok.shape[1] else False) & (
             sit[:, E_IN_JUNCTION] == 0

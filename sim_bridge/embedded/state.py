@@ -19,8 +19,8 @@ from sim_bridge.embedded import fields as f
 #: lanes a vehicle plans ahead (its current lane is ``plan[..., 0]``)
 PLAN_LEN = 16
 
-# pedestrian modes
-WALK_SIDEWALK, WALK_FREE, STAND = 0, 1, 2
+# pedestrian modes (DOWN: knocked down by a vehicle, lies still; see ``contact``)
+WALK_SIDEWALK, WALK_FREE, STAND, DOWN = 0, 1, 2, 3
 
 _FLOAT_INDEX = {name: i for i, name in enumerate(f.FLOAT_NAMES)}
 _INT_INDEX = {name: i for i, name in enumerate(f.INT_NAMES)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from sim_bridge.embedded.contact import ContactParams, resolve_contacts_world
 from sim_bridge.embedded.events import ego_events_world
 from sim_bridge.embedded.fields import (
     ACCEL,
@@ -35,14 +36,15 @@ from sim_bridge.embedded.traffic import DriverParams, advance_world, drive_world
 @numba.njit(cache=True, nogil=True)
 def step_worlds(
     m, F, I, plan, seed, W, light, stop_ok, time, NV: int, NP: int, p: DriverParams, lim: Limits,
-    substeps: int, dt: float, targets: np.ndarray, radius: np.ndarray, respawn_distance: float,
-    speed_spread: float, hit: np.ndarray, red: np.ndarray, stop_run: np.ndarray, driven: np.ndarray,
+    contact: ContactParams, substeps: int, dt: float, targets: np.ndarray, radius: np.ndarray, respawn_distance: float,
+    speed_spread: float, hit: np.ndarray, hit_facts: np.ndarray, red: np.ndarray, stop_run: np.ndarray, driven: np.ndarray,
     b0: int, b1: int,
 ) -> None:  # fmt: skip
-    """Advance worlds ``[b0, b1)`` by one decision step of ``substeps`` physics steps of ``dt`` [s].
+    """Advance worlds ``[b0, b1)`` by one decision step of ``substeps`` physics steps of ``dt`` [s]:
+    each moves the vehicles and walkers, then resolves contacts (``contact``), then records events.
 
     The ego's ``ACCEL_CMD``/``STEER_CMD`` must be set; NPCs decide here. Outputs ``[B]``: first
-    collision slot ``hit``, red-light and stop-sign signal indices (-1 none), distance ``driven``
+    collision slot ``hit`` (and ``hit_facts [B, 2]``: the other's speed and bearing at contact), red-light and stop-sign signal indices (-1 none), distance ``driven``
     [m]. ``targets [B, 2]``: background vehicles and pedestrians to keep within ``radius [B]`` [m].
     """
     for b in range(b0, b1):
@@ -60,7 +62,8 @@ def step_worlds(
                 F[STUCK, b, i] = F[STUCK, b, i] + dt if F[SPEED, b, i] < 0.1 else 0.0
             advance_world(m, F, I, plan, seed, W, NV, b)
             walk_world(m, F, I, seed, W, NV, NP, dt, b)
-            ego_events_world(m, F, I, light, stop_ok, px, py, hit, red, stop_run, b)
+            resolve_contacts_world(F, I, NV, NP, contact, hit, hit_facts, b)
+            ego_events_world(m, F, I, light, stop_ok, px, py, red, stop_run, b)
             driven[b] += np.hypot(F[X, b, 0] - px, F[Y, b, 0] - py)
             time[b] += dt
         for i in range(W[FIRST_BG_VEHICLE, b], NV):  # dissolve gridlocks (see DriverModel.stuck_timeout)
