@@ -1,8 +1,8 @@
 """Closed-loop criteria: judge one world's episode step by step, identically for every backend.
 
-:class:`EpisodeJudge` reads the simulator's :class:`~sim_bridge.api.StepEvents` of one world (as the
-plain dict ``StepEvents.world(b)``) and its observation after each step, records infractions as the
-CARLA Leaderboard 2.0 criteria do, decides when the episode ends, and in :meth:`EpisodeJudge.finish`
+:class:`EpisodeJudge` reads the simulator's :class:`~sim_bridge.api.StepEvents` of one world (the
+typed :class:`~sim_bridge.api.WorldEvents` of ``StepEvents.world(b)``) and its observation after
+each step, records infractions as the CARLA Leaderboard 2.0 criteria do, decides when the episode ends, and in :meth:`EpisodeJudge.finish`
 fills an :class:`~scenarios.records.EpisodeResult`. ``scenarios.metrics`` turns that record into
 scores.
 
@@ -68,7 +68,7 @@ import numpy as np
 
 from scenarios.records import EpisodeResult, Infraction, InfractionKind, Status
 from scenarios.spec import ScenarioSpec
-from sim_bridge.api import ActorKind
+from sim_bridge.api import ActorKind, WorldEvents
 from sim_bridge.sensors.layout import EgoFeature, ObjectFeature
 
 __all__ = [
@@ -349,7 +349,9 @@ class EpisodeJudge:
 
     # ------------------------------------------------------------------------------------- step
 
-    def update(self, events: dict, ego: np.ndarray, objects: np.ndarray, objects_mask: np.ndarray) -> bool:
+    def update(
+        self, events: WorldEvents, ego: np.ndarray, objects: np.ndarray, objects_mask: np.ndarray
+    ) -> bool:
         """Judge one step; True when the episode must end now.
 
         ``events``: ``StepEvents.world(b)`` of the step just taken; ``ego: [E]``, ``objects: [N, F]``,
@@ -359,20 +361,20 @@ class EpisodeJudge:
         if self.done:
             return True
         cfg = self.cfg
-        t = float(events["sim_time"])
+        t = float(events.sim_time)
         if self._t0 is None:
             self._t0 = t - self.dt
             self._last_moving = self._t0
         self._time = t
         self._elapsed = elapsed = t - self._t0
-        x = self._x = float(events["ego_x"])
-        y = self._y = float(events["ego_y"])
-        speed = float(events["ego_speed"])
-        driven = float(events["distance_driven"])
+        x = self._x = float(events.ego_x)
+        y = self._y = float(events.ego_y)
+        speed = float(events.ego_speed)
+        driven = float(events.distance_driven)
         self._distance += driven
 
         # route progress, and how much of it was made outside the route's lanes
-        progress = max(self._progress, float(events["route_progress"]))
+        progress = max(self._progress, float(events.route_progress))
         gained = progress - self._progress
         self._progress = progress
         self._lanes_total += gained
@@ -380,23 +382,23 @@ class EpisodeJudge:
         if self.spec.trigger_area is not None:
             ax, ay, radius = self.spec.trigger_area
             inside = math.hypot(x - ax, y - ay) <= radius
-        passing = cfg.pass_opposite_lane and inside and bool(events["wrong_way"])
-        if not events["on_route_lanes"] and not passing:
+        passing = cfg.pass_opposite_lane and inside and bool(events.wrong_way)
+        if not events.on_route_lanes and not passing:
             self._lanes_outside += gained
             if self._lanes_first is None:
                 self._lanes_first = (t, x, y)
 
         # collisions, signals, stretches
-        off_road = bool(events["off_road"])
-        wrong_way = bool(events["wrong_way"])
+        off_road = bool(events.off_road)
+        wrong_way = bool(events.wrong_way)
         new_collision = False
-        if events["collision"]:
+        if events.collision:
             new_collision = self._collision(events, t, x, y, speed, off_road, wrong_way)
-        red = int(events["red_light"])
+        red = int(events.red_light)
         if red >= 0 and red != self._last_red:
             self._last_red = red
             self.infractions.append(Infraction(InfractionKind.RED_LIGHT, t, x, y, actor=red))
-        stop = int(events["stop_sign"])
+        stop = int(events.stop_sign)
         if stop >= 0 and stop != self._last_stop:
             self._last_stop = stop
             self.infractions.append(Infraction(InfractionKind.STOP_SIGN, t, x, y, actor=stop))
@@ -411,19 +413,19 @@ class EpisodeJudge:
             ):
                 self._close_checkpoint(t, x, y)
                 self._cp_start = progress
-            traffic = float(events["traffic_speed"])
+            traffic = float(events.traffic_speed)
             if math.isfinite(traffic):
                 self._cp_ego += speed
                 self._cp_traffic += traffic
                 self._cp_samples += 1
 
         # nuPlan per-step figures
-        self._lon.append(float(events["ego_accel"]))
+        self._lon.append(float(events.ego_accel))
         self._lat.append(float(ego[EgoFeature.ACCEL_LAT]))
         self._yaw_rate.append(float(ego[EgoFeature.YAW_RATE]))
         self._wrong_dist.append(driven if wrong_way else 0.0)
         self._ever_off_road |= off_road
-        limit = float(events["speed_limit"])
+        limit = float(events.speed_limit)
         if math.isfinite(limit) and limit > 0.0 and speed > limit:
             self._overspeed += (speed - limit) * self.dt
         rows = ttc_candidates(speed, objects, objects_mask)
@@ -447,10 +449,8 @@ class EpisodeJudge:
             self._end(Termination.ROUTE_COMPLETED)
         elif new_collision and cfg.end_on_collision:
             self._end(Termination.COLLISION)
-        elif float(events["route_deviation"]) > cfg.max_deviation:
-            detail = (
-                f"{float(events['route_deviation']):.1f} m from the route (limit {cfg.max_deviation:g} m)"
-            )
+        elif float(events.route_deviation) > cfg.max_deviation:
+            detail = f"{float(events.route_deviation):.1f} m from the route (limit {cfg.max_deviation:g} m)"
             self._end(Termination.ROUTE_DEVIATION, InfractionKind.ROUTE_DEVIATION, t, x, y, detail)
         elif speed < cfg.blocked_speed and t - self._last_moving > cfg.blocked_time:
             detail = f"slower than {cfg.blocked_speed:g} m/s for more than {cfg.blocked_time:g} s"
@@ -478,11 +478,11 @@ class EpisodeJudge:
             self.infractions.append(Infraction(kind, t, x, y, detail=detail))
 
     def _collision(
-        self, events: dict, t: float, x: float, y: float, speed: float, off_road: bool, wrong_way: bool
+        self, events: WorldEvents, t: float, x: float, y: float, speed: float, off_road: bool, wrong_way: bool
     ) -> bool:
         """Count a collision unless it repeats a recent one with the same actor; True if counted."""
         cfg = self.cfg
-        actor = int(events["collision_actor"])
+        actor = int(events.collision_actor)
         last = self._last_hit.get(actor)
         if last is not None and (
             t - last[0] <= cfg.collision_dedup_time
@@ -490,14 +490,14 @@ class EpisodeJudge:
         ):
             return False
         self._last_hit[actor] = (t, x, y)
-        kind = _COLLISION_KINDS.get(int(events["collision_kind"]), InfractionKind.COLLISION_STATIC)
-        bearing = abs(math.remainder(float(events["collision_bearing"]), math.tau))
-        other_speed = float(events["collision_other_speed"])
+        kind = _COLLISION_KINDS.get(int(events.collision_kind), InfractionKind.COLLISION_STATIC)
+        bearing = abs(math.remainder(float(events.collision_bearing), math.tau))
+        other_speed = float(events.collision_other_speed)
         if bearing <= FRONT_HALF_ANGLE:
             at_fault, why = True, "front"
         elif other_speed < STOPPED_SPEED:
             at_fault, why = True, "other stopped"
-        elif bearing < REAR_HALF_ANGLE and (bool(events["lane_invasion"]) or off_road or wrong_way):
+        elif bearing < REAR_HALF_ANGLE and (bool(events.lane_invasion) or off_road or wrong_way):
             at_fault, why = True, "lateral, ego off its lane"
         else:
             at_fault, why = False, "rear" if bearing >= REAR_HALF_ANGLE else "lateral, ego in its lane"

@@ -351,9 +351,42 @@ class StepEvents:
     traffic_speed: np.ndarray
     """Mean speed of background vehicles within 50 m of the ego [m/s]; NaN when there are none."""
 
-    def world(self, b: int) -> dict[str, float | int | bool]:
-        """World ``b`` as a plain dict of Python scalars (for records and logs)."""
-        return {f.name: getattr(self, f.name)[b].item() for f in dataclasses.fields(self)}
+    def world(self, b: int) -> WorldEvents:
+        """World ``b``'s events as Python scalars (what criteria read)."""
+        return WorldEvents(**{f.name: getattr(self, f.name)[b].item() for f in dataclasses.fields(self)})
+
+
+@dataclass(frozen=True)
+class WorldEvents:
+    """One world's :class:`StepEvents` of one step, as Python scalars (same names, same units)."""
+
+    sim_time: float
+    collision: bool
+    collision_actor: int
+    collision_kind: int
+    collision_other_speed: float
+    collision_bearing: float
+    off_road: bool
+    lane_invasion: bool
+    wrong_way: bool
+    on_route_lanes: bool
+    red_light: int
+    stop_sign: int
+    route_progress: float
+    route_length: float
+    route_deviation: float
+    distance_driven: float
+    ego_x: float
+    ego_y: float
+    ego_yaw: float
+    ego_speed: float
+    ego_accel: float
+    speed_limit: float
+    traffic_speed: float
+
+    def as_dict(self) -> dict[str, float | int | bool]:
+        """A plain dict (for records and logs)."""
+        return dataclasses.asdict(self)
 
 
 # -------------------------------------------------------------------------------------- simulator

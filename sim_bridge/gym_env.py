@@ -114,7 +114,7 @@ class DriveEnv(gym.Env):
         terminated, truncated = _done(events)
         truncated = truncated | (self._steps >= self.max_steps)
         info = {
-            k: (None if isinstance(v, float) and v != v else v) for k, v in events.world(0).items()
+            k: (None if isinstance(v, float) and v != v else v) for k, v in events.world(0).as_dict().items()
         }  # NaN → None
         return _world_dict(obs, 0), float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
 

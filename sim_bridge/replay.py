@@ -64,7 +64,7 @@ class Replay:
             np.zeros(2, np.float32) if action is None else np.asarray(action, np.float32).copy()
         )
         if events is not None:
-            for name, value in events.world(b).items():
+            for name, value in events.world(b).as_dict().items():
                 self.events.setdefault(name, [np.nan] * (self.num_steps - 1)).append(float(value))
         else:
             for values in self.events.values():

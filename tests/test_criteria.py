@@ -1,4 +1,4 @@
-"""EpisodeJudge on synthetic event streams (hand-built ``StepEvents.world(b)`` dicts, dt = 0.1 s)."""
+"""EpisodeJudge on synthetic event streams (hand-built ``WorldEvents``, dt = 0.1 s)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from scenarios.criteria import (
 )
 from scenarios.records import EpisodeResult, InfractionKind, Status
 from scenarios.spec import CriteriaConfig, ScenarioSpec
-from sim_bridge.api import ActorKind, StepEvents, WorldSpec
+from sim_bridge.api import ActorKind, StepEvents, WorldEvents, WorldSpec
 from sim_bridge.sensors.layout import EGO_DIM, OBJECT_DIM, EgoFeature, ObjectFeature
 
 DT = 0.1
@@ -35,7 +35,7 @@ def spec(trigger_area=None, **criteria) -> ScenarioSpec:
     )
 
 
-def events(**over) -> dict:
+def events(**over) -> WorldEvents:
     """One step's events with quiet defaults; every StepEvents field is present."""
     base = {
         "sim_time": 0.0,
@@ -66,7 +66,7 @@ def events(**over) -> dict:
     unknown = set(over) - set(base)
     assert not unknown, unknown
     base.update(over)
-    return base
+    return WorldEvents(**base)  # type: ignore[arg-type]
 
 
 def drive(
@@ -76,15 +76,15 @@ def drive(
     ended = []
     for k in range(start, start + steps):
         t = round(k * DT, 9)
-        ev = events(
+        fields = dict(
             sim_time=t,
             ego_x=speed * t,
             route_progress=speed * t,
             distance_driven=speed * DT,
             ego_speed=speed,
         )
-        for key, value in over.items():
-            ev[key] = value(k) if callable(value) else value
+        fields.update({key: value(k) if callable(value) else value for key, value in over.items()})
+        ev = events(**fields)
         done = judge.update(ev, EGO, NO_OBJECTS, NO_MASK)
         ended.append(done)
         if done and stop_when_done:

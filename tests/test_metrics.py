@@ -26,7 +26,7 @@ from scenarios.metrics import (
 )
 from scenarios.records import EpisodeResult, Infraction, InfractionKind, Status
 from scenarios.spec import ScenarioSpec
-from sim_bridge.api import WorldSpec
+from sim_bridge.api import WorldEvents, WorldSpec
 from sim_bridge.sensors.layout import EGO_DIM, OBJECT_DIM
 
 K = InfractionKind
@@ -237,14 +237,14 @@ def test_judge_to_scores_end_to_end():
     ego, objects, mask = np.zeros(EGO_DIM), np.zeros((2, OBJECT_DIM)), np.zeros(2, bool)
     for k in range(1, 200):
         t = k * 0.1
-        ev = {
+        ev = WorldEvents(**{
             "sim_time": t, "collision": k == 50, "collision_actor": 9 if k == 50 else -1,
             "collision_kind": 2 if k == 50 else -1, "collision_other_speed": 0.0, "collision_bearing": 0.0,
             "off_road": False, "lane_invasion": False, "wrong_way": False, "on_route_lanes": True,
             "red_light": -1, "stop_sign": -1, "route_progress": 10.0 * t, "route_length": 100.0,
             "route_deviation": 0.0, "distance_driven": 1.0, "ego_x": 10.0 * t, "ego_y": 0.0, "ego_yaw": 0.0,
             "ego_speed": 10.0, "ego_accel": 0.0, "speed_limit": 13.9, "traffic_speed": math.nan,
-        }  # fmt: skip
+        })  # fmt: skip
         if judge.update(ev, ego, objects, mask):
             break
     r = score_episode(judge.finish(EpisodeResult("e2e")))
