@@ -12,8 +12,9 @@ from drive.world import WorldConfig
 from planning.base import Agent
 from planning.expert import Expert, ExpertConfig
 from planning.lane_follower import LaneFollower, LaneFollowerConfig
-from sim_bridge.embedded.config import EmbeddedConfig
-from sim_bridge.embedded.simulator import EmbeddedSimulator
+from sim_bridge import backends
+from sim_bridge.api import Simulator
+from sim_bridge.backends import BackendConfig
 
 AGENTS = ("lane_follower", "expert")
 
@@ -40,13 +41,20 @@ def to_object(node: DictConfig | dict[str, Any], cls: type) -> Any:
     return from_dict(cls, data)  # type: ignore[arg-type]
 
 
-def embedded_config(node: DictConfig | dict[str, Any], **overrides: object) -> EmbeddedConfig:
-    """The ``sim`` group as an :class:`EmbeddedConfig` with ``overrides`` applied."""
-    return dataclasses.replace(to_object(node, EmbeddedConfig), **overrides)
+def sim_config(node: DictConfig | dict[str, Any], **overrides: object) -> BackendConfig:
+    """The ``sim`` group as its backend's config (``backend`` names it; default ``embedded``),
+    with those ``overrides`` applied that the backend's schema has."""
+    name = node.get("backend") or "embedded"
+    schema = backends.get(str(name)).config
+    known = {f.name for f in dataclasses.fields(schema)}
+    # overrides are what a pipeline needs of any backend (one world, one thread, no BEV…); a
+    # backend without such a setting (a server has no thread count) has nothing to change
+    return dataclasses.replace(to_object(node, schema), **{k: v for k, v in overrides.items() if k in known})
 
 
-def simulator(node: DictConfig | dict[str, Any], **overrides: object) -> EmbeddedSimulator:
-    return EmbeddedSimulator(embedded_config(node, **overrides))
+def simulator(node: DictConfig | dict[str, Any], **overrides: object) -> Simulator:
+    """The simulator the ``sim`` group describes, built through the backend registry."""
+    return backends.make_simulator(sim_config(node, **overrides))
 
 
 def world(node: DictConfig | dict[str, Any]) -> WorldConfig:

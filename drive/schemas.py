@@ -13,7 +13,7 @@ from drive.world import WorldConfig
 from planning.expert import ExpertConfig
 from planning.explore import ExploreConfig
 from planning.lane_follower import LaneFollowerConfig
-from sim_bridge.embedded.config import EmbeddedConfig
+from sim_bridge import backends
 from world_model.config import LossConfig, ModelConfig, OptimConfig
 
 
@@ -31,7 +31,8 @@ class AgentConfig:
 class RenderConfig:
     """``drive render``: an episode to a GIF/MP4 (map view beside the BEV)."""
 
-    sim: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+    sim: Any = MISSING
+    """The simulator backend (``sim=embedded``; each backend's schema in ``sim_bridge.backends``)."""
     world: WorldConfig = field(default_factory=WorldConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
     seed: int = 0
@@ -64,7 +65,8 @@ class BenchSimConfig:
     """``drive bench sim``: simulator throughput per configuration, one JSON line each."""
 
     world: WorldConfig = field(default_factory=WorldConfig)
-    sim: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+    sim: Any = MISSING
+    """The simulator backend (``sim=embedded``; each backend's schema in ``sim_bridge.backends``)."""
     configs: list[Any] = field(
         default_factory=lambda: [
             [1, 50, False],
@@ -97,7 +99,8 @@ class SuiteConfig:
 class EvalConfig:
     """``drive eval``: a suite in closed loop, resumable, with a report."""
 
-    sim: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+    sim: Any = MISSING
+    """The simulator backend (``sim=embedded``; each backend's schema in ``sim_bridge.backends``)."""
     agent: AgentConfig = field(default_factory=AgentConfig)
     suite: SuiteConfig = field(default_factory=SuiteConfig)
     """The suite (``suite=<name>`` picks ``drive/conf/suite/<name>.yaml``)."""
@@ -123,7 +126,8 @@ class EvalConfig:
 class BenchEvalConfig:
     """``drive bench eval``: closed-loop throughput of an agent on a suite."""
 
-    sim: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+    sim: Any = MISSING
+    """The simulator backend (``sim=embedded``; each backend's schema in ``sim_bridge.backends``)."""
     agent: AgentConfig = field(default_factory=AgentConfig)
     suite: SuiteConfig = field(default_factory=SuiteConfig)
     suite_file: str | None = None
@@ -150,7 +154,8 @@ class DriverConfig:
 class CollectConfig:
     """``drive collect``: simulated hours of experience into NPZ shards (resumable, parallel)."""
 
-    sim: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+    sim: Any = MISSING
+    """The simulator backend (``sim=embedded``; each backend's schema in ``sim_bridge.backends``)."""
     driver: DriverConfig = field(default_factory=DriverConfig)
     hours: float = 1.0
     """Budget of simulated experience, summed over worlds (steps × dt) [h]; raise it to extend."""
@@ -288,7 +293,8 @@ def register() -> None:
     cs.store(name="eval_schema", node=EvalConfig)
     cs.store(group="suite", name="suite_schema", node=SuiteConfig)
     cs.store(name="bench_eval_schema", node=BenchEvalConfig)
-    cs.store(group="sim", name="embedded_schema", node=EmbeddedConfig)
+    for name in backends.names():  # sim=<backend>: each backend's YAML names <backend>_schema
+        cs.store(group="sim", name=f"{name}_schema", node=backends.get(name).config)
     cs.store(group="world", name="world_schema", node=WorldConfig)
     cs.store(group="agent", name="agent_schema", node=AgentConfig)
     cs.store(name="collect_schema", node=CollectConfig)

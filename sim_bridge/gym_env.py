@@ -11,6 +11,7 @@ the route's end and is truncated after ``max_steps`` or a route deviation beyond
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import gymnasium as gym
@@ -19,6 +20,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
 from sim_bridge.api import Observation, Simulator, StepEvents, WorldSpec
+from sim_bridge.backends import BackendConfig, make_simulator
 from sim_bridge.embedded.config import EmbeddedConfig
 from sim_bridge.sensors.layout import EGO_DIM, OBJECT_DIM
 
@@ -27,7 +29,7 @@ ENV_ID = "hours2drive/Drive-v0"
 MAX_DEVIATION = 30.0
 
 
-def _spaces(sim: Simulator, config: EmbeddedConfig) -> tuple[spaces.Dict, spaces.Box]:
+def _spaces(sim: Simulator, config: BackendConfig) -> tuple[spaces.Dict, spaces.Box]:
     g = config.bev
     n = config.max_objects
     obs = spaces.Dict(
@@ -63,26 +65,24 @@ def _done(events: StepEvents) -> tuple[np.ndarray, np.ndarray]:
     return terminated, events.route_deviation > MAX_DEVIATION
 
 
-def _make_sim(config: EmbeddedConfig) -> Simulator:
-    from sim_bridge.embedded.simulator import EmbeddedSimulator
-
-    return EmbeddedSimulator(config)
+def _make_sim(config: BackendConfig) -> Simulator:
+    return make_simulator(config)
 
 
 class DriveEnv(gym.Env):
-    """One world of the embedded simulator as a Gymnasium environment."""
+    """One world of a simulator (any registered backend; ``config`` picks it, default the embedded
+    one) as a Gymnasium environment."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(
         self,
         spec: WorldSpec | None = None,
-        config: EmbeddedConfig | None = None,
+        config: BackendConfig | None = None,
         max_steps: int = 600,
         render_mode: str | None = None,
     ) -> None:
-        base = config or EmbeddedConfig()
-        self.config = EmbeddedConfig(**{**vars(base), "num_worlds": 1})
+        self.config = dataclasses.replace(config or EmbeddedConfig(), num_worlds=1)
         self.spec_world = spec or WorldSpec()
         self.max_steps = max_steps
         self.render_mode = render_mode
@@ -139,11 +139,10 @@ class DriveVectorEnv(gym.vector.VectorEnv):
         self,
         num_envs: int = 8,
         spec: WorldSpec | None = None,
-        config: EmbeddedConfig | None = None,
+        config: BackendConfig | None = None,
         max_steps: int = 600,
     ) -> None:
-        base = config or EmbeddedConfig()
-        self.config = EmbeddedConfig(**{**vars(base), "num_worlds": num_envs})
+        self.config = dataclasses.replace(config or EmbeddedConfig(), num_worlds=num_envs)
         self.num_envs = num_envs
         self.spec_world = spec or WorldSpec()
         self.max_steps = max_steps

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sim_bridge.sensors.layout import BevGeometry
+from sim_bridge.backends import BackendConfig
 
 
 @dataclass
@@ -85,11 +85,11 @@ class CollisionResponse:
 
 
 @dataclass
-class EmbeddedConfig:
+class EmbeddedConfig(BackendConfig):
     """The embedded backend: batch size, rates, capacities, sensors."""
 
-    num_worlds: int = 1
-    """Worlds stepped together (``B``)."""
+    backend: str = "embedded"
+    """This schema's backend (``sim_bridge.backends``)."""
     physics_dt: float = 0.05
     """Physics step [s] (20 Hz)."""
     decision_dt: float = 0.1
@@ -100,13 +100,10 @@ class EmbeddedConfig:
     """Pedestrian slots per world."""
     max_statics: int = 12
     """Static-obstacle slots per world."""
-    max_objects: int = 32
-    """Rows of the object list."""
     threads: int = 0
     """Threads stepping disjoint groups of worlds (0 = one per core; results do not depend on it)."""
     render_bev: bool = True
     """Render the BEV raster (off for pure-physics benchmarks: ``bev`` is then all zeros)."""
-    bev: BevGeometry = field(default_factory=BevGeometry)
     vehicle: VehicleLimits = field(default_factory=VehicleLimits)
     driver: DriverModel = field(default_factory=DriverModel)
     collision: CollisionResponse = field(default_factory=CollisionResponse)
