@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from drive import build
 from planning.base import AgentInfo
 from planning.lane_follower import LaneFollower
+from sim_bridge.embedded.simulator import EmbeddedSimulator
 
 
 def measure(
@@ -38,6 +39,11 @@ def measure(
     world_cfg = build.world(world_node)
     world_cfg.vehicles = vehicles
     sim = build.simulator(sim_node, num_worlds=worlds, render_bev=bev, max_vehicles=max(vehicles + 1, 2))
+    if not isinstance(sim, EmbeddedSimulator):
+        raise ValueError(
+            f"drive bench sim measures the embedded backend; got sim.backend={sim_node.get('backend')!r} "
+            "(a server backend has its own benchmark)"
+        )
     spec = world_cfg.to_spec()
     obs = sim.reset(spec, seed)
     agent = LaneFollower()
