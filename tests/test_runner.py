@@ -188,3 +188,18 @@ def test_same_suite_same_metrics(tmp_path):
         outs.append(json.loads((out / "summary.json").read_text())["overall"])
     for key in ("driving_score", "route_completion", "infraction_penalty"):
         assert outs[0][key] == outs[1][key]
+
+
+def test_a_blind_crash_into_a_parked_car_blocks_the_route():
+    """Collision response: the blind driver is stopped by the parked car and pinned behind it,
+    so the episode ends blocked with the route barely begun (before, it drove through to the end)."""
+    lane, rm = straight_lane()
+    ego, wall, end = pose(rm, lane, 20.0), pose(rm, lane, 50.0), pose(rm, lane, 250.0)
+    parked = ActorSpec(ActorKind.VEHICLE, wall, behaviour=Behaviour(kind=BehaviourKind.STOPPED))
+    spec = ScenarioSpec(name="pinned", world=WorldSpec(map=MapRef("straight"), ego=ego, route=((end.x, end.y),),
+                        actors=(parked,), vehicles=0, pedestrians=0),
+                        criteria=CriteriaConfig(blocked_time=5.0, route_timeout=60.0))  # fmt: skip
+    result = run_episode(job(spec, ConstantAgent(1.0)))
+    assert result.termination == "agent_blocked"
+    assert result.route_completion < 30.0  # the car was shoved a few metres; the ego stayed behind it
+    assert result.scores["driving_score"] < 0.3 * 30.0
