@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 from world_model.config import ModelConfig
 from world_model.fast_rollout import FastRollout
-from world_model.model import EVENT_HEADS, BevEncoder, Predictor, WorldModel, reference_predictor
+from world_model.model import (
+    EVENT_HEADS,
+    BevEncoder,
+    Predictor,
+    WorldModel,
+    ego_statistics,
+    reference_predictor,
+)
 from world_model.proximity import PROXIMITY_SCALE
 
 BEV = (10, 32, 32)
@@ -56,7 +63,7 @@ def test_shapes_and_dtypes_through_encode_predict_rollout_heads():
         torch.testing.assert_close(getattr(m, name)(roll), p)
     assert heads["motion"].shape == (4, 5, 4) and heads["progress"].shape == (4, 5)
     assert heads["proximity"].shape == (4, 5, 2)
-    assert m.head_logits(roll).shape == (4, 5, 3 * 3 + 5 + 2)
+    assert m.head_logits(roll).shape == (4, 5, len(EVENT_HEADS) * 3 + 5 + 2)
 
 
 def test_rollout_is_differentiable_to_the_encoder():
@@ -153,18 +160,62 @@ def test_statistics_normalise_inputs_and_decode_heads():
     bev, ego = inputs((5,))
     z_before = m.encode(bev, ego)
     mean, std = torch.randn(EGO), torch.rand(EGO) + 0.5
-    m.set_statistics(mean, std, torch.zeros(5), torch.ones(5), torch.zeros(9))
+    m.set_statistics(mean, std, torch.zeros(5), torch.ones(5), torch.zeros(3 * len(EVENT_HEADS)))
     # shifting and scaling the ego vector the way the statistics say gives the same latent
     torch.testing.assert_close(m.encode(bev, ego * std + mean), z_before, atol=1e-5, rtol=1e-5)
     # a logit offset of log(w) divides the odds by w; regression outputs are de-normalised
     z = torch.randn(3, 16)
     raw = m.head_logits(z)
-    m.set_statistics(mean, std, torch.full((5,), 2.0), torch.full((5,), 3.0), torch.full((9,), np.log(4.0)))
+    m.set_statistics(
+        mean,
+        std,
+        torch.full((5,), 2.0),
+        torch.full((5,), 3.0),
+        torch.full((3 * len(EVENT_HEADS),), np.log(4.0)),
+    )
     h = m.heads(z)
     torch.testing.assert_close(h["collision"], torch.sigmoid(raw[:, 0:3] - np.log(4.0)))
     torch.testing.assert_close(h["progress"], raw[:, -3] * 3.0 + 2.0)
     # proximities come out in metres: the raw outputs times their fixed scales
     torch.testing.assert_close(h["proximity"], raw[:, -2:] * torch.tensor(PROXIMITY_SCALE))
+
+
+def test_ego_statistics_leave_flags_and_constant_columns_raw():
+    g = torch.Generator().manual_seed(0)
+    ego = torch.randn(500, EGO, generator=g) * 3.0 + 1.0
+    ego[:, 4] = 0.0  # a lane-change command never given in the data
+    ego[:, 5] = (torch.rand(500, generator=g) < 0.3).float()  # a flag
+    ego[:, 6] = 2.5  # a constant
+    mean, std = ego_statistics(ego)
+    assert mean[4] == 0.0 and std[4] == 1.0 and mean[5] == 0.0 and std[5] == 1.0
+    assert mean[6] == 2.5 and std[6] == 1.0
+    torch.testing.assert_close(std[:4], ego[:, :4].std(0))
+
+
+def test_a_command_never_seen_in_training_keeps_predictions_finite_and_bounded():
+    """Statistics from data where a command column is always 0; then the command is given: its
+    normalised input is 1 (clipped at ``ego_clip`` at worst), and every head stays in range."""
+    m = small_model()
+    g = torch.Generator().manual_seed(1)
+    data = torch.randn(400, EGO, generator=g)
+    data[:, 4] = 0.0
+    mean, std = ego_statistics(data)
+    m.set_statistics(mean, std, torch.zeros(5), torch.ones(5), torch.zeros(3 * len(EVENT_HEADS)))
+    bev, ego = inputs((8,))
+    seen, unseen = ego.clone(), ego.clone()
+    seen[:, 4], unseen[:, 4] = 0.0, 1.0
+    assert float(m.normalise_ego(unseen)[:, 4].max()) == 1.0
+    wild = ego.clone()
+    wild[:, 2] = 1e6  # far outside anything seen
+    assert float(m.normalise_ego(wild).abs().max()) <= m.config.ego_clip
+    with torch.no_grad():
+        for x in (unseen, wild):
+            h = m.heads(m.rollout(m.encode(bev, x), torch.zeros(8, 15, 2)))
+            assert all(bool(torch.isfinite(v).all()) for v in h.values())
+        # beyond the clip the input saturates: a million is read as ego_clip standard deviations
+        edge = ego.clone()
+        edge[:, 2] = mean[2] + m.config.ego_clip * std[2]
+        torch.testing.assert_close(m.encode(bev, wild), m.encode(bev, edge))
 
 
 def test_fast_rollout_refuses_non_finite_inputs():

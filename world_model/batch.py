@@ -30,6 +30,9 @@ EVENT_NAMES = (
     "done",  # the episode ended after this step (collision or route end): no next observation
 )
 EVENT = {name: i for i, name in enumerate(EVENT_NAMES)}
+#: the events the world model predicts with probability heads: every infraction the exam scores
+#: that a planner can cause (collisions, leaving the road, running a red light or a stop sign)
+EVENT_HEADS = ("collision", "off_road", "red_light", "stop_sign")
 NUM_EVENTS = len(EVENT_NAMES)
 
 

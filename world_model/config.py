@@ -22,6 +22,9 @@ class ModelConfig:
     """Output channels of the BEV convolutions: the stem, then 3×3 stride-2 layers."""
     ego_hidden: int = 64
     """Width of the MLP over the normalised ego vector."""
+    ego_clip: float = 5.0
+    """The standardised ego vector is clipped to ± this many standard deviations, so an input never
+    seen in training stays bounded (``WorldModel.normalise_ego``)."""
     fuse_hidden: int = 256
     """Width of the layer fusing BEV and ego features into the latent."""
     predictor_hidden: int = 128

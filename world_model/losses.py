@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from world_model.batch import EVENT
+from world_model.batch import EVENT, EVENT_HEADS
 
 
 def latent_loss(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -68,27 +68,27 @@ def event_targets(events: Tensor, valid: Tensor, within: list[int], horizon: int
     """Targets of the event heads for the latents after steps ``0 … horizon − 1`` of a window.
 
     ``events: [B, T, NUM_EVENTS]``, ``valid: bool [B, T]``. For step ``j`` and window ``n``, the
-    target is 1 if the event happens in steps ``j … j + n − 1`` (collision, off-road, red light:
-    ``[B, H, 3, K]``). A target counts (mask) when step ``j`` is real and the window either covers
+    target is 1 if the event happens in steps ``j … j + n − 1`` (``EVENT_HEADS``:
+    ``[B, H, len(EVENT_HEADS), K]``). A target counts (mask) when step ``j`` is real and the window either covers
     all ``n`` steps or the episode ended (``done``) before they run out; never by the label itself,
     so the kept labels are not biased toward positives.
     """
     T = events.shape[1]
-    cols = [EVENT["collision"], EVENT["off_road"], EVENT["red_light"]]
-    flags = (events[..., cols] > 0.5) & valid.unsqueeze(-1)  # [B, T, 3]
+    cols = [EVENT[name] for name in EVENT_HEADS]
+    flags = (events[..., cols] > 0.5) & valid.unsqueeze(-1)  # [B, T, len(EVENT_HEADS)]
     done = (events[..., EVENT["done"]] > 0.5) & valid  # [B, T]
     # ended[b, s]: the episode ended at or before step s (no more events can come)
     ended = torch.cummax(done.to(torch.int8), dim=1).values.bool()
     # cumulative counts with a leading zero, for window sums
-    csum = F.pad(torch.cumsum(flags.to(torch.int32), dim=1), (0, 0, 1, 0))  # [B, T + 1, 3]
+    csum = F.pad(torch.cumsum(flags.to(torch.int32), dim=1), (0, 0, 1, 0))  # [B, T + 1, heads]
     j = torch.arange(horizon, device=events.device)
     targets, masks = [], []
     for n in within:
         stop = (j + n).clamp(max=T)  # [H]
-        count = csum[:, stop] - csum[:, j]  # [B, H, 3]
+        count = csum[:, stop] - csum[:, j]  # [B, H, heads]
         covered = (j + n <= T).unsqueeze(0) | ended[:, stop - 1]  # [B, H]
         targets.append((count > 0).to(events.dtype))
-        masks.append((covered & valid[:, :horizon]).unsqueeze(-1).expand(-1, -1, 3))
+        masks.append((covered & valid[:, :horizon]).unsqueeze(-1).expand(-1, -1, len(cols)))
     return torch.stack(targets, -1), torch.stack(masks, -1)
 
 

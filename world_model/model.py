@@ -7,7 +7,7 @@ Letters: ``B`` batch, ``H`` horizon, ``D`` latent, ``C, H, W`` BEV image, ``E`` 
 Head semantics: a latent ``z`` is the state *after* a step. ``collision(z)[..., k]`` is the
 probability that the ego collides during that step or the ``event_within[k] - 1`` steps after it
 (so ``event_within = [1, 5, 10]`` gives "this step", "within 0.5 s", "within 1 s" at 10 Hz);
-``off_road`` and ``red_light`` likewise. ``motion(z)`` is that step's ego motion (dx, dy in the
+``off_road``, ``red_light`` and ``stop_sign`` likewise. ``motion(z)`` is that step's ego motion (dx, dy in the
 frame of the step's start pose [m], dyaw [rad], end speed [m/s]); ``progress(z)`` its route
 progress [m]; ``proximity(z)`` the nearest other actor and the free gap ahead at the step's end
 [m] (``world_model.proximity``: dense targets that make the latent keep other actors). Training
@@ -23,11 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from world_model.batch import EVENT_HEADS  # event heads, in the order of their logits (K outputs each)
 from world_model.config import ModelConfig
 from world_model.proximity import PROXIMITY_COLUMNS, PROXIMITY_SCALE
 
-#: event heads, in the order of their logits (each has ``len(event_within)`` outputs)
-EVENT_HEADS = ("collision", "off_road", "red_light")
 #: regression heads' columns (normalised by the data's mean and std in the model's buffers)
 REGRESSION_COLUMNS = ("dx", "dy", "dyaw", "speed", "progress")
 ACTION_DIM = 2
@@ -176,8 +175,15 @@ class WorldModel(nn.Module):
         check_finite("ego", ego)
         lead = bev.shape[:-3]
         feats = self.bev_net(bev.reshape(-1, *bev.shape[-3:]))
-        e = self.ego_net((ego.reshape(-1, ego.shape[-1]) - self.ego_mean) / self.ego_std)
+        e = self.ego_net(self.normalise_ego(ego.reshape(-1, ego.shape[-1])))
         return self.fuse(torch.cat([feats, e], dim=-1)).reshape(*lead, -1)
+
+    def normalise_ego(self, ego: Tensor) -> Tensor:
+        """``[..., E]`` → standardised by the training data's statistics and clipped to
+        ``± config.ego_clip``: a value never seen in training (a lane-change command in exploration
+        data, where the column is always 0) stays a bounded input, never a 1000σ outlier."""
+        clip = self.config.ego_clip
+        return ((ego - self.ego_mean) / self.ego_std).clamp(-clip, clip)
 
     def predict(self, z: Tensor, a: Tensor) -> Tensor:
         """One step: ``z: [B, D]``, ``a: [B, 2]`` (accel, steer in [-1, 1]) → ``z': [B, D]``."""
@@ -194,7 +200,7 @@ class WorldModel(nn.Module):
     # ------------------------------------------------------------------ heads
 
     def head_logits(self, z: Tensor) -> Tensor:
-        """Raw outputs of every head ``[..., 3K + 7]``: event logits (``EVENT_HEADS`` × ``K``, before
+        """Raw outputs of every head ``[..., 4K + 7]``: event logits (``EVENT_HEADS`` × ``K``, before
         the calibration offset), normalised regressions (``REGRESSION_COLUMNS``), then proximities
         over their scales (``PROXIMITY_COLUMNS`` / ``PROXIMITY_SCALE``)."""
         return self.head_out(self.head_trunk(z))
@@ -216,6 +222,10 @@ class WorldModel(nn.Module):
     def red_light(self, z: Tensor) -> Tensor:
         """P(running a red light within each of ``event_within`` steps) ``[..., K]``."""
         return self.heads(z)["red_light"]
+
+    def stop_sign(self, z: Tensor) -> Tensor:
+        """P(passing a stop sign without stopping within each of ``event_within`` steps) ``[..., K]``."""
+        return self.heads(z)["stop_sign"]
 
     def motion(self, z: Tensor) -> Tensor:
         """The step's ego motion ``[..., 4]``: dx, dy [m], dyaw [rad], end speed [m/s]."""
@@ -250,7 +260,7 @@ class WorldModel(nn.Module):
         regression_std: Tensor,
         event_logit_offset: Tensor,
     ) -> None:
-        """Set the normalisation buffers (shapes ``[E]``, ``[E]``, ``[5]``, ``[5]``, ``[3K]``).
+        """Set the normalisation buffers (shapes ``[E]``, ``[E]``, ``[5]``, ``[5]``, ``[len(EVENT_HEADS) K]``).
         Standard deviations are floored at 1e-3 of their unit so constant columns stay finite."""
         with torch.no_grad():
             self.ego_mean.copy_(ego_mean)
@@ -258,6 +268,22 @@ class WorldModel(nn.Module):
             self.regression_mean.copy_(regression_mean)
             self.regression_std.copy_(regression_std.clamp_min(1e-3))
             self.event_logit_offset.copy_(event_logit_offset)
+
+
+def ego_statistics(ego: Tensor) -> tuple[Tensor, Tensor]:
+    """Normalisation of the ego vector from training data ``[N, E]`` → mean, std ``[E]``.
+
+    Flag columns (every value 0 or 1: route commands, light and sign flags) are left as they are
+    (mean 0, std 1), and so are columns that never varied (std < 1e-3): a one-hot command or a
+    constant seen for the first time at test time then reads 1, not a 1000σ outlier. Every other
+    column is standardised."""
+    mean, std = ego.mean(0), ego.std(0)
+    flag = ((ego == 0) | (ego == 1)).all(0)
+    still = std < 1e-3
+    keep = flag | still
+    mean = torch.where(flag, torch.zeros_like(mean), mean)
+    std = torch.where(keep, torch.ones_like(std), std)
+    return mean, std
 
 
 def check_finite(name: str, x: Tensor) -> None:

@@ -40,7 +40,7 @@ from world_model import losses
 from world_model.batch import Windows
 from world_model.config import LossConfig, ModelConfig, OptimConfig
 from world_model.diagnostics import auroc, check_collapse, expected_calibration_error, nearest_neighbours
-from world_model.model import EVENT_HEADS, PROXIMITY_COLUMNS, REGRESSION_COLUMNS, WorldModel
+from world_model.model import EVENT_HEADS, PROXIMITY_COLUMNS, REGRESSION_COLUMNS, WorldModel, ego_statistics
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_FILE = "last.pt"
@@ -173,7 +173,7 @@ class Trainer:
             self.pos_weight = torch.ones_like(rate, device=self.device)
             offset = torch.zeros(rate.numel())
         m.set_statistics(
-            ego_all.mean(0), ego_all.std(0), reg_all.mean(0), reg_all.std(0), offset.to(m.ego_mean.device)
+            *ego_statistics(ego_all), reg_all.mean(0), reg_all.std(0), offset.to(m.ego_mean.device)
         )
         if self.target is not None:
             self.target.load_state_dict(m.state_dict())
@@ -224,7 +224,7 @@ class Trainer:
             total = total + cfg.vicreg_variance_weight * terms["vicreg_var"]
             total = total + cfg.vicreg_covariance_weight * terms["vicreg_cov"]
         # --- cost heads on the predicted latents
-        logits = m.head_logits(pred)  # [B, H, 3K + 5]
+        logits = m.head_logits(pred)  # [B, H, len(EVENT_HEADS) K + 7]
         n_ev = len(EVENT_HEADS) * m.num_windows
         ev_logits = logits[..., :n_ev].reshape(*logits.shape[:2], len(EVENT_HEADS), m.num_windows)
         ev_target, ev_mask = losses.event_targets(events, valid, m.config.event_within, H)
