@@ -163,15 +163,18 @@ def _map(name: str) -> RoadMap:  # hypothesis tests cannot take function-scoped 
     st.floats(-15.5, 31.5), st.floats(-23.5, 23.5), st.floats(-math.pi, math.pi), st.floats(-math.pi, math.pi)
 )
 def test_pedestrians_always_visible(xe: float, ye: float, ego_yaw: float, yaw: float) -> None:
-    """A 0.5 m pedestrian anywhere in view (ego frame ``xe, ye``) covers 1-4 pixels around its place."""
+    """A 0.5 m pedestrian anywhere in view (ego frame ``xe, ye``) is drawn centred on its place: as
+    its true box (1-4 pixels) with ``pedestrian_size=0``, and at least 1.5 m wide by default (a
+    3 px square, 5-16 pixels as it turns), so that it survives a world model's pooling."""
     c_, s_ = math.cos(ego_yaw), math.sin(ego_yaw)
     dx, dy = c_ * xe - s_ * ye, s_ * xe + c_ * ye
     a = actors([[100.0, 100.0 + dx]], [[0.0, dy]], yaw=[[ego_yaw, yaw]], kind=[[0, 1]], length=0.5, width=0.5)
-    bev = render(_map("straight"), frame_of(a, 0))
-    plane = bev[0, BevChannel.PEDESTRIANS]
-    assert 1 <= (plane > 0).sum() <= 4
-    r, c = centroid(plane)
-    assert abs(r - (EGO_ROW - 2 * xe)) <= 1.0 and abs(c - (EGO_COL - 2 * ye)) <= 1.0
+    for geometry, lo, hi in ((BevGeometry(pedestrian_size=0.0), 1, 4), (G, 5, 16)):
+        bev = render(_map("straight"), frame_of(a, 0), geometry=geometry)
+        plane = bev[0, BevChannel.PEDESTRIANS]
+        assert lo <= (plane > 0).sum() <= hi
+        r, c = centroid(plane)
+        assert abs(r - (EGO_ROW - 2 * xe)) <= 1.0 and abs(c - (EGO_COL - 2 * ye)) <= 1.0
 
 
 def test_inactive_actors_and_kinds(straight: RoadMap) -> None:

@@ -536,6 +536,12 @@ class BevRenderer:
                 boxes[i, :, :, j] = getattr(f, name)
             kind[i] = f.kind
             active[i] = f.active
+        if self.geometry.pedestrian_size > 0.0:  # walkers drawn at least pedestrian_size wide
+            walker = kind == ActorKind.PEDESTRIAN
+            for j in (3, 4):
+                boxes[..., j] = np.where(
+                    walker, np.maximum(boxes[..., j], self.geometry.pedestrian_size), boxes[..., j]
+                )
         ego = self._buffer("ego", (b, 3), np.float64)
         ego[:] = boxes[0, :, 0, :3]
         span = self._buffer("span", (b, 2), np.float64)
