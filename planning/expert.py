@@ -33,6 +33,7 @@ from scipy.spatial import cKDTree
 
 from planning.base import Agent
 from sim_bridge.api import EgoFeature, ObjectFeature, Observation
+from sim_bridge.geometry import box_gap, boxes_overlap
 
 _SPEED, _LIMIT = int(EgoFeature.SPEED), int(EgoFeature.SPEED_LIMIT)
 _STOP_D, _STOP_RED, _STOP_SIGN = (
@@ -614,38 +615,6 @@ def _judge_poses(
 
 
 @numba.njit(cache=True)
-def _box_overlap(x1, y1, yaw1, l1, w1, x2, y2, yaw2, l2, w2) -> bool:
-    dx, dy = x2 - x1, y2 - y1
-    r1 = 0.5 * math.sqrt(l1 * l1 + w1 * w1)
-    r2 = 0.5 * math.sqrt(l2 * l2 + w2 * w2)
-    if dx * dx + dy * dy > (r1 + r2) ** 2:
-        return False
-    c1, s1, c2, s2 = math.cos(yaw1), math.sin(yaw1), math.cos(yaw2), math.sin(yaw2)
-    for ax, ay in ((c1, s1), (-s1, c1), (c2, s2), (-s2, c2)):
-        d = abs(dx * ax + dy * ay)
-        ra = 0.5 * l1 * abs(c1 * ax + s1 * ay) + 0.5 * w1 * abs(-s1 * ax + c1 * ay)
-        rb = 0.5 * l2 * abs(c2 * ax + s2 * ay) + 0.5 * w2 * abs(-s2 * ax + c2 * ay)
-        if d > ra + rb:
-            return False
-    return True
-
-
-@numba.njit(cache=True)
-def _box_gap(x1, y1, yaw1, l1, w1, x2, y2, yaw2, l2, w2) -> float:
-    """Largest gap between two oriented boxes along the four axes of their sides [m]: a lower bound
-    of their distance when positive, negative when they overlap."""
-    dx, dy = x2 - x1, y2 - y1
-    c1, s1, c2, s2 = math.cos(yaw1), math.sin(yaw1), math.cos(yaw2), math.sin(yaw2)
-    gap = -1e9
-    for ax, ay in ((c1, s1), (-s1, c1), (c2, s2), (-s2, c2)):
-        d = abs(dx * ax + dy * ay)
-        ra = 0.5 * l1 * abs(c1 * ax + s1 * ay) + 0.5 * w1 * abs(-s1 * ax + c1 * ay)
-        rb = 0.5 * l2 * abs(c2 * ax + s2 * ay) + 0.5 * w2 * abs(-s2 * ax + c2 * ay)
-        gap = max(gap, d - ra - rb)
-    return gap
-
-
-@numba.njit(cache=True)
 def _offset_point(path, k: int, offset: float, ramp: float, start: float) -> tuple[float, float]:
     """Point ``k`` of the path shifted to the left by ``start`` at its beginning, blending to
     ``offset`` over ``ramp`` metres [m]."""
@@ -741,7 +710,7 @@ def _simulate(
     touching = np.zeros(n_obj, dtype=np.bool_)
     follower = np.zeros(n_obj, dtype=np.bool_)
     for j in range(n_obj):
-        touching[j] = _box_overlap(
+        touching[j] = boxes_overlap(
             0.0, 0.0, 0.0, length, width, objs[j, 0], objs[j, 1], objs[j, 2], objs[j, 5], objs[j, 6]
         )
         follower[j] = objs[j, 0] < -0.5 * length and abs(objs[j, 1]) < 0.5 * (width + objs[j, 6])
@@ -929,14 +898,14 @@ def _track(
             if dist > reach[j] or touching[j] or (follower[j] and v <= math.hypot(objs[j, 3], objs[j, 4])):
                 continue
             if dist < 0.5 * (length + objs[j, 5]) + 3.0:
-                clearance = _box_gap(x, y, yaw, length, width, ox, oy, oyaw, objs[j, 5], objs[j, 6])
+                clearance = box_gap(x, y, yaw, length, width, ox, oy, oyaw, objs[j, 5], objs[j, 6])[0]
                 if clearance < min_margin[ci]:
                     min_margin[ci] = clearance
             standing = objs[j, 3] * objs[j, 3] + objs[j, 4] * objs[j, 4] < _STILL * _STILL
             if (
                 first_near[ci] == np.inf
                 and not (standing and v < creep)
-                and _box_overlap(
+                and boxes_overlap(
                     x,
                     y,
                     yaw,
@@ -951,7 +920,7 @@ def _track(
             ):
                 if v > 0.05 or t == 0:
                     first_near[ci] = tt
-            if first_hit[ci] == np.inf and _box_overlap(
+            if first_hit[ci] == np.inf and boxes_overlap(
                 x,
                 y,
                 yaw,

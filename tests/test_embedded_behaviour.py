@@ -31,11 +31,11 @@ from sim_bridge.api import (
     WorldSpec,
 )
 from sim_bridge.embedded import fields as f
-from sim_bridge.embedded.collision import boxes_overlap
 from sim_bridge.embedded.config import DriverModel, EmbeddedConfig, VehicleLimits
 from sim_bridge.embedded.map_arrays import build_map_arrays
 from sim_bridge.embedded.simulator import RESPAWN_DISTANCE, EmbeddedSimulator
 from sim_bridge.embedded.state import WALK_FREE, WALK_SIDEWALK
+from sim_bridge.geometry import boxes_overlap
 from sim_bridge.maps.catalog import load_map
 
 VEHICLE, PEDESTRIAN, STATIC = ActorKind.VEHICLE, ActorKind.PEDESTRIAN, ActorKind.STATIC

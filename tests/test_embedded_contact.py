@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim_bridge.api import ActorKind, ActorSpec, Behaviour, BehaviourKind, MapRef, Pose, WorldSpec
-from sim_bridge.embedded.collision import boxes_overlap
 from sim_bridge.embedded.config import CollisionResponse, EmbeddedConfig, VehicleLimits
-from sim_bridge.embedded.contact import ContactParams, contact_normal, resolve_contacts_world
+from sim_bridge.embedded.contact import ContactParams, resolve_contacts_world
 from sim_bridge.embedded.simulator import EmbeddedSimulator
 from sim_bridge.embedded.state import DOWN, STAND, WorldState
+from sim_bridge.geometry import boxes_overlap
 
 NV, NP, NS = 4, 2, 2
 PED, STATIC = NV, NV + NP
@@ -51,15 +51,6 @@ def _overlap(s: WorldState, i: int, j: int) -> bool:
             s.x[0, j], s.y[0, j], s.yaw[0, j], s.length[0, j], s.width[0, j],
         )
     )  # fmt: skip
-
-
-def test_contact_normal_is_the_axis_of_least_penetration() -> None:
-    # two aligned cars, the second 4.4 m ahead: 0.2 m overlap along x, 1.9 m across
-    depth, nx, ny = contact_normal(0.0, 0.0, 0.0, 4.6, 1.9, 4.4, 0.5, 0.0, 4.6, 1.9)
-    assert depth == pytest.approx(0.2) and (nx, ny) == pytest.approx((1.0, 0.0))
-    depth, nx, ny = contact_normal(0.0, 0.0, 0.0, 4.6, 1.9, 0.0, -1.8, 0.0, 4.6, 1.9)
-    assert depth == pytest.approx(0.1) and (nx, ny) == pytest.approx((0.0, -1.0))
-    assert contact_normal(0.0, 0.0, 0.0, 4.6, 1.9, 10.0, 0.0, 0.0, 4.6, 1.9)[0] < 0.0
 
 
 def test_rear_end_at_10_m_s_shares_momentum_and_leaves_no_overlap() -> None:

@@ -4,8 +4,9 @@ After every physics step each overlapping pair that involves a vehicle is resolv
 engine resolves a contact (CARLA's PhysX does it with forces over sub-steps; here one impulse per
 contact and physics step):
 
-- **Contact normal and depth** from the separating-axis test of the two oriented boxes: the axis of
-  least penetration, pointing from the first body to the second.
+- **Contact normal and depth** from the separating-axis test of the two oriented boxes
+  (``sim_bridge.geometry.box_gap``): the axis of least penetration, pointing from the first body to
+  the second.
 - **Separation**: the bodies are moved apart along the normal by the depth (plus ``SLOP``), shared in
   proportion to their inverse masses, so no overlap is left after the contact step.
 - **Impulse** along the normal with restitution ``e``: for closing normal speed ``v_n`` the bodies
@@ -33,6 +34,7 @@ import numpy as np
 
 from sim_bridge.embedded.fields import ACCEL_CMD, ACTIVE, LENGTH, MODE, SPEED, WIDTH, YAW, X, Y
 from sim_bridge.embedded.state import DOWN
+from sim_bridge.geometry import box_gap
 
 #: bodies are separated this much beyond touching [m] (touching boxes count as overlapping)
 SLOP = 1e-3
@@ -57,44 +59,6 @@ class ContactParams(NamedTuple):
             bool(response.enabled), float(response.restitution), float(response.vehicle_mass),
             float(response.pedestrian_mass), float(response.breakaway_speed),
         )  # fmt: skip
-
-
-@numba.njit(cache=True)
-def contact_normal(
-    x1: float, y1: float, yaw1: float, l1: float, w1: float,
-    x2: float, y2: float, yaw2: float, l2: float, w2: float,
-) -> tuple[float, float, float]:  # fmt: skip
-    """``(depth [m], nx, ny)`` of two oriented boxes: the least penetration over the four
-    separating axes and its unit axis, pointing from box 1 to box 2. ``depth < 0``: no contact
-    (touching gives 0)."""
-    dx = x2 - x1
-    dy = y2 - y1
-    c1 = np.cos(yaw1)
-    s1 = np.sin(yaw1)
-    c2 = np.cos(yaw2)
-    s2 = np.sin(yaw2)
-    best = np.inf
-    bx = 1.0
-    by = 0.0
-    for k in range(4):
-        if k == 0:
-            ax, ay = c1, s1
-        elif k == 1:
-            ax, ay = -s1, c1
-        elif k == 2:
-            ax, ay = c2, s2
-        else:
-            ax, ay = -s2, c2
-        r1 = 0.5 * l1 * abs(c1 * ax + s1 * ay) + 0.5 * w1 * abs(-s1 * ax + c1 * ay)
-        r2 = 0.5 * l2 * abs(c2 * ax + s2 * ay) + 0.5 * w2 * abs(-s2 * ax + c2 * ay)
-        d = dx * ax + dy * ay
-        pen = r1 + r2 - abs(d)
-        if pen < best:
-            best = pen
-            sign = 1.0 if d >= 0.0 else -1.0
-            bx = sign * ax
-            by = sign * ay
-    return best, bx, by
 
 
 @numba.njit(cache=True)
@@ -133,12 +97,13 @@ def _knock_down(F, I, b: int, i: int, a: int) -> None:
 @numba.njit(cache=True)
 def _resolve(F, I, b: int, i: int, j: int, NV: int, NP: int, c: ContactParams) -> None:
     """Resolve the contact between vehicle ``i`` and body ``j`` (``j > i``), in place."""
-    depth, nx, ny = contact_normal(
+    gap, nx, ny = box_gap(
         F[X, b, i], F[Y, b, i], F[YAW, b, i], F[LENGTH, b, i], F[WIDTH, b, i],
         F[X, b, j], F[Y, b, j], F[YAW, b, j], F[LENGTH, b, j], F[WIDTH, b, j],
     )  # fmt: skip
-    if depth < 0.0:
+    if gap > 0.0:
         return
+    depth = -gap
     hi_x = np.cos(F[YAW, b, i])
     hi_y = np.sin(F[YAW, b, i])
     vix0 = vix = F[SPEED, b, i] * hi_x
@@ -206,11 +171,11 @@ def resolve_contacts_world(
         for j in range(i + 1, N):
             if not I[ACTIVE, b, j] or not _near(F, b, i, j):
                 continue
-            depth, _, _ = contact_normal(
+            gap, _, _ = box_gap(
                 F[X, b, i], F[Y, b, i], F[YAW, b, i], F[LENGTH, b, i], F[WIDTH, b, i],
                 F[X, b, j], F[Y, b, j], F[YAW, b, j], F[LENGTH, b, j], F[WIDTH, b, j],
             )  # fmt: skip
-            if depth < 0.0:
+            if gap > 0.0:
                 continue
             if i == 0 and hit[b] < 0:
                 hit[b] = j

@@ -40,7 +40,6 @@ import numba
 import numpy as np
 
 from sim_bridge.api import BehaviourKind, LightState
-from sim_bridge.embedded.collision import boxes_overlap
 from sim_bridge.embedded.config import DriverModel, VehicleLimits
 from sim_bridge.embedded.fields import (
     ACCEL_CMD,
@@ -102,6 +101,7 @@ from sim_bridge.embedded.lanes import (
 )
 from sim_bridge.embedded.map_arrays import CONTROL_STOP, MIN_LANE_WIDTH
 from sim_bridge.embedded.rng import hash_uniform
+from sim_bridge.geometry import boxes_overlap
 from sim_bridge.sensors.layout import RouteCommand
 
 _INF = 1e9
