@@ -158,6 +158,14 @@ def window_to_step(prob: np.ndarray, window: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------- the model
 
 
+class NonFiniteModelOutput(ValueError):
+    """The model's latents or heads hold a NaN or an infinity; ``worlds`` lists where."""
+
+    def __init__(self, worlds: list[int], what: str) -> None:
+        super().__init__(f"the world model's {what} hold NaN/inf for world(s) {worlds}")
+        self.worlds = worlds
+
+
 class ModelFutures:
     """Futures imagined by a :class:`world_model.model.WorldModel`.
 
@@ -199,7 +207,9 @@ class ModelFutures:
             )
 
     def futures(self, z0, actions: np.ndarray) -> Futures:
-        """``z0: torch [B, D]``, ``actions: [B, N, H, 2]`` → :class:`Futures` ``[B, N, H]``."""
+        """``z0: torch [B, D]``, ``actions: [B, N, H, 2]`` → :class:`Futures` ``[B, N, H]``.
+        Raises :class:`NonFiniteModelOutput` naming the worlds whose predicted latents or head
+        outputs (any head, read or not) hold a NaN or an infinity."""
         import torch
 
         B, N, H, _ = actions.shape
@@ -207,7 +217,13 @@ class ModelFutures:
             z_start = z0.repeat_interleave(N, dim=0)  # [B·N, D]
             flat = torch.from_numpy(np.ascontiguousarray(actions, dtype=np.float32).reshape(B * N, H, 2))
             z = self._rollout(z_start, flat)  # [B·N, H, D]: the one rollout call
-            heads = self.model.heads(z)
+            heads = self.model.heads(z)  # every head, every window: [B·N, H, …]
+            finite = torch.isfinite(z).all(dim=-1)
+            for value in heads.values():
+                finite &= torch.isfinite(value.reshape(B * N, H, -1)).all(dim=-1)
+            if not bool(finite.all()):
+                bad = (~finite).reshape(B, -1).any(dim=1)
+                raise NonFiniteModelOutput(np.flatnonzero(bad.numpy()).tolist(), "predicted latents or heads")
         k, w = self.window_index, self.event_window
 
         def event(name: str) -> np.ndarray:
