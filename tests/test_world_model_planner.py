@@ -240,3 +240,20 @@ def test_drive_eval_with_the_planner_on_the_smoke_suite(tmp_path):
     assert all(r["status"] != "agent_error" for r in final.values()), [r.get("error") for r in final.values()]
     summary = json.loads((out / "summary.json").read_text())
     assert "driving_score" in json.dumps(summary)
+
+
+def test_bench_plan_prints_latency_and_throughput_lines(capsys, one_torch_thread):
+    from drive.cli import main
+
+    small = ["model.latent=8", "model.channels=[4,4]", "model.ego_hidden=8", "model.fuse_hidden=16",
+             "model.predictor_hidden=16", "model.head_hidden=8", "bev_size=32"]  # fmt: skip
+    assert (
+        main(["bench", "plan", "worlds=[1,3]", "decisions=4", "warmup=1", "agent.optimizer=mppi", *small])
+        == 0
+    )
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [line["worlds"] for line in lines] == [1, 3]
+    for line in lines:
+        assert line["bench"] == "plan" and line["optimizer"] == "mppi" and line["model"] == "random"
+        assert 0 < line["p50_ms"] <= line["p99_ms"] and line["decisions_per_s"] > 0
+        assert line["samples"] == 128 and line["horizon"] == 15 and line["proposals"] == 16
