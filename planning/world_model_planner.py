@@ -127,6 +127,9 @@ class WorldModelPlanner(Agent):
         self.shield_active = np.zeros(0, dtype=bool)
         """``[B]`` whether the shield overrode each world at the last decision."""
         self._pending_seeds: dict[int, int] = {}
+        self._cost_sums: dict[str, np.ndarray] = {}  # per term [B], summed over decisions
+        self._decisions = np.zeros(0, dtype=np.int64)  # [B] decisions this episode
+        self._overrides = np.zeros(0, dtype=np.int64)  # [B] shield overrides this episode
 
     # ------------------------------------------------------------------ episodes
 
@@ -144,7 +147,23 @@ class WorldModelPlanner(Agent):
             self.optimizer.seed(seeded, [self._pending_seeds.pop(w) for w in seeded])
         if len(self.shield_active) != B:
             self.shield_active = np.zeros(B, dtype=bool)
+            self._decisions = np.zeros(B, dtype=np.int64)
+            self._overrides = np.zeros(B, dtype=np.int64)
+            self._cost_sums = {}
         self.shield_active[worlds] = False
+        self._decisions[worlds] = 0
+        self._overrides[worlds] = 0
+        for sums in self._cost_sums.values():
+            sums[worlds] = 0.0
+
+    def episode_stats(self, world: int) -> dict[str, float]:
+        """``plan/cost_<term>``: the term's mean over the episode's decisions (cost of the chosen
+        plan); ``plan/decisions``; ``plan/shield_overrides``."""
+        n = int(self._decisions[world]) if world < len(self._decisions) else 0
+        stats = {f"plan/cost_{k}": float(v[world]) / max(n, 1) for k, v in self._cost_sums.items()}
+        stats["plan/decisions"] = float(n)
+        stats["plan/shield_overrides"] = float(self._overrides[world]) if n else 0.0
+        return stats
 
     # ------------------------------------------------------------------ decisions
 
@@ -194,6 +213,10 @@ class WorldModelPlanner(Agent):
             action = self._shield(obs, action)
         self.last_plan = plan
         self.last_costs = plan.costs
+        self._decisions += 1
+        for term, value in plan.costs.items():
+            sums = self._cost_sums.setdefault(term, np.zeros(B))
+            sums += value
         if self.on_decision is not None:
             self.on_decision(plan.costs)
         return action
@@ -208,6 +231,7 @@ class WorldModelPlanner(Agent):
         active = (gap < stopping) & (action[:, 0] > -1.0)  # a plan braking fully needs no override
         self.shield_active = active
         self.shield_overrides += int(active.sum())
+        self._overrides += active
         action[active] = (-1.0, 0.0)
         return action
 

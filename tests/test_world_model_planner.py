@@ -187,6 +187,11 @@ def test_shield_brakes_on_an_actor_close_ahead_and_counts(one_torch_thread):
     action = agent.act(obs)
     assert action[0, 0] == -1.0 and action[1, 0] > -1.0
     assert agent.shield_overrides == 1 and agent.shield_active.tolist() == [True, False]
+    stats = [agent.episode_stats(w) for w in (0, 1)]
+    assert stats[0]["plan/shield_overrides"] == 1.0 and stats[1]["plan/shield_overrides"] == 0.0
+    assert stats[0]["plan/decisions"] == 1.0 and stats[0]["plan/cost_progress"] < 0.0
+    agent.reset(agent.info, worlds=[0])
+    assert agent.episode_stats(0)["plan/decisions"] == 0.0 and agent.episode_stats(1)["plan/decisions"] == 1.0
     assert planner().config.shield.enabled is False  # off by default
 
 
@@ -238,6 +243,10 @@ def test_drive_eval_with_the_planner_on_the_smoke_suite(tmp_path):
     final = {r["name"]: r for r in records if r["status"] != "started"}
     assert len(final) == 4 and all(r["agent"] == "planner" for r in final.values())
     assert all(r["status"] != "agent_error" for r in final.values()), [r.get("error") for r in final.values()]
+    assert all(
+        r["agent_stats"]["plan/decisions"] > 0 and "plan/cost_collision" in r["agent_stats"]
+        for r in final.values()
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert "driving_score" in json.dumps(summary)
 
