@@ -269,16 +269,26 @@ class Costs:
 
 
 def polyline_distance(points: np.ndarray, polyline: np.ndarray) -> np.ndarray:
-    """Distance of ``points [B, ..., 2]`` to each world's polyline ``[B, R, 2]`` [m]. The first
-    segment extends backwards and the last forwards without end (the targets start a few metres
-    ahead of the ego and stop at the horizon of the ego vector); coincident targets (the route's
-    end) count as points. ``R = 1``: distance to that point."""
+    """Distance of ``points [B, ..., 2]`` to each world's polyline ``[B, R, 2]`` [m]
+    (:func:`polyline_projection`)."""
+    return polyline_projection(points, polyline)[0]
+
+
+def polyline_projection(points: np.ndarray, polyline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance ``[B, ...]`` of ``points [B, ..., 2]`` to each world's polyline ``[B, R, 2]`` [m],
+    and the arc length of the nearest point along it from the first vertex [m]. The first segment
+    extends backwards and the last forwards without end (the targets start a few metres ahead of
+    the ego and stop at the horizon of the ego vector), so the arc length is negative behind the
+    first vertex; coincident vertices (the route's end) count as points. ``R = 1``: that point."""
     B = polyline.shape[0]
+    extra = points.ndim - 2
     if polyline.shape[1] < 2:
-        return np.linalg.norm(points - polyline[:, :1].reshape(B, *([1] * (points.ndim - 2)), 2), axis=-1)
+        rel = points - polyline[:, :1].reshape(B, *([1] * extra), 2)
+        return np.linalg.norm(rel, axis=-1), np.zeros(points.shape[:-1], dtype=points.dtype)
     a, b = polyline[:, :-1], polyline[:, 1:]  # [B, S, 2]
     S = a.shape[1]
-    extra = points.ndim - 2
+    seg_len = np.linalg.norm(b - a, axis=-1)  # [B, S]
+    start = np.concatenate([np.zeros((B, 1)), np.cumsum(seg_len, axis=1)[:, :-1]], axis=1)
     shape = (B, *([1] * extra), S, 2)
     a_, ab = a.reshape(shape), (b - a).reshape(shape)
     p = points[..., None, :]  # [B, ..., 1, 2]
@@ -289,7 +299,13 @@ def polyline_distance(points: np.ndarray, polyline: np.ndarray) -> np.ndarray:
     lo[0], hi[-1] = -np.inf, np.inf
     t = np.clip(t, lo, hi)
     nearest = a_ + t[..., None] * ab
-    return np.sqrt(((p - nearest) ** 2).sum(-1)).min(axis=-1)
+    dist = np.sqrt(((p - nearest) ** 2).sum(-1))  # [B, ..., S]
+    pick = np.argmin(dist, axis=-1)[..., None]
+    arc = start.reshape(B, *([1] * extra), S) + t * seg_len.reshape(B, *([1] * extra), S)
+    return (
+        np.take_along_axis(dist, pick, axis=-1)[..., 0],
+        np.take_along_axis(arc, pick, axis=-1)[..., 0].astype(np.float32),
+    )
 
 
 __all__ = [
@@ -303,4 +319,5 @@ __all__ = [
     "StopAtConfig",
     "TermConfig",
     "polyline_distance",
+    "polyline_projection",
 ]

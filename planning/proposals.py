@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from planning.kinematics import bicycle_step
 from sim_bridge.api import NUM_ROUTE_TARGETS, EgoFeature, EgoVehicle
 
 ROUTE_X = [int(EgoFeature.ROUTE_X0) + 2 * k for k in range(NUM_ROUTE_TARGETS)]
@@ -132,32 +133,6 @@ def route_proposals(
         brake[..., 0] = -1.0
         out = np.concatenate([out, brake], axis=1)
     return out
-
-
-def bicycle_step(
-    x: np.ndarray,
-    y: np.ndarray,
-    yaw: np.ndarray,
-    v: np.ndarray,
-    accel: np.ndarray,
-    steer: np.ndarray,
-    vehicle: EgoVehicle,
-    dt: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One step of a kinematic bicycle from normalised ``accel, steer``: acceleration
-    ``accel · max_accel`` (``· max_brake`` when braking), wheel angle ``steer · max_steer``, speed
-    floored at 0, midpoint heading for the displacement. Positions [m], yaw [rad], speed [m/s]."""
-    a = np.where(accel >= 0.0, accel * vehicle.max_accel, accel * vehicle.max_brake)
-    v_new = np.maximum(v + a * dt, 0.0)
-    v_mid = 0.5 * (v + v_new)
-    yaw_rate = v_mid * np.tan(steer * vehicle.max_steer) / vehicle.wheelbase
-    yaw_mid = yaw + 0.5 * yaw_rate * dt
-    return (
-        x + v_mid * np.cos(yaw_mid) * dt,
-        y + v_mid * np.sin(yaw_mid) * dt,
-        yaw + yaw_rate * dt,
-        v_new,
-    )
 
 
 __all__ = [

@@ -24,6 +24,7 @@ Letters: ``B`` worlds, ``N`` sequences, ``P`` proposals, ``H`` horizon, ``D`` la
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,8 +32,9 @@ from typing import Any
 import numpy as np
 
 from planning.base import Agent, AgentError
-from planning.costs import CostContext, Costs, CostsConfig
+from planning.costs import CostContext, Costs, CostsConfig, polyline_projection
 from planning.futures import Futures, NonFiniteModelOutput
+from planning.kinematics import bicycle_rollout
 from planning.optim.base import Plan, SamplerConfig
 from planning.proposals import ProposalConfig, route_proposals
 from sim_bridge.api import EgoFeature, Observation
@@ -72,6 +74,13 @@ class PlannerConfig:
     """Route-following prior sequences scored in the first iteration."""
     use_proposals: bool = True
     """Mix the proposals with the samples (off: samples and warm start only)."""
+    ego_motion: str = "model"
+    """Where the ego's own future poses, speeds and route progress come from: ``model`` (the
+    motion and progress heads) or ``kinematic`` (the ego's bicycle from the actions, progress
+    along the route targets; the model still gives events and proximities). A model trained on
+    one driver's data can learn what that driver did rather than what the actions do (on the 1 h
+    exploration model the motion head barely responds to steer); ``kinematic`` needs no such
+    knowledge."""
     event_window: int | None = None
     """Event-head window read along the rollout [steps] (``None``: the model's longest;
     ``planning.futures`` explains why)."""
@@ -101,6 +110,8 @@ class WorldModelPlanner(Agent):
                 f"{cfg.proposals.count} proposals need agent.optim.samples >= {cfg.proposals.count + 1} "
                 f"(got {cfg.optim.samples}); raise it, trim agent.proposals, or set agent.use_proposals=false"
             )
+        if cfg.ego_motion not in ("model", "kinematic"):
+            raise ValueError(f"ego_motion={cfg.ego_motion!r}; allowed: model, kinematic")
         if cfg.threads > 0:
             torch.set_num_threads(int(cfg.threads))
         if model is None:
@@ -186,18 +197,21 @@ class WorldModelPlanner(Agent):
         if bad:
             raise AgentError(f"planner: the world model's latent is NaN/inf for world(s) {bad}")
 
+        context = CostContext.from_ego(obs.ego)
+
         def rollout_fn(actions: np.ndarray) -> Futures:
             try:
                 futures = self.source.futures(z0, actions)
             except NonFiniteModelOutput as e:
                 raise AgentError(f"planner: {e}") from e
+            if self.config.ego_motion == "kinematic":
+                futures = self._kinematic(futures, actions, obs, context)
             worlds = futures.nonfinite_worlds()
             if worlds:
                 raise AgentError(f"planner: the world model predicted NaN/inf for world(s) {worlds}")
             return futures
 
         # --- plan
-        context = CostContext.from_ego(obs.ego)
         proposals = None
         if self.config.use_proposals and self.config.proposals.count > 0:
             proposals = route_proposals(
@@ -220,6 +234,18 @@ class WorldModelPlanner(Agent):
         if self.on_decision is not None:
             self.on_decision(plan.costs)
         return action
+
+    def _kinematic(
+        self, futures: Futures, actions: np.ndarray, obs: Observation, context: CostContext
+    ) -> Futures:
+        """``futures`` with the ego's poses and speeds from its bicycle and the progress from the
+        arc length of those poses along the route targets."""
+        B = actions.shape[0]
+        xy, yaw, speed = bicycle_rollout(actions, obs.ego[:, EgoFeature.SPEED], self.info.ego, self.info.dt)
+        _, arc = polyline_projection(xy, context.route)  # [B, N, H]
+        _, arc0 = polyline_projection(np.zeros((B, 1, 2), dtype=np.float32), context.route)  # [B, 1]
+        progress = np.diff(arc, axis=-1, prepend=np.broadcast_to(arc0[:, :, None], (*arc.shape[:2], 1)))
+        return dataclasses.replace(futures, xy=xy, yaw=yaw, speed=speed, progress=progress)
 
     def _shield(self, obs: Observation, action: np.ndarray) -> np.ndarray:
         from world_model.proximity import gap_ahead

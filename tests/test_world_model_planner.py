@@ -266,3 +266,34 @@ def test_bench_plan_prints_latency_and_throughput_lines(capsys, one_torch_thread
         assert line["bench"] == "plan" and line["optimizer"] == "mppi" and line["model"] == "random"
         assert 0 < line["p50_ms"] <= line["p99_ms"] and line["decisions_per_s"] > 0
         assert line["samples"] == 128 and line["horizon"] == 15 and line["proposals"] == 16
+
+
+def test_kinematic_ego_motion_replaces_the_models_geometry(one_torch_thread):
+    import torch
+
+    from planning.kinematics import bicycle_rollout
+
+    model = kinematic_model()
+    with torch.no_grad():
+        model.head_out.weight[3 * 3 + 1, 0] = 5.0  # the model's motion head hallucinates a drift left
+    agent = planner(model=model, ego_motion="kinematic")
+    agent.reset(AgentInfo(num_worlds=1, dt=DT, ego=EgoVehicle()))
+    obs = observation(np.array([8.0]), np.array([1000.0]))
+    actions = np.random.default_rng(0).uniform(-1, 1, (1, 5, 15, 2)).astype(np.float32)
+    from planning.costs import CostContext
+
+    futures = agent._kinematic(
+        agent.source.futures(agent.source.encode(obs.bev, obs.ego), actions), actions, obs,
+        CostContext.from_ego(obs.ego),
+    )  # fmt: skip
+    xy, _, speed = bicycle_rollout(actions, np.array([8.0]), EgoVehicle(), DT)
+    np.testing.assert_allclose(futures.xy, xy)
+    np.testing.assert_allclose(futures.speed, speed)
+    np.testing.assert_allclose(
+        futures.progress.sum(-1), xy[..., -1, 0], rtol=1e-4
+    )  # along the straight route
+    # and in closed loop it keeps to the route despite the model's drift
+    agent.act(obs)
+    assert abs(agent.last_plan.actions[0, 0, 1]) < 0.2
+    with pytest.raises(ValueError, match="ego_motion"):
+        planner(ego_motion="teleport")
