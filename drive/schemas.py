@@ -10,21 +10,9 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from drive.world import WorldConfig
-from planning.expert import ExpertConfig
-from planning.explore import ExploreConfig
-from planning.lane_follower import LaneFollowerConfig
+from planning import registry
 from sim_bridge import backends
 from world_model.config import LossConfig, ModelConfig, OptimConfig
-
-
-@dataclass
-class AgentConfig:
-    """Which driver to run and its settings."""
-
-    name: str = "lane_follower"
-    """Registered agent name (lane_follower, expert)."""
-    lane_follower: LaneFollowerConfig = field(default_factory=LaneFollowerConfig)
-    expert: ExpertConfig = field(default_factory=ExpertConfig)
 
 
 @dataclass
@@ -34,7 +22,8 @@ class RenderConfig:
     sim: Any = MISSING
     """The simulator backend (``sim=embedded``; each backend's schema in ``sim_bridge.backends``)."""
     world: WorldConfig = field(default_factory=WorldConfig)
-    agent: AgentConfig = field(default_factory=AgentConfig)
+    agent: Any = None
+    """The agent (``agent=<name>``: ``drive/conf/agent/<name>.yaml``, ``planning.registry``)."""
     seed: int = 0
     """Episode seed."""
     steps: int = 200
@@ -101,7 +90,8 @@ class EvalConfig:
 
     sim: Any = MISSING
     """The simulator backend (``sim=embedded``; each backend's schema in ``sim_bridge.backends``)."""
-    agent: AgentConfig = field(default_factory=AgentConfig)
+    agent: Any = None
+    """The agent (``agent=<name>``: ``drive/conf/agent/<name>.yaml``, ``planning.registry``)."""
     suite: SuiteConfig = field(default_factory=SuiteConfig)
     """The suite (``suite=<name>`` picks ``drive/conf/suite/<name>.yaml``)."""
     suite_file: str | None = None
@@ -128,7 +118,8 @@ class BenchEvalConfig:
 
     sim: Any = MISSING
     """The simulator backend (``sim=embedded``; each backend's schema in ``sim_bridge.backends``)."""
-    agent: AgentConfig = field(default_factory=AgentConfig)
+    agent: Any = None
+    """The agent (``agent=<name>``, ``planning.registry``)."""
     suite: SuiteConfig = field(default_factory=SuiteConfig)
     suite_file: str | None = None
     """Run the suite in this YAML file instead."""
@@ -141,22 +132,14 @@ class BenchEvalConfig:
 
 
 @dataclass
-class DriverConfig:
-    """The driver that collects experience (``driver=explore|expert``) and its settings."""
-
-    name: str = "explore"
-    """explore (planning/explore.py: noisy, blind lane following) or expert (planning/expert.py)."""
-    explore: ExploreConfig = field(default_factory=ExploreConfig)
-    expert: ExpertConfig = field(default_factory=ExpertConfig)
-
-
-@dataclass
 class CollectConfig:
     """``drive collect``: simulated hours of experience into NPZ shards (resumable, parallel)."""
 
     sim: Any = MISSING
     """The simulator backend (``sim=embedded``; each backend's schema in ``sim_bridge.backends``)."""
-    driver: DriverConfig = field(default_factory=DriverConfig)
+    driver: Any = None
+    """The driver (``driver=explore|expert|…``: any agent of ``planning.registry``, settings in
+    ``drive/conf/driver/<name>.yaml``)."""
     hours: float = 1.0
     """Budget of simulated experience, summed over worlds (steps × dt) [h]; raise it to extend."""
     worlds: int = 4
@@ -284,6 +267,26 @@ class BenchWmConfig:
     seed: int = 0
 
 
+@dataclass
+class BenchPlanConfig:
+    """``drive bench plan``: decision latency of the world-model planner, one JSON line per ``B``."""
+
+    agent: Any = None
+    """The planner (``agent=planner``; ``agent.checkpoint`` optional, see ``model``)."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Size of the randomly initialised model planned with when ``agent.checkpoint`` is null."""
+    bev_size: int = 96
+    """BEV side of that model and of the synthetic observations [px]."""
+    bev_channels: int = 10
+    worlds: list[int] = field(default_factory=lambda: [1, 8, 32])
+    """Batch sizes ``B`` measured: latency at 1, throughput at the others."""
+    decisions: int = 100
+    """Timed decisions per batch size."""
+    warmup: int = 5
+    """Untimed decisions first."""
+    seed: int = 0
+
+
 def register() -> None:
     """Put every schema in the ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
@@ -296,10 +299,12 @@ def register() -> None:
     for name in backends.names():  # sim=<backend>: each backend's YAML names <backend>_schema
         cs.store(group="sim", name=f"{name}_schema", node=backends.get(name).config)
     cs.store(group="world", name="world_schema", node=WorldConfig)
-    cs.store(group="agent", name="agent_schema", node=AgentConfig)
+    for name in registry.names():  # one schema per agent, in both groups that pick an agent
+        cs.store(group="agent", name=f"{name}_schema", node=registry.schema(name))
+        cs.store(group="driver", name=f"{name}_schema", node=registry.schema(name))
     cs.store(name="collect_schema", node=CollectConfig)
-    cs.store(group="driver", name="driver_schema", node=DriverConfig)
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)
     cs.store(name="wm_eval_schema", node=WmEvalConfig)
     cs.store(name="bench_wm_schema", node=BenchWmConfig)
+    cs.store(name="bench_plan_schema", node=BenchPlanConfig)

@@ -85,6 +85,7 @@ def run_episode(job: EpisodeJob) -> EpisodeResult:
         replay.record(sim.actor_arrays(), sim.light_states(), 0, None, None)
     try:
         agent = job.agent_factory()
+        agent.seed([0], [spec.seed])  # an episode replays from its scenario's seed
         agent.reset(AgentInfo(num_worlds=1, dt=sim.dt, ego=ego, road_map=road_map, routes=(route,)))
     except Exception:
         result.status = Status.AGENT_ERROR
@@ -110,6 +111,7 @@ def run_episode(job: EpisodeJob) -> EpisodeResult:
         if job.max_steps is not None and steps >= job.max_steps:
             result.termination = "max_steps"
             break
+    result.agent_stats = {k: float(v) for k, v in agent.episode_stats(0).items()}
     return _finish(result, judge, replay, job, start)
 
 
