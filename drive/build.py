@@ -9,13 +9,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from drive.world import WorldConfig
+from planning import registry
 from planning.base import Agent
-from planning.expert import Expert, ExpertConfig
-from planning.lane_follower import LaneFollower, LaneFollowerConfig
 from sim_bridge.embedded.config import EmbeddedConfig
 from sim_bridge.embedded.simulator import EmbeddedSimulator
-
-AGENTS = ("lane_follower", "expert")
 
 
 def from_dict(cls: type, data: dict[str, Any]) -> Any:
@@ -53,11 +50,14 @@ def world(node: DictConfig | dict[str, Any]) -> WorldConfig:
     return to_object(node, WorldConfig)
 
 
-def agent(node: DictConfig | dict[str, Any]) -> Agent:
-    """The agent a composed ``agent`` group (or its plain-dict form) names."""
-    name = node["name"]
-    if name == "lane_follower":
-        return LaneFollower(to_object(node["lane_follower"], LaneFollowerConfig))
-    if name == "expert":
-        return Expert(to_object(node["expert"], ExpertConfig))
-    raise ValueError(f"unknown agent {name!r}; known agents: {', '.join(AGENTS)}")
+def agent(node: DictConfig | dict[str, Any], seed: int = 0) -> Agent:
+    """The agent a composed ``agent`` (or ``driver``) group, or its plain-dict form, names: its
+    ``name`` picks the entry of ``planning.registry``, the other fields are the entry's settings."""
+    plain = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    assert isinstance(plain, dict)
+    data = {str(k): v for k, v in plain.items()}
+    name = data.pop("name", None)
+    if name is None:
+        raise ValueError(f"the agent config has no name; known agents: {', '.join(registry.names())}")
+    entry = registry.entry(str(name))
+    return registry.build_agent(entry.name, from_dict(entry.config, data), seed=seed)

@@ -10,21 +10,9 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from drive.world import WorldConfig
-from planning.expert import ExpertConfig
-from planning.explore import ExploreConfig
-from planning.lane_follower import LaneFollowerConfig
+from planning import registry
 from sim_bridge.embedded.config import EmbeddedConfig
 from world_model.config import LossConfig, ModelConfig, OptimConfig
-
-
-@dataclass
-class AgentConfig:
-    """Which driver to run and its settings."""
-
-    name: str = "lane_follower"
-    """Registered agent name (lane_follower, expert)."""
-    lane_follower: LaneFollowerConfig = field(default_factory=LaneFollowerConfig)
-    expert: ExpertConfig = field(default_factory=ExpertConfig)
 
 
 @dataclass
@@ -33,7 +21,8 @@ class RenderConfig:
 
     sim: EmbeddedConfig = field(default_factory=EmbeddedConfig)
     world: WorldConfig = field(default_factory=WorldConfig)
-    agent: AgentConfig = field(default_factory=AgentConfig)
+    agent: Any = None
+    """The agent (``agent=<name>``: ``drive/conf/agent/<name>.yaml``, ``planning.registry``)."""
     seed: int = 0
     """Episode seed."""
     steps: int = 200
@@ -98,7 +87,8 @@ class EvalConfig:
     """``drive eval``: a suite in closed loop, resumable, with a report."""
 
     sim: EmbeddedConfig = field(default_factory=EmbeddedConfig)
-    agent: AgentConfig = field(default_factory=AgentConfig)
+    agent: Any = None
+    """The agent (``agent=<name>``: ``drive/conf/agent/<name>.yaml``, ``planning.registry``)."""
     suite: SuiteConfig = field(default_factory=SuiteConfig)
     """The suite (``suite=<name>`` picks ``drive/conf/suite/<name>.yaml``)."""
     suite_file: str | None = None
@@ -124,7 +114,8 @@ class BenchEvalConfig:
     """``drive bench eval``: closed-loop throughput of an agent on a suite."""
 
     sim: EmbeddedConfig = field(default_factory=EmbeddedConfig)
-    agent: AgentConfig = field(default_factory=AgentConfig)
+    agent: Any = None
+    """The agent (``agent=<name>``, ``planning.registry``)."""
     suite: SuiteConfig = field(default_factory=SuiteConfig)
     suite_file: str | None = None
     """Run the suite in this YAML file instead."""
@@ -137,21 +128,13 @@ class BenchEvalConfig:
 
 
 @dataclass
-class DriverConfig:
-    """The driver that collects experience (``driver=explore|expert``) and its settings."""
-
-    name: str = "explore"
-    """explore (planning/explore.py: noisy, blind lane following) or expert (planning/expert.py)."""
-    explore: ExploreConfig = field(default_factory=ExploreConfig)
-    expert: ExpertConfig = field(default_factory=ExpertConfig)
-
-
-@dataclass
 class CollectConfig:
     """``drive collect``: simulated hours of experience into NPZ shards (resumable, parallel)."""
 
     sim: EmbeddedConfig = field(default_factory=EmbeddedConfig)
-    driver: DriverConfig = field(default_factory=DriverConfig)
+    driver: Any = None
+    """The driver (``driver=explore|expert|…``: any agent of ``planning.registry``, settings in
+    ``drive/conf/driver/<name>.yaml``)."""
     hours: float = 1.0
     """Budget of simulated experience, summed over worlds (steps × dt) [h]; raise it to extend."""
     worlds: int = 4
@@ -314,6 +297,26 @@ class BenchWmConfig:
     seed: int = 0
 
 
+@dataclass
+class BenchPlanConfig:
+    """``drive bench plan``: decision latency of the world-model planner, one JSON line per ``B``."""
+
+    agent: Any = None
+    """The planner (``agent=planner``; ``agent.checkpoint`` optional, see ``model``)."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Size of the randomly initialised model planned with when ``agent.checkpoint`` is null."""
+    bev_size: int = 96
+    """BEV side of that model and of the synthetic observations [px]."""
+    bev_channels: int = 10
+    worlds: list[int] = field(default_factory=lambda: [1, 8, 32])
+    """Batch sizes ``B`` measured: latency at 1, throughput at the others."""
+    decisions: int = 100
+    """Timed decisions per batch size."""
+    warmup: int = 5
+    """Untimed decisions first."""
+    seed: int = 0
+
+
 def register() -> None:
     """Put every schema in the ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
@@ -325,10 +328,12 @@ def register() -> None:
     cs.store(name="bench_eval_schema", node=BenchEvalConfig)
     cs.store(group="sim", name="embedded_schema", node=EmbeddedConfig)
     cs.store(group="world", name="world_schema", node=WorldConfig)
-    cs.store(group="agent", name="agent_schema", node=AgentConfig)
+    for name in registry.names():  # one schema per agent, in both groups that pick an agent
+        cs.store(group="agent", name=f"{name}_schema", node=registry.schema(name))
+        cs.store(group="driver", name=f"{name}_schema", node=registry.schema(name))
     cs.store(name="collect_schema", node=CollectConfig)
-    cs.store(group="driver", name="driver_schema", node=DriverConfig)
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)
     cs.store(name="wm_eval_schema", node=WmEvalConfig)
     cs.store(name="bench_wm_schema", node=BenchWmConfig)
+    cs.store(name="bench_plan_schema", node=BenchPlanConfig)

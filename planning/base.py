@@ -1,4 +1,5 @@
-"""The ``Agent`` interface: ``reset(info)`` once per episode, ``act(obs) -> actions [B, 2]`` each step.
+"""The ``Agent`` interface: ``reset(info)`` once per episode, ``act(obs) -> actions [B, 2]`` each step,
+``seed(worlds, seeds)`` before a reset for agents that draw at random.
 
 The public ``act`` is concrete: it checks the agent's output (shape, finiteness, range) so that a
 NaN from a model is reported as an :class:`AgentError` naming the agent and the worlds, and never
@@ -49,6 +50,13 @@ class Agent(abc.ABC):
 
     def _reset(self, worlds: list[int]) -> None:
         """Clear per-world state of ``worlds`` (default: nothing to clear)."""
+
+    def seed(self, worlds: Sequence[int], seeds: Sequence[int]) -> None:
+        """Seed the randomness of ``worlds`` for their next episode (call it before the ``reset``
+        that starts them, e.g. with the episodes' seeds, so that an episode replays from its seed).
+        Default: nothing (a deterministic agent)."""
+        if len(worlds) != len(seeds):
+            raise ValueError(f"seed got {len(worlds)} worlds and {len(seeds)} seeds")
 
     def act(self, obs: Observation) -> np.ndarray:
         """Normalised ``[accel, steer]`` for every world: ``float32 [B, 2]`` in ``[-1, 1]``."""

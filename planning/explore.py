@@ -16,7 +16,7 @@ off-road moments and red-light runs — what a world model must learn to predict
 avoid.
 
 Randomness is per world: ``_reset`` creates a ``numpy.random.Generator`` for each restarted world
-(from its episode seed, see :meth:`ExplorationDriver.seed_worlds`, else from the driver's seed,
+(from its episode seed, see :meth:`ExplorationDriver.seed`, else from the driver's seed,
 the world and its reset count) and draws a block of noise for the next :data:`NOISE_BLOCK` steps;
 ``_act`` reads that block with array indexing (no Python loop over worlds) and refills a world's
 block from its own generator when it runs out. A world's actions depend only on its seed and its
@@ -98,7 +98,7 @@ class ExplorationDriver(Agent):
 
     def __init__(self, config: ExploreConfig | None = None, seed: int = 0) -> None:
         self.config = config or ExploreConfig()
-        self.seed = int(seed)
+        self.base_seed = int(seed)
         self._pending: dict[int, int] = {}
         self._allocate(0)
 
@@ -118,12 +118,12 @@ class ExplorationDriver(Agent):
         self._resets = np.zeros(B, dtype=np.int64)
         self._rngs = [np.random.default_rng(0) for _ in range(B)]
 
-    def seed_worlds(self, worlds: Sequence[int], seeds: Sequence[int]) -> None:
+    def seed(self, worlds: Sequence[int], seeds: Sequence[int]) -> None:
         """Seed the next ``reset`` of ``worlds`` with ``seeds`` (e.g. the episode seeds, so that an
         episode is reproducible from its seed alone). Unseeded resets derive a seed from the
-        driver's ``seed``, the world and how often it was reset."""
+        driver's ``base_seed``, the world and how often it was reset."""
         if len(worlds) != len(seeds):
-            raise ValueError(f"seed_worlds got {len(worlds)} worlds and {len(seeds)} seeds")
+            raise ValueError(f"seed got {len(worlds)} worlds and {len(seeds)} seeds")
         for w, s in zip(worlds, seeds, strict=True):
             self._pending[int(w)] = int(s)
 
@@ -136,7 +136,7 @@ class ExplorationDriver(Agent):
         w = np.asarray(worlds, dtype=np.int64)
         for b in worlds:
             seed = self._pending.pop(b, None)
-            entropy = [0, seed] if seed is not None else [1, self.seed, b, int(self._resets[b])]
+            entropy = [0, seed] if seed is not None else [1, self.base_seed, b, int(self._resets[b])]
             self._rngs[b] = np.random.default_rng([_SEED_TAG, *entropy])
             self._resets[b] += 1
             self._refill(b)

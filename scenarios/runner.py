@@ -85,6 +85,7 @@ def run_episode(job: EpisodeJob) -> EpisodeResult:
         replay.record(sim.actor_arrays(), sim.light_states(), 0, None, None)
     try:
         agent = job.agent_factory()
+        agent.seed([0], [spec.seed])  # an episode replays from its scenario's seed
         agent.reset(AgentInfo(num_worlds=1, dt=sim.dt, ego=ego, road_map=road_map, routes=(route,)))
     except Exception:
         result.status = Status.AGENT_ERROR

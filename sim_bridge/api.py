@@ -18,9 +18,24 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim_bridge.sensors.frame import ActorArrays
-from sim_bridge.sensors.layout import BevChannel, EgoFeature, ObjectFeature, RouteCommand
+from sim_bridge.sensors.layout import (
+    EGO_DIM,
+    NUM_ROUTE_TARGETS,
+    OBJECT_DIM,
+    ROUTE_TARGET_SPACING,
+    STOP_DISTANCE_CAP,
+    BevChannel,
+    EgoFeature,
+    ObjectFeature,
+    RouteCommand,
+)
 
 __all__ = [
+    "EGO_DIM",
+    "NUM_ROUTE_TARGETS",
+    "OBJECT_DIM",
+    "ROUTE_TARGET_SPACING",
+    "STOP_DISTANCE_CAP",
     "Action",
     "ActorKind",
     "ActorSpec",

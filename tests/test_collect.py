@@ -52,7 +52,7 @@ def _drive(seeds: list[int], steps: int, spec: WorldSpec = GRID, config: Explore
     sim = EmbeddedSimulator(EmbeddedConfig(num_worlds=len(seeds), threads=1))
     obs = sim.reset(spec, seeds)
     driver = ExplorationDriver(config)
-    driver.seed_worlds(range(len(seeds)), seeds)
+    driver.seed(range(len(seeds)), seeds)
     driver.reset(AgentInfo(num_worlds=len(seeds), dt=sim.dt, ego=sim.ego_vehicle))
     actions, flags = [], []
     for _ in range(steps):

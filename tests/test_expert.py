@@ -16,7 +16,7 @@ def _run(family: str, params: dict, seed: int, town: MapRef):
     spec = make_scenario(family, params, seed=seed, town=town)
     job = EpisodeJob(
         spec=spec,
-        agent_factory=functools.partial(build.agent, {"name": "expert", "expert": {}}),
+        agent_factory=functools.partial(build.agent, {"name": "expert"}),
         sim_factory=functools.partial(build.simulator, {}, num_worlds=1, threads=1),
         sim_key="expert-tests",
         agent_name="expert",

@@ -46,9 +46,8 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from drive import build
+from planning import registry
 from planning.base import Agent, AgentInfo
-from planning.expert import Expert, ExpertConfig
-from planning.explore import ExplorationDriver, ExploreConfig
 from scenarios.executors import error_text, make_executor
 from scenarios.results import code_version
 from sim_bridge.api import MapRef, Simulator, WorldSpec
@@ -70,7 +69,6 @@ from world_model.shards import (
 
 log = logging.getLogger("drive.collect")
 
-DRIVERS = ("explore", "expert")
 #: config keys that may change when a collection is resumed (everything else must match)
 RESUMABLE = ("hours", "workers", "executor", "out")
 #: bounds of the episode seed scheme (see module doc)
@@ -177,13 +175,8 @@ def _simulator(sim: dict[str, Any]) -> Simulator:
 
 
 def make_driver(node: dict[str, Any], seed: int) -> Agent:
-    """The collection driver a ``driver`` config names."""
-    name = node["name"]
-    if name == "explore":
-        return ExplorationDriver(build.to_object(node["explore"], ExploreConfig), seed=seed)
-    if name == "expert":
-        return Expert(build.to_object(node["expert"], ExpertConfig))
-    raise CollectError(f"unknown driver {name!r}; choose one of {', '.join(DRIVERS)}")
+    """The collection driver a ``driver`` config names (any agent of ``planning.registry``)."""
+    return build.agent(node, seed=seed)
 
 
 def run_job(job: CollectJob) -> dict[str, Any]:
@@ -209,8 +202,7 @@ def _run_job(job: CollectJob) -> dict[str, Any]:
         seeds = [episode_seed(job.seed, job.job, job.run, next(counter)) for _ in worlds]
         specs = [world_spec(st, s) for s in seeds]
         obs = sim.reset(specs, seeds, worlds=None if full else worlds)
-        if isinstance(agent, ExplorationDriver):
-            agent.seed_worlds(worlds, seeds)
+        agent.seed(worlds, seeds)
         routes = tuple(sim.route(b) for b in range(B))
         info = AgentInfo(num_worlds=B, dt=dt, ego=sim.ego_vehicle, road_map=sim.road_map, routes=routes)
         agent.reset(info, worlds=None if full else worlds)
@@ -321,8 +313,10 @@ class Collection:
             raise CollectError(f"hours={cfg.hours} and job_hours={cfg.job_hours} must be positive")
         if int(cfg.worlds) < 1 or int(cfg.shard_steps) < 1:
             raise CollectError(f"worlds={cfg.worlds} and shard_steps={cfg.shard_steps} must be >= 1")
-        if cfg.driver.name not in DRIVERS:
-            raise CollectError(f"unknown driver {cfg.driver.name!r}; choose one of {', '.join(DRIVERS)}")
+        if cfg.driver.name not in registry.names():
+            raise CollectError(
+                f"unknown driver {cfg.driver.name!r}; choose one of {', '.join(registry.names())}"
+            )
         if not cfg.towns:
             raise CollectError("towns is empty: name at least one map (e.g. towns=[grid:0])")
         for town in cfg.towns:

@@ -24,6 +24,7 @@ def live_episode(cfg: DictConfig) -> Replay:
     agent = build.agent(cfg.agent)
     obs = sim.reset(spec, cfg.seed)
     assert sim.road_map is not None
+    agent.seed([0], [int(cfg.seed)])
     agent.reset(
         AgentInfo(num_worlds=1, dt=sim.dt, ego=sim.ego_vehicle, road_map=sim.road_map, routes=(sim.route(0),))
     )

@@ -1,0 +1,306 @@
+"""Named cost terms on imagined futures and the route geometry, each weighted from config.
+
+Every term reads a :class:`planning.futures.Futures` ``[B, N, H]``, the candidate actions
+``[B, N, H, 2]`` and a :class:`CostContext` (what the ego vector says about the present: route
+targets, speed limit, previous action, distance left on the route; nothing privileged) and returns
+an unweighted ``[B, N]`` cost. :class:`Costs` multiplies by each term's ``weight`` (``agent.costs.
+<name>.weight``), skips terms of weight 0 and returns ``{name: [B, N]}``: the optimisers sum them,
+the planner exposes them for logging. Per-step quantities are summed over the horizon with the
+discount ``γ^h``.
+
+A new task is a new term, no retraining: :data:`TERMS` maps names to functions; ``stop_at`` and
+``pedestrian_margin`` are two such tasks the world model was never trained for (off by default).
+
+Terms (lower is better):
+
+- ``collision``, ``off_road``, ``red_light``, ``stop_sign``: the discounted expected number of
+  steps with the event, ``Σ γ^h p_h``;
+- ``progress``: minus the discounted route progress, each step's progress counted only while the
+  ego has not yet collided (``Π_{j<h}(1 - p_collision_j)``: a crash ends the episode, so distance
+  "gained" after it is worth nothing) [m];
+- ``route``: squared distance of the predicted position to the polyline of the route targets
+  (extended behind the first and beyond the last target) [m²];
+- ``speed_limit``: squared excess of the predicted speed over the limit [(m/s)²];
+- ``proximity``: shortfall of the free gap ahead below ``min_gap + headway · speed``, as a share of
+  that desired gap;
+- ``comfort``: squared change of the normalised accel (jerk) plus ``steer_rate_scale`` × squared
+  change of the steer, from the previous action on;
+- ``stop_at``: overshoot past a stop point ``before_end`` metres before the route's end (linear +
+  squared) [m];
+- ``pedestrian_margin``: squared shortfall of the pedestrian distance below ``margin``, as a share
+  of the margin (``Futures.pedestrian``, else the nearest actor of any kind).
+
+Letters: ``B`` worlds, ``N`` sequences, ``H`` horizon, ``R`` route targets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from planning.futures import Futures
+from sim_bridge.api import NUM_ROUTE_TARGETS, EgoFeature
+
+ROUTE_X = [int(EgoFeature.ROUTE_X0) + 2 * k for k in range(NUM_ROUTE_TARGETS)]
+ROUTE_Y = [x + 1 for x in ROUTE_X]
+
+
+@dataclass(frozen=True)
+class CostContext:
+    """The present, per world, as the ego vector tells it (``from_ego``)."""
+
+    route: np.ndarray
+    """``[B, R, 2]`` route targets in the ego frame [m] (x forward, y left)."""
+    speed_limit: np.ndarray
+    """``[B]`` [m/s]."""
+    speed: np.ndarray
+    """``[B]`` the ego's speed now [m/s]."""
+    prev_action: np.ndarray
+    """``[B, 2]`` the action executed last (normalised accel, steer)."""
+    route_remaining: np.ndarray
+    """``[B]`` distance left along the route [m]."""
+
+    @classmethod
+    def from_ego(cls, ego: np.ndarray) -> CostContext:
+        """From ``Observation.ego [B, E]`` (:class:`EgoFeature` columns)."""
+        ego = np.asarray(ego, dtype=np.float32)
+        return cls(
+            route=np.stack([ego[:, ROUTE_X], ego[:, ROUTE_Y]], axis=-1),
+            speed_limit=ego[:, EgoFeature.SPEED_LIMIT],
+            speed=ego[:, EgoFeature.SPEED],
+            prev_action=ego[:, [EgoFeature.PREV_ACCEL, EgoFeature.PREV_STEER]],
+            route_remaining=ego[:, EgoFeature.ROUTE_REMAINING],
+        )
+
+
+# ------------------------------------------------------------------------------------ settings
+
+
+@dataclass
+class TermConfig:
+    """A term with a weight only."""
+
+    weight: float = 1.0
+    """Multiplies the term (0 switches it off)."""
+
+
+@dataclass
+class ProximityConfig:
+    """``proximity``: keep a speed-dependent gap to the actor ahead."""
+
+    weight: float = 5.0
+    """Multiplies the term (0 switches it off)."""
+    min_gap: float = 3.0
+    """Desired free gap at standstill [m]."""
+    headway: float = 1.0
+    """Desired time gap: the desired gap grows by ``headway · speed`` [s]."""
+
+
+@dataclass
+class ComfortConfig:
+    """``comfort``: smooth accel and steer."""
+
+    weight: float = 1.0
+    """Multiplies the term (0 switches it off)."""
+    steer_rate_scale: float = 4.0
+    """Weight of the squared steer change relative to the squared accel change."""
+
+
+@dataclass
+class StopAtConfig:
+    """``stop_at`` (a task): come to rest at a point along the route."""
+
+    weight: float = 0.0
+    """Multiplies the term (0: off; 20 stops within a few decimetres of the point)."""
+    before_end: float | None = None
+    """The stop point, as the distance before the route's end [m] (``None``: off)."""
+
+
+@dataclass
+class PedestrianMarginConfig:
+    """``pedestrian_margin`` (a task): keep clear of pedestrians."""
+
+    weight: float = 0.0
+    """Multiplies the term (0: off)."""
+    margin: float = 3.0
+    """Distance to keep from every pedestrian [m]."""
+
+
+@dataclass
+class CostsConfig:
+    """Weights and settings of every cost term (``agent.costs.<term>.weight`` …)."""
+
+    discount: float = 0.97
+    """Per-step discount ``γ`` of the horizon sums (later predictions are less certain)."""
+    collision: TermConfig = field(default_factory=lambda: TermConfig(100.0))
+    off_road: TermConfig = field(default_factory=lambda: TermConfig(40.0))
+    red_light: TermConfig = field(default_factory=lambda: TermConfig(40.0))
+    stop_sign: TermConfig = field(default_factory=lambda: TermConfig(20.0))
+    progress: TermConfig = field(default_factory=lambda: TermConfig(1.0))
+    route: TermConfig = field(default_factory=lambda: TermConfig(0.3))
+    speed_limit: TermConfig = field(default_factory=lambda: TermConfig(1.0))
+    proximity: ProximityConfig = field(default_factory=ProximityConfig)
+    comfort: ComfortConfig = field(default_factory=ComfortConfig)
+    stop_at: StopAtConfig = field(default_factory=StopAtConfig)
+    pedestrian_margin: PedestrianMarginConfig = field(default_factory=PedestrianMarginConfig)
+
+
+# ------------------------------------------------------------------------------------ terms
+
+Term = Callable[[Futures, np.ndarray, CostContext, object, np.ndarray], np.ndarray]
+"""``(futures, actions [B, N, H, 2], context, term config, discount [H]) -> [B, N]`` unweighted."""
+
+
+def _event(name: str) -> Term:
+    def term(f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, disc: np.ndarray) -> np.ndarray:
+        return getattr(f, name) @ disc
+
+    term.__doc__ = f"Discounted expected number of steps with a {name} event."
+    return term
+
+
+def progress(f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, disc: np.ndarray) -> np.ndarray:
+    """Minus the discounted progress gained before a (predicted) collision [m]."""
+    survive = np.cumprod(1.0 - f.collision, axis=-1)
+    survive_before = np.concatenate([np.ones_like(survive[..., :1]), survive[..., :-1]], axis=-1)
+    return -((f.progress * survive_before) @ disc)
+
+
+def route_deviation(
+    f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, disc: np.ndarray
+) -> np.ndarray:
+    """Discounted squared distance of the predicted positions to the route-target polyline [m²]."""
+    return (polyline_distance(f.xy, ctx.route) ** 2) @ disc
+
+
+def speed_limit(
+    f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, disc: np.ndarray
+) -> np.ndarray:
+    """Discounted squared excess speed over the limit [(m/s)²]."""
+    excess = np.maximum(f.speed - ctx.speed_limit[:, None, None], 0.0)
+    return (excess**2) @ disc
+
+
+def proximity(f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, disc: np.ndarray) -> np.ndarray:
+    """Discounted relative shortfall of the gap ahead below ``min_gap + headway · speed``."""
+    assert isinstance(cfg, ProximityConfig)
+    desired = cfg.min_gap + cfg.headway * np.maximum(f.speed, 0.0)
+    gap = np.nan_to_num(f.gap_ahead, nan=np.inf, posinf=np.inf)
+    return (np.maximum(desired - gap, 0.0) / desired) @ disc
+
+
+def comfort(f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, disc: np.ndarray) -> np.ndarray:
+    """Discounted squared change of accel plus scaled squared change of steer (normalised units)."""
+    assert isinstance(cfg, ComfortConfig)
+    B, N = actions.shape[:2]
+    prev = np.broadcast_to(ctx.prev_action[:, None, None, :], (B, N, 1, 2))
+    delta = np.diff(np.concatenate([prev, actions], axis=2), axis=2)  # [B, N, H, 2]
+    return (delta[..., 0] ** 2 + cfg.steer_rate_scale * delta[..., 1] ** 2) @ disc
+
+
+def stop_at(f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, disc: np.ndarray) -> np.ndarray:
+    """Discounted overshoot (linear + squared) past the stop point ``before_end`` m before the
+    route's end [m]; zero when no point is set."""
+    assert isinstance(cfg, StopAtConfig)
+    if cfg.before_end is None:
+        return np.zeros(f.shape[:2], dtype=np.float32)
+    distance = ctx.route_remaining - float(cfg.before_end)  # [B] to the stop point now
+    travelled = np.cumsum(np.maximum(f.progress, 0.0), axis=-1)
+    over = np.maximum(travelled - distance[:, None, None], 0.0)
+    return (over + over**2) @ disc
+
+
+def pedestrian_margin(
+    f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, disc: np.ndarray
+) -> np.ndarray:
+    """Discounted squared relative shortfall of the pedestrian distance below ``margin``."""
+    assert isinstance(cfg, PedestrianMarginConfig)
+    distance = f.pedestrian if f.pedestrian is not None else f.nearest
+    distance = np.nan_to_num(distance, nan=np.inf, posinf=np.inf)
+    short = np.maximum(cfg.margin - distance, 0.0) / cfg.margin
+    return (short**2) @ disc
+
+
+#: term names → functions (the order of the returned dict)
+TERMS: dict[str, Term] = {
+    "collision": _event("collision"),
+    "off_road": _event("off_road"),
+    "red_light": _event("red_light"),
+    "stop_sign": _event("stop_sign"),
+    "progress": progress,
+    "route": route_deviation,
+    "speed_limit": speed_limit,
+    "proximity": proximity,
+    "comfort": comfort,
+    "stop_at": stop_at,
+    "pedestrian_margin": pedestrian_margin,
+}
+
+
+class Costs:
+    """The weighted terms of a :class:`CostsConfig`: ``costs(futures, actions, context) ->
+    {name: [B, N]}``; :meth:`bind` makes the ``cost_fn(rollout, actions)`` an optimiser takes."""
+
+    def __init__(self, config: CostsConfig | None = None) -> None:
+        self.config = config or CostsConfig()
+        if not 0.0 < self.config.discount <= 1.0:
+            raise ValueError(f"costs.discount={self.config.discount} must be in (0, 1]")
+        self.active = [name for name in TERMS if float(getattr(self.config, name).weight) != 0.0]
+
+    def __call__(self, futures: Futures, actions: np.ndarray, context: CostContext) -> dict[str, np.ndarray]:
+        H = futures.shape[2]
+        disc = (self.config.discount ** np.arange(H)).astype(np.float32)
+        out = {}
+        for name in self.active:
+            cfg = getattr(self.config, name)
+            out[name] = (float(cfg.weight) * TERMS[name](futures, actions, context, cfg, disc)).astype(
+                np.float32
+            )
+        return out
+
+    def bind(self, context: CostContext) -> Callable[[Futures, np.ndarray], dict[str, np.ndarray]]:
+        """``cost_fn(futures, actions)`` for the present ``context``."""
+        return lambda futures, actions: self(futures, actions, context)
+
+
+# ------------------------------------------------------------------------------------ geometry
+
+
+def polyline_distance(points: np.ndarray, polyline: np.ndarray) -> np.ndarray:
+    """Distance of ``points [B, ..., 2]`` to each world's polyline ``[B, R, 2]`` [m]. The first
+    segment extends backwards and the last forwards without end (the targets start a few metres
+    ahead of the ego and stop at the horizon of the ego vector); coincident targets (the route's
+    end) count as points. ``R = 1``: distance to that point."""
+    B = polyline.shape[0]
+    if polyline.shape[1] < 2:
+        return np.linalg.norm(points - polyline[:, :1].reshape(B, *([1] * (points.ndim - 2)), 2), axis=-1)
+    a, b = polyline[:, :-1], polyline[:, 1:]  # [B, S, 2]
+    S = a.shape[1]
+    extra = points.ndim - 2
+    shape = (B, *([1] * extra), S, 2)
+    a_, ab = a.reshape(shape), (b - a).reshape(shape)
+    p = points[..., None, :]  # [B, ..., 1, 2]
+    length2 = np.maximum((ab**2).sum(-1), 1e-9)
+    t = np.where(length2 > 1e-6, ((p - a_) * ab).sum(-1) / length2, 0.0)  # [B, ..., S]
+    lo = np.zeros(S, dtype=t.dtype)
+    hi = np.ones(S, dtype=t.dtype)
+    lo[0], hi[-1] = -np.inf, np.inf
+    t = np.clip(t, lo, hi)
+    nearest = a_ + t[..., None] * ab
+    return np.sqrt(((p - nearest) ** 2).sum(-1)).min(axis=-1)
+
+
+__all__ = [
+    "TERMS",
+    "ComfortConfig",
+    "CostContext",
+    "Costs",
+    "CostsConfig",
+    "PedestrianMarginConfig",
+    "ProximityConfig",
+    "StopAtConfig",
+    "TermConfig",
+    "polyline_distance",
+]

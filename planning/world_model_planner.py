@@ -1,0 +1,215 @@
+"""The world-model planner: model-predictive control through the learned model's imagined futures.
+
+Each decision, for all ``B`` worlds at once: *encode* the observations to latents ``z0 [B, D]``;
+*plan* with the configured optimiser (CEM or MPPI, ``planning.optim``) whose ``rollout_fn`` rolls
+``[B, N, H, 2]`` action sequences out in the model in one batched call and reads its heads
+(:class:`planning.futures.ModelFutures`), whose ``cost_fn`` is the weighted named terms of
+``planning.costs`` on those futures and the ego vector's route, and whose first-iteration
+candidates include route-following proposals (``planning.proposals``); *execute* the first action
+of the best plan. The plan, shifted by one step, warm-starts the next decision of the same world
+(a reset clears the restarted worlds).
+
+Errors are never actions: a NaN or an infinity anywhere in the model's output (latents, heads) is
+an :class:`planning.base.AgentError` naming the worlds.
+
+The optional safety shield (``shield.enabled``, off by default) brakes fully when the object list
+shows an actor in the ego's corridor closer than the stopping distance plus a margin; it counts
+its overrides (:attr:`WorldModelPlanner.shield_overrides`).
+
+Logging stays outside: the last decision's per-term costs are :attr:`WorldModelPlanner.last_costs`
+(``{term: [B]}``) and go to :attr:`WorldModelPlanner.on_decision` when a callback is set.
+
+Letters: ``B`` worlds, ``N`` sequences, ``P`` proposals, ``H`` horizon, ``D`` latent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from planning.base import Agent, AgentError
+from planning.costs import CostContext, Costs, CostsConfig
+from planning.futures import Futures, NonFiniteModelOutput
+from planning.optim.base import Plan, SamplerConfig
+from planning.proposals import ProposalConfig, route_proposals
+from sim_bridge.api import EgoFeature, Observation
+
+
+@dataclass
+class ShieldConfig:
+    """The safety shield: brake on an imminent collision read from the object list."""
+
+    enabled: bool = False
+    """Override the planner with a full brake when the free gap ahead is below the stopping
+    distance ``v² / (2 · decel) + margin`` (off by default: the planner is measured alone)."""
+    decel: float = 6.0
+    """Deceleration assumed for the stopping distance [m/s²] (the ego brakes at up to 8)."""
+    margin: float = 2.0
+    """Gap kept on top of the stopping distance [m]."""
+
+
+@dataclass
+class PlannerConfig:
+    """Settings of :class:`WorldModelPlanner` (``drive/conf/agent/planner.yaml``)."""
+
+    checkpoint: str | None = None
+    """World-model checkpoint written by ``drive train`` (``best.pt`` or ``last.pt``); required."""
+    device: str = "cpu"
+    """Torch device of the model."""
+    threads: int = 1
+    """Intra-op torch threads (0: torch's default). One thread is fastest for planning-sized
+    batches on a shared CPU (``world_model.fast_rollout``)."""
+    optimizer: str = "cem"
+    """``cem`` or ``mppi`` (``planning.optim``)."""
+    optim: SamplerConfig = field(default_factory=SamplerConfig)
+    """Samples, iterations, horizon, noise of the optimiser."""
+    costs: CostsConfig = field(default_factory=CostsConfig)
+    """Weights and settings of the cost terms (``agent.costs.<term>.weight=…``)."""
+    proposals: ProposalConfig = field(default_factory=ProposalConfig)
+    """Route-following prior sequences scored in the first iteration."""
+    use_proposals: bool = True
+    """Mix the proposals with the samples (off: samples and warm start only)."""
+    event_window: int | None = None
+    """Event-head window read along the rollout [steps] (``None``: the model's longest;
+    ``planning.futures`` explains why)."""
+    shield: ShieldConfig = field(default_factory=ShieldConfig)
+    seed: int = 0
+    """Mixed with the factory's seed into the optimiser's generators."""
+
+
+class WorldModelPlanner(Agent):
+    """Encode → plan → first action, for ``B`` worlds (see the module doc).
+
+    ``model``: a :class:`world_model.model.WorldModel` to plan with instead of loading
+    ``config.checkpoint`` (tests, benchmarks).
+    """
+
+    name = "planner"
+
+    def __init__(self, config: PlannerConfig | None = None, seed: int = 0, model: Any = None) -> None:
+        import torch
+
+        from planning.futures import ModelFutures
+        from planning.optim import make_optimizer
+
+        self.config = cfg = config or PlannerConfig()
+        if cfg.use_proposals and cfg.proposals.count > cfg.optim.samples - 1:
+            raise ValueError(
+                f"{cfg.proposals.count} proposals need agent.optim.samples >= {cfg.proposals.count + 1} "
+                f"(got {cfg.optim.samples}); raise it, trim agent.proposals, or set agent.use_proposals=false"
+            )
+        if cfg.threads > 0:
+            torch.set_num_threads(int(cfg.threads))
+        if model is None:
+            if not cfg.checkpoint:
+                raise ValueError(
+                    "the planner needs a world model: pass agent.checkpoint=<best.pt of `drive train`> "
+                    "(train one with `drive collect` then `drive train data=…`)"
+                )
+            from world_model.train import load_model
+
+            model = load_model(cfg.checkpoint, cfg.device)
+        self.model = model.eval()
+        self.source = ModelFutures(self.model, cfg.event_window)
+        self.optimizer = make_optimizer(cfg.optimizer, cfg.optim, seed=int(cfg.seed) * 1_000_003 + int(seed))
+        self.costs = Costs(cfg.costs)
+        self.last_costs: dict[str, np.ndarray] = {}
+        """Per-term costs ``{term: [B]}`` of the plans chosen at the last decision."""
+        self.last_plan: Plan | None = None
+        """The last decision's :class:`planning.optim.base.Plan` (actions ``[B, H, 2]``)."""
+        self.on_decision: Callable[[dict[str, np.ndarray]], None] | None = None
+        """Called with :attr:`last_costs` after every decision (the pipeline logs them)."""
+        self.shield_overrides = 0
+        """Decisions (summed over worlds) where the shield replaced the plan with a brake."""
+        self.shield_active = np.zeros(0, dtype=bool)
+        """``[B]`` whether the shield overrode each world at the last decision."""
+        self._pending_seeds: dict[int, int] = {}
+
+    # ------------------------------------------------------------------ episodes
+
+    def seed(self, worlds: Sequence[int], seeds: Sequence[int]) -> None:
+        """Seed the optimiser's generators of ``worlds`` at their next reset."""
+        super().seed(worlds, seeds)
+        for w, s in zip(worlds, seeds, strict=True):
+            self._pending_seeds[int(w)] = int(s)
+
+    def _reset(self, worlds: list[int]) -> None:
+        B = self.info.num_worlds
+        self.optimizer.reset(B, worlds)
+        seeded = [w for w in worlds if w in self._pending_seeds]
+        if seeded:
+            self.optimizer.seed(seeded, [self._pending_seeds.pop(w) for w in seeded])
+        if len(self.shield_active) != B:
+            self.shield_active = np.zeros(B, dtype=bool)
+        self.shield_active[worlds] = False
+
+    # ------------------------------------------------------------------ decisions
+
+    def _act(self, obs: Observation) -> np.ndarray:
+        import torch
+
+        B = obs.num_worlds
+        shape = tuple(obs.bev.shape[1:])
+        if shape != self.model.bev_shape or obs.ego.shape[1] != self.model.ego_dim:
+            raise AgentError(
+                f"the world model expects BEV {self.model.bev_shape} and ego [{self.model.ego_dim}], the "
+                f"simulator gives {shape} and [{obs.ego.shape[1]}]: use a checkpoint trained on this sensor setup"
+            )
+        # --- encode
+        try:
+            z0 = self.source.encode(obs.bev, obs.ego)
+        except ValueError as e:  # a non-finite ego vector
+            raise AgentError(f"planner: cannot encode the observation: {e}") from e
+        bad = np.flatnonzero(~torch.isfinite(z0).all(dim=1).numpy()).tolist()
+        if bad:
+            raise AgentError(f"planner: the world model's latent is NaN/inf for world(s) {bad}")
+
+        def rollout_fn(actions: np.ndarray) -> Futures:
+            try:
+                futures = self.source.futures(z0, actions)
+            except NonFiniteModelOutput as e:
+                raise AgentError(f"planner: {e}") from e
+            worlds = futures.nonfinite_worlds()
+            if worlds:
+                raise AgentError(f"planner: the world model predicted NaN/inf for world(s) {worlds}")
+            return futures
+
+        # --- plan
+        context = CostContext.from_ego(obs.ego)
+        proposals = None
+        if self.config.use_proposals and self.config.proposals.count > 0:
+            proposals = route_proposals(
+                obs.ego, self.info.ego, self.info.dt, self.config.optim.horizon, self.config.proposals
+            )
+        try:
+            plan = self.optimizer.plan(rollout_fn, self.costs.bind(context), B, proposals)
+        except FloatingPointError as e:
+            raise AgentError(f"planner: {e}") from e
+        action = plan.actions[:, 0].copy()
+        # --- shield
+        if self.config.shield.enabled:
+            action = self._shield(obs, action)
+        self.last_plan = plan
+        self.last_costs = plan.costs
+        if self.on_decision is not None:
+            self.on_decision(plan.costs)
+        return action
+
+    def _shield(self, obs: Observation, action: np.ndarray) -> np.ndarray:
+        from world_model.proximity import gap_ahead
+
+        cfg = self.config.shield
+        gap = gap_ahead(obs.objects, obs.objects_mask)  # [B] from the front bumper [m]
+        speed = np.maximum(obs.ego[:, EgoFeature.SPEED], 0.0)
+        stopping = speed**2 / (2.0 * cfg.decel) + cfg.margin
+        active = (gap < stopping) & (action[:, 0] > -1.0)  # a plan braking fully needs no override
+        self.shield_active = active
+        self.shield_overrides += int(active.sum())
+        action[active] = (-1.0, 0.0)
+        return action
+
+
+__all__ = ["PlannerConfig", "ShieldConfig", "WorldModelPlanner"]

@@ -1,0 +1,242 @@
+"""The world-model planner as an agent: it brakes for an obstacle and drives on a free road with a
+hand-constructed model (exact kinematics in its latent, a collision head on the gap), with CEM and
+with MPPI; same seed, same actions; a NaN from the model is an ``AgentError`` naming the worlds;
+reset clears the warm start of the restarted worlds only; the shield brakes and counts;
+``drive eval agent=planner agent.checkpoint=… suite=smoke`` runs in a subprocess.
+
+The hand-constructed model: the latent holds ``[speed, gap]`` read from the ego vector (the gap to
+the obstacle is put in the ``STOP_DISTANCE`` column of a synthetic observation); the predictor is
+the ego's longitudinal kinematics (``speed += 3·relu(a) - 8·relu(-a)`` per second, ``gap -=
+speed · dt``); the heads give the motion (``dx = speed · dt``), the progress, the proximity
+(``gap``) and a collision logit that rises as the gap closes. A trained model is exercised by the
+subprocess test and by ``drive bench plan``; training one that reliably brakes takes minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from planning.base import AgentError, AgentInfo
+from planning.optim import SamplerConfig
+from planning.world_model_planner import PlannerConfig, ShieldConfig, WorldModelPlanner
+from sim_bridge.api import EGO_DIM, NUM_ROUTE_TARGETS, OBJECT_DIM, EgoFeature, EgoVehicle, Observation
+from sim_bridge.api import ObjectFeature as OF
+
+DT = 0.1
+SPEED, GAP = 0, 1  # latent dimensions
+
+
+def kinematic_model(bev_shape=(10, 32, 32)):
+    """A :class:`WorldModel` whose weights implement the kinematics above (see the module doc)."""
+    import torch
+
+    from world_model.config import ModelConfig
+    from world_model.model import WorldModel
+
+    cfg = ModelConfig(latent=4, channels=[4, 4], ego_hidden=4, fuse_hidden=4, predictor_hidden=4,
+                      predictor_layers=2, head_hidden=4)  # fmt: skip
+    model = WorldModel(cfg, bev_shape, EGO_DIM).eval()
+    K = len(cfg.event_within)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        # encoder: the BEV is ignored (zero convs); ego → [speed, gap] through identities
+        model.ego_net[0].weight[0, EgoFeature.SPEED] = 1.0
+        model.ego_net[0].weight[1, EgoFeature.STOP_DISTANCE] = 1.0
+        n_bev = model.bev_net.out_features
+        model.fuse[0].weight[0, n_bev + 0] = 1.0
+        model.fuse[0].weight[1, n_bev + 1] = 1.0
+        model.fuse[2].weight[SPEED, 0] = 1.0
+        model.fuse[2].weight[GAP, 1] = 1.0
+        # predictor: hidden units relu(accel), relu(-accel), relu(speed), carried through one layer
+        pr = model.predictor
+        pr.inp_a.weight[0, 0], pr.inp_a.weight[1, 0] = 1.0, -1.0
+        pr.inp_z.weight[2, SPEED] = 1.0
+        pr.hidden[0].weight.copy_(torch.eye(4))
+        pr.out.weight[SPEED, 0], pr.out.weight[SPEED, 1] = 3.0 * DT, -8.0 * DT
+        pr.out.weight[GAP, 2] = -DT
+        # heads: trunk units relu(speed), relu(gap), relu(0.5 - gap)
+        model.head_trunk[0].weight[0, SPEED] = 1.0
+        model.head_trunk[0].weight[1, GAP] = 1.0
+        model.head_trunk[0].weight[2, GAP] = -1.0
+        model.head_trunk[0].bias[2] = 0.5
+        out = model.head_out
+        out.bias[: 3 * K] = -20.0  # no off-road, no red light …
+        out.bias[:K] = -8.0  # … and a collision logit of 0 at contact, +8 half a metre in
+        out.weight[:K, 2] = 16.0
+        reg = 3 * K
+        out.weight[reg + 0, 0] = DT  # dx
+        out.weight[reg + 3, 0] = 1.0  # speed
+        out.weight[reg + 4, 0] = DT  # progress
+        out.weight[reg + 5, 1] = 1.0 / 16.0  # nearest (over its scale)
+        out.weight[reg + 6, 1] = 1.0 / 30.0  # gap ahead
+    return model
+
+
+def observation(speed: np.ndarray, gap: np.ndarray, bev_shape=(10, 32, 32)) -> Observation:
+    B = len(speed)
+    ego = np.zeros((B, EGO_DIM), dtype=np.float32)
+    ego[:, EgoFeature.SPEED] = speed
+    ego[:, EgoFeature.STOP_DISTANCE] = gap
+    ego[:, EgoFeature.SPEED_LIMIT] = 10.0
+    ego[:, EgoFeature.ROUTE_REMAINING] = 1000.0
+    for k in range(NUM_ROUTE_TARGETS):
+        ego[:, EgoFeature.ROUTE_X0 + 2 * k] = 5.0 * (k + 1)
+    return Observation(
+        bev=np.zeros((B, *bev_shape), dtype=np.uint8),
+        ego=ego,
+        objects=np.zeros((B, 1, OBJECT_DIM), dtype=np.float32),
+        objects_mask=np.zeros((B, 1), dtype=bool),
+        object_ids=np.full((B, 1), -1, dtype=np.int32),
+        pose=np.zeros((B, 3)),
+    )
+
+
+def planner(optimizer: str = "cem", model=None, **kw) -> WorldModelPlanner:
+    cfg = PlannerConfig(optimizer=optimizer, optim=SamplerConfig(samples=64, iterations=3), **kw)
+    agent = WorldModelPlanner(cfg, seed=0, model=model if model is not None else kinematic_model())
+    return agent
+
+
+def drive(agent: WorldModelPlanner, gap0: np.ndarray, steps: int, speed0: float = 8.0):
+    """Close the loop on the model's own kinematics (exact: the model is the world here)."""
+    vehicle = EgoVehicle()
+    B = len(gap0)
+    agent.reset(AgentInfo(num_worlds=B, dt=DT, ego=vehicle))
+    speed, gap = np.full(B, speed0), gap0.astype(np.float64).copy()
+    min_gap = gap.copy()
+    for _ in range(steps):
+        a = agent.act(observation(speed, gap))[:, 0]
+        accel = np.where(a >= 0, a * 3.0, a * 8.0)
+        gap -= speed * DT
+        speed = np.maximum(speed + accel * DT, 0.0)
+        min_gap = np.minimum(min_gap, gap)
+    return speed, gap, min_gap
+
+
+@pytest.mark.parametrize("optimizer", ["cem", "mppi"])
+def test_brakes_for_an_obstacle_and_drives_on_a_free_road(one_torch_thread, optimizer):
+    agent = planner(optimizer)
+    start = np.array([25.0, 1000.0])  # world 0: an obstacle 25 m ahead; world 1: none
+    speed, gap, min_gap = drive(agent, start, steps=80)
+    assert min_gap[0] > 0.0, "hit the obstacle"
+    assert speed[0] < 0.5 and gap[0] < 15.0  # stopped, and only after closing in
+    assert start[1] - gap[1] > 50.0 and speed[1] > 6.0  # the free road: drove on at speed
+    assert set(agent.last_costs) >= {"collision", "progress", "proximity"}
+    assert all(v.shape == (2,) for v in agent.last_costs.values())
+
+
+def test_same_seed_same_actions_and_callback_sees_the_costs(one_torch_thread):
+    seen = []
+    a, b = planner(), planner()
+    a.on_decision = seen.append
+    runs = [drive(x, np.array([20.0, 40.0]), steps=5) for x in (a, b)]
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(a.last_plan.actions, b.last_plan.actions)
+    assert len(seen) == 5 and seen[-1] is a.last_costs
+
+
+def test_reset_clears_the_warm_start_of_restarted_worlds_only(one_torch_thread):
+    agent = planner()
+    drive(agent, np.array([20.0, 40.0]), steps=3)
+    before = agent.optimizer.warm_start()
+    assert np.abs(before).max() > 0
+    agent.reset(agent.info, worlds=[1])
+    after = agent.optimizer.warm_start()
+    np.testing.assert_array_equal(after[0], before[0])
+    assert np.abs(after[1]).max() == 0.0
+
+
+def test_nan_from_the_model_is_an_agent_error_naming_the_worlds(one_torch_thread):
+    import torch
+
+    model = kinematic_model()
+    agent = planner(model=model)
+    agent.reset(AgentInfo(num_worlds=3, dt=DT, ego=EgoVehicle()))
+    # world 1 alone: a finite but absurd speed whose imagined path overflows float32 (inf)
+    obs = observation(np.array([0.0, 3e38, 0.0]), np.array([30.0, 30.0, 30.0]))
+    with pytest.raises(AgentError, match=r"NaN/inf for world\(s\) \[1\]$"):
+        agent.act(obs)
+    obs = observation(np.array([0.0, 5.0, 0.0]), np.array([30.0, 30.0, 30.0]))
+    with torch.no_grad():
+        model.head_out.bias[0] = float("nan")
+    with pytest.raises(AgentError, match=r"NaN/inf for world\(s\) \[0, 1, 2\]"):
+        agent.act(obs)
+    with torch.no_grad():
+        model.fuse[2].bias[0] = float("inf")
+    with pytest.raises(AgentError, match="latent"):
+        agent.act(obs)
+
+
+def test_shield_brakes_on_an_actor_close_ahead_and_counts(one_torch_thread):
+    agent = planner(shield=ShieldConfig(enabled=True))
+    agent.reset(AgentInfo(num_worlds=2, dt=DT, ego=EgoVehicle()))
+    obs = observation(np.array([10.0, 10.0]), np.array([1000.0, 1000.0]))  # the model sees a free road
+    objects = obs.objects.copy()
+    objects[0, 0, [OF.X, OF.COS_YAW, OF.LENGTH, OF.WIDTH, OF.IS_VEHICLE]] = [8.0, 1.0, 4.5, 1.8, 1.0]
+    mask = np.array([[True], [False]])
+    obs = Observation(obs.bev, obs.ego, objects, mask, obs.object_ids, obs.pose)
+    action = agent.act(obs)
+    assert action[0, 0] == -1.0 and action[1, 0] > -1.0
+    assert agent.shield_overrides == 1 and agent.shield_active.tolist() == [True, False]
+    assert planner().config.shield.enabled is False  # off by default
+
+
+def test_needs_a_checkpoint_matching_shapes_and_room_for_the_proposals(one_torch_thread):
+    with pytest.raises(ValueError, match=r"agent\.checkpoint"):
+        WorldModelPlanner(PlannerConfig())
+    with pytest.raises(ValueError, match=r"samples >= 17"):
+        WorldModelPlanner(PlannerConfig(optim=SamplerConfig(samples=16)), model=kinematic_model())
+    agent = planner()
+    agent.reset(AgentInfo(num_worlds=1, dt=DT, ego=EgoVehicle()))
+    with pytest.raises(AgentError, match="sensor setup"):
+        agent.act(observation(np.array([1.0]), np.array([10.0]), bev_shape=(10, 16, 16)))
+
+
+def save_checkpoint(model, path: Path) -> Path:
+    import torch
+
+    from world_model.train import CHECKPOINT_FORMAT
+
+    torch.save({"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "shapes": model.shapes()}, path)
+    return path
+
+
+def test_registry_builds_the_planner_from_a_checkpoint(tmp_path, one_torch_thread):
+    from drive import build
+    from drive.cli import compose_config
+
+    ckpt = save_checkpoint(kinematic_model((10, 96, 96)), tmp_path / "model.pt")
+    cfg = compose_config("eval", ["agent=planner", f"agent.checkpoint={ckpt}", "agent.optimizer=mppi",
+                                  "agent.costs.collision.weight=250", "agent.optim.samples=32"])  # fmt: skip
+    agent = build.agent(cfg.agent)
+    assert isinstance(agent, WorldModelPlanner) and agent.optimizer.name == "mppi"
+    assert agent.costs.config.collision.weight == 250 and agent.config.optim.samples == 32
+    assert math.isclose(agent.model.predictor.out.weight[GAP, 2].item(), -DT, rel_tol=1e-6)
+
+
+@pytest.mark.slow
+def test_drive_eval_with_the_planner_on_the_smoke_suite(tmp_path):
+    ckpt = save_checkpoint(kinematic_model((10, 96, 96)), tmp_path / "model.pt")
+    out = tmp_path / "eval"
+    proc = subprocess.run(
+        [sys.executable, "-m", "drive.cli", "eval", "agent=planner", f"agent.checkpoint={ckpt}", "suite=smoke",
+         "executor=inline", f"out={out}", "agent.optim.samples=24", "agent.optim.iterations=1",
+         "agent.optim.horizon=5", "save_replays=none", "worst_gifs=0", "tensorboard=false"],
+        cwd=tmp_path, env={**os.environ, "PYTHONWARNINGS": "ignore"}, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    final = {r["name"]: r for r in records if r["status"] != "started"}
+    assert len(final) == 4 and all(r["agent"] == "planner" for r in final.values())
+    assert all(r["status"] != "agent_error" for r in final.values()), [r.get("error") for r in final.values()]
+    summary = json.loads((out / "summary.json").read_text())
+    assert "driving_score" in json.dumps(summary)
