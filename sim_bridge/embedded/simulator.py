@@ -8,6 +8,7 @@ respawned, the ego's lane and route progress are measured and the sensors observ
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
@@ -427,6 +428,15 @@ class EmbeddedSimulator(Simulator):
         1-world episode forked into the ``N`` worlds of a planner's rollout simulator)."""
         dst = np.arange(self.num_worlds) if worlds is None else np.asarray(worlds, dtype=np.int64)
         self._put(snapshot, np.array([snapshot.row(world)]), dst)
+
+    def forks(self, num_worlds: int, render_bev: bool = False, threads: int = 1) -> EmbeddedSimulator:
+        """A new simulator of this one's layout with ``num_worlds`` worlds (BEV rendering and threads
+        as given), to :meth:`fork` this one's snapshots into: a planner's rollout worlds."""
+        return EmbeddedSimulator(
+            dataclasses.replace(
+                self.config, num_worlds=int(num_worlds), render_bev=render_bev, threads=threads
+            )
+        )
 
     def observe(self) -> Observation:
         """The observation of every world now (as the last ``reset``/``step`` returned it, or after
