@@ -207,6 +207,40 @@ class TrainConfig:
 
 
 @dataclass
+class CounterfactualConfig:
+    """``drive wm-eval``'s counterfactual part (``drive/pipelines/counterfactual.py``): fork held-out
+    scenario states into action sequences, run them for real, compare with the model."""
+
+    enabled: bool = True
+    """Run it (it builds simulators from the collection's ``sim`` settings)."""
+    families: list[str] = field(
+        default_factory=lambda: [
+            "lead_vehicle_brake", "pedestrian_crossing", "parked_obstacle", "cut_in_urban", "urban_route",
+        ]
+    )  # fmt: skip
+    """Scenario families whose states are forked (hazard kinds: braking lead, crossing pedestrian,
+    stopped car, cut-in, urban traffic)."""
+    towns: list[str] = field(default_factory=lambda: ["grid:5", "highway:5"])
+    """Held-out towns (``name:seed``) replacing a family's procedural town of the same name
+    (collection drives grid:0..3 and highway:0, the exam grid:7 and highway:7)."""
+    seeds: list[int] = field(default_factory=lambda: [200, 201])
+    """Scenario seeds (the nhtsa suite uses 0..2, the exam 100..102)."""
+    driver: str = "lane_follower"
+    """Who drives each episode to its states: ``lane_follower`` (blind to hazards, so its states
+    close in on them at speed, where the action decides the outcome) or ``expert``."""
+    at_steps: list[int] = field(default_factory=lambda: [15, 25, 35, 50, 65])
+    """Decision steps at which each episode is forked (none after its driver collides)."""
+    horizon: int = 15
+    """Steps per action sequence (10 Hz: 1.5 s)."""
+    swerve: float = 0.5
+    """Normalised steering of the swerve sequences."""
+    random_sequences: int = 3
+    """Smooth random sequences besides keep, brake, accelerate, swerve left and right."""
+    seed: int = 0
+    """Seed of the random sequences."""
+
+
+@dataclass
 class WmEvalConfig:
     """``drive wm-eval``: diagnostics of a trained world model on held-out episodes."""
 
@@ -234,6 +268,7 @@ class WmEvalConfig:
     """Intra-op threads of torch on the CPU (0: torch's default)."""
     out: str = ""
     """JSON report path (empty: ``wm_eval.json`` beside the checkpoint)."""
+    counterfactual: CounterfactualConfig = field(default_factory=CounterfactualConfig)
 
 
 @dataclass

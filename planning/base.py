@@ -34,6 +34,10 @@ class AgentInfo:
     """The map (``sim_bridge.maps.RoadMap``); privileged agents only."""
     routes: tuple[Any, ...] = ()
     """Each world's ego route (``sim_bridge.maps.Route``); privileged agents only."""
+    simulator: Any = None
+    """The live simulator of these worlds, for the oracle planner, which forks it to roll its
+    candidate sequences out (``planning.oracle``: an ``EmbeddedSimulator``); the closed-loop runner
+    passes it, and no other agent may read it."""
 
 
 class Agent(abc.ABC):

@@ -27,6 +27,7 @@ from planning.base import Agent
 from planning.expert import ExpertConfig
 from planning.explore import ExploreConfig
 from planning.lane_follower import LaneFollowerConfig
+from planning.oracle import OracleConfig
 from planning.world_model_planner import PlannerConfig
 
 AgentFactory = Callable[[Any, int], Agent]
@@ -114,6 +115,12 @@ def _explore(cfg: ExploreConfig, seed: int) -> Agent:
     return ExplorationDriver(cfg, seed=seed)
 
 
+def _oracle_planner(cfg: OracleConfig, seed: int) -> Agent:
+    from planning.oracle import OraclePlanner
+
+    return OraclePlanner(cfg, seed=seed)
+
+
 def _planner(cfg: PlannerConfig, seed: int) -> Agent:
     from planning.world_model_planner import WorldModelPlanner
 
@@ -124,6 +131,12 @@ register("lane_follower", LaneFollowerConfig, _lane_follower, "pure pursuit on t
 register("expert", ExpertConfig, _expert, "privileged rule-based planner")
 register("explore", ExploreConfig, _explore, "noisy blind lane following for exploration data")
 register("planner", PlannerConfig, _planner, "cost-based planner over the world model's imagined futures")
+register(
+    "oracle_planner",
+    OracleConfig,
+    _oracle_planner,
+    "the planner with forked simulator worlds as its model (privileged)",
+)
 
 
 __all__ = ["AgentEntry", "AgentFactory", "build_agent", "entry", "names", "register", "schema"]

@@ -86,7 +86,9 @@ def run_episode(job: EpisodeJob) -> EpisodeResult:
     try:
         agent = job.agent_factory()
         agent.seed([0], [spec.seed])  # an episode replays from its scenario's seed
-        agent.reset(AgentInfo(num_worlds=1, dt=sim.dt, ego=ego, road_map=road_map, routes=(route,)))
+        agent.reset(
+            AgentInfo(num_worlds=1, dt=sim.dt, ego=ego, road_map=road_map, routes=(route,), simulator=sim)
+        )
     except Exception:
         result.status = Status.AGENT_ERROR
         result.termination = "agent_error"

@@ -213,6 +213,55 @@ class RouteBatch:
         self.sparse_count[b] = 0
         self._fresh[b] = False
 
+    # ------------------------------------------------------------------ copies between batches
+
+    #: per-point arrays ``[B, P, …]`` and the value that pads them past a route's end (None: the
+    #: route's last entry, so rows stay sorted in ``s``)
+    _POINT_ARRAYS = (
+        ("points", None),
+        ("s", None),
+        ("point_lane", -1),
+        ("commands", int(RouteCommand.LANE_FOLLOW)),
+        ("valid", False),
+        ("_next_command", -1),
+        ("sparse_points", 0.0),
+        ("sparse_s", 0.0),
+    )
+    #: per-route arrays ``[B, K]`` of varying width and their padding
+    _COLUMN_ARRAYS = (("lanes", -1), ("stop_s", np.inf), ("stop_index", -1))
+    #: per-world scalars ``[B]``
+    _WORLD_ARRAYS = ("count", "length", "progress", "index", "sparse_count", "_fresh")
+
+    def take(self, worlds: np.ndarray) -> RouteBatch:
+        """A copy of ``worlds``' routes and progress (a ``len(worlds)``-world batch)."""
+        worlds = np.asarray(worlds, dtype=np.int64)
+        out = RouteBatch(len(worlds), capacity=self.capacity)
+        for name, _ in self._POINT_ARRAYS + self._COLUMN_ARRAYS:
+            setattr(out, name, getattr(self, name)[worlds])
+        for name in self._WORLD_ARRAYS:
+            setattr(out, name, getattr(self, name)[worlds])
+        return out
+
+    def put(self, source: RouteBatch, rows: np.ndarray, worlds: np.ndarray) -> None:
+        """Overwrite ``worlds`` with ``source``'s worlds ``rows`` (one entry, copied into every world,
+        or one per world): routes, drawing polylines, stop lines and progress, so that the worlds
+        then answer every query as ``source``'s did."""
+        self._grow_points(source.capacity)
+        p = source.capacity
+        for name, pad in self._POINT_ARRAYS:
+            dst, src = getattr(self, name), getattr(source, name)
+            dst[worlds, :p] = src[rows]
+            if dst.shape[1] > p:
+                dst[worlds, p:] = src[rows, p - 1 : p] if pad is None else pad
+        for name, pad in self._COLUMN_ARRAYS:
+            src = getattr(source, name)
+            dst = self._grow_cols(getattr(self, name), src.shape[1], pad)
+            setattr(self, name, dst)
+            dst[worlds, : src.shape[1]] = src[rows]
+            dst[worlds, src.shape[1] :] = pad
+        for name in self._WORLD_ARRAYS:
+            getattr(self, name)[worlds] = getattr(source, name)[rows]
+
     # ------------------------------------------------------------------ per-step queries
 
     def update(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -80,7 +80,7 @@ def test_collect_train_resume_and_wm_eval(tmp_path):
     # diagnostics on the episodes after the training prefix
     report = tmp_path / "eval.json"
     proc = drive("wm-eval", f"checkpoint={run / 'last.pt'}", f"data={data}", "after_hours=0.015", "horizon=4",
-                 f"out={report}", cwd=tmp_path)  # fmt: skip
+                 f"out={report}", "counterfactual.enabled=false", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(report.read_text())
     assert [p["step"] for p in r["prediction"]] == [1, 2, 3, 4]

@@ -2,7 +2,9 @@
 
 Each configuration runs in a fresh process (so peak RSS is its own) with the lane follower
 driving every ego; only ``Simulator.step`` is timed. Figures: batched steps per second, world
-steps per second, simulated seconds per wall second in aggregate (real-time factor), peak RSS.
+steps per second, simulated seconds per wall second in aggregate (real-time factor), peak RSS;
+then the milliseconds of a ``snapshot`` of every world, a ``restore`` of it and a ``fork`` of
+world 0 into every world (``measure_forks``).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def measure(
                 AgentInfo(num_worlds=worlds, dt=sim.dt, ego=sim.ego_vehicle), np.flatnonzero(done).tolist()
             )
     elapsed = float(np.median(chunks))
+    snapshot_ms, restore_ms, fork_ms = measure_forks(sim)
     active = int(sim.state.active[:, : sim.config.max_vehicles].sum()) - worlds
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {
@@ -79,8 +82,27 @@ def measure(
         "world_steps_per_s": round(worlds * steps / elapsed, 1),
         "sim_s_per_wall_s": round(worlds * steps * sim.dt / elapsed, 1),
         "ms_per_step": round(1000 * elapsed / steps, 3),
+        "snapshot_ms": snapshot_ms,
+        "restore_ms": restore_ms,
+        "fork_ms": fork_ms,
         "peak_rss_mb": round(rss_mb, 1),
     }
+
+
+def measure_forks(sim: Any, repeats: int = 200) -> tuple[float, float, float]:
+    """Milliseconds per ``snapshot()`` of every world, per ``restore`` of it and per ``fork`` of
+    world 0 into every world (the oracle planner's and the counterfactual evaluation's step)."""
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        snap = sim.snapshot()
+    t1 = time.perf_counter()
+    for _ in range(repeats):
+        sim.restore(snap)
+    t2 = time.perf_counter()
+    for _ in range(repeats):
+        sim.fork(snap, 0)
+    t3 = time.perf_counter()
+    return tuple(round(1000 * t / repeats, 4) for t in (t1 - t0, t2 - t1, t3 - t2))  # type: ignore[return-value]
 
 
 def run(cfg: DictConfig) -> int:

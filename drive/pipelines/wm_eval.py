@@ -23,6 +23,10 @@ the heads' figures need no successor frame). Figures:
   fitted on half of the episodes (by a hash of their id), R² on the other half; the same probes
   from the true encoding ``z_{t+k}`` and from ``z_t`` (copy-last) for reference;
 - **collapse**: effective rank and mean std of ``z``.
+
+With ``counterfactual.enabled`` the report also holds ``counterfactual``: the model against reality
+on several action sequences from the same held-out scenario states (``drive/pipelines/
+counterfactual.py``), which says whether it can choose between actions.
 """
 
 from __future__ import annotations
@@ -37,10 +41,15 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from drive import build
+from drive.pipelines.counterfactual import evaluate_counterfactual
+from drive.pipelines.counterfactual import table as counterfactual_table
 from drive.pipelines.train import json_safe
+from drive.schemas import CounterfactualConfig
 from scenarios.results import write_json_atomic
 from world_model import losses
 from world_model.batch import EVENT
+from world_model.counterfactual import compose_motion
 from world_model.dataset import WindowDataset, episode_unit, select_prefix
 from world_model.diagnostics import auroc, effective_rank, embedding_std, expected_calibration_error
 from world_model.fast_rollout import FastRollout
@@ -122,12 +131,7 @@ def ego_displacement(events: np.ndarray, valid: np.ndarray) -> np.ndarray:
     dx = np.where(valid, events[..., EVENT["dx"]], 0.0)
     dy = np.where(valid, events[..., EVENT["dy"]], 0.0)
     dyaw = np.where(valid, events[..., EVENT["dyaw"]], 0.0)
-    yaw = np.concatenate(
-        [np.zeros_like(dyaw[:, :1]), np.cumsum(dyaw, axis=1)[:, :-1]], axis=1
-    )  # heading at each step's start
-    step_x = np.cos(yaw) * dx - np.sin(yaw) * dy
-    step_y = np.sin(yaw) * dx + np.cos(yaw) * dy
-    return np.stack([np.cumsum(step_x, axis=1), np.cumsum(step_y, axis=1)], axis=-1)
+    return compose_motion(dx, dy, dyaw)
 
 
 def ridge_r2(
@@ -354,9 +358,22 @@ def run(cfg: DictConfig) -> int:
     report = evaluate(model, steps, int(cfg.horizon), ds.dt, float(cfg.ridge), int(cfg.batch_size), device)
     report.update(checkpoint=str(cfg.checkpoint), data=str(cfg.data), hours=cfg.hours, after_hours=cfg.after_hours,
                   split=str(cfg.split))  # fmt: skip
+    if cfg.counterfactual.enabled:
+        cf = build.to_object(cfg.counterfactual, CounterfactualConfig)
+        sim_node = read_manifest(Path(cfg.data)).config.get("sim", {})
+        log.info(
+            "counterfactual: %d families × %d seeds × %d states",
+            len(cf.families),
+            len(cf.seeds),
+            len(cf.at_steps),
+        )
+        report["counterfactual"] = evaluate_counterfactual(model, sim_node, cf, device)
     out = Path(cfg.out) if cfg.out else Path(cfg.checkpoint).with_name("wm_eval.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, json_safe(report))
     print(table(report))
+    if "counterfactual" in report:
+        print()
+        print(counterfactual_table(report["counterfactual"]))
     print(json.dumps({"report": str(out)}), flush=True)
     return 0

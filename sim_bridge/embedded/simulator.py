@@ -9,9 +9,11 @@ respawned, the ego's lane and route progress are measured and the sensors observ
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -51,6 +53,13 @@ from sim_bridge.embedded.lanes import extend_plan, plans_from_routes
 from sim_bridge.embedded.map_arrays import MapArrays, build_map_arrays
 from sim_bridge.embedded.rng import world_seed
 from sim_bridge.embedded.signals import SignalPlan, build_signal_plan, signal_states
+from sim_bridge.embedded.snapshot import (
+    SimSnapshot,
+    put_actors,
+    put_projection,
+    take_actors,
+    take_projection,
+)
 from sim_bridge.embedded.state import PLAN_LEN, STAND, WALK_FREE, WALK_SIDEWALK, WorldState
 from sim_bridge.embedded.step import spawn_all, step_worlds
 from sim_bridge.embedded.traffic import DriverParams
@@ -112,7 +121,12 @@ class EmbeddedSimulator(Simulator):
         self._progress = np.zeros(B)
         self._projection: Projection | None = None
         self._scripted = False  # any scenario actor with a triggered behaviour
-        self._steps = 0
+        cfg = self.config
+        # what a snapshot's state arrays assume (a fork between simulators needs the same)
+        self._layout = (
+            cfg.max_vehicles, cfg.max_pedestrians, cfg.max_statics, cfg.physics_dt, cfg.decision_dt,
+            repr(cfg.vehicle), repr(cfg.driver),
+        )  # fmt: skip
 
     def close(self) -> None:
         if self._pool is not None:
@@ -370,6 +384,137 @@ class EmbeddedSimulator(Simulator):
         st.door[b, a] = actor.behaviour.door_width
         self._trigger(b, a, actor)
 
+    # ------------------------------------------------------------------ snapshots and forks
+
+    def snapshot(self, worlds: Sequence[int] | None = None) -> SimSnapshot:
+        """A copy of everything the future of ``worlds`` (default all) depends on (see
+        :mod:`sim_bridge.embedded.snapshot`); :meth:`restore` or :meth:`fork` puts it back."""
+        st, rm = self.state, self._map
+        assert rm is not None and self._arrays is not None and self._signals is not None
+        assert self._map_key is not None
+        w = np.arange(self.num_worlds) if worlds is None else np.asarray(worlds, dtype=np.int64)
+        return SimSnapshot(
+            worlds=w.copy(),
+            layout=self._layout,
+            map_key=self._map_key,
+            road_map=rm,
+            map_arrays=self._arrays,
+            signals=self._signals,
+            state=st.take(w),
+            routes=self._routes.take(w),
+            route_objects=tuple(self._route_objects[int(b)] for b in w),
+            history=tuple(take_actors(frame, w) for frame in self._history),
+            projection=None if self._projection is None else take_projection(self._projection, w),
+            targets=self._targets[w],
+            radius=self._radius[w],
+            prev_action=self._prev_action[w],
+            yaw_rate=self._yaw_rate[w],
+            accel_lon=self._accel_lon[w],
+            progress=self._progress[w],
+        )
+
+    def restore(self, snapshot: SimSnapshot, worlds: Sequence[int] | None = None) -> None:
+        """Put ``snapshot``'s worlds back, into ``worlds`` (default: the worlds it was taken from);
+        stepping them with the same actions then replays bit for bit. Other worlds are untouched.
+        Read the restored observation with :meth:`observe`."""
+        dst = snapshot.worlds if worlds is None else np.asarray(worlds, dtype=np.int64)
+        if len(dst) != snapshot.num_worlds:
+            raise ValueError(
+                f"the snapshot holds {snapshot.num_worlds} worlds; got {len(dst)} to restore into"
+            )
+        self._put(snapshot, np.arange(snapshot.num_worlds), dst)
+
+    def fork(self, snapshot: SimSnapshot, world: int, worlds: Sequence[int] | None = None) -> None:
+        """Copy world ``world`` of ``snapshot`` into ``worlds`` of this simulator (default all): each
+        then evolves exactly as the original would under the actions it is given. The snapshot may
+        come from another simulator on the same map with the same capacities and rates (e.g. a
+        1-world episode forked into the ``N`` worlds of a planner's rollout simulator)."""
+        dst = np.arange(self.num_worlds) if worlds is None else np.asarray(worlds, dtype=np.int64)
+        self._put(snapshot, np.array([snapshot.row(world)]), dst)
+
+    def forks(self, num_worlds: int, render_bev: bool = False, threads: int = 1) -> EmbeddedSimulator:
+        """A new simulator of this one's layout with ``num_worlds`` worlds (BEV rendering and threads
+        as given), to :meth:`fork` this one's snapshots into: a planner's rollout worlds."""
+        return EmbeddedSimulator(
+            dataclasses.replace(
+                self.config, num_worlds=int(num_worlds), render_bev=render_bev, threads=threads
+            )
+        )
+
+    def observe(self) -> Observation:
+        """The observation of every world now (as the last ``reset``/``step`` returned it, or after
+        a :meth:`restore`/:meth:`fork`)."""
+        return self._observe()
+
+    def _put(self, snap: SimSnapshot, rows: np.ndarray, worlds: np.ndarray) -> None:
+        """Overwrite ``worlds`` with the snapshot's ``rows`` (one, or one per world)."""
+        if np.any((worlds < 0) | (worlds >= self.num_worlds)):
+            raise ValueError(f"world indices {worlds.tolist()} out of range [0, {self.num_worlds})")
+        if snap.layout != self._layout:
+            raise ValueError(
+                f"the snapshot's simulator layout {snap.layout} differs from this one's {self._layout}; "
+                "fork only between simulators with the same capacities, rates, vehicle and driver settings"
+            )
+        if snap.map_key != self._map_key:
+            if self._map_key is not None and len(np.unique(worlds)) < self.num_worlds:
+                raise ValueError(
+                    f"this simulator runs map {self._map_key}, the snapshot {snap.map_key}; a fork or restore "
+                    "that changes the map must fill every world"
+                )
+            self._adopt_map(snap)
+        st = self.state
+        st.put(snap.state, rows, worlds)
+        self._routes.put(snap.routes, rows, worlds)
+        for b, r in zip(worlds.tolist(), np.broadcast_to(rows, worlds.shape).tolist(), strict=True):
+            self._route_objects[b] = snap.route_objects[r]
+        self._targets[worlds] = snap.targets[rows]
+        self._radius[worlds] = snap.radius[rows]
+        self._prev_action[worlds] = snap.prev_action[rows]
+        self._yaw_rate[worlds] = snap.yaw_rate[rows]
+        self._accel_lon[worlds] = snap.accel_lon[rows]
+        self._progress[worlds] = snap.progress[rows]
+        if snap.projection is not None:
+            if self._projection is None:
+                B = self.num_worlds
+                z = np.zeros(B)
+                self._projection = Projection(
+                    np.full(B, -1, np.int64), z, z.copy(), z.copy(), z.copy(), np.zeros(B, bool)
+                )
+            put_projection(self._projection, snap.projection, rows, worlds)
+        n = self.config.bev.history
+        if n:
+            if not self._history:
+                self._history = [self.actor_arrays() for _ in range(n)]
+            current = take_actors(self._frame_actors(), worlds)  # fallback: a snapshot without history
+            for h, frame in enumerate(self._history):
+                if snap.history:
+                    put_actors(frame, snap.history[min(h, len(snap.history) - 1)], rows, worlds)
+                else:
+                    put_actors(frame, current, np.arange(len(worlds)), worlds)
+        pending = (snap.state.beh_kind[rows] != BehaviourKind.CRUISE) & (snap.state.active[rows] != 0)
+        self._scripted = self._scripted or bool((pending & (snap.state.triggered[rows] == 0)).any())
+
+    def _adopt_map(self, snap: SimSnapshot) -> None:
+        """Take over the snapshot's map (shared, read-only) and allocate fresh state for it."""
+        cfg, rm = self.config, snap.road_map
+        self._map, self._map_key, self._arrays, self._signals = (
+            rm,
+            snap.map_key,
+            snap.map_arrays,
+            snap.signals,
+        )
+        self._state = WorldState.allocate(
+            self.num_worlds, cfg.max_vehicles, cfg.max_pedestrians, cfg.max_statics,
+            len(rm.signal_kind), len(rm.stop_lane),
+        )  # fmt: skip
+        self._observer = Observer(
+            rm, cfg.bev, max_objects=cfg.max_objects, render_bev=cfg.render_bev, pool=self._pool
+        )
+        self._history = []
+        self._routes = RouteBatch(self.num_worlds)
+        self._route_objects = [None] * self.num_worlds
+        self._projection = None
+
     # ------------------------------------------------------------------ step
 
     def _step(self, actions: np.ndarray) -> tuple[Observation, StepEvents]:
@@ -551,12 +696,22 @@ class EmbeddedSimulator(Simulator):
                 getattr(frame, name)[worlds] = getattr(now, name)[worlds]
 
     def _push_history(self) -> None:
+        """Every ``HISTORY_PERIOD`` of a world's own steps since its reset, shift its history frames
+        by one and put the current boxes first (per world, so that a world's history does not
+        depend on when other worlds were reset, nor on earlier episodes)."""
         n = self.config.bev.history
-        every = max(1, round(HISTORY_PERIOD / self.dt))
-        self._steps += 1
-        if n == 0 or self._steps % every:
+        if n == 0:
             return
-        self._history = [self.actor_arrays(), *self._history[:-1]]
+        every = max(1, round(HISTORY_PERIOD / self.dt))
+        due = np.flatnonzero(self.state.W[f.STEP_COUNT] % every == 0)
+        if len(due) == 0:
+            return
+        if len(due) == self.num_worlds:
+            self._history = [self.actor_arrays(), *self._history[:-1]]
+            return
+        for newer, older in zip(self._history[-2::-1], self._history[:0:-1], strict=True):
+            put_actors(older, newer, due, due)
+        put_actors(self._history[0], self._frame_actors(), due, due)
 
     def _observe(self) -> Observation:
         st = self.state

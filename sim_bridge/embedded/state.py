@@ -24,6 +24,8 @@ WALK_SIDEWALK, WALK_FREE, STAND, DOWN = 0, 1, 2, 3
 
 _FLOAT_INDEX = {name: i for i, name in enumerate(f.FLOAT_NAMES)}
 _INT_INDEX = {name: i for i, name in enumerate(f.INT_NAMES)}
+#: fields whose worlds are on axis 1 (the field-major tables); every other array has them on axis 0
+_WORLD_AXIS_1 = ("F", "I", "W")
 
 
 @dataclass
@@ -113,9 +115,39 @@ class WorldState:
             self.signal_offset.shape[1], self.light.shape[1],
         )  # fmt: skip
         for name, arr in self._arrays().items():
-            axis = 1 if name in ("F", "I", "W") else 0
+            axis = 1 if name in _WORLD_AXIS_1 else 0
             idx = (slice(None), worlds) if axis == 1 else (worlds,)
             arr[idx] = getattr(fresh, name)
+
+    def take(self, worlds: np.ndarray) -> WorldState:
+        """A copy of ``worlds``' state (a ``len(worlds)``-world state)."""
+        worlds = np.asarray(worlds, dtype=np.int64)  # fancy indexing: every array below is a copy
+        arrays = {
+            name: arr[:, worlds] if name in _WORLD_AXIS_1 else arr[worlds]
+            for name, arr in self._arrays().items()
+        }
+        return WorldState(
+            **arrays,
+            num_vehicles=self.num_vehicles,
+            num_pedestrians=self.num_pedestrians,
+            num_statics=self.num_statics,
+        )
+
+    def put(self, source: WorldState, rows: np.ndarray, worlds: np.ndarray) -> None:
+        """Overwrite ``worlds`` with ``source``'s worlds ``rows`` (in place; ``rows`` has one entry,
+        copied into every world, or one per world). Both states must share capacities and map."""
+        for name, arr in self._arrays().items():
+            src = getattr(source, name)
+            axis = 1 if name in _WORLD_AXIS_1 else 0
+            if src.shape[:axis] + src.shape[axis + 1 :] != arr.shape[:axis] + arr.shape[axis + 1 :]:
+                raise ValueError(
+                    f"state field {name!r} is {src.shape} in the source and {arr.shape} here: the two "
+                    "simulators differ in actor capacities or map (give them the same sim settings)"
+                )
+            if name in _WORLD_AXIS_1:
+                arr[:, worlds] = src[:, rows]
+            else:
+                arr[worlds] = src[rows]
 
     def snapshot(self) -> dict[str, np.ndarray]:
         """A copy of every array (for determinism checks and replays)."""

@@ -1,0 +1,81 @@
+"""The oracle planner: its futures are what the simulator really does, it needs the live
+simulator, and in closed loop it stops for a braking lead vehicle and passes a parked car."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from planning.base import AgentInfo
+from planning.optim.base import SamplerConfig
+from planning.oracle import OracleConfig, OraclePlanner
+from planning.registry import build_agent
+from scenarios.families import make_scenario
+from sim_bridge.embedded.config import EmbeddedConfig
+from sim_bridge.embedded.simulator import EmbeddedSimulator
+
+SMALL = {"max_vehicles": 8, "max_pedestrians": 10, "max_statics": 4, "threads": 1, "render_bev": False}
+
+
+def _oracle(samples: int = 32, iterations: int = 2) -> OraclePlanner:
+    optim = SamplerConfig(samples=samples, iterations=iterations)
+    return OraclePlanner(OracleConfig(optim=optim, use_proposals=samples > 16))
+
+
+def _start(sim: EmbeddedSimulator, spec, agent: OraclePlanner):
+    obs = sim.reset(spec.world, spec.seed)
+    agent.reset(AgentInfo(1, sim.dt, sim.ego_vehicle, sim.road_map, (sim.route(0),), simulator=sim))
+    return obs
+
+
+def test_the_oracle_is_privileged_and_registered():
+    agent = build_agent("oracle_planner")
+    assert isinstance(agent, OraclePlanner)
+    with EmbeddedSimulator(EmbeddedConfig(**SMALL)) as sim, pytest.raises(ValueError, match="simulator"):
+        agent.reset(AgentInfo(1, sim.dt, sim.ego_vehicle))
+
+
+def test_oracle_futures_are_what_the_simulator_does():
+    spec = make_scenario("lead_vehicle_brake", seed=0)
+    with EmbeddedSimulator(EmbeddedConfig(**SMALL)) as sim:
+        agent = _oracle(samples=2)
+        obs = _start(sim, spec, agent)
+        for _ in range(45):  # the lead has braked to a stop ahead
+            obs, _ = sim.step(np.array([[0.2, 0.0]]))
+        snap = sim.snapshot()
+        actions = np.zeros((1, 2, 15, 2), dtype=np.float32)
+        actions[0, 0, :, 0] = 1.0  # full throttle into the stopped lead
+        actions[0, 1, :, 0] = -1.0  # full brake
+        futures = agent.rollout(snap, obs.pose, snap.progress, actions)
+        assert futures.shape == (1, 2, 15)
+        assert futures.collision[0, 0].any() and not futures.collision[0, 1].any()
+        assert (
+            futures.gap_ahead[0, 1, -1] > futures.gap_ahead[0, 0, 0] - 1e-6 or futures.gap_ahead[0, 1, -1] > 0
+        )
+        # the braking branch replays in the live simulator exactly as the oracle saw it
+        for h in range(15):
+            obs, ev = sim.step(actions[0, 1, h][None])
+            assert futures.speed[0, 1, h] == pytest.approx(ev.ego_speed[0], abs=1e-5)
+        c, s = np.cos(snap.state.yaw[0, 0]), np.sin(snap.state.yaw[0, 0])
+        dx, dy = ev.ego_x[0] - snap.state.x[0, 0], ev.ego_y[0] - snap.state.y[0, 0]
+        np.testing.assert_allclose(futures.xy[0, 1, -1], [c * dx + s * dy, -s * dx + c * dy], atol=1e-4)
+        assert futures.progress[0, 0].sum() > futures.progress[0, 1].sum()  # throttle gains more route
+
+
+@pytest.mark.slow
+def test_oracle_stops_behind_a_braking_lead_vehicle():
+    spec = make_scenario("lead_vehicle_brake", seed=0)
+    with EmbeddedSimulator(EmbeddedConfig(**SMALL)) as sim:
+        agent = _oracle()
+        obs = _start(sim, spec, agent)
+        collided = False
+        for _ in range(90):  # the lead brakes at 4 s and stands still from ~5.7 s
+            obs, ev = sim.step(agent.act(obs))
+            collided |= bool(ev.collision[0])
+        st = sim.state
+        gap = np.hypot(st.x[0, 1] - st.x[0, 0], st.y[0, 1] - st.y[0, 0]) - 0.5 * (
+            st.length[0, 0] + st.length[0, 1]
+        )
+    assert not collided
+    assert st.speed[0, 1] < 0.1  # the lead stands …
+    assert ev.ego_speed[0] < 1.0 and 0.5 < gap < 15.0  # … and the ego waits close behind it
