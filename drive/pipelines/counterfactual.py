@@ -95,6 +95,16 @@ def sequence_names(cfg: CounterfactualConfig) -> list[str]:
     return [*FIXED_SEQUENCES, *(f"random_{i}" for i in range(int(cfg.random_sequences)))]
 
 
+def _forkable(sim: Any) -> EmbeddedSimulator:
+    """Branching needs a simulator that can snapshot and restore its worlds: the embedded one."""
+    if not isinstance(sim, EmbeddedSimulator):
+        sim.close()
+        raise ValueError(
+            f"counterfactual branches need the embedded backend (snapshot/restore); got {type(sim).__name__}"
+        )
+    return sim
+
+
 def run_branches(branch_sim: EmbeddedSimulator, snapshot: Any, actions: np.ndarray) -> Branches:
     """Fork world 0 of ``snapshot`` into the ``K`` worlds of ``branch_sim``, step each with its
     sequence ``actions [K, H, 2]`` and read what happened (one state's true :class:`Branches`)."""
@@ -137,8 +147,8 @@ def collect_states(
             f"drive wm-eval: unknown counterfactual families {unknown}; known: {', '.join(sorted(FAMILIES))}"
         )
     K = len(FIXED_SEQUENCES) + int(cfg.random_sequences)
-    source = build.simulator(sim_node, num_worlds=1, threads=1)
-    branch_sim = build.simulator(sim_node, num_worlds=K, threads=1, render_bev=False)
+    source = _forkable(build.simulator(sim_node, num_worlds=1, threads=1))
+    branch_sim = _forkable(build.simulator(sim_node, num_worlds=K, threads=1, render_bev=False))
     held_out = {ref.town: ref for ref in (map_ref(t) for t in cfg.towns)}
     states: list[State] = []
     actions: list[np.ndarray] = []
