@@ -67,6 +67,11 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
         "drive.pipelines.bench_wm:run",
         "world-model training throughput and 512×15 rollout latency, one JSON line each",
     ),
+    ("serve-carla",): (
+        "serve_carla",
+        "drive.pipelines.serve_carla:run",
+        "serve the embedded simulator over CARLA 0.9.16's protocol (carla.Client connects)",
+    ),
 }
 
 

@@ -297,3 +297,7 @@ def register() -> None:
     cs.store(group="model", name="model_schema", node=ModelConfig)
     cs.store(name="wm_eval_schema", node=WmEvalConfig)
     cs.store(name="bench_wm_schema", node=BenchWmConfig)
+
+    from drive.pipelines.serve_carla import ServeCarlaConfig
+
+    cs.store(name="serve_carla_schema", node=ServeCarlaConfig)

@@ -1,0 +1,388 @@
+"""One CARLA world backed by one embedded world: client actors ↔ simulator slots, ticks, events.
+
+Every actor a client spawns gets a CARLA id; vehicles, walkers and props take a slot of the
+embedded simulator's world 0 (whose own ego, slot 0, is parked: every actor here is a client's).
+Sensors and the spectator have no body. Frames: CARLA's left-handed frame is converted to ours at
+this boundary only, with :mod:`sim_bridge.frames`.
+
+Vehicle control → our actuator commands (the physics clips them to ``sim.vehicle`` limits):
+
+- acceleration [m/s²] = ``throttle · max_accel − brake · max_brake``; ``hand_brake`` brakes fully;
+  ``reverse`` is not modelled (the kinematic model has no reverse gear): throttle then brakes.
+- front-wheel angle [rad] = ``−steer · max_steer`` (CARLA steers right for ``steer`` > 0, our
+  angles are counter-clockwise).
+
+Controls hold until replaced, as CARLA's do. Walker control: ``direction`` (CARLA frame) and
+``speed`` [m/s]; speed 0 stands. Autopilot: the embedded NPC driver (lane following, IDM, lights,
+right of way) drives vehicles handed to it by the legacy ``set_actor_autopilot`` RPC or the
+``SetAutopilot`` batch command; the client's own Traffic Manager drives through ``apply_batch``
+like any client.
+
+Collision sensors report, every tick, each actor their parent's box overlaps (CARLA also reports a
+persisting contact every frame), with an impulse of 1500 kg × the relative velocity.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgpack
+import numpy as np
+
+from sim_bridge.api import ActorKind, ActorSpec, MapRef, Pose, WorldSpec
+from sim_bridge.carla_server import wire
+from sim_bridge.carla_server.blueprints import BY_ID, SPECTATOR, Blueprint
+from sim_bridge.embedded.config import EmbeddedConfig
+from sim_bridge.embedded.simulator import EmbeddedSimulator
+from sim_bridge.frames import carla_to_map, map_to_carla
+from sim_bridge.maps.road_map import RoadMap
+
+#: mass used for collision impulses [kg]
+IMPULSE_MASS = 1500.0
+#: the world-state stream's id (``get_sensor_token(1)``)
+WORLD_STREAM = 1
+#: spawn points are this far apart along each lane [m]
+SPAWN_SPACING = 15.0
+#: height of spawn points above the road [m] (CARLA's are raised likewise)
+SPAWN_Z = 0.3
+
+
+class SpawnError(RuntimeError):
+    """A spawn the world refuses (unknown blueprint, no free slot, off the map)."""
+
+
+@dataclass
+class Actor:
+    """A client-visible actor."""
+
+    id: int
+    blueprint: Blueprint
+    attributes: list  # [[id, type, value]] as the client described it
+    parent: int = 0
+    slot: int = -1  # simulator slot, -1 none
+    relative: wire.Transform = field(default_factory=wire.Transform)  # to the parent (sensors)
+    transform: wire.Transform = field(default_factory=wire.Transform)  # bodiless actors
+    control: wire.VehicleControl = field(default_factory=wire.VehicleControl)
+    owner: int = 0  # connection that spawned it
+    listening: bool = False
+
+    @property
+    def is_sensor(self) -> bool:
+        return self.blueprint.id.startswith("sensor.")
+
+    def attribute(self, name: str) -> str | None:
+        return next((str(a[2]) for a in self.attributes if a[0] == name), None)
+
+
+class ServerWorld:
+    """The simulation behind the server; every public method is thread-safe (one lock)."""
+
+    def __init__(
+        self,
+        map_ref: MapRef,
+        seed: int,
+        sim_config: EmbeddedConfig,
+        publish: Callable[[int, bytes], None],
+        stream_host: str,
+        stream_port: int,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.sim = EmbeddedSimulator(sim_config)
+        self.sim.reset(WorldSpec(map=map_ref, vehicles=0, pedestrians=0, route_length=50.0), seed)
+        self.sim.remove_actor(0, 0)  # the embedded ego is parked: every actor here is a client's
+        self.settings = wire.EpisodeSettings()
+        self.default_dt = float(sim_config.physics_dt)
+        self.sim.set_step(self.default_dt)
+        rm = self.sim.road_map
+        assert rm is not None
+        self.road_map: RoadMap = rm
+        self.map_name = f"Carla/Maps/{rm.name}"
+        self.episode_id = 1
+        self.frame = 0
+        self.elapsed = 0.0
+        self.weather = list(wire.CLEAR_NOON)
+        self.actors: dict[int, Actor] = {}
+        self._ids = itertools.count(100)
+        self._publish = publish
+        self._stream_host, self._stream_port = stream_host, stream_port
+        self._limits = sim_config.vehicle
+        spectator = Actor(id=next(self._ids), blueprint=SPECTATOR, attributes=[])
+        self.actors[spectator.id] = spectator
+        self.spectator = spectator
+        self._prev_velocity: dict[int, tuple[float, float]] = {}
+        self._last_state = b""
+        self.spawn_points = self._spawn_points()
+
+    # ------------------------------------------------------------------ map
+
+    def _spawn_points(self) -> list[wire.Transform]:
+        rm = self.road_map
+        lane, s = rm.spawn_points(spacing=SPAWN_SPACING)
+        xy, yaw = rm.pose_at(lane, s)
+        cx, cy, cyaw = map_to_carla(xy[:, 0], xy[:, 1], yaw)
+        return [
+            wire.Transform(float(x), float(y), SPAWN_Z, 0.0, float(a), 0.0)
+            for x, y, a in zip(cx, cy, cyaw, strict=True)
+        ]
+
+    # ------------------------------------------------------------------ actors
+
+    def pack_actor(self, actor: Actor) -> list:
+        """``rpc::Actor`` of ``actor``."""
+        bp = actor.blueprint
+        token = (
+            wire.stream_token(actor.id, self._stream_host, self._stream_port)
+            if bp.id == "sensor.other.collision"
+            else b""
+        )
+        return [
+            actor.id,
+            actor.parent,
+            [bp.uid, bp.id, actor.attributes],
+            wire.bounding_box(bp.extent),
+            bp.semantic_tags,
+            token,
+        ]
+
+    def spawn(self, description: list, transform: list, parent: int = 0, owner: int = 0) -> Actor:
+        """Spawn from an ``ActorDescription`` at a ``Transform`` (relative to ``parent`` if any)."""
+        _uid, bp_id, attrs = description
+        bp = BY_ID.get(bp_id)
+        if bp is None:
+            raise SpawnError(f"unknown blueprint {bp_id!r}; this server offers {sorted(BY_ID)}")
+        tf = wire.Transform.unpack(transform)
+        with self.lock:
+            if parent and parent not in self.actors:
+                raise SpawnError(f"parent actor {parent} does not exist")
+            actor = Actor(id=next(self._ids), blueprint=bp, attributes=[list(a) for a in attrs], owner=owner)
+            if parent:
+                actor.parent, actor.relative = parent, tf
+            if bp.kind is not None:
+                world_tf = self.transform_of(self.actors[parent]).compose(tf) if parent else tf
+                x, y, yaw = carla_to_map(world_tf.x, world_tf.y, world_tf.yaw)
+                spec = ActorSpec(
+                    kind=bp.kind, pose=Pose(float(x), float(y), float(yaw)),
+                    length=2.0 * bp.extent[0], width=2.0 * bp.extent[1],
+                )  # fmt: skip
+                try:
+                    actor.slot = self.sim.add_actor(0, spec)
+                except ValueError as exc:
+                    raise SpawnError(f"cannot spawn {bp_id}: {exc}") from exc
+                if bp.kind == ActorKind.PEDESTRIAN:
+                    self.sim.state.p_speed[0, actor.slot] = 1.4
+                self._prev_velocity[actor.id] = (0.0, 0.0)
+            else:
+                actor.transform = tf
+            self.actors[actor.id] = actor
+            return actor
+
+    def destroy(self, actor_id: int) -> bool:
+        """Destroy an actor and what is attached to it; ``False`` if it does not exist."""
+        with self.lock:
+            actor = self.actors.get(actor_id)
+            if actor is None or actor is self.spectator:
+                return False
+            for child in [a.id for a in self.actors.values() if a.parent == actor_id]:
+                self.destroy(child)
+            if actor.slot >= 0:
+                self.sim.remove_actor(0, actor.slot)
+            del self.actors[actor_id]
+            self._prev_velocity.pop(actor_id, None)
+            return True
+
+    def destroy_owned_by(self, owner: int) -> int:
+        with self.lock:
+            ids = [a.id for a in self.actors.values() if a.owner == owner and owner]
+            return sum(self.destroy(i) for i in ids)
+
+    def body(self, actor_id: int, kind: ActorKind | None = None) -> Actor:
+        actor = self.actors.get(actor_id)
+        if actor is None or actor.slot < 0 or (kind is not None and actor.blueprint.kind != kind):
+            what = "actor" if kind is None else kind.name.lower()
+            raise KeyError(f"{what} {actor_id} does not exist")
+        return actor
+
+    def apply_vehicle_control(self, actor_id: int, control: wire.VehicleControl) -> None:
+        with self.lock:
+            actor = self.body(actor_id, ActorKind.VEHICLE)
+            actor.control = control
+            lim = self._limits
+            if control.hand_brake:
+                accel = -lim.max_brake
+            elif control.reverse:
+                accel = -max(control.throttle, control.brake) * lim.max_brake
+            else:
+                accel = control.throttle * lim.max_accel - control.brake * lim.max_brake
+            self.sim.set_vehicle_command(0, actor.slot, accel, -control.steer * lim.max_steer)
+
+    def apply_walker_control(self, actor_id: int, control: list) -> None:
+        (dx, dy, _), speed = control[0], float(control[1])
+        with self.lock:
+            actor = self.body(actor_id, ActorKind.PEDESTRIAN)
+            _, _, yaw = carla_to_map(0.0, 0.0, math.degrees(math.atan2(dy, dx)))
+            self.sim.set_walker_command(0, actor.slot, float(yaw), speed if math.hypot(dx, dy) > 0 else 0.0)
+
+    def set_autopilot(self, actor_id: int, enabled: bool) -> None:
+        with self.lock:
+            actor = self.body(actor_id, ActorKind.VEHICLE)
+            self.sim.set_autopilot(0, actor.slot, enabled)
+
+    def set_transform(self, actor_id: int, transform: wire.Transform) -> None:
+        with self.lock:
+            actor = self.actors[actor_id]
+            if actor.slot < 0:
+                if actor.parent:
+                    actor.relative = transform
+                else:
+                    actor.transform = transform
+                return
+            st = self.sim.state
+            x, y, yaw = carla_to_map(transform.x, transform.y, transform.yaw)
+            st.x[0, actor.slot], st.y[0, actor.slot], st.yaw[0, actor.slot] = x, y, yaw
+            if st.lane[0, actor.slot] >= 0:  # on autopilot: find its lane again
+                self.sim.set_autopilot(0, actor.slot, True)
+
+    def set_velocity(self, actor_id: int, velocity: list) -> None:
+        with self.lock:
+            actor = self.body(actor_id)
+            self.sim.state.speed[0, actor.slot] = math.hypot(float(velocity[0]), float(velocity[1]))
+
+    def transform_of(self, actor: Actor) -> wire.Transform:
+        """Where ``actor`` is now (CARLA frame)."""
+        if actor.slot >= 0:
+            st = self.sim.state
+            x, y, yaw = map_to_carla(st.x[0, actor.slot], st.y[0, actor.slot], st.yaw[0, actor.slot])
+            return wire.Transform(float(x), float(y), 0.0, 0.0, float(yaw), 0.0)
+        if actor.parent and actor.parent in self.actors:
+            return self.transform_of(self.actors[actor.parent]).compose(actor.relative)
+        return actor.transform
+
+    # ------------------------------------------------------------------ settings and ticks
+
+    def apply_settings(self, settings: wire.EpisodeSettings) -> None:
+        with self.lock:
+            self.settings = settings
+            self.sim.set_step(settings.fixed_delta_seconds or self.default_dt)
+
+    @property
+    def dt(self) -> float:
+        return float(self.sim.dt)
+
+    def tick(self) -> int:
+        """Advance by one step, publish the world state and sensor events; the new frame."""
+        with self.lock:
+            self.sim.step(np.zeros((1, 2)))
+            self.frame += 1
+            self.elapsed += self.dt
+            records = self._records()
+            self._last_state = wire.world_state(
+                self.frame, self.elapsed, self.dt, self.episode_id, time.time(), records
+            )
+            self._publish(WORLD_STREAM, self._last_state)
+            self._collision_events()
+            return self.frame
+
+    @property
+    def last_state(self) -> bytes:
+        with self.lock:
+            return self._last_state
+
+    def _records(self) -> np.ndarray:
+        st = self.sim.state
+        actors = list(self.actors.values())
+        rec = np.zeros(len(actors), wire.ACTOR_RECORD)
+        rec["id"] = [a.id for a in actors]
+        rec["state"] = wire.ACTOR_ACTIVE
+        bodies = np.array([i for i, a in enumerate(actors) if a.slot >= 0], dtype=np.int64)
+        if len(bodies):
+            slots = np.array([actors[i].slot for i in bodies])
+            x, y, yaw, v = st.x[0, slots], st.y[0, slots], st.yaw[0, slots], st.speed[0, slots]
+            cx, cy, cyaw = map_to_carla(x, y, yaw)
+            tf = np.zeros((len(bodies), 6))
+            tf[:, 0], tf[:, 1], tf[:, 4] = cx, cy, cyaw
+            rec["transform"][bodies] = tf
+            vx, vy = v * np.cos(yaw), -v * np.sin(yaw)
+            rec["velocity"][bodies] = np.stack([vx, vy, np.zeros_like(vx)], axis=1)
+            steer = st.steer[0, slots]
+            wheelbase = st.wheelbase[0, slots]
+            beta = np.arctan(0.5 * np.tan(steer))
+            yaw_rate = v * np.cos(beta) * np.tan(steer) / np.maximum(wheelbase, 1e-3)
+            is_vehicle = st.kind[0, slots] == ActorKind.VEHICLE
+            rec["angular_velocity"][bodies, 2] = np.where(is_vehicle, -np.degrees(yaw_rate), 0.0)
+            prev = np.array([self._prev_velocity.get(actors[i].id, (0.0, 0.0)) for i in bodies])
+            acc = (np.stack([vx, vy], axis=1) - prev) / self.dt
+            rec["acceleration"][bodies, :2] = acc
+            for i, a, b in zip(bodies, vx, vy, strict=True):
+                self._prev_velocity[actors[i].id] = (float(a), float(b))
+            rm = self.road_map
+            proj = rm.project(np.stack([x, y], axis=1), yaw, max_distance=5.0)
+            limit = np.where(proj.lane >= 0, rm.lane_speed_limit[np.maximum(proj.lane, 0)], 0.0) * 3.6
+            rec["speed_limit"][bodies] = np.where(is_vehicle, limit, 0.0)
+            for i in bodies[is_vehicle]:
+                c = actors[i].control
+                rec["control"][i] = (c.throttle, c.steer, c.brake)
+                rec["hand_brake"][i], rec["reverse"][i] = c.hand_brake, c.reverse
+                rec["manual_gear_shift"][i], rec["gear"][i] = c.manual_gear_shift, c.gear
+        for i, a in enumerate(actors):
+            if a.slot < 0:
+                t = self.transform_of(a)
+                rec["transform"][i] = (t.x, t.y, t.z, t.pitch, t.yaw, t.roll)
+        return rec
+
+    def _collision_events(self) -> None:
+        sensors = [a for a in self.actors.values() if a.blueprint.id == "sensor.other.collision" and a.parent]
+        if not sensors:
+            return
+        st = self.sim.state
+        by_slot = {a.slot: a for a in self.actors.values() if a.slot >= 0}
+        slots = np.array(sorted(by_slot), dtype=np.int64)
+        for sensor in sensors:
+            parent = self.actors.get(sensor.parent)
+            if parent is None or parent.slot < 0:
+                continue
+            p = parent.slot
+            others = slots[slots != p]
+            if not len(others):
+                continue
+            hit = boxes_overlap(
+                st.x[0, p], st.y[0, p], st.yaw[0, p], st.length[0, p], st.width[0, p],
+                st.x[0, others], st.y[0, others], st.yaw[0, others], st.length[0, others], st.width[0, others],
+            )  # fmt: skip
+            for j in others[hit]:
+                other = by_slot[int(j)]
+                rel = self._velocity(p) - self._velocity(int(j))
+                impulse = [float(-IMPULSE_MASS * rel[0]), float(IMPULSE_MASS * rel[1]), 0.0]
+                payload = wire.sensor_header(
+                    wire.SensorType.COLLISION, self.frame, self.elapsed, self.transform_of(sensor)
+                ) + msgpack.packb(
+                    [self.pack_actor(parent), self.pack_actor(other), impulse], use_bin_type=True
+                )
+                self._publish(sensor.id, payload)
+
+    def _velocity(self, slot: int) -> np.ndarray:
+        st = self.sim.state
+        v, yaw = st.speed[0, slot], st.yaw[0, slot]
+        return np.array([v * np.cos(yaw), v * np.sin(yaw)])
+
+
+def boxes_overlap(x, y, yaw, length, width, ox, oy, oyaw, olength, owidth) -> np.ndarray:
+    """Does one oriented box overlap each of ``N`` others (separating axes)? ``bool [N]``."""
+    dx, dy = ox - x, oy - y
+    c1, s1, c2, s2 = np.cos(yaw), np.sin(yaw), np.cos(oyaw), np.sin(oyaw)
+    axes = [
+        (np.full_like(c2, c1), np.full_like(c2, s1)),
+        (np.full_like(c2, -s1), np.full_like(c2, c1)),
+        (c2, s2),
+        (-s2, c2),
+    ]
+    apart = np.zeros(len(ox), dtype=bool)
+    for ax, ay in axes:
+        r1 = 0.5 * length * np.abs(c1 * ax + s1 * ay) + 0.5 * width * np.abs(-s1 * ax + c1 * ay)
+        r2 = 0.5 * olength * np.abs(c2 * ax + s2 * ay) + 0.5 * owidth * np.abs(-s2 * ax + c2 * ay)
+        apart |= np.abs(dx * ax + dy * ay) > r1 + r2
+    return ~apart
