@@ -403,3 +403,27 @@ def test_drive_serve_carla_serves_the_real_client() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_generate_opendrive_world_loads_our_xodr(server: CarlaServer) -> None:
+    from sim_bridge.maps.towns import make_town
+
+    cfg = CarlaServerConfig(port=0, sim=server.config.sim)
+    with CarlaServer(cfg) as other:
+        xodr = make_town("grid", 3)
+        r = _client(
+            other.port,
+            """
+            old = carla_map.name
+            car = world.spawn_actor(library.find("vehicle.audi.a2"), spawn_points[0])
+            from sim_bridge.maps.towns import make_town
+            xodr = make_town("grid", 3)
+            world = client.generate_opendrive_world(xodr, carla.OpendriveGenerationParameters(), reset_settings=False)
+            m = world.get_map()
+            out(old=old, new=m.name, same=m.to_opendrive() == xodr, actors=len(world.get_actors().filter("vehicle.*")),
+                sync=world.get_settings().synchronous_mode, frame=world.tick())
+            """,
+        )
+        assert r["same"] and r["new"] != r["old"] and r["actors"] == 0
+        assert r["sync"] is True and r["frame"] > 0
+        assert other.world.road_map.xodr == xodr and other.world.episode_id == 2

@@ -17,11 +17,14 @@ Traffic Manager registry. See :mod:`sim_bridge.carla_server.world` for the physi
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sim_bridge.api import MapRef
@@ -69,6 +72,8 @@ class CarlaServer:
         self._streams = StreamServer(cfg.host, stream_port, self._subscribed)
         self.world = ServerWorld(cfg.map, cfg.seed, cfg.sim, self._streams.send, cfg.host, self._streams.port)
         self._tm: dict[int, list] = {}  # Traffic Manager port → [host, port]
+        self._map_ref = cfg.map
+        self._pending_xodr: str | None = None
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._async_ticks, name="carla-async-ticks", daemon=True)
         self._handlers: dict[str, Handler] = {
@@ -181,6 +186,40 @@ class CarlaServer:
 
     def rpc_get_map_data(self, cid: int) -> list:
         return wire.ok(self.world.road_map.xodr)
+
+    def rpc_copy_opendrive_to_file(self, cid: int, opendrive: str, params: Any = None) -> list:
+        """``client.generate_opendrive_world``, first half: keep the OpenDRIVE for the next load."""
+        self._pending_xodr = opendrive
+        return wire.void()
+
+    def rpc_load_new_episode(self, cid: int, map_name: str, reset_settings: bool = True, *rest: Any) -> list:
+        """Load a map: ``OpenDriveMap`` (the OpenDRIVE sent by ``copy_opendrive_to_file``), a
+        procedural town by name, or the current map again (a fresh episode)."""
+        name = str(map_name).rsplit("/", 1)[-1]
+        if name == "OpenDriveMap":
+            if self._pending_xodr is None:
+                raise ValueError("load OpenDriveMap: no OpenDRIVE was sent (copy_opendrive_to_file)")
+            digest = hashlib.sha1(self._pending_xodr.encode()).hexdigest()[:12]
+            path = Path(tempfile.gettempdir()) / f"hours2drive-carla-{digest}.xodr"
+            path.write_text(self._pending_xodr, encoding="utf-8")
+            ref = MapRef(xodr=str(path))
+        elif name == self.world.map_name.rsplit("/", 1)[-1]:
+            ref = self._map_ref
+        else:
+            town, _, seed = name.rpartition("_")
+            if not town or not seed.isdigit():
+                raise ValueError(
+                    f"unknown map {map_name!r}: this server loads OpenDriveMap (generate_opendrive_world), "
+                    f"procedural towns as <town>_<seed> (e.g. grid_0) or the current map"
+                )
+            ref = MapRef(town=town, seed=int(seed))
+        self.world.load(ref, reset_settings=bool(reset_settings))
+        self._map_ref = ref
+        log.info("loaded %s (episode %d)", self.world.map_name, self.world.episode_id)
+        return wire.void()
+
+    def rpc_get_available_maps(self, cid: int) -> list:
+        return wire.ok([self.world.map_name])
 
     def rpc_get_weather_parameters(self, cid: int) -> list:
         return wire.ok(self.world.weather)

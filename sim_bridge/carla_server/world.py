@@ -92,31 +92,45 @@ class ServerWorld:
         stream_port: int,
     ) -> None:
         self.lock = threading.RLock()
-        self.sim = EmbeddedSimulator(sim_config)
-        self.sim.reset(WorldSpec(map=map_ref, vehicles=0, pedestrians=0, route_length=50.0), seed)
-        self.sim.remove_actor(0, 0)  # the embedded ego is parked: every actor here is a client's
-        self.settings = wire.EpisodeSettings()
+        self._sim_config = sim_config
+        self._seed = seed
         self.default_dt = float(sim_config.physics_dt)
-        self.sim.set_step(self.default_dt)
-        rm = self.sim.road_map
-        assert rm is not None
-        self.road_map: RoadMap = rm
-        self.map_name = f"Carla/Maps/{rm.name}"
-        self.episode_id = 1
+        self.settings = wire.EpisodeSettings()
+        self.episode_id = 0
         self.frame = 0
         self.elapsed = 0.0
         self.weather = list(wire.CLEAR_NOON)
-        self.actors: dict[int, Actor] = {}
         self._ids = itertools.count(100)
         self._publish = publish
         self._stream_host, self._stream_port = stream_host, stream_port
         self._limits = sim_config.vehicle
-        spectator = Actor(id=next(self._ids), blueprint=SPECTATOR, attributes=[])
-        self.actors[spectator.id] = spectator
-        self.spectator = spectator
-        self._prev_velocity: dict[int, tuple[float, float]] = {}
         self._last_state = b""
-        self.spawn_points = self._spawn_points()
+        self.load(map_ref)
+
+    def load(self, map_ref: MapRef, reset_settings: bool = False) -> None:
+        """(Re)start the world on ``map_ref``: a new episode, every actor but the spectator gone."""
+        with self.lock:
+            sim = EmbeddedSimulator(self._sim_config)
+            sim.reset(WorldSpec(map=map_ref, vehicles=0, pedestrians=0, route_length=50.0), self._seed)
+            sim.remove_actor(0, 0)  # the embedded ego is parked: every actor here is a client's
+            if reset_settings:
+                self.settings = wire.EpisodeSettings()
+            sim.set_step(self.settings.fixed_delta_seconds or self.default_dt)
+            old: EmbeddedSimulator | None = self.__dict__.get("sim")
+            if old is not None:
+                old.close()
+            self.sim = sim
+            rm = sim.road_map
+            assert rm is not None
+            self.road_map: RoadMap = rm
+            self.map_name = f"Carla/Maps/{rm.name}"
+            self.episode_id += 1
+            self.actors: dict[int, Actor] = {}
+            spectator = Actor(id=next(self._ids), blueprint=SPECTATOR, attributes=[])
+            self.actors[spectator.id] = spectator
+            self.spectator = spectator
+            self._prev_velocity: dict[int, tuple[float, float]] = {}
+            self.spawn_points = self._spawn_points()
 
     # ------------------------------------------------------------------ map
 
