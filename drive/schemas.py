@@ -299,5 +299,7 @@ def register() -> None:
     cs.store(name="bench_wm_schema", node=BenchWmConfig)
 
     from drive.pipelines.serve_carla import ServeCarlaConfig
+    from sim_bridge.carla.config import CarlaConfig
 
     cs.store(name="serve_carla_schema", node=ServeCarlaConfig)
+    cs.store(group="sim", name="carla_schema", node=CarlaConfig)

@@ -249,6 +249,9 @@ class CarlaServer:
     def rpc_freeze_all_traffic_lights(self, cid: int, frozen: bool) -> list:
         return wire.void()
 
+    def rpc_reset_all_traffic_lights(self, cid: int) -> list:
+        return wire.void()  # no traffic-light actors are served yet
+
     # ------------------------------------------------------------------ actors
 
     def rpc_get_actor_definitions(self, cid: int) -> list:
@@ -268,9 +271,12 @@ class CarlaServer:
     def rpc_get_actor_bounding_box(self, cid: int, actor_id: int) -> list:
         with self.world.lock:
             actor = self.world.actors.get(int(actor_id))
-            if actor is None:
+            bp = actor.blueprint if actor is not None else self.world.destroyed.get(int(actor_id))
+            if bp is None:
                 raise KeyError(f"actor {actor_id} does not exist")
-            return wire.ok(wire.bounding_box(actor.blueprint.extent))
+            # a destroyed actor's box too: the client's Traffic Manager asks for it until it notices
+            # the actor is gone, and an error there aborts the client process
+            return wire.ok(wire.bounding_box(bp.extent))
 
     def rpc_destroy_actor(self, cid: int, actor_id: int) -> list:
         return wire.ok(self.world.destroy(int(actor_id)))

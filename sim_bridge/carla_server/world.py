@@ -130,6 +130,8 @@ class ServerWorld:
             self.actors[spectator.id] = spectator
             self.spectator = spectator
             self._prev_velocity: dict[int, tuple[float, float]] = {}
+            #: blueprints of destroyed actors: a client's Traffic Manager may still ask their boxes
+            self.destroyed: dict[int, Blueprint] = {}
             self.spawn_points = self._spawn_points()
 
     # ------------------------------------------------------------------ map
@@ -207,6 +209,7 @@ class ServerWorld:
                 self.sim.remove_actor(0, actor.slot)
             del self.actors[actor_id]
             self._prev_velocity.pop(actor_id, None)
+            self.destroyed[actor_id] = actor.blueprint
             return True
 
     def destroy_owned_by(self, owner: int) -> int:

@@ -1,0 +1,162 @@
+"""The CARLA backend (``sim_bridge.carla``) driven against our CARLA-protocol server.
+
+The bridge uses the real ``carla`` client, so each episode runs in a subprocess (a protocol
+mistake crashes the client process); the server runs in this process on free ports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("carla")
+
+from sim_bridge.carla_server import CarlaServer, CarlaServerConfig
+from sim_bridge.embedded.config import EmbeddedConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_NUM_THREADS": "1"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run(code: str, timeout: float = 300.0) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, (
+        f"bridge run failed (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    )
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[CarlaServer]:
+    cfg = CarlaServerConfig(
+        port=0, sim=EmbeddedConfig(num_worlds=1, threads=1, render_bev=False, physics_dt=0.05)
+    )
+    with CarlaServer(cfg) as srv:
+        yield srv
+
+
+EPISODE = """
+import json
+import numpy as np
+from sim_bridge.api import ActorKind, ActorSpec, Behaviour, BehaviourKind, BevChannel, MapRef, Pose, WorldSpec
+from sim_bridge.carla import CarlaConfig, CarlaSimulator
+from sim_bridge.embedded.config import EmbeddedConfig
+from sim_bridge.embedded.simulator import EmbeddedSimulator
+from sim_bridge.maps.catalog import load_map
+
+rm = load_map(MapRef("grid"))
+lane = int(rm.driving_lanes[np.argmax(rm.lane_length[rm.driving_lanes])])
+xy, yaw = rm.pose_at(np.array([lane, lane]), np.array([10.0, 40.0]))
+ego = Pose(float(xy[0, 0]), float(xy[0, 1]), float(yaw[0]))
+parked = ActorSpec(ActorKind.VEHICLE, Pose(float(xy[1, 0]), float(xy[1, 1]), float(yaw[1])),
+                   behaviour=Behaviour(kind=BehaviourKind.STOPPED))
+spec = WorldSpec(map=MapRef("grid"), ego=ego, actors=(parked,), vehicles=3, pedestrians=0, route_length=150.0)
+
+carla_sim = CarlaSimulator(CarlaConfig(port={port}, tm_port={tm_port}, timeout=20.0))
+embedded = EmbeddedSimulator(EmbeddedConfig(num_worlds=1, threads=1))
+runs = {{}}
+for name, sim in (("carla", carla_sim), ("embedded", embedded)):
+    obs = sim.reset(spec, seed=3)
+    first = obs
+    speeds, progress, hit, hit_kind, hit_step, off_road, on_route = [], [], -1, -1, -1, [], []
+    for k in range(60):
+        obs, ev = sim.step(np.array([[0.6, 0.0]]))
+        speeds.append(float(ev.ego_speed[0])); progress.append(float(ev.route_progress[0]))
+        off_road.append(bool(ev.off_road[0])); on_route.append(bool(ev.on_route_lanes[0]))
+        if ev.collision[0] and hit_step < 0:
+            hit, hit_kind, hit_step = int(ev.collision_actor[0]), int(ev.collision_kind[0]), k
+    fields = ("bev", "ego", "objects", "objects_mask", "object_ids", "pose")
+    runs[name] = dict(
+        shapes={{f: list(getattr(obs, f).shape) for f in fields}},
+        dtypes={{f: str(getattr(obs, f).dtype) for f in fields}},
+        first_pose=first.pose[0].tolist(),
+        drivable=int((first.bev[0, BevChannel.DRIVABLE] > 0).sum()),
+        vehicles_px=int((first.bev[0, BevChannel.VEHICLES] > 0).sum()),
+        objects=int(first.objects_mask.sum()),
+        speeds=speeds, progress=progress, hit_kind=hit_kind, hit_step=hit_step, off_road=any(off_road[:10]),
+        on_route=all(on_route[:10]), route_length=float(ev.route_length[0]), dt=sim.dt,
+        hit_in_objects=bool(hit in first.object_ids[0].tolist()) if hit >= 0 else False,
+    )
+    sim.close()
+print("RESULT " + json.dumps(runs), flush=True)
+"""
+
+
+def test_the_bridge_drives_an_episode_like_the_embedded_backend(server: CarlaServer) -> None:
+    r = _run(EPISODE.format(port=server.port, tm_port=_free_port()))
+    c, e = r["carla"], r["embedded"]
+    assert c["shapes"] == e["shapes"] and c["dtypes"] == e["dtypes"]
+    assert c["dt"] == e["dt"] == pytest.approx(0.1)
+    assert c["first_pose"] == pytest.approx(e["first_pose"], abs=1e-3)  # the ego starts where asked
+    assert c["route_length"] == pytest.approx(e["route_length"], rel=1e-6)
+    # the same actuator mapping on both: accel 0.6 → 1.8 m/s², the same speeds before the crash
+    n = min(c["hit_step"], e["hit_step"]) - 1
+    assert n > 10
+    assert c["speeds"][:n] == pytest.approx(e["speeds"][:n], abs=0.05)
+    assert c["progress"][n] > c["progress"][0] > 0.0
+    assert not c["off_road"] and c["on_route"]
+    # BEV and object list see the road, the ego and the parked car ahead
+    assert c["drivable"] > 1000 and c["vehicles_px"] > 0 and c["objects"] >= 1
+    assert abs(c["drivable"] - e["drivable"]) < 0.05 * e["drivable"]
+    # the collision sensor's event becomes the same StepEvents collision
+    assert c["hit_kind"] == e["hit_kind"] == 0  # ActorKind.VEHICLE
+    assert abs(c["hit_step"] - e["hit_step"]) <= 2
+    assert c["hit_in_objects"]
+
+
+def test_no_server_names_host_port_version_and_time_out() -> None:
+    port = _free_port()
+    r = _run(
+        f"""
+        import json
+        from sim_bridge.api import MapRef, WorldSpec
+        from sim_bridge.carla import CarlaConfig, CarlaConnectionError, CarlaSimulator
+        sim = CarlaSimulator(CarlaConfig(port={port}, timeout=1.0))
+        try:
+            sim.reset(WorldSpec(map=MapRef("grid")), seed=0)
+            print("RESULT " + json.dumps(dict(error=None)))
+        except CarlaConnectionError as exc:
+            print("RESULT " + json.dumps(dict(error=str(exc))))
+        """
+    )
+    msg = r["error"]
+    assert msg is not None
+    assert f"127.0.0.1:{port}" in msg and "0.9.16" in msg and "1 s" in msg
+
+
+def test_sim_carla_config_composes_with_host_and_port_overrides() -> None:
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from drive.cli import CONF_DIR
+    from drive.schemas import register
+    from sim_bridge.carla import CarlaConfig
+
+    register()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="sim/carla", overrides=["sim.host=10.0.0.5", "sim.port=2010"])
+    conf = OmegaConf.to_object(cfg.sim)
+    assert isinstance(conf, CarlaConfig)
+    assert (conf.host, conf.port, conf.physics_dt) == ("10.0.0.5", 2010, 0.05)
