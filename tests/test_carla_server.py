@@ -427,3 +427,62 @@ def test_generate_opendrive_world_loads_our_xodr(server: CarlaServer) -> None:
         assert r["same"] and r["new"] != r["old"] and r["actors"] == 0
         assert r["sync"] is True and r["frame"] > 0
         assert other.world.road_map.xodr == xodr and other.world.episode_id == 2
+
+
+def _before_a_light(server: CarlaServer, distance: float) -> tuple[int, list[float], float, float]:
+    """A light's stop line with ``distance`` m of lane before it: (signal, CARLA x, y, yaw there,
+    stop-line position along the lane's heading as x·cos + y·sin in CARLA's frame, lane heading)."""
+    from sim_bridge.frames import map_to_carla
+    from sim_bridge.maps.road_map import SignalKind
+
+    rm = server.world.road_map
+    for k in np.argsort(-rm.stop_s):
+        sig, lane = int(rm.stop_signal[k]), int(rm.stop_lane[k])
+        if rm.signal_kind[sig] == SignalKind.TRAFFIC_LIGHT and rm.stop_s[k] > distance + 5.0:
+            xy, yaw = rm.pose_at(np.array([lane, lane]), np.array([rm.stop_s[k] - distance, rm.stop_s[k]]))
+            cx, cy, cyaw = map_to_carla(xy[:, 0], xy[:, 1], yaw)
+            heading = math.radians(float(cyaw[0]))
+            stop_along = float(cx[1] * math.cos(heading) + cy[1] * math.sin(heading))
+            return sig, [float(cx[0]), float(cy[0]), float(cyaw[0])], stop_along, heading
+    raise AssertionError("the grid town has no traffic light with a long enough approach")
+
+
+def test_traffic_lights_are_actors_and_the_traffic_manager_stops_at_red(server: CarlaServer) -> None:
+    sig, (x, y, yaw), stop_along, heading = _before_a_light(server, 35.0)
+    tm_port = _free_port()
+    xodr_id = server.world.road_map.signal_xodr_id[sig]
+    r = _client(
+        server.port,
+        f"""
+        lights = list(world.get_actors().filter("traffic.traffic_light"))
+        mine = [l for l in lights if l.get_opendrive_id() == {xodr_id!r}]
+        for light in lights:
+            light.set_state(carla.TrafficLightState.Red)
+        tm = client.get_trafficmanager({tm_port}); tm.set_synchronous_mode(True)
+        car = world.spawn_actor(library.find("vehicle.audi.a2"),
+                                carla.Transform(carla.Location(x={x}, y={y}, z=0.3), carla.Rotation(yaw={yaw})))
+        car.set_autopilot(True, {tm_port})
+        for _ in range(300):  # 15 s
+            world.tick()
+        loc = car.get_location()
+        held = dict(along=loc.x * math.cos({heading}) + loc.y * math.sin({heading}), speed=car.get_velocity().length(),
+                    state=str(car.get_traffic_light_state()), at_light=car.is_at_traffic_light(),
+                    light=car.get_traffic_light().id if car.get_traffic_light() else -1)
+        world.reset_all_traffic_lights()
+        mine[0].set_state(carla.TrafficLightState.Green)
+        for _ in range(200):
+            world.tick()
+        loc = car.get_location()
+        out(n=len(lights), mine=[l.id for l in mine], held=held, frozen=mine[0].is_frozen(),
+            later=loc.x * math.cos({heading}) + loc.y * math.sin({heading}))
+        car.set_autopilot(False, {tm_port})
+        world.reset_all_traffic_lights()
+        car.destroy()
+        """,
+    )
+    assert r["n"] == len(server.world.light_signal) > 0 and len(r["mine"]) == 1
+    held = r["held"]
+    assert held["state"] == "Red" and held["at_light"] and held["light"] == r["mine"][0]
+    assert held["speed"] < 0.1
+    assert stop_along - 12.0 < held["along"] < stop_along  # waited before the stop line
+    assert r["later"] > stop_along + 5.0  # and drove on at green

@@ -118,5 +118,9 @@ def _library() -> tuple[Blueprint, ...]:
 
 
 LIBRARY: tuple[Blueprint, ...] = _library()
+#: the map's traffic lights (actors of the world, not spawnable)
+TRAFFIC_LIGHT = Blueprint(
+    len(LIBRARY) + 1, "traffic.traffic_light", "traffic,traffic_light", None, (0.3, 0.3, 2.0)
+)
 BY_ID: dict[str, Blueprint] = {bp.id: bp for bp in LIBRARY}
 SPECTATOR = BY_ID["spectator"]

@@ -247,10 +247,26 @@ class CarlaServer:
         return wire.ok([])
 
     def rpc_freeze_all_traffic_lights(self, cid: int, frozen: bool) -> list:
+        self.world.freeze_all_lights(bool(frozen))
         return wire.void()
 
     def rpc_reset_all_traffic_lights(self, cid: int) -> list:
-        return wire.void()  # no traffic-light actors are served yet
+        self.world.freeze_all_lights(False)
+        return wire.void()
+
+    def rpc_set_traffic_light_state(self, cid: int, actor_id: int, state: int) -> list:
+        """Holds the light in ``state`` (CARLA lets the cycle go on unless frozen: here it is held
+        until ``freeze(False)`` or ``reset_all_traffic_lights``)."""
+        self.world.set_light(int(actor_id), int(state))
+        return wire.void()
+
+    def rpc_freeze_traffic_light(self, cid: int, actor_id: int, freeze: bool) -> list:
+        if not freeze:
+            self.world.set_light(int(actor_id), None)
+        return wire.void()
+
+    def rpc_get_group_traffic_lights(self, cid: int, actor_id: int) -> list:
+        return wire.ok(self.world.group_of(int(actor_id)))
 
     # ------------------------------------------------------------------ actors
 

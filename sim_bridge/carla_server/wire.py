@@ -76,6 +76,24 @@ class CommandType(enum.IntEnum):
 #: ``carla::rpc::ActorState::Active``
 ACTOR_ACTIVE = 1
 
+
+class TrafficLightState(enum.IntEnum):
+    """``carla::rpc::TrafficLightState``."""
+
+    RED = 0
+    YELLOW = 1
+    GREEN = 2
+    OFF = 3
+    UNKNOWN = 4
+
+
+#: ``TrafficLightData``, the traffic-light member of a world-state record's 54-byte union: sign id
+#: (the OpenDRIVE signal id), green, yellow, red and elapsed time [s], pole index, frozen, state
+TRAFFIC_LIGHT_DATA = struct.Struct("<32s4fI?B")
+assert TRAFFIC_LIGHT_DATA.size == 54
+#: offset of the union in a world-state record
+UNION_OFFSET = 65
+
 # ------------------------------------------------------------------------------ RPC replies
 
 

@@ -36,11 +36,11 @@ import numpy as np
 
 from sim_bridge.api import ActorKind, ActorSpec, MapRef, Pose, WorldSpec
 from sim_bridge.carla_server import wire
-from sim_bridge.carla_server.blueprints import BY_ID, SPECTATOR, Blueprint
+from sim_bridge.carla_server.blueprints import BY_ID, SPECTATOR, TRAFFIC_LIGHT, Blueprint
 from sim_bridge.embedded.config import EmbeddedConfig
 from sim_bridge.embedded.simulator import EmbeddedSimulator
 from sim_bridge.frames import carla_to_map, map_to_carla
-from sim_bridge.maps.road_map import RoadMap
+from sim_bridge.maps.road_map import RoadMap, SignalKind
 
 #: mass used for collision impulses [kg]
 IMPULSE_MASS = 1500.0
@@ -50,6 +50,9 @@ WORLD_STREAM = 1
 SPAWN_SPACING = 15.0
 #: height of spawn points above the road [m] (CARLA's are raised likewise)
 SPAWN_Z = 0.3
+#: a vehicle within this distance before a light's stop line is "at" that light, as in CARLA's trigger
+#: boxes (the Traffic Manager brakes hard once there) [m]
+LIGHT_RANGE = 6.0
 
 
 class SpawnError(RuntimeError):
@@ -132,9 +135,75 @@ class ServerWorld:
             self._prev_velocity: dict[int, tuple[float, float]] = {}
             #: blueprints of destroyed actors: a client's Traffic Manager may still ask their boxes
             self.destroyed: dict[int, Blueprint] = {}
+            self._add_traffic_lights()
             self.spawn_points = self._spawn_points()
 
-    # ------------------------------------------------------------------ map
+    # ------------------------------------------------------------------ map and traffic lights
+
+    def _add_traffic_lights(self) -> None:
+        """One ``traffic.traffic_light`` actor per signalised OpenDRIVE signal, at its pole."""
+        rm = self.road_map
+        self.light_signal: dict[int, int] = {}  # actor id → signal index
+        self._signal_light = np.full(len(rm.signal_kind), 0, np.int64)  # signal → actor id (0 none)
+        self._signal_stop = np.full(len(rm.signal_kind), -1, np.int64)  # signal → a stop line
+        self._lane_stop = np.full(rm.num_lanes + 1, -1, np.int64)  # lane → its light's stop line
+        is_light = rm.signal_kind == SignalKind.TRAFFIC_LIGHT
+        for k in range(len(rm.stop_lane)):
+            sig = int(rm.stop_signal[k])
+            if is_light[sig]:
+                self._lane_stop[rm.stop_lane[k]] = k
+                if self._signal_stop[sig] < 0:
+                    self._signal_stop[sig] = k
+        for light_sig in np.flatnonzero(is_light):
+            sig = int(light_sig)
+            px, py = rm.signal_position[sig]
+            cx, cy, _ = map_to_carla(float(px), float(py))
+            light = Actor(
+                id=next(self._ids),
+                blueprint=TRAFFIC_LIGHT,
+                attributes=[],
+                transform=wire.Transform(cx, cy, 0.0),
+            )
+            self.actors[light.id] = light
+            self.light_signal[light.id] = sig
+            self._signal_light[sig] = light.id
+
+    def _signal_states(self) -> np.ndarray:
+        """``int [S]`` CARLA ``TrafficLightState`` of every signal now (Unknown without a stop line)."""
+        k = self._signal_stop
+        ours = self.sim.state.light[0, np.maximum(k, 0)].astype(np.int64) if len(k) else np.zeros(0, np.int64)
+        return np.where(k >= 0, 2 - ours, int(wire.TrafficLightState.UNKNOWN))  # ours: GREEN 0 … RED 2
+
+    def set_light(self, actor_id: int, state: int | None) -> None:
+        """Hold traffic light ``actor_id`` in CARLA ``state`` (``None``: back to its cycle)."""
+        with self.lock:
+            sig = self.light_signal.get(int(actor_id))
+            if sig is None:
+                raise KeyError(f"traffic light {actor_id} does not exist")
+            frozen = self.sim.state.frozen_light
+            if state is None:
+                frozen[0, sig] = -1
+            elif 0 <= state <= 2:
+                frozen[0, sig] = 2 - state
+            else:
+                raise ValueError(f"traffic-light state {state} is not Red (0), Yellow (1) or Green (2)")
+
+    def freeze_all_lights(self, frozen: bool) -> None:
+        with self.lock:
+            states = self._signal_states()
+            for actor_id, sig in self.light_signal.items():
+                self.set_light(actor_id, int(states[sig]) if frozen and states[sig] <= 2 else None)
+
+    def group_of(self, actor_id: int) -> list[int]:
+        """The traffic lights of the same junction as ``actor_id``."""
+        with self.lock:
+            sig = self.light_signal.get(int(actor_id))
+            if sig is None:
+                raise KeyError(f"traffic light {actor_id} does not exist")
+            junction = self.road_map.signal_junction
+            return [
+                a for a, g in self.light_signal.items() if junction[g] == junction[sig] and junction[sig] >= 0
+            ] or [int(actor_id)]
 
     def _spawn_points(self) -> list[wire.Transform]:
         rm = self.road_map
@@ -201,7 +270,7 @@ class ServerWorld:
         """Destroy an actor and what is attached to it; ``False`` if it does not exist."""
         with self.lock:
             actor = self.actors.get(actor_id)
-            if actor is None or actor is self.spectator:
+            if actor is None or actor is self.spectator or actor_id in self.light_signal:
                 return False
             for child in [a.id for a in self.actors.values() if a.parent == actor_id]:
                 self.destroy(child)
@@ -340,6 +409,16 @@ class ServerWorld:
             proj = rm.project(np.stack([x, y], axis=1), yaw, max_distance=5.0)
             limit = np.where(proj.lane >= 0, rm.lane_speed_limit[np.maximum(proj.lane, 0)], 0.0) * 3.6
             rec["speed_limit"][bodies] = np.where(is_vehicle, limit, 0.0)
+            # the light a vehicle approaches (within LIGHT_RANGE of its stop line), as CARLA's trigger boxes
+            k = self._lane_stop[np.where(proj.lane >= 0, proj.lane, -1)]
+            ahead = rm.stop_s[np.maximum(k, 0)] - proj.s if len(rm.stop_s) else np.zeros(len(k))
+            at_light = is_vehicle & (k >= 0) & (ahead >= -1.0) & (ahead <= LIGHT_RANGE)
+            if at_light.any():
+                sig = rm.stop_signal[k[at_light]]
+                rows = bodies[at_light]
+                rec["has_light"][rows] = 1
+                rec["light_state"][rows] = self._signal_states()[sig]
+                rec["light_id"][rows] = self._signal_light[sig]
             for i in bodies[is_vehicle]:
                 c = actors[i].control
                 rec["control"][i] = (c.throttle, c.steer, c.brake)
@@ -349,6 +428,20 @@ class ServerWorld:
             if a.slot < 0:
                 t = self.transform_of(a)
                 rec["transform"][i] = (t.x, t.y, t.z, t.pitch, t.yaw, t.roll)
+        if self.light_signal:
+            raw = rec.view(np.uint8).reshape(len(rec), wire.ACTOR_RECORD.itemsize)
+            states = self._signal_states()
+            frozen = st.frozen_light[0]
+            green, yellow, red = (float(v) for v in st.sig_timing[0])
+            for i, a in enumerate(actors):
+                sig = self.light_signal.get(a.id)
+                if sig is None:
+                    continue
+                data = wire.TRAFFIC_LIGHT_DATA.pack(
+                    self.road_map.signal_xodr_id[sig].encode()[:31], green, yellow, red, 0.0, 0,
+                    bool(frozen[sig] >= 0), int(states[sig]),
+                )  # fmt: skip
+                raw[i, wire.UNION_OFFSET :] = np.frombuffer(data, np.uint8)
         return rec
 
     def _collision_events(self) -> None:
