@@ -160,3 +160,46 @@ def test_sim_carla_config_composes_with_host_and_port_overrides() -> None:
     conf = OmegaConf.to_object(cfg.sim)
     assert isinstance(conf, CarlaConfig)
     assert (conf.host, conf.port, conf.physics_dt) == ("10.0.0.5", 2010, 0.05)
+
+
+RED_LIGHT = """
+import json
+import numpy as np
+from sim_bridge.api import LightState, MapRef, Pose, WorldSpec
+from sim_bridge.carla import CarlaConfig, CarlaSimulator
+from sim_bridge.embedded.config import EmbeddedConfig
+from sim_bridge.embedded.simulator import EmbeddedSimulator
+from sim_bridge.maps.catalog import load_map
+from sim_bridge.maps.road_map import SignalKind
+
+rm = load_map(MapRef("grid"))
+k = next(int(k) for k in np.argsort(-rm.stop_s)
+         if rm.signal_kind[rm.stop_signal[k]] == SignalKind.TRAFFIC_LIGHT and rm.stop_s[k] > 45.0)
+sig, lane = int(rm.stop_signal[k]), int(rm.stop_lane[k])
+xy, yaw = rm.pose_at(np.array([lane]), np.array([rm.stop_s[k] - 20.0]))
+spec = WorldSpec(map=MapRef("grid"), ego=Pose(float(xy[0, 0]), float(xy[0, 1]), float(yaw[0])), ego_speed=8.0, vehicles=0,
+                 pedestrians=0, route_length=80.0, signal_states=((sig, LightState.RED),))
+runs = {{}}
+for name, sim in (("carla", CarlaSimulator(CarlaConfig(port={port}, tm_port={tm_port}, timeout=20.0))),
+                  ("embedded", EmbeddedSimulator(EmbeddedConfig(num_worlds=1, threads=1)))):
+    obs = sim.reset(spec, seed=0)
+    lights = sim.light_states()[0]
+    red, step = -1, -1
+    for i in range(60):
+        obs, ev = sim.step(np.array([[0.5, 0.0]]))
+        if ev.red_light[0] >= 0 and red < 0:
+            red, step = int(ev.red_light[0]), i
+    runs[name] = dict(red=red, step=step, line=int(lights[k]), lines=lights.tolist())
+    sim.close()
+runs["sig"] = sig
+print("RESULT " + json.dumps(runs), flush=True)
+"""
+
+
+def test_the_bridge_reads_carlas_traffic_lights_and_reports_red_light_runs(server: CarlaServer) -> None:
+    r = _run(RED_LIGHT.format(port=server.port, tm_port=_free_port()))
+    c, e = r["carla"], r["embedded"]
+    assert c["line"] == e["line"] == 2  # LightState.RED, frozen by signal_states
+    assert len(c["lines"]) == len(e["lines"])
+    assert c["red"] == e["red"] == r["sig"]
+    assert abs(c["step"] - e["step"]) <= 1

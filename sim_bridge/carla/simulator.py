@@ -13,10 +13,14 @@ through the shared sensors (:class:`~sim_bridge.sensors.observe.Observer`) into 
 Action → control: ``accel`` ≥ 0 is ``throttle = accel``, < 0 is ``brake = -accel``; ``steer``
 (> 0 left) is ``steer = -steer`` (CARLA steers right for > 0).
 
-Not yet read from CARLA (documented gaps): traffic-light states (``light_states`` reports every
-stop line green; ``red_light`` and ``stop_sign`` events are -1), background pedestrians (CARLA's
-need AI walker controllers), and the scripted behaviours of scenario actors beyond cruising
-(autopilot) and standing (hand brake).
+Traffic lights: CARLA's ``traffic.traffic_light`` actors are matched to our signals by OpenDRIVE
+id; their states feed ``light_states``, the BEV and the ``red_light`` event (the ego's tail
+crossing a red stop line, the embedded backend's rule); ``spec.signal_states`` freezes lights.
+
+Not yet on CARLA (documented gaps): ``stop_sign`` events (-1), signal timing
+(``spec.signals``: the server's own cycle runs), background pedestrians (CARLA's need AI walker
+controllers), and the scripted behaviours of scenario actors beyond cruising (autopilot) and
+standing (hand brake).
 """
 
 from __future__ import annotations
@@ -40,9 +44,10 @@ from sim_bridge.api import (
 )
 from sim_bridge.carla.config import CarlaConfig
 from sim_bridge.carla.connection import connect
+from sim_bridge.embedded.events import TAIL, segments_intersect
 from sim_bridge.frames import carla_to_map, map_to_carla, wrap_angle
 from sim_bridge.maps.catalog import load_map
-from sim_bridge.maps.road_map import MapError, Projection, RoadMap, Route
+from sim_bridge.maps.road_map import MapError, Projection, RoadMap, Route, SignalKind
 from sim_bridge.routes import RouteBatch
 from sim_bridge.sensors.ego import ego_lane
 from sim_bridge.sensors.frame import ActorArrays, EgoKinematics, SensorFrame
@@ -100,6 +105,9 @@ class CarlaSimulator(Simulator):
         self._ego: Any = None
         self._info: dict[int, tuple[int, float, float, float, float]] = {}  # id → kind, l, w, bbox x, y
         self._lock = threading.Lock()
+        self._light_actors: list[Any] = []  # CARLA traffic lights matched to our signals
+        self._stop_light: np.ndarray | None = None  # [K] index into _light_actors (len: none)
+        self._stop_heading = np.zeros(0)  # [K] lane heading at each stop line [rad]
         self._hits: list[tuple[int, str]] = []  # (other id, other type) since the last step
         self._invasions = 0
         self._arrays: ActorArrays | None = None
@@ -127,9 +135,14 @@ class CarlaSimulator(Simulator):
         return self._arrays.copy()
 
     def light_states(self) -> np.ndarray:
-        """Every stop line green: CARLA's traffic lights are not read yet (see module doc)."""
+        """``int8 [1, K]`` state of every stop line, read from CARLA's traffic lights at the last
+        reset or step (matched to our signals by OpenDRIVE id; stop signs and unmatched lines green)."""
         k = 0 if self._map is None else len(self._map.stop_lane)
-        return np.full((1, k), int(LightState.GREEN), dtype=np.int8)
+        if self._stop_light is None or len(self._stop_light) != k:
+            return np.full((1, k), int(LightState.GREEN), dtype=np.int8)
+        carla_state = np.array([int(light.state) for light in self._light_actors] + [2], dtype=np.int64)
+        ours = 2 - carla_state[self._stop_light]  # CARLA: Red 0, Yellow 1, Green 2; ours: GREEN 0 … RED 2
+        return np.where((ours >= 0) & (ours <= 2), ours, int(LightState.GREEN)).astype(np.int8)[None, :]
 
     def close(self) -> None:
         if self._world is None:
@@ -228,6 +241,7 @@ class CarlaSimulator(Simulator):
         for actor in spec.actors:
             self._spawn_scenario_actor(library, actor)
         self._spawn_background(world, library, spec, rng, ex, ey)
+        self._find_lights(world, rm, spec)
 
         # --- first state
         self._prev_action[:] = 0.0
@@ -241,6 +255,54 @@ class CarlaSimulator(Simulator):
             self._hits, self._invasions = [], 0
         obs, _ = self._measure(driven=0.0, hits=[], invasions=0)
         return obs
+
+    def _find_lights(self, world: Any, rm: RoadMap, spec: WorldSpec) -> None:
+        """Match CARLA's traffic lights to our signals by OpenDRIVE id; freeze ``spec.signal_states``."""
+        import carla
+
+        index = {xodr_id: i for i, xodr_id in enumerate(rm.signal_xodr_id)}
+        self._light_actors = []
+        by_signal: dict[int, Any] = {}
+        for light in world.get_actors().filter("traffic.traffic_light*"):
+            sig = index.get(light.get_opendrive_id())
+            if sig is not None and rm.signal_kind[sig] == SignalKind.TRAFFIC_LIGHT:
+                by_signal[sig] = light
+        self._light_actors = list(by_signal.values())
+        slot = {sig: i for i, sig in enumerate(by_signal)}
+        none = len(self._light_actors)  # reads as green
+        self._stop_light = np.array([slot.get(int(sig), none) for sig in rm.stop_signal], dtype=np.int64)
+        _, heading = rm.pose_at(rm.stop_lane, rm.stop_s) if len(rm.stop_lane) else (None, np.zeros(0))
+        self._stop_heading = np.asarray(heading, dtype=np.float64)
+        world.reset_all_traffic_lights()
+        states = {LightState.GREEN: carla.TrafficLightState.Green, LightState.YELLOW: carla.TrafficLightState.Yellow,
+                  LightState.RED: carla.TrafficLightState.Red}  # fmt: skip
+        for sig, state in spec.signal_states:
+            if sig not in by_signal:
+                raise ValueError(
+                    f"signal_states names signal {sig}, which is no traffic light of the CARLA world"
+                )
+            by_signal[sig].set_state(states[LightState(state)])
+            by_signal[sig].freeze(True)
+
+    def _red_light(
+        self, light: np.ndarray, prev: tuple[float, float, float], now: tuple[float, float, float]
+    ) -> int:
+        """Signal index of a red light whose stop line the ego's tail crossed (as the embedded
+        backend's rule), -1 if none. ``light [K]`` the states at the step's start; poses (x, y, yaw)."""
+        rm, a = self._map, self._arrays
+        assert rm is not None and a is not None
+        half = TAIL * 0.5 * float(a.length[0, 0])
+        (x0, y0, yaw0), (x1, y1, yaw1) = prev, now
+        t0x, t0y = x0 - half * math.cos(yaw0), y0 - half * math.sin(yaw0)
+        t1x, t1y = x1 - half * math.cos(yaw1), y1 - half * math.sin(yaw1)
+        seg = rm.stop_segment
+        for k in np.flatnonzero(light == LightState.RED):
+            if math.cos(yaw1 - self._stop_heading[k]) <= 0.0:
+                continue
+            (ax, ay), (bx, by) = seg[k]
+            if segments_intersect(t0x, t0y, t1x, t1y, ax, ay, bx, by):
+                return int(rm.stop_signal[k])
+        return -1
 
     def _transform(self, x: float, y: float, yaw: float) -> Any:
         import carla
@@ -344,6 +406,7 @@ class CarlaSimulator(Simulator):
         )
         assert self._arrays is not None
         x0, y0 = float(self._arrays.x[0, 0]), float(self._arrays.y[0, 0])
+        light_before = self.light_states()[0]
         yaw0, v0 = float(self._arrays.yaw[0, 0]), float(self._arrays.speed[0, 0])
         driven = 0.0
         px, py = x0, y0
@@ -358,6 +421,9 @@ class CarlaSimulator(Simulator):
             self._hits, self._invasions = [], 0
         self._arrays = self._read()
         a = self._arrays
+        red = self._red_light(
+            light_before, (x0, y0, yaw0), (float(a.x[0, 0]), float(a.y[0, 0]), float(a.yaw[0, 0]))
+        )
         self._yaw_rate[0] = wrap_angle(float(a.yaw[0, 0]) - yaw0) / self.dt
         self._accel_lon[0] = (float(a.speed[0, 0]) - v0) / self.dt
         self._prev_action = actions.copy()
@@ -365,7 +431,7 @@ class CarlaSimulator(Simulator):
         n, every = self.config.bev.history, max(1, round(HISTORY_PERIOD / self.dt))
         if n and self._steps % every == 0:
             self._history = [a.copy(), *self._history[:-1]]
-        return self._measure(driven, hits, invasions)
+        return self._measure(driven, hits, invasions, red)
 
     def _read(self) -> ActorArrays:
         """Every vehicle, walker and prop now, the ego in slot 0, the nearest first (map frame)."""
@@ -426,7 +492,7 @@ class CarlaSimulator(Simulator):
         )
 
     def _measure(
-        self, driven: float, hits: list[tuple[int, str]], invasions: int
+        self, driven: float, hits: list[tuple[int, str]], invasions: int, red: int = -1
     ) -> tuple[Observation, StepEvents]:
         """The observation and the step's events from the actor arrays just read."""
         rm, a = self._map, self._arrays
@@ -486,7 +552,7 @@ class CarlaSimulator(Simulator):
             lane_invasion=np.array([invasions > 0]),
             wrong_way=np.array([wrong_way]),
             on_route_lanes=self._routes.on_route_lanes(proj.lane),
-            red_light=np.full(1, -1, np.int32),
+            red_light=np.array([red], np.int32),
             stop_sign=np.full(1, -1, np.int32),
             route_progress=progress.copy(),
             route_length=self._routes.length.copy(),
