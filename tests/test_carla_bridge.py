@@ -203,3 +203,41 @@ def test_the_bridge_reads_carlas_traffic_lights_and_reports_red_light_runs(serve
     assert len(c["lines"]) == len(e["lines"])
     assert c["red"] == e["red"] == r["sig"]
     assert abs(c["step"] - e["step"]) <= 1
+
+
+def test_a_server_that_dies_mid_episode_raises_a_connection_error() -> None:
+    cfg = CarlaServerConfig(
+        port=0, sim=EmbeddedConfig(num_worlds=1, threads=1, render_bev=False, physics_dt=0.05)
+    )
+    srv = CarlaServer(cfg).start()
+    code = f"""
+        import json, sys
+        import numpy as np
+        from sim_bridge.api import MapRef, WorldSpec
+        from sim_bridge.carla import CarlaConfig, CarlaConnectionError, CarlaSimulator
+        sim = CarlaSimulator(CarlaConfig(port={srv.port}, tm_port={_free_port()}, timeout=2.0))
+        sim.reset(WorldSpec(map=MapRef("grid"), vehicles=0, pedestrians=0), seed=0)
+        sim.step(np.zeros((1, 2)))
+        print("STEPPED", flush=True)
+        sys.stdin.readline()  # the test stops the server now
+        try:
+            for _ in range(5):
+                sim.step(np.zeros((1, 2)))
+            print("RESULT " + json.dumps(dict(error=None)), flush=True)
+        except CarlaConnectionError as exc:
+            print("RESULT " + json.dumps(dict(error=str(exc))), flush=True)
+        """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)], env=ENV, cwd=ROOT, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("STEPPED"), line
+    finally:
+        srv.stop()
+    out, _ = proc.communicate("\n", timeout=120)
+    result = json.loads(next(ln for ln in out.splitlines() if ln.startswith("RESULT "))[len("RESULT ") :])
+    assert result["error"] is not None and f"127.0.0.1:{srv.port}" in result["error"]
+    assert "stopped answering" in result["error"]

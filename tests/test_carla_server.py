@@ -486,3 +486,24 @@ def test_traffic_lights_are_actors_and_the_traffic_manager_stops_at_red(server: 
     assert held["speed"] < 0.1
     assert stop_along - 12.0 < held["along"] < stop_along  # waited before the stop line
     assert r["later"] > stop_along + 5.0  # and drove on at green
+
+
+def test_asynchronous_mode_ticks_on_its_own(server: CarlaServer) -> None:
+    cfg = CarlaServerConfig(port=0, sim=server.config.sim)  # a fresh server starts asynchronous, as CARLA's
+    with CarlaServer(cfg) as other:
+        r = _client(
+            other.port,
+            f"""
+            import carla
+            client = carla.Client("127.0.0.1", {other.port})
+            client.set_timeout(10.0)
+            world = client.get_world()
+            snaps = [world.wait_for_tick() for _ in range(10)]
+            out(sync=world.get_settings().synchronous_mode, frames=[s.frame for s in snaps],
+                dts=[s.timestamp.delta_seconds for s in snaps])
+            """,
+            prelude=False,
+        )
+    assert r["sync"] is False
+    assert r["frames"] == list(range(r["frames"][0], r["frames"][0] + 10))  # every tick, none skipped
+    assert r["dts"] == pytest.approx([0.05] * 10)

@@ -43,7 +43,7 @@ from sim_bridge.api import (
     WorldSpec,
 )
 from sim_bridge.carla.config import CarlaConfig
-from sim_bridge.carla.connection import connect
+from sim_bridge.carla.connection import CarlaConnectionError, connect
 from sim_bridge.embedded.events import TAIL, segments_intersect
 from sim_bridge.frames import carla_to_map, map_to_carla, wrap_angle
 from sim_bridge.maps.catalog import load_map
@@ -248,7 +248,7 @@ class CarlaSimulator(Simulator):
         self._yaw_rate[:] = 0.0
         self._accel_lon[:] = 0.0
         self._steps = 0
-        world.tick(cfg.timeout)
+        self._tick()
         self._arrays = self._read()
         self._history = [self._arrays.copy() for _ in range(cfg.bev.history)]
         with self._lock:
@@ -411,7 +411,7 @@ class CarlaSimulator(Simulator):
         driven = 0.0
         px, py = x0, y0
         for _ in range(self._ticks):
-            self._world.tick(self.config.timeout)
+            self._tick()
             loc = self._ego.get_location()
             x, y, _ = carla_to_map(loc.x, loc.y)
             driven += math.hypot(x - px, y - py)
@@ -432,6 +432,18 @@ class CarlaSimulator(Simulator):
         if n and self._steps % every == 0:
             self._history = [a.copy(), *self._history[:-1]]
         return self._measure(driven, hits, invasions, red)
+
+    def _tick(self) -> int:
+        """One server tick; a server that stopped answering raises :class:`CarlaConnectionError`
+        naming it (the episode must not be scored)."""
+        cfg = self.config
+        try:
+            return int(self._world.tick(cfg.timeout))
+        except RuntimeError as exc:
+            raise CarlaConnectionError(
+                f"the CARLA server at {cfg.host}:{cfg.port} stopped answering (tick: {exc}); "
+                "the episode is incomplete: restart the server and run it again"
+            ) from exc
 
     def _read(self) -> ActorArrays:
         """Every vehicle, walker and prop now, the ego in slot 0, the nearest first (map frame)."""
