@@ -50,6 +50,12 @@ WORLD_STREAM = 1
 SPAWN_SPACING = 15.0
 #: height of spawn points above the road [m] (CARLA's are raised likewise)
 SPAWN_Z = 0.3
+#: ``TrafficLightData`` as a structured dtype (see ``wire.TRAFFIC_LIGHT_DATA``)
+LIGHT_UNION = np.dtype(
+    [("sign_id", "S32"), ("green", "<f4"), ("yellow", "<f4"), ("red", "<f4"), ("elapsed", "<f4"),
+     ("pole", "<u4"), ("frozen", "u1"), ("state", "u1")]
+)  # fmt: skip
+assert LIGHT_UNION.itemsize == wire.TRAFFIC_LIGHT_DATA.size
 #: a vehicle within this distance before a light's stop line is "at" that light, as in CARLA's trigger
 #: boxes (the Traffic Manager brakes hard once there) [m]
 LIGHT_RANGE = 6.0
@@ -70,7 +76,6 @@ class Actor:
     slot: int = -1  # simulator slot, -1 none
     relative: wire.Transform = field(default_factory=wire.Transform)  # to the parent (sensors)
     transform: wire.Transform = field(default_factory=wire.Transform)  # bodiless actors
-    control: wire.VehicleControl = field(default_factory=wire.VehicleControl)
     owner: int = 0  # connection that spawned it
     listening: bool = False
 
@@ -132,7 +137,11 @@ class ServerWorld:
             spectator = Actor(id=next(self._ids), blueprint=SPECTATOR, attributes=[])
             self.actors[spectator.id] = spectator
             self.spectator = spectator
-            self._prev_velocity: dict[int, tuple[float, float]] = {}
+            n = sim.state.F.shape[2]
+            self._prev_velocity = np.zeros((n, 2))  # [slot, (vx, vy)] at the last tick, CARLA frame [m/s]
+            self._control = np.zeros((n, 3))  # [slot, (throttle, steer, brake)] as the client sent it
+            self._control_flags = np.zeros((n, 3), np.uint8)  # [slot, (hand_brake, reverse, manual)]
+            self._gear = np.zeros(n, np.int32)
             #: blueprints of destroyed actors: a client's Traffic Manager may still ask their boxes
             self.destroyed: dict[int, Blueprint] = {}
             self._add_traffic_lights()
@@ -148,6 +157,7 @@ class ServerWorld:
         self._signal_stop = np.full(len(rm.signal_kind), -1, np.int64)  # signal → a stop line
         self._lane_stop = np.full(rm.num_lanes + 1, -1, np.int64)  # lane → its light's stop line
         is_light = rm.signal_kind == SignalKind.TRAFFIC_LIGHT
+        self._sign_ids = np.array([i.encode()[:31] for i in rm.signal_xodr_id], dtype="S32")
         for k in range(len(rm.stop_lane)):
             sig = int(rm.stop_signal[k])
             if is_light[sig]:
@@ -260,7 +270,8 @@ class ServerWorld:
                     raise SpawnError(f"cannot spawn {bp_id}: {exc}") from exc
                 if bp.kind == ActorKind.PEDESTRIAN:
                     self.sim.state.p_speed[0, actor.slot] = 1.4
-                self._prev_velocity[actor.id] = (0.0, 0.0)
+                self._prev_velocity[actor.slot] = 0.0
+                self._control[actor.slot], self._control_flags[actor.slot], self._gear[actor.slot] = 0.0, 0, 0
             else:
                 actor.transform = tf
             self.actors[actor.id] = actor
@@ -277,7 +288,6 @@ class ServerWorld:
             if actor.slot >= 0:
                 self.sim.remove_actor(0, actor.slot)
             del self.actors[actor_id]
-            self._prev_velocity.pop(actor_id, None)
             self.destroyed[actor_id] = actor.blueprint
             return True
 
@@ -296,7 +306,9 @@ class ServerWorld:
     def apply_vehicle_control(self, actor_id: int, control: wire.VehicleControl) -> None:
         with self.lock:
             actor = self.body(actor_id, ActorKind.VEHICLE)
-            actor.control = control
+            self._control[actor.slot] = (control.throttle, control.steer, control.brake)
+            self._control_flags[actor.slot] = (control.hand_brake, control.reverse, control.manual_gear_shift)
+            self._gear[actor.slot] = control.gear
             lim = self._limits
             if control.hand_brake:
                 accel = -lim.max_brake
@@ -400,11 +412,9 @@ class ServerWorld:
             yaw_rate = v * np.cos(beta) * np.tan(steer) / np.maximum(wheelbase, 1e-3)
             is_vehicle = st.kind[0, slots] == ActorKind.VEHICLE
             rec["angular_velocity"][bodies, 2] = np.where(is_vehicle, -np.degrees(yaw_rate), 0.0)
-            prev = np.array([self._prev_velocity.get(actors[i].id, (0.0, 0.0)) for i in bodies])
-            acc = (np.stack([vx, vy], axis=1) - prev) / self.dt
-            rec["acceleration"][bodies, :2] = acc
-            for i, a, b in zip(bodies, vx, vy, strict=True):
-                self._prev_velocity[actors[i].id] = (float(a), float(b))
+            vel = np.stack([vx, vy], axis=1)
+            rec["acceleration"][bodies, :2] = (vel - self._prev_velocity[slots]) / self.dt
+            self._prev_velocity[slots] = vel
             rm = self.road_map
             proj = rm.project(np.stack([x, y], axis=1), yaw, max_distance=5.0)
             limit = np.where(proj.lane >= 0, rm.lane_speed_limit[np.maximum(proj.lane, 0)], 0.0) * 3.6
@@ -419,29 +429,26 @@ class ServerWorld:
                 rec["has_light"][rows] = 1
                 rec["light_state"][rows] = self._signal_states()[sig]
                 rec["light_id"][rows] = self._signal_light[sig]
-            for i in bodies[is_vehicle]:
-                c = actors[i].control
-                rec["control"][i] = (c.throttle, c.steer, c.brake)
-                rec["hand_brake"][i], rec["reverse"][i] = c.hand_brake, c.reverse
-                rec["manual_gear_shift"][i], rec["gear"][i] = c.manual_gear_shift, c.gear
+            cars, car_slots = bodies[is_vehicle], slots[is_vehicle]
+            rec["control"][cars] = self._control[car_slots]
+            rec["hand_brake"][cars] = self._control_flags[car_slots, 0]
+            rec["reverse"][cars] = self._control_flags[car_slots, 1]
+            rec["manual_gear_shift"][cars] = self._control_flags[car_slots, 2]
+            rec["gear"][cars] = self._gear[car_slots]
         for i, a in enumerate(actors):
             if a.slot < 0:
                 t = self.transform_of(a)
                 rec["transform"][i] = (t.x, t.y, t.z, t.pitch, t.yaw, t.roll)
         if self.light_signal:
+            rows = np.array([i for i, a in enumerate(actors) if a.id in self.light_signal], dtype=np.int64)
+            sig = np.array([self.light_signal[actors[i].id] for i in rows], dtype=np.int64)
+            light = np.zeros(len(rows), LIGHT_UNION)
+            light["sign_id"] = self._sign_ids[sig]
+            light["green"], light["yellow"], light["red"] = st.sig_timing[0]
+            light["frozen"] = st.frozen_light[0, sig] >= 0
+            light["state"] = self._signal_states()[sig]
             raw = rec.view(np.uint8).reshape(len(rec), wire.ACTOR_RECORD.itemsize)
-            states = self._signal_states()
-            frozen = st.frozen_light[0]
-            green, yellow, red = (float(v) for v in st.sig_timing[0])
-            for i, a in enumerate(actors):
-                sig = self.light_signal.get(a.id)
-                if sig is None:
-                    continue
-                data = wire.TRAFFIC_LIGHT_DATA.pack(
-                    self.road_map.signal_xodr_id[sig].encode()[:31], green, yellow, red, 0.0, 0,
-                    bool(frozen[sig] >= 0), int(states[sig]),
-                )  # fmt: skip
-                raw[i, wire.UNION_OFFSET :] = np.frombuffer(data, np.uint8)
+            raw[rows, wire.UNION_OFFSET :] = light.view(np.uint8).reshape(len(rows), LIGHT_UNION.itemsize)
         return rec
 
     def _collision_events(self) -> None:
