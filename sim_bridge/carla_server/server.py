@@ -7,12 +7,22 @@ CARLA's error reply naming the call (the client raises ``RuntimeError``), never 
 
 Implemented calls: connection (``version``, ``get_episode_info``, ``get_sensor_token``), settings
 (``get/set_episode_settings``, synchronous mode, ``fixed_delta_seconds``), map (``get_map_info``
-with spawn points, ``get_map_data`` = our OpenDRIVE, ``get_required_files``), blueprints
+with spawn points, ``get_map_data`` = our OpenDRIVE, ``get_required_files``,
+``copy_opendrive_to_file`` + ``load_new_episode`` = ``generate_opendrive_world``), blueprints
 (``get_actor_definitions``), actors (``spawn_actor``, ``spawn_actor_with_parent``,
-``destroy_actor``, ``get_actors_by_id``, ``get_spectator``, transforms, velocity, autopilot),
-controls (``apply_control_to_vehicle``, ``apply_control_to_walker``), ``apply_batch`` (spawn,
-destroy, vehicle and walker control, transform, autopilot), ``tick_cue``, weather, lights, the
-Traffic Manager registry. See :mod:`sim_bridge.carla_server.world` for the physics mapping.
+``destroy_actor``, ``get_actors_by_id``, ``get_actor_bounding_box``, ``get_spectator``,
+transforms, target velocity, ``set_actor_autopilot``), controls (``apply_control_to_vehicle``,
+``apply_control_to_walker``), ``apply_batch`` (spawn with ``do_after``, destroy, vehicle and walker
+control, transform, autopilot), ``tick_cue``, weather, traffic lights (``set_traffic_light_state``,
+``freeze_traffic_light``, ``freeze_all_traffic_lights``, ``reset_all_traffic_lights``,
+``get_group_traffic_lights``), vehicle light states, the Traffic Manager registry. Streams: the
+world state every tick (actors, vehicle controls and the light each vehicle stands at, traffic-light
+states with their OpenDRIVE ids) and collision events. See :mod:`sim_bridge.carla_server.world`
+for the physics mapping.
+
+Not served (the call's error names it): cameras, lidars and other rendered sensors, AI walker
+controllers and navigation, physics control, recorder and replayer, vehicle doors and Ackermann
+control, debug drawing, map layers, environment objects.
 """
 
 from __future__ import annotations
