@@ -241,3 +241,59 @@ def test_a_server_that_dies_mid_episode_raises_a_connection_error() -> None:
     result = json.loads(next(ln for ln in out.splitlines() if ln.startswith("RESULT "))[len("RESULT ") :])
     assert result["error"] is not None and f"127.0.0.1:{srv.port}" in result["error"]
     assert "stopped answering" in result["error"]
+
+
+SCRIPTED = """
+import json
+import numpy as np
+from sim_bridge.api import ActorKind, ActorSpec, Behaviour, BehaviourKind, MapRef, Pose, WorldSpec
+from sim_bridge.carla import CarlaConfig, CarlaSimulator
+from sim_bridge.embedded.config import EmbeddedConfig
+from sim_bridge.embedded.simulator import EmbeddedSimulator
+from sim_bridge.maps.catalog import load_map
+
+rm = load_map(MapRef("grid"))
+lane = int(rm.driving_lanes[np.argmax(rm.lane_length[rm.driving_lanes])])
+xy, yaw = rm.pose_at(np.array([lane, lane, lane]), np.array([10.0, 40.0, 70.0]))
+pose = [Pose(float(xy[i, 0]), float(xy[i, 1]), float(yaw[i])) for i in range(3)]
+lead = ActorSpec(ActorKind.VEHICLE, pose[1], speed=8.0, target_speed=8.0,
+                 behaviour=Behaviour(kind=BehaviourKind.BRAKE, trigger_time=2.0, decel=6.0))
+parked = ActorSpec(ActorKind.VEHICLE, pose[2], behaviour=Behaviour(kind=BehaviourKind.STOPPED, trigger_time=1.0))
+walker = ActorSpec(ActorKind.PEDESTRIAN, Pose(pose[0].x + 30.0, pose[0].y + 30.0, 0.0), speed=1.5,
+                   behaviour=Behaviour(kind=BehaviourKind.CROSS, trigger_time=0.5))
+spec = WorldSpec(map=MapRef("grid"), ego=pose[0], actors=(lead, parked, walker), vehicles=0, pedestrians=0)
+runs = {{}}
+for name, sim in (("carla", CarlaSimulator(CarlaConfig(port={port}, tm_port={tm_port}, timeout=20.0))),
+                  ("embedded", EmbeddedSimulator(EmbeddedConfig(num_worlds=1, threads=1)))):
+    sim.reset(spec, seed=0)
+    a = sim.actor_arrays()
+    ids = [int(a.ids[0, j]) for j in range(a.shape[1]) if a.active[0, j] and j > 0]
+    start = {{i: (float(a.x[0, j]), float(a.y[0, j])) for j, i in enumerate(a.ids[0]) if a.active[0, j]}}
+    track = {{i: [] for i in ids}}
+    for k in range(50):
+        sim.step(np.array([[-1.0, 0.0]]))
+        a = sim.actor_arrays()
+        for j in range(a.shape[1]):
+            if int(a.ids[0, j]) in track:
+                track[int(a.ids[0, j])].append((float(a.x[0, j]), float(a.y[0, j]), float(a.speed[0, j])))
+    kinds = {{int(a.ids[0, j]): int(a.kind[0, j]) for j in range(a.shape[1]) if a.active[0, j]}}
+    def near(p):
+        return min(ids, key=lambda i: np.hypot(start[i][0] - p.x, start[i][1] - p.y))
+    runs[name] = dict(lead=[t[2] for t in track[near(lead.pose)]],
+                      parked=[t[2] for t in track[near(parked.pose)]],
+                      walker=[np.hypot(t[0] - track[near(walker.pose)][0][0], t[1] - track[near(walker.pose)][0][1])
+                              for t in track[near(walker.pose)]])
+    sim.close()
+print("RESULT " + json.dumps(runs), flush=True)
+"""
+
+
+def test_scripted_scenario_actors_behave_on_carla_as_on_the_embedded_backend(server: CarlaServer) -> None:
+    r = _run(SCRIPTED.format(port=server.port, tm_port=_free_port()))
+    for name in ("carla", "embedded"):
+        run = r[name]
+        lead, parked, walker = run["lead"], run["parked"], run["walker"]
+        assert lead[15] > 5.0, (name, lead[:20])  # cruising before its trigger at 2 s
+        assert lead[35] < lead[19] - 4.0 or lead[35] < 0.5, (name, lead)  # then brakes hard
+        assert parked[5] < 0.1 and parked[-1] > 2.0, (name, parked)  # stands, then drives off at 1 s
+        assert walker[-1] > 4.0, (name, walker)  # crosses once triggered at 0.5 s

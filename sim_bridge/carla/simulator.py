@@ -17,10 +17,11 @@ Traffic lights: CARLA's ``traffic.traffic_light`` actors are matched to our sign
 id; their states feed ``light_states``, the BEV and the ``red_light`` event (the ego's tail
 crossing a red stop line, the embedded backend's rule); ``spec.signal_states`` freezes lights.
 
+Scenario actors and their triggered behaviours: :mod:`sim_bridge.carla.scenario_actors`.
+
 Not yet on CARLA (documented gaps): ``stop_sign`` events (-1), signal timing
 (``spec.signals``: the server's own cycle runs), background pedestrians (CARLA's need AI walker
-controllers), and the scripted behaviours of scenario actors beyond cruising (autopilot) and
-standing (hand brake).
+controllers), opening doors.
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ import numpy as np
 
 from sim_bridge.api import (
     ActorKind,
-    ActorSpec,
-    BehaviourKind,
     EgoVehicle,
     LightState,
     Observation,
@@ -44,6 +43,7 @@ from sim_bridge.api import (
 )
 from sim_bridge.carla.config import CarlaConfig
 from sim_bridge.carla.connection import CarlaConnectionError, connect
+from sim_bridge.carla.scenario_actors import ScriptedActor, spawn_scenario_actor
 from sim_bridge.embedded.events import TAIL, segments_intersect
 from sim_bridge.frames import carla_to_map, map_to_carla, wrap_angle
 from sim_bridge.maps.catalog import load_map
@@ -59,10 +59,8 @@ HISTORY_PERIOD = 0.5
 TRAFFIC_SPEED_RADIUS = 50.0
 #: background vehicles spawn at least this far from the ego [m]
 BACKGROUND_MIN_DISTANCE = 15.0
-#: blueprints of scenario actors
+#: blueprint of background vehicles
 VEHICLE_BLUEPRINT = "vehicle.audi.a2"
-WALKER_BLUEPRINT = "walker.pedestrian.0001"
-PROP_BLUEPRINT = "static.prop.streetbarrier"
 
 
 def _kind(type_id: str) -> ActorKind | None:
@@ -105,6 +103,8 @@ class CarlaSimulator(Simulator):
         self._ego: Any = None
         self._info: dict[int, tuple[int, float, float, float, float]] = {}  # id → kind, l, w, bbox x, y
         self._lock = threading.Lock()
+        self._scripted: list[ScriptedActor] = []
+        self._t0 = 0.0  # server time at the episode's start [s]
         self._light_actors: list[Any] = []  # CARLA traffic lights matched to our signals
         self._stop_light: np.ndarray | None = None  # [K] index into _light_actors (len: none)
         self._stop_heading = np.zeros(0)  # [K] lane heading at each stop line [rad]
@@ -238,8 +238,11 @@ class CarlaSimulator(Simulator):
             self._ego.set_target_velocity(self._velocity(eyaw, spec.ego_speed))
 
         # --- scenario actors, then background traffic on the server's spawn points
+        self._scripted = []
         for actor in spec.actors:
-            self._spawn_scenario_actor(library, actor)
+            scripted = spawn_scenario_actor(world, library, self._tm, cfg.tm_port, actor, self._transform)
+            self._scripted.append(scripted)
+            self._spawned.append(scripted.actor)
         self._spawn_background(world, library, spec, rng, ex, ey)
         self._find_lights(world, rm, spec)
 
@@ -248,6 +251,7 @@ class CarlaSimulator(Simulator):
         self._yaw_rate[:] = 0.0
         self._accel_lon[:] = 0.0
         self._steps = 0
+        self._t0 = float(self._world.get_snapshot().timestamp.elapsed_seconds)
         self._tick()
         self._arrays = self._read()
         self._history = [self._arrays.copy() for _ in range(cfg.bev.history)]
@@ -318,29 +322,6 @@ class CarlaSimulator(Simulator):
 
         return carla.Vector3D(float(speed * math.cos(yaw)), float(-speed * math.sin(yaw)), 0.0)
 
-    def _spawn_scenario_actor(self, library: Any, actor: ActorSpec) -> None:
-        import carla
-
-        p, kind, beh = actor.pose, ActorKind(actor.kind), actor.behaviour
-        static_car = kind == ActorKind.STATIC and (actor.length or 4.4) > 3.0
-        name = {ActorKind.VEHICLE: VEHICLE_BLUEPRINT, ActorKind.PEDESTRIAN: WALKER_BLUEPRINT}.get(
-            kind, VEHICLE_BLUEPRINT if static_car else PROP_BLUEPRINT
-        )
-        spawned = self._world.spawn_actor(library.find(name), self._transform(p.x, p.y, p.yaw))
-        self._spawned.append(spawned)
-        if kind == ActorKind.VEHICLE and beh.kind != BehaviourKind.STOPPED:
-            spawned.set_autopilot(True, self.config.tm_port)
-            if actor.target_speed is not None:
-                self._tm.set_desired_speed(spawned, float(actor.target_speed) * 3.6)
-            if actor.speed > 0.0:
-                spawned.set_target_velocity(self._velocity(p.yaw, actor.speed))
-        elif kind == ActorKind.VEHICLE or static_car:
-            spawned.apply_control(carla.VehicleControl(brake=1.0, hand_brake=True))
-        elif kind == ActorKind.PEDESTRIAN and beh.kind == BehaviourKind.CRUISE:
-            speed = actor.target_speed if actor.target_speed is not None else (actor.speed or 1.4)
-            d = self._velocity(p.yaw, 1.0)
-            spawned.apply_control(carla.WalkerControl(direction=d, speed=float(speed)))
-
     def _spawn_background(
         self, world: Any, library: Any, spec: WorldSpec, rng: np.random.Generator, ex, ey
     ) -> None:
@@ -410,6 +391,9 @@ class CarlaSimulator(Simulator):
         yaw0, v0 = float(self._arrays.yaw[0, 0]), float(self._arrays.speed[0, 0])
         driven = 0.0
         px, py = x0, y0
+        now = float(self._world.get_snapshot().timestamp.elapsed_seconds) - self._t0
+        for scripted in self._scripted:
+            scripted.update(x0, y0, now)
         for _ in range(self._ticks):
             self._tick()
             loc = self._ego.get_location()
