@@ -72,6 +72,11 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
         "drive.pipelines.bench_plan:run",
         "world-model planner decision latency (p50/p99 at B=1) and decisions/s (B=8, 32), JSON lines",
     ),
+    ("serve-carla",): (
+        "serve_carla",
+        "drive.pipelines.serve_carla:run",
+        "serve the embedded simulator over CARLA 0.9.16's protocol (carla.Client connects)",
+    ),
 }
 
 

@@ -343,3 +343,7 @@ def register() -> None:
     cs.store(name="wm_eval_schema", node=WmEvalConfig)
     cs.store(name="bench_wm_schema", node=BenchWmConfig)
     cs.store(name="bench_plan_schema", node=BenchPlanConfig)
+
+    from drive.pipelines.serve_carla import ServeCarlaConfig
+
+    cs.store(name="serve_carla_schema", node=ServeCarlaConfig)

@@ -101,6 +101,12 @@ def _embedded(config: Any) -> Simulator:
     return EmbeddedSimulator(config)
 
 
+def _carla(config: Any) -> Simulator:
+    from sim_bridge.carla.simulator import CarlaSimulator
+
+    return CarlaSimulator(config)
+
+
 def _register_builtin() -> None:
     """The backends that ship with the package (on first use: their configs import this module)."""
     global _builtin_registered
@@ -115,5 +121,15 @@ def _register_builtin() -> None:
             EmbeddedConfig,
             _embedded,
             "the embedded CPU simulator: batched, deterministic, no server",
+        )
+    )
+    from sim_bridge.carla.config import CarlaConfig
+
+    register(
+        Backend(
+            "carla",
+            CarlaConfig,
+            _carla,
+            "a CARLA 0.9.16 server (or `drive serve-carla`) through the carla client: one world per server",
         )
     )

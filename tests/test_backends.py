@@ -17,6 +17,7 @@ from drive.cli import compose_config
 from sim_bridge import backends
 from sim_bridge.api import MapRef, Simulator, StepEvents, WorldEvents, WorldSpec
 from sim_bridge.backends import Backend, BackendConfig, BackendError
+from sim_bridge.carla.config import CarlaConfig
 from sim_bridge.embedded.config import EmbeddedConfig
 from sim_bridge.embedded.simulator import EmbeddedSimulator
 from sim_bridge.gym_env import DriveEnv, DriveVectorEnv
@@ -139,3 +140,52 @@ def test_commands_build_their_simulator_through_the_registry(
     )  # fmt: skip
     eval_pipeline.run(cfg)
     assert len(counting) >= 2 and all(isinstance(c, CountingConfig) for c in counting)
+
+
+def test_the_carla_backend_builds_through_the_registry_and_keeps_the_contract() -> None:
+    """``sim=carla`` against ``drive``'s own CARLA-protocol server: the registry builds the CARLA
+    backend from the composed config, and its observations have the contract's shapes (the real
+    ``carla`` client runs in a subprocess)."""
+    pytest.importorskip("carla")
+    import json
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from sim_bridge.carla_server import CarlaServer, CarlaServerConfig
+
+    root = Path(__file__).resolve().parents[1]
+    code = textwrap.dedent(
+        """
+        import json
+        import numpy as np
+        from drive import build
+        from drive.cli import compose_config
+        from sim_bridge.api import MapRef, WorldSpec
+
+        cfg = compose_config("eval", ["sim=carla", "sim.port={port}", "sim.tm_port={tm}", "sim.timeout=20"])
+        sim = build.simulator(cfg.sim, num_worlds=1, threads=1)
+        obs = sim.reset(WorldSpec(map=MapRef("straight"), vehicles=2, pedestrians=0, route_length=100.0), seed=3)
+        for _ in range(5):
+            obs, ev = sim.step(np.array([[0.5, 0.0]]))
+        print("RESULT " + json.dumps({{"type": type(sim).__name__, "bev": list(obs.bev.shape),
+                                      "ego": list(obs.ego.shape), "objects": list(obs.objects.shape),
+                                      "speed": float(ev.ego_speed[0])}}))
+        sim.close()
+        """
+    )
+    with CarlaServer(CarlaServerConfig(port=0, sim=EmbeddedConfig(num_worlds=1, threads=1))) as server:
+        tm = server.port + 17
+        proc = subprocess.run(
+            [sys.executable, "-c", code.format(port=server.port, tm=tm)],
+            env={**os.environ, "PYTHONPATH": str(root), "NUMBA_NUM_THREADS": "1"},
+            capture_output=True, text=True, timeout=300, cwd=root,
+        )  # fmt: skip
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stdout + proc.stderr
+    out = json.loads(lines[-1][len("RESULT ") :])
+    g = CarlaConfig().bev
+    assert out["type"] == "CarlaSimulator"
+    assert out["bev"] == [1, g.num_channels, g.size, g.size] and out["ego"] == [1, EGO_DIM]
+    assert out["objects"] == [1, CarlaConfig().max_objects, OBJECT_DIM] and out["speed"] > 0.0

@@ -21,9 +21,11 @@ import numpy as np
 from sim_bridge.api import (
     ActorKind,
     ActorSpec,
+    Behaviour,
     BehaviourKind,
     EgoVehicle,
     Observation,
+    Pose,
     Simulator,
     StepEvents,
     WorldSpec,
@@ -728,3 +730,114 @@ class EmbeddedSimulator(Simulator):
             ),
         )
         return self._observer.observe(frame, self._routes, self._progress, self._projection)
+
+    # ------------------------------------------------------------------ actors added while running
+    # (the CARLA-protocol server spawns, controls and destroys actors between steps)
+
+    def set_step(self, dt: float) -> None:
+        """Make one ``step`` advance ``dt`` [s] with one physics step of ``dt`` (NPCs decide every
+        step). For a server whose clients choose the step (CARLA's ``fixed_delta_seconds``)."""
+        if not dt > 0.0:
+            raise ValueError(f"step must be positive, got {dt} s")
+        self.config = dataclasses.replace(self.config, decision_dt=float(dt), physics_dt=float(dt))
+        self.dt = float(dt)
+        self._substeps = 1
+        self._params = DriverParams.make(self.config.driver, self.config.vehicle, self.dt)
+
+    def free_slot(self, b: int, kind: ActorKind) -> int | None:
+        """The lowest inactive slot of ``kind`` in world ``b`` (vehicles from slot 1: slot 0 is the
+        ego's), or ``None`` when all are taken."""
+        st, cfg = self.state, self.config
+        NV, NP = cfg.max_vehicles, cfg.max_pedestrians
+        lo, hi = {
+            ActorKind.VEHICLE: (1, NV),
+            ActorKind.PEDESTRIAN: (NV, NV + NP),
+            ActorKind.STATIC: (NV + NP, st.F.shape[2]),
+        }[ActorKind(kind)]
+        free = np.flatnonzero(st.active[b, lo:hi] == 0)
+        return int(lo + free[0]) if len(free) else None
+
+    def add_actor(self, b: int, actor: ActorSpec, autopilot: bool = False) -> int:
+        """Place ``actor`` in a free slot of world ``b`` and return the slot.
+
+        Vehicles with ``autopilot`` are driven by the NPC driver (lane following, IDM, signals;
+        :class:`MapError` when farther than 6 m from a driving lane); other vehicles keep the
+        commands of :meth:`set_vehicle_command` (initially coasting). Pedestrians stand until
+        :meth:`set_walker_command`. Actors added here are never despawned by background traffic,
+        which keeps to the slots above them. Raises ``ValueError`` when no slot of the kind is free.
+        """
+        st = self.state
+        kind = ActorKind(actor.kind)
+        slot = self.free_slot(b, kind)
+        if slot is None:
+            raise ValueError(
+                f"no free {kind.name.lower()} slot in world {b} (raise sim.max_{kind.name.lower()}s)"
+            )
+        actor_id = int(st.W[f.NEXT_ID, b])
+        st.W[f.NEXT_ID, b] += 1
+        for table in (st.F, st.I):
+            table[:, b, slot] = 0
+        st.kind[b, slot] = int(kind)
+        st.lane[b, slot] = st.lane_prev[b, slot] = st.p_target_lane[b, slot] = -1
+        if kind == ActorKind.VEHICLE:
+            st.plan[b, slot] = -1
+            if autopilot:
+                self._place_vehicle(b, slot, actor, actor_id)
+            else:
+                length = actor.length or DEFAULT_SIZE[kind][0]
+                width = actor.width or DEFAULT_SIZE[kind][1]
+                p = actor.pose
+                self._set_box(b, slot, p.x, p.y, p.yaw, length, width, actor_id)
+                st.speed[b, slot] = actor.speed
+                st.wheelbase[b, slot] = 0.6 * length
+                st.speed_factor[b, slot] = 1.0
+            st.W[f.FIRST_BG_VEHICLE, b] = max(int(st.W[f.FIRST_BG_VEHICLE, b]), slot + 1)
+        elif kind == ActorKind.PEDESTRIAN:
+            stand = dataclasses.replace(actor, behaviour=Behaviour(kind=BehaviourKind.STOPPED))
+            self._place_pedestrian(b, slot, stand, actor_id)
+            st.W[f.FIRST_BG_PEDESTRIAN, b] = max(int(st.W[f.FIRST_BG_PEDESTRIAN, b]), slot + 1)
+        else:
+            self._place_static(b, slot, actor, actor_id)
+        return slot
+
+    def remove_actor(self, b: int, slot: int) -> None:
+        """Deactivate the actor in ``slot`` of world ``b`` (the ego's slot 0 included)."""
+        self.state.active[b, slot] = 0
+
+    def set_autopilot(self, b: int, slot: int, enabled: bool) -> None:
+        """Hand vehicle ``slot`` to the NPC driver (``enabled``) or back to its commands."""
+        st = self.state
+        if slot < 1 or slot >= self.config.max_vehicles or not st.active[b, slot]:
+            raise ValueError(f"slot {slot} of world {b} is not an active non-ego vehicle")
+        if not enabled:
+            st.lane[b, slot] = -1
+            st.plan[b, slot] = -1
+            return
+        actor = ActorSpec(
+            kind=ActorKind.VEHICLE,
+            pose=Pose(float(st.x[b, slot]), float(st.y[b, slot]), float(st.yaw[b, slot])),
+            speed=float(st.speed[b, slot]),
+            length=float(st.length[b, slot]),
+            width=float(st.width[b, slot]),
+        )
+        self._place_vehicle(b, slot, actor, int(st.ids[b, slot]))
+
+    def set_vehicle_command(self, b: int, slot: int, accel: float, steer: float) -> None:
+        """Commands of a vehicle not on autopilot: acceleration [m/s²] (< 0 brakes) and front-wheel
+        angle [rad] (> 0 left), held until changed. Clipped to the vehicle limits by the physics."""
+        st = self.state
+        st.accel_cmd[b, slot] = accel
+        st.steer_cmd[b, slot] = steer
+
+    def set_walker_command(self, b: int, slot: int, yaw: float, speed: float) -> None:
+        """Walk pedestrian ``slot`` along ``yaw`` [rad] at ``speed`` [m/s] until changed (0 stands)."""
+        st = self.state
+        if speed <= 0.0:
+            st.mode[b, slot] = STAND
+            return
+        st.mode[b, slot] = WALK_FREE
+        st.yaw[b, slot] = yaw
+        st.p_speed[b, slot] = speed
+        st.p_walked[b, slot] = 0.0
+        st.p_max_walk[b, slot] = math.inf
+        st.p_target_lane[b, slot] = -1

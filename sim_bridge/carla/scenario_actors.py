@@ -1,0 +1,134 @@
+"""Scenario actors on CARLA: spawned from an :class:`~sim_bridge.api.ActorSpec`, scripted like the
+embedded backend's behaviours through CARLA's own controls and the client's Traffic Manager.
+
+=============  ==================================================================================
+behaviour      on CARLA
+=============  ==================================================================================
+CRUISE         vehicles: Traffic Manager autopilot (``target_speed``, ``route`` as a path,
+               ``lateral_offset``, ``ignore_signals`` / ``ignore_actors`` as 100 % ignore rules);
+               pedestrians: walk along their yaw; statics stand
+STOPPED        hand brake until triggered, then CRUISE
+BRAKE          CRUISE, then off the autopilot with ``brake = decel / max_brake`` when triggered
+CUT_IN         CRUISE, then ``force_lane_change`` to the ``lane_change`` side when triggered
+CROSS          pedestrians: stand, then walk along their yaw at ``speed`` when triggered
+OPEN_DOOR      stands; the door is not opened (not modelled on CARLA yet)
+=============  ==================================================================================
+
+Triggers as the embedded backend's: the ego closer than ``trigger_distance`` (centre to centre)
+or the episode time past ``trigger_time``, whichever first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sim_bridge.api import ActorKind, ActorSpec, BehaviourKind
+from sim_bridge.frames import map_to_carla
+
+#: blueprints of scenario actors
+VEHICLE_BLUEPRINT = "vehicle.audi.a2"
+WALKER_BLUEPRINT = "walker.pedestrian.0001"
+PROP_BLUEPRINT = "static.prop.streetbarrier"
+#: CARLA brake 1 decelerates about this much (the embedded limit, and our server's) [m/s²]
+FULL_BRAKE_DECEL = 8.0
+
+
+def _velocity(yaw: float, speed: float) -> Any:
+    import carla
+
+    return carla.Vector3D(float(speed * math.cos(yaw)), float(-speed * math.sin(yaw)), 0.0)
+
+
+@dataclass
+class ScriptedActor:
+    """One scenario actor and its behaviour's state."""
+
+    actor: Any  # carla.Actor
+    spec: ActorSpec
+    tm: Any  # carla.TrafficManager
+    tm_port: int
+    triggered: bool = False
+
+    def update(self, ego_x: float, ego_y: float, time: float) -> None:
+        """Fire the trigger when due (map frame [m], episode time [s])."""
+        beh = self.spec.behaviour
+        if self.triggered or beh.kind == BehaviourKind.CRUISE:
+            return
+        near = False
+        if beh.trigger_distance > 0.0:  # from where the actor is now (it may have moved)
+            loc = self.actor.get_location()
+            ex, ey, _ = map_to_carla(ego_x, ego_y)
+            near = math.hypot(loc.x - ex, loc.y - ey) < beh.trigger_distance
+        if near or time >= beh.trigger_time:
+            self.triggered = True
+            self._fire()
+
+    def _fire(self) -> None:
+        import carla
+
+        beh, kind = self.spec.behaviour, ActorKind(self.spec.kind)
+        if kind == ActorKind.VEHICLE:
+            if beh.kind == BehaviourKind.STOPPED:
+                self.actor.apply_control(carla.VehicleControl())
+                self.actor.set_autopilot(True, self.tm_port)
+            elif beh.kind == BehaviourKind.BRAKE:
+                self.actor.set_autopilot(False, self.tm_port)
+                self.actor.apply_control(carla.VehicleControl(brake=min(1.0, beh.decel / FULL_BRAKE_DECEL)))
+            elif beh.kind == BehaviourKind.CUT_IN:
+                self.tm.force_lane_change(self.actor, beh.lane_change < 0)  # CARLA: True = to the right
+        elif kind == ActorKind.PEDESTRIAN and beh.kind in (BehaviourKind.CROSS, BehaviourKind.STOPPED):
+            _walk(self.actor, self.spec)
+
+
+def _walk(actor: Any, spec: ActorSpec) -> None:
+    import carla
+
+    speed = spec.target_speed if spec.target_speed is not None else (spec.speed or 1.4)
+    actor.apply_control(carla.WalkerControl(direction=_velocity(spec.pose.yaw, 1.0), speed=float(speed)))
+
+
+def spawn_scenario_actor(
+    world: Any,
+    library: Any,
+    tm: Any,
+    tm_port: int,
+    spec: ActorSpec,
+    transform: Callable[[float, float, float], Any],
+) -> ScriptedActor:
+    """Spawn ``spec`` (``transform(x, y, yaw)`` places it, map frame) and start its behaviour."""
+    import carla
+
+    p, kind, beh = spec.pose, ActorKind(spec.kind), spec.behaviour
+    static_car = kind == ActorKind.STATIC and (spec.length or 4.4) > 3.0
+    name = {ActorKind.VEHICLE: VEHICLE_BLUEPRINT, ActorKind.PEDESTRIAN: WALKER_BLUEPRINT}.get(
+        kind, VEHICLE_BLUEPRINT if static_car else PROP_BLUEPRINT
+    )
+    actor = world.spawn_actor(library.find(name), transform(p.x, p.y, p.yaw))
+    scripted = ScriptedActor(actor, spec, tm, tm_port)
+    if kind == ActorKind.VEHICLE and beh.kind != BehaviourKind.STOPPED:
+        actor.set_autopilot(True, tm_port)
+        if spec.target_speed is not None:
+            tm.set_desired_speed(actor, float(spec.target_speed) * 3.6)
+        if beh.ignore_signals:
+            tm.ignore_lights_percentage(actor, 100.0)
+            tm.ignore_signs_percentage(actor, 100.0)
+        if beh.ignore_actors:
+            tm.ignore_vehicles_percentage(actor, 100.0)
+            tm.ignore_walkers_percentage(actor, 100.0)
+        if beh.lateral_offset:
+            tm.vehicle_lane_offset(actor, -float(beh.lateral_offset))  # CARLA: > 0 to the right
+        if beh.kind == BehaviourKind.CUT_IN:
+            tm.auto_lane_change(actor, False)
+        if spec.route:
+            path = [carla.Location(*(float(v) for v in map_to_carla(x, y)[:2]), 0.0) for x, y in spec.route]
+            tm.set_path(actor, path)
+        if spec.speed > 0.0:
+            actor.set_target_velocity(_velocity(p.yaw, spec.speed))
+    elif kind == ActorKind.VEHICLE or static_car:
+        actor.apply_control(carla.VehicleControl(brake=1.0, hand_brake=True))
+    elif kind == ActorKind.PEDESTRIAN and beh.kind == BehaviourKind.CRUISE:
+        _walk(actor, spec)
+    return scripted

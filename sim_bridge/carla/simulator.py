@@ -1,0 +1,570 @@
+"""``CarlaSimulator``: the :class:`~sim_bridge.api.Simulator` contract on a CARLA 0.9.16 server.
+
+One server is one world (``num_worlds`` = 1). ``reset`` loads the spec's map on the server when it
+differs (``generate_opendrive_world`` from our OpenDRIVE, so the server's roads are ours), puts
+the server in synchronous mode with ``fixed_delta_seconds = physics_dt``, spawns the ego at the
+route start with collision and lane-invasion sensors, the scenario actors and the background
+traffic (Traffic Manager autopilot), and ticks once. ``step`` applies the action as a
+``VehicleControl`` and ticks ``decision_dt / physics_dt`` times. Actor states come back from the
+world snapshot, converted to our frame here (:mod:`sim_bridge.frames`) and nowhere else, and go
+through the shared sensors (:class:`~sim_bridge.sensors.observe.Observer`) into the same
+:class:`~sim_bridge.api.Observation` as every backend.
+
+Action → control: ``accel`` ≥ 0 is ``throttle = accel``, < 0 is ``brake = -accel``; ``steer``
+(> 0 left) is ``steer = -steer`` (CARLA steers right for > 0).
+
+Traffic lights: CARLA's ``traffic.traffic_light`` actors are matched to our signals by OpenDRIVE
+id; their states feed ``light_states``, the BEV and the ``red_light`` event (the ego's tail
+crossing a red stop line, the embedded backend's rule); ``spec.signal_states`` freezes lights.
+
+Scenario actors and their triggered behaviours: :mod:`sim_bridge.carla.scenario_actors`.
+
+Not yet on CARLA (documented gaps): ``stop_sign`` events (-1), signal timing
+(``spec.signals``: the server's own cycle runs), background pedestrians (CARLA's need AI walker
+controllers), opening doors.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any
+
+import numpy as np
+
+from sim_bridge.api import (
+    ActorKind,
+    EgoVehicle,
+    LightState,
+    Observation,
+    Simulator,
+    StepEvents,
+    WorldSpec,
+)
+from sim_bridge.carla.config import CarlaConfig
+from sim_bridge.carla.connection import CarlaConnectionError, connect
+from sim_bridge.carla.scenario_actors import ScriptedActor, spawn_scenario_actor
+from sim_bridge.embedded.events import TAIL, segments_intersect
+from sim_bridge.frames import carla_to_map, map_to_carla, wrap_angle
+from sim_bridge.maps.catalog import load_map
+from sim_bridge.maps.road_map import MapError, Projection, RoadMap, Route, SignalKind
+from sim_bridge.routes import RouteBatch
+from sim_bridge.sensors.ego import ego_lane
+from sim_bridge.sensors.frame import ActorArrays, EgoKinematics, SensorFrame
+from sim_bridge.sensors.observe import Observer
+
+#: seconds between BEV history frames (as the embedded backend)
+HISTORY_PERIOD = 0.5
+#: background vehicles within this radius count for ``traffic_speed`` [m]
+TRAFFIC_SPEED_RADIUS = 50.0
+#: background vehicles spawn at least this far from the ego [m]
+BACKGROUND_MIN_DISTANCE = 15.0
+#: blueprint of background vehicles
+VEHICLE_BLUEPRINT = "vehicle.audi.a2"
+
+
+def _kind(type_id: str) -> ActorKind | None:
+    if type_id.startswith("vehicle."):
+        return ActorKind.VEHICLE
+    if type_id.startswith("walker."):
+        return ActorKind.PEDESTRIAN
+    if type_id.startswith("static."):
+        return ActorKind.STATIC
+    return None
+
+
+class CarlaSimulator(Simulator):
+    """The CARLA backend (see module doc)."""
+
+    def __init__(self, config: CarlaConfig | None = None) -> None:
+        self.config = config or CarlaConfig()
+        cfg = self.config
+        if cfg.num_worlds != 1:
+            raise ValueError(
+                f"the CARLA backend drives one world per server; got num_worlds={cfg.num_worlds} "
+                "(set it to 1, e.g. `drive collect ... worlds=1`, and run more servers for more worlds)"
+            )
+        self.num_worlds = 1
+        self.dt = float(cfg.decision_dt)
+        ticks = round(cfg.decision_dt / cfg.physics_dt)
+        if ticks < 1 or abs(ticks * cfg.physics_dt - cfg.decision_dt) > 1e-9:
+            raise ValueError(
+                f"decision_dt={cfg.decision_dt} must be a positive multiple of physics_dt={cfg.physics_dt}"
+            )
+        self._ticks = ticks
+        lim = cfg.vehicle
+        self.ego_vehicle = EgoVehicle(
+            max_steer=lim.max_steer, max_accel=lim.max_accel, max_brake=lim.max_brake
+        )
+        self._client: Any = None
+        self._world: Any = None
+        self._tm: Any = None
+        self._map: RoadMap | None = None
+        self._map_key: str | None = None
+        self._observer: Observer | None = None
+        self._routes = RouteBatch(1)
+        self._route: Route | None = None
+        self._spawned: list[Any] = []  # carla actors of this episode, sensors first
+        self._ego: Any = None
+        self._info: dict[int, tuple[int, float, float, float, float]] = {}  # id → kind, l, w, bbox x, y
+        self._lock = threading.Lock()
+        self._scripted: list[ScriptedActor] = []
+        self._t0 = 0.0  # server time at the episode's start [s]
+        self._light_actors: list[Any] = []  # CARLA traffic lights matched to our signals
+        self._stop_light: np.ndarray | None = None  # [K] index into _light_actors (len: none)
+        self._stop_heading = np.zeros(0)  # [K] lane heading at each stop line [rad]
+        self._hits: list[tuple[int, str]] = []  # (other id, other type) since the last step
+        self._invasions = 0
+        self._arrays: ActorArrays | None = None
+        self._history: list[ActorArrays] = []
+        self._prev_action = np.zeros((1, 2))
+        self._yaw_rate = np.zeros(1)
+        self._accel_lon = np.zeros(1)
+        self._progress = np.zeros(1)
+        self._steps = 0
+
+    # ------------------------------------------------------------------ contract
+
+    @property
+    def road_map(self) -> RoadMap | None:
+        return self._map
+
+    def route(self, b: int) -> Route:
+        if b != 0 or self._route is None:
+            raise RuntimeError(f"world {b} has not been reset (the CARLA backend has one world)")
+        return self._route
+
+    def actor_arrays(self) -> ActorArrays:
+        if self._arrays is None:
+            raise RuntimeError("call reset() before reading actors")
+        return self._arrays.copy()
+
+    def light_states(self) -> np.ndarray:
+        """``int8 [1, K]`` state of every stop line, read from CARLA's traffic lights at the last
+        reset or step (matched to our signals by OpenDRIVE id; stop signs and unmatched lines green)."""
+        k = 0 if self._map is None else len(self._map.stop_lane)
+        if self._stop_light is None or len(self._stop_light) != k:
+            return np.full((1, k), int(LightState.GREEN), dtype=np.int8)
+        carla_state = np.array([int(light.state) for light in self._light_actors] + [2], dtype=np.int64)
+        ours = 2 - carla_state[self._stop_light]  # CARLA: Red 0, Yellow 1, Green 2; ours: GREEN 0 … RED 2
+        return np.where((ours >= 0) & (ours <= 2), ours, int(LightState.GREEN)).astype(np.int8)[None, :]
+
+    def close(self) -> None:
+        if self._world is None:
+            return
+        try:
+            self._destroy_episode()
+            settings = self._world.get_settings()
+            settings.synchronous_mode = False
+            settings.fixed_delta_seconds = None
+            self._world.apply_settings(settings)
+            if self._tm is not None:
+                self._tm.set_synchronous_mode(False)
+        except RuntimeError:
+            pass  # the server is gone: nothing left to release
+        self._world = None
+
+    # ------------------------------------------------------------------ reset
+
+    def _connect(self) -> None:
+        if self._client is None:
+            cfg = self.config
+            self._client = connect(cfg.host, cfg.port, cfg.timeout)
+
+    def _reset(self, specs: list[WorldSpec], seeds: list[int], worlds: list[int]) -> Observation:
+        import carla
+
+        spec, seed = specs[0], seeds[0]
+        cfg = self.config
+        self._connect()
+        rm = load_map(spec.map)
+        if spec.map.key() != self._map_key:
+            self._map, self._map_key = rm, spec.map.key()
+            self._observer = Observer(rm, cfg.bev, max_objects=cfg.max_objects, render_bev=cfg.render_bev)
+        client = self._client
+        world = client.get_world()
+        if self._world is not None:
+            self._destroy_episode()
+        if world.get_map().to_opendrive() != rm.xodr:
+            world = client.generate_opendrive_world(
+                rm.xodr, carla.OpendriveGenerationParameters(wall_height=0.0), reset_settings=False
+            )
+        self._world = world
+        settings = world.get_settings()
+        settings.synchronous_mode = True
+        settings.fixed_delta_seconds = cfg.physics_dt
+        world.apply_settings(settings)
+        self._tm = client.get_trafficmanager(cfg.tm_port)
+        self._tm.set_synchronous_mode(True)
+        self._tm.set_random_device_seed(int(seed))
+        rng = np.random.default_rng(seed)
+        library = world.get_blueprint_library()
+
+        # --- ego at the route start, with its sensors
+        if spec.ego is not None:
+            ex, ey, eyaw = spec.ego.x, spec.ego.y, spec.ego.yaw
+            proj = rm.project(np.array([[ex, ey]]), np.array([eyaw]), max_distance=5.0)
+            if proj.lane[0] < 0:
+                raise MapError(f"ego start ({ex:.1f}, {ey:.1f}) is not on a driving lane of map {rm.name!r}")
+            lane0, s0 = int(proj.lane[0]), float(proj.s[0])
+        else:
+            lanes, ss = rm.spawn_points()
+            k = int(rng.integers(len(lanes)))
+            lane0, s0 = int(lanes[k]), float(ss[k])
+            xy, yaw = rm.pose_at(np.array([lane0]), np.array([s0]))
+            ex, ey, eyaw = float(xy[0, 0]), float(xy[0, 1]), float(yaw[0])
+        if spec.route:
+            route = rm.route(np.array([[ex, ey], *spec.route], dtype=np.float64), start_yaw=eyaw)
+        else:
+            route = rm.random_route(lane0, s0, spec.route_length, rng)
+        self._routes.set(0, route, rm)
+        self._route = route
+        bp = library.find(cfg.ego_blueprint)
+        bp.set_attribute("role_name", "hero")
+        self._ego = world.spawn_actor(bp, self._transform(ex, ey, eyaw))
+        ext = self._ego.bounding_box.extent
+        lim = cfg.vehicle
+        self.ego_vehicle = EgoVehicle(
+            2.0 * ext.x, 2.0 * ext.y, 0.6 * 2.0 * ext.x, lim.max_steer, lim.max_accel, lim.max_brake
+        )
+        self._spawned.append(self._ego)
+        with self._lock:
+            self._hits, self._invasions = [], 0
+        collision = world.spawn_actor(
+            library.find("sensor.other.collision"), carla.Transform(), attach_to=self._ego
+        )
+        collision.listen(self._on_collision)
+        invasion = world.spawn_actor(
+            library.find("sensor.other.lane_invasion"), carla.Transform(), attach_to=self._ego
+        )
+        invasion.listen(self._on_invasion)
+        self._spawned[:0] = [collision, invasion]
+        if spec.ego_speed > 0.0:
+            self._ego.set_target_velocity(self._velocity(eyaw, spec.ego_speed))
+
+        # --- scenario actors, then background traffic on the server's spawn points
+        self._scripted = []
+        for actor in spec.actors:
+            scripted = spawn_scenario_actor(world, library, self._tm, cfg.tm_port, actor, self._transform)
+            self._scripted.append(scripted)
+            self._spawned.append(scripted.actor)
+        self._spawn_background(world, library, spec, rng, ex, ey)
+        self._find_lights(world, rm, spec)
+
+        # --- first state
+        self._prev_action[:] = 0.0
+        self._yaw_rate[:] = 0.0
+        self._accel_lon[:] = 0.0
+        self._steps = 0
+        self._t0 = float(self._world.get_snapshot().timestamp.elapsed_seconds)
+        self._tick()
+        self._arrays = self._read()
+        self._history = [self._arrays.copy() for _ in range(cfg.bev.history)]
+        with self._lock:
+            self._hits, self._invasions = [], 0
+        obs, _ = self._measure(driven=0.0, hits=[], invasions=0)
+        return obs
+
+    def _find_lights(self, world: Any, rm: RoadMap, spec: WorldSpec) -> None:
+        """Match CARLA's traffic lights to our signals by OpenDRIVE id; freeze ``spec.signal_states``."""
+        import carla
+
+        index = {xodr_id: i for i, xodr_id in enumerate(rm.signal_xodr_id)}
+        self._light_actors = []
+        by_signal: dict[int, Any] = {}
+        for light in world.get_actors().filter("traffic.traffic_light*"):
+            sig = index.get(light.get_opendrive_id())
+            if sig is not None and rm.signal_kind[sig] == SignalKind.TRAFFIC_LIGHT:
+                by_signal[sig] = light
+        self._light_actors = list(by_signal.values())
+        slot = {sig: i for i, sig in enumerate(by_signal)}
+        none = len(self._light_actors)  # reads as green
+        self._stop_light = np.array([slot.get(int(sig), none) for sig in rm.stop_signal], dtype=np.int64)
+        _, heading = rm.pose_at(rm.stop_lane, rm.stop_s) if len(rm.stop_lane) else (None, np.zeros(0))
+        self._stop_heading = np.asarray(heading, dtype=np.float64)
+        world.reset_all_traffic_lights()
+        states = {LightState.GREEN: carla.TrafficLightState.Green, LightState.YELLOW: carla.TrafficLightState.Yellow,
+                  LightState.RED: carla.TrafficLightState.Red}  # fmt: skip
+        for sig, state in spec.signal_states:
+            if sig not in by_signal:
+                raise ValueError(
+                    f"signal_states names signal {sig}, which is no traffic light of the CARLA world"
+                )
+            by_signal[sig].set_state(states[LightState(state)])
+            by_signal[sig].freeze(True)
+
+    def _red_light(
+        self, light: np.ndarray, prev: tuple[float, float, float], now: tuple[float, float, float]
+    ) -> int:
+        """Signal index of a red light whose stop line the ego's tail crossed (as the embedded
+        backend's rule), -1 if none. ``light [K]`` the states at the step's start; poses (x, y, yaw)."""
+        rm, a = self._map, self._arrays
+        assert rm is not None and a is not None
+        half = TAIL * 0.5 * float(a.length[0, 0])
+        (x0, y0, yaw0), (x1, y1, yaw1) = prev, now
+        t0x, t0y = x0 - half * math.cos(yaw0), y0 - half * math.sin(yaw0)
+        t1x, t1y = x1 - half * math.cos(yaw1), y1 - half * math.sin(yaw1)
+        seg = rm.stop_segment
+        for k in np.flatnonzero(light == LightState.RED):
+            if math.cos(yaw1 - self._stop_heading[k]) <= 0.0:
+                continue
+            (ax, ay), (bx, by) = seg[k]
+            if segments_intersect(t0x, t0y, t1x, t1y, ax, ay, bx, by):
+                return int(rm.stop_signal[k])
+        return -1
+
+    def _transform(self, x: float, y: float, yaw: float) -> Any:
+        import carla
+
+        cx, cy, cyaw = map_to_carla(x, y, yaw)
+        return carla.Transform(
+            carla.Location(float(cx), float(cy), self.config.spawn_height), carla.Rotation(yaw=float(cyaw))
+        )
+
+    @staticmethod
+    def _velocity(yaw: float, speed: float) -> Any:
+        import carla
+
+        return carla.Vector3D(float(speed * math.cos(yaw)), float(-speed * math.sin(yaw)), 0.0)
+
+    def _spawn_background(
+        self, world: Any, library: Any, spec: WorldSpec, rng: np.random.Generator, ex, ey
+    ) -> None:
+        import carla
+
+        if spec.vehicles <= 0:
+            return
+        points = world.get_map().get_spawn_points()
+        xy = np.array([carla_to_map(t.location.x, t.location.y)[:2] for t in points]).reshape(-1, 2)
+        d = np.hypot(xy[:, 0] - ex, xy[:, 1] - ey)
+        near = np.flatnonzero((d >= BACKGROUND_MIN_DISTANCE) & (d <= spec.traffic_radius))
+        chosen = rng.permutation(near)[: spec.vehicles]
+        bp = library.find(VEHICLE_BLUEPRINT)
+        bp.set_attribute("role_name", "autopilot")
+        port = self.config.tm_port
+        SpawnActor, SetAutopilot, FutureActor = (
+            carla.command.SpawnActor,
+            carla.command.SetAutopilot,
+            carla.command.FutureActor,
+        )
+        batch = [SpawnActor(bp, points[int(i)]).then(SetAutopilot(FutureActor, True, port)) for i in chosen]
+        for response in self._client.apply_batch_sync(batch, False):
+            if not response.error:
+                self._spawned.append(world.get_actor(response.actor_id))
+
+    def _destroy_episode(self) -> None:
+        import carla
+
+        sensors = [a for a in self._spawned if a.type_id.startswith("sensor.")]
+        for sensor in sensors:  # the lane-invasion sensor runs in this process: stop it here
+            sensor.stop()
+            sensor.destroy()
+        self._spawned = [a for a in self._spawned if not a.type_id.startswith("sensor.")]
+        # hand the vehicles back from the Traffic Manager first: it must not look up destroyed actors
+        port = self.config.tm_port
+        cars = [a.id for a in self._spawned if a.type_id.startswith("vehicle.")]
+        if cars:
+            self._client.apply_batch_sync([carla.command.SetAutopilot(i, False, port) for i in cars], False)
+        ids = [a.id for a in self._spawned]
+        if ids:
+            self._client.apply_batch_sync([carla.command.DestroyActor(i) for i in ids], False)
+        self._spawned, self._ego = [], None
+
+    def _on_collision(self, event: Any) -> None:
+        other = event.other_actor
+        with self._lock:
+            self._hits.append((int(other.id), str(other.type_id)))
+
+    def _on_invasion(self, event: Any) -> None:
+        with self._lock:
+            self._invasions += 1
+
+    # ------------------------------------------------------------------ step
+
+    def _step(self, actions: np.ndarray) -> tuple[Observation, StepEvents]:
+        import carla
+
+        if self._ego is None or self._world is None:
+            raise RuntimeError("call reset() before step()")
+        accel, steer = float(actions[0, 0]), float(actions[0, 1])
+        self._ego.apply_control(
+            carla.VehicleControl(throttle=max(accel, 0.0), brake=max(-accel, 0.0), steer=-steer)
+        )
+        assert self._arrays is not None
+        x0, y0 = float(self._arrays.x[0, 0]), float(self._arrays.y[0, 0])
+        light_before = self.light_states()[0]
+        yaw0, v0 = float(self._arrays.yaw[0, 0]), float(self._arrays.speed[0, 0])
+        driven = 0.0
+        px, py = x0, y0
+        now = float(self._world.get_snapshot().timestamp.elapsed_seconds) - self._t0
+        for scripted in self._scripted:
+            scripted.update(x0, y0, now)
+        for _ in range(self._ticks):
+            self._tick()
+            loc = self._ego.get_location()
+            x, y, _ = carla_to_map(loc.x, loc.y)
+            driven += math.hypot(x - px, y - py)
+            px, py = x, y
+        with self._lock:
+            hits, invasions = self._hits, self._invasions
+            self._hits, self._invasions = [], 0
+        self._arrays = self._read()
+        a = self._arrays
+        red = self._red_light(
+            light_before, (x0, y0, yaw0), (float(a.x[0, 0]), float(a.y[0, 0]), float(a.yaw[0, 0]))
+        )
+        self._yaw_rate[0] = wrap_angle(float(a.yaw[0, 0]) - yaw0) / self.dt
+        self._accel_lon[0] = (float(a.speed[0, 0]) - v0) / self.dt
+        self._prev_action = actions.copy()
+        self._steps += 1
+        n, every = self.config.bev.history, max(1, round(HISTORY_PERIOD / self.dt))
+        if n and self._steps % every == 0:
+            self._history = [a.copy(), *self._history[:-1]]
+        return self._measure(driven, hits, invasions, red)
+
+    def _tick(self) -> int:
+        """One server tick; a server that stopped answering raises :class:`CarlaConnectionError`
+        naming it (the episode must not be scored)."""
+        cfg = self.config
+        try:
+            return int(self._world.tick(cfg.timeout))
+        except RuntimeError as exc:
+            raise CarlaConnectionError(
+                f"the CARLA server at {cfg.host}:{cfg.port} stopped answering (tick: {exc}); "
+                "the episode is incomplete: restart the server and run it again"
+            ) from exc
+
+    def _read(self) -> ActorArrays:
+        """Every vehicle, walker and prop now, the ego in slot 0, the nearest first (map frame)."""
+        snapshot = self._world.get_snapshot()
+        states = [(s.id, s.get_transform(), s.get_velocity()) for s in snapshot]
+        unknown = [i for i, _, _ in states if i not in self._info]
+        if unknown:
+            for actor in self._world.get_actors(unknown):
+                k = _kind(actor.type_id)
+                bb = actor.bounding_box
+                self._info[actor.id] = (
+                    -1 if k is None else int(k),
+                    2.0 * bb.extent.x,
+                    2.0 * bb.extent.y,
+                    bb.location.x,
+                    bb.location.y,
+                )
+        ego_id = self._ego.id
+        rows = [(i, t, v) for i, t, v in states if self._info.get(i, (-1,))[0] >= 0]
+        rows.sort(key=lambda r: r[0] != ego_id)
+        N = self.config.max_actors
+        out = {name: np.zeros((1, N)) for name in ("x", "y", "yaw", "speed", "length", "width")}
+        kind = np.zeros((1, N), np.int8)
+        active = np.zeros((1, N), bool)
+        ids = np.full((1, N), -1, np.int32)
+        if rows and rows[0][0] == ego_id:
+            cyaw = np.radians([t.rotation.yaw for _, t, _ in rows])
+            info = np.array([self._info[i] for i, _, _ in rows])
+            cx = (
+                np.array([t.location.x for _, t, _ in rows])
+                + np.cos(cyaw) * info[:, 3]
+                - np.sin(cyaw) * info[:, 4]
+            )
+            cy = (
+                np.array([t.location.y for _, t, _ in rows])
+                + np.sin(cyaw) * info[:, 3]
+                + np.cos(cyaw) * info[:, 4]
+            )
+            vel = np.array([[v.x, v.y] for _, _, v in rows])
+            speed = vel[:, 0] * np.cos(cyaw) + vel[:, 1] * np.sin(cyaw)
+            x, y, yaw = carla_to_map(cx, cy, np.degrees(cyaw))
+            order = np.concatenate([[0], 1 + np.argsort(np.hypot(x[1:] - x[0], y[1:] - y[0]))])[:N]
+            n = len(order)
+            for name, values in (
+                ("x", x),
+                ("y", y),
+                ("yaw", yaw),
+                ("speed", speed),
+                ("length", info[:, 1]),
+                ("width", info[:, 2]),
+            ):
+                out[name][0, :n] = np.asarray(values)[order]
+            kind[0, :n] = info[order, 0]
+            active[0, :n] = True
+            ids[0, :n] = np.array([r[0] for r in rows])[order]
+        return ActorArrays(
+            out["x"], out["y"], out["yaw"], out["speed"], out["length"], out["width"], kind, active, ids
+        )
+
+    def _measure(
+        self, driven: float, hits: list[tuple[int, str]], invasions: int, red: int = -1
+    ) -> tuple[Observation, StepEvents]:
+        """The observation and the step's events from the actor arrays just read."""
+        rm, a = self._map, self._arrays
+        assert rm is not None and a is not None and self._observer is not None
+        ex, ey, eyaw, ev = float(a.x[0, 0]), float(a.y[0, 0]), float(a.yaw[0, 0]), float(a.speed[0, 0])
+        xy = np.array([[ex, ey]])
+        progress, deviation = self._routes.update(xy)
+        self._progress = progress
+        proj: Projection = ego_lane(rm, xy, np.array([eyaw]))
+        lane = int(proj.lane[0])
+        # footprint corners on the drivable area
+        c, s = math.cos(eyaw), math.sin(eyaw)
+        hl, hw = 0.5 * float(a.length[0, 0]), 0.5 * float(a.width[0, 0])
+        corners = np.array(
+            [[ex + c * dl - s * dw, ey + s * dl + c * dw] for dl in (-hl, hl) for dw in (-hw, hw)]
+        )
+        off_road = not bool(rm.on_drivable(corners).all())
+        junction = lane >= 0 and rm.lane_junction[lane] >= 0
+        wrong_way = bool(
+            lane >= 0 and proj.inside[0] and not junction and math.cos(proj.heading_error[0]) < 0.0
+        )
+        # collisions: the first actor hit during the step
+        hit_id, hit_kind, hit_speed, hit_bearing = -1, -1, 0.0, 0.0
+        if hits:
+            other, type_id = hits[0]
+            kind = _kind(type_id)
+            hit_id, hit_kind = other, int(kind if kind is not None else ActorKind.STATIC)
+            row = np.flatnonzero(a.ids[0] == other)
+            if len(row):
+                j = int(row[0])
+                hit_speed = float(a.speed[0, j])
+                hit_bearing = float(wrap_angle(math.atan2(a.y[0, j] - ey, a.x[0, j] - ex) - eyaw))
+        others = a.active[0] & (a.kind[0] == ActorKind.VEHICLE) & (np.arange(a.shape[1]) > 0)
+        near = others & (np.hypot(a.x[0] - ex, a.y[0] - ey) <= TRAFFIC_SPEED_RADIUS)
+        traffic = float(a.speed[0, near].mean()) if near.any() else math.nan
+        frame = SensorFrame(
+            actors=a,
+            history=tuple(self._history),
+            light_state=self.light_states(),
+            ego=EgoKinematics(
+                accel_lon=self._accel_lon.copy(),
+                accel_lat=np.array([ev * self._yaw_rate[0]]),
+                yaw_rate=self._yaw_rate.copy(),
+                prev_action=self._prev_action.copy(),
+            ),
+        )
+        obs = self._observer.observe(frame, self._routes, progress, proj)
+        snapshot = self._world.get_snapshot()
+        events = StepEvents(
+            sim_time=np.array([snapshot.timestamp.elapsed_seconds]),
+            collision=np.array([bool(hits)]),
+            collision_actor=np.array([hit_id], np.int32),
+            collision_kind=np.array([hit_kind], np.int8),
+            collision_other_speed=np.array([hit_speed]),
+            collision_bearing=np.array([hit_bearing]),
+            off_road=np.array([off_road]),
+            lane_invasion=np.array([invasions > 0]),
+            wrong_way=np.array([wrong_way]),
+            on_route_lanes=self._routes.on_route_lanes(proj.lane),
+            red_light=np.array([red], np.int32),
+            stop_sign=np.full(1, -1, np.int32),
+            route_progress=progress.copy(),
+            route_length=self._routes.length.copy(),
+            route_deviation=deviation,
+            distance_driven=np.array([driven]),
+            ego_x=np.array([ex]),
+            ego_y=np.array([ey]),
+            ego_yaw=np.array([eyaw]),
+            ego_speed=np.array([ev]),
+            ego_accel=self._accel_lon.copy(),
+            speed_limit=np.array([rm.lane_speed_limit[lane] if lane >= 0 else 0.0]),
+            traffic_speed=np.array([traffic]),
+        )
+        return obs, events

@@ -1,0 +1,299 @@
+"""The CARLA backend (``sim_bridge.carla``) driven against our CARLA-protocol server.
+
+The bridge uses the real ``carla`` client, so each episode runs in a subprocess (a protocol
+mistake crashes the client process); the server runs in this process on free ports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("carla")
+
+from sim_bridge.carla_server import CarlaServer, CarlaServerConfig
+from sim_bridge.embedded.config import EmbeddedConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_NUM_THREADS": "1"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run(code: str, timeout: float = 300.0) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, (
+        f"bridge run failed (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    )
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[CarlaServer]:
+    cfg = CarlaServerConfig(
+        port=0, sim=EmbeddedConfig(num_worlds=1, threads=1, render_bev=False, physics_dt=0.05)
+    )
+    with CarlaServer(cfg) as srv:
+        yield srv
+
+
+EPISODE = """
+import json
+import numpy as np
+from sim_bridge.api import ActorKind, ActorSpec, Behaviour, BehaviourKind, BevChannel, MapRef, Pose, WorldSpec
+from sim_bridge.carla import CarlaConfig, CarlaSimulator
+from sim_bridge.embedded.config import EmbeddedConfig
+from sim_bridge.embedded.simulator import EmbeddedSimulator
+from sim_bridge.maps.catalog import load_map
+
+rm = load_map(MapRef("grid"))
+lane = int(rm.driving_lanes[np.argmax(rm.lane_length[rm.driving_lanes])])
+xy, yaw = rm.pose_at(np.array([lane, lane]), np.array([10.0, 40.0]))
+ego = Pose(float(xy[0, 0]), float(xy[0, 1]), float(yaw[0]))
+parked = ActorSpec(ActorKind.VEHICLE, Pose(float(xy[1, 0]), float(xy[1, 1]), float(yaw[1])),
+                   behaviour=Behaviour(kind=BehaviourKind.STOPPED))
+spec = WorldSpec(map=MapRef("grid"), ego=ego, actors=(parked,), vehicles=3, pedestrians=0, route_length=150.0)
+
+carla_sim = CarlaSimulator(CarlaConfig(port={port}, tm_port={tm_port}, timeout=20.0))
+embedded = EmbeddedSimulator(EmbeddedConfig(num_worlds=1, threads=1))
+runs = {{}}
+for name, sim in (("carla", carla_sim), ("embedded", embedded)):
+    obs = sim.reset(spec, seed=3)
+    first = obs
+    speeds, progress, hit, hit_kind, hit_step, off_road, on_route = [], [], -1, -1, -1, [], []
+    for k in range(60):
+        obs, ev = sim.step(np.array([[0.6, 0.0]]))
+        speeds.append(float(ev.ego_speed[0])); progress.append(float(ev.route_progress[0]))
+        off_road.append(bool(ev.off_road[0])); on_route.append(bool(ev.on_route_lanes[0]))
+        if ev.collision[0] and hit_step < 0:
+            hit, hit_kind, hit_step = int(ev.collision_actor[0]), int(ev.collision_kind[0]), k
+    fields = ("bev", "ego", "objects", "objects_mask", "object_ids", "pose")
+    runs[name] = dict(
+        shapes={{f: list(getattr(obs, f).shape) for f in fields}},
+        dtypes={{f: str(getattr(obs, f).dtype) for f in fields}},
+        first_pose=first.pose[0].tolist(),
+        drivable=int((first.bev[0, BevChannel.DRIVABLE] > 0).sum()),
+        vehicles_px=int((first.bev[0, BevChannel.VEHICLES] > 0).sum()),
+        objects=int(first.objects_mask.sum()),
+        speeds=speeds, progress=progress, hit_kind=hit_kind, hit_step=hit_step, off_road=any(off_road[:10]),
+        on_route=all(on_route[:10]), route_length=float(ev.route_length[0]), dt=sim.dt,
+        hit_in_objects=bool(hit in first.object_ids[0].tolist()) if hit >= 0 else False,
+    )
+    sim.close()
+print("RESULT " + json.dumps(runs), flush=True)
+"""
+
+
+def test_the_bridge_drives_an_episode_like_the_embedded_backend(server: CarlaServer) -> None:
+    r = _run(EPISODE.format(port=server.port, tm_port=_free_port()))
+    c, e = r["carla"], r["embedded"]
+    assert c["shapes"] == e["shapes"] and c["dtypes"] == e["dtypes"]
+    assert c["dt"] == e["dt"] == pytest.approx(0.1)
+    assert c["first_pose"] == pytest.approx(e["first_pose"], abs=1e-3)  # the ego starts where asked
+    assert c["route_length"] == pytest.approx(e["route_length"], rel=1e-6)
+    # the same actuator mapping on both: accel 0.6 → 1.8 m/s², the same speeds before the crash
+    n = min(c["hit_step"], e["hit_step"]) - 1
+    assert n > 10
+    assert c["speeds"][:n] == pytest.approx(e["speeds"][:n], abs=0.05)
+    assert c["progress"][n] > c["progress"][0] > 0.0
+    assert not c["off_road"] and c["on_route"]
+    # BEV and object list see the road, the ego and the parked car ahead
+    assert c["drivable"] > 1000 and c["vehicles_px"] > 0 and c["objects"] >= 1
+    assert abs(c["drivable"] - e["drivable"]) < 0.05 * e["drivable"]
+    # the collision sensor's event becomes the same StepEvents collision
+    assert c["hit_kind"] == e["hit_kind"] == 0  # ActorKind.VEHICLE
+    assert abs(c["hit_step"] - e["hit_step"]) <= 2
+    assert c["hit_in_objects"]
+
+
+def test_no_server_names_host_port_version_and_time_out() -> None:
+    port = _free_port()
+    r = _run(
+        f"""
+        import json
+        from sim_bridge.api import MapRef, WorldSpec
+        from sim_bridge.carla import CarlaConfig, CarlaConnectionError, CarlaSimulator
+        sim = CarlaSimulator(CarlaConfig(port={port}, timeout=1.0))
+        try:
+            sim.reset(WorldSpec(map=MapRef("grid")), seed=0)
+            print("RESULT " + json.dumps(dict(error=None)))
+        except CarlaConnectionError as exc:
+            print("RESULT " + json.dumps(dict(error=str(exc))))
+        """
+    )
+    msg = r["error"]
+    assert msg is not None
+    assert f"127.0.0.1:{port}" in msg and "0.9.16" in msg and "1 s" in msg
+
+
+def test_sim_carla_config_composes_with_host_and_port_overrides() -> None:
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from drive.cli import CONF_DIR
+    from drive.schemas import register
+    from sim_bridge.carla import CarlaConfig
+
+    register()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="sim/carla", overrides=["sim.host=10.0.0.5", "sim.port=2010"])
+    conf = OmegaConf.to_object(cfg.sim)
+    assert isinstance(conf, CarlaConfig)
+    assert (conf.host, conf.port, conf.physics_dt) == ("10.0.0.5", 2010, 0.05)
+
+
+RED_LIGHT = """
+import json
+import numpy as np
+from sim_bridge.api import LightState, MapRef, Pose, WorldSpec
+from sim_bridge.carla import CarlaConfig, CarlaSimulator
+from sim_bridge.embedded.config import EmbeddedConfig
+from sim_bridge.embedded.simulator import EmbeddedSimulator
+from sim_bridge.maps.catalog import load_map
+from sim_bridge.maps.road_map import SignalKind
+
+rm = load_map(MapRef("grid"))
+k = next(int(k) for k in np.argsort(-rm.stop_s)
+         if rm.signal_kind[rm.stop_signal[k]] == SignalKind.TRAFFIC_LIGHT and rm.stop_s[k] > 45.0)
+sig, lane = int(rm.stop_signal[k]), int(rm.stop_lane[k])
+xy, yaw = rm.pose_at(np.array([lane]), np.array([rm.stop_s[k] - 20.0]))
+spec = WorldSpec(map=MapRef("grid"), ego=Pose(float(xy[0, 0]), float(xy[0, 1]), float(yaw[0])), ego_speed=8.0, vehicles=0,
+                 pedestrians=0, route_length=80.0, signal_states=((sig, LightState.RED),))
+runs = {{}}
+for name, sim in (("carla", CarlaSimulator(CarlaConfig(port={port}, tm_port={tm_port}, timeout=20.0))),
+                  ("embedded", EmbeddedSimulator(EmbeddedConfig(num_worlds=1, threads=1)))):
+    obs = sim.reset(spec, seed=0)
+    lights = sim.light_states()[0]
+    red, step = -1, -1
+    for i in range(60):
+        obs, ev = sim.step(np.array([[0.5, 0.0]]))
+        if ev.red_light[0] >= 0 and red < 0:
+            red, step = int(ev.red_light[0]), i
+    runs[name] = dict(red=red, step=step, line=int(lights[k]), lines=lights.tolist())
+    sim.close()
+runs["sig"] = sig
+print("RESULT " + json.dumps(runs), flush=True)
+"""
+
+
+def test_the_bridge_reads_carlas_traffic_lights_and_reports_red_light_runs(server: CarlaServer) -> None:
+    r = _run(RED_LIGHT.format(port=server.port, tm_port=_free_port()))
+    c, e = r["carla"], r["embedded"]
+    assert c["line"] == e["line"] == 2  # LightState.RED, frozen by signal_states
+    assert len(c["lines"]) == len(e["lines"])
+    assert c["red"] == e["red"] == r["sig"]
+    assert abs(c["step"] - e["step"]) <= 1
+
+
+def test_a_server_that_dies_mid_episode_raises_a_connection_error() -> None:
+    cfg = CarlaServerConfig(
+        port=0, sim=EmbeddedConfig(num_worlds=1, threads=1, render_bev=False, physics_dt=0.05)
+    )
+    srv = CarlaServer(cfg).start()
+    code = f"""
+        import json, sys
+        import numpy as np
+        from sim_bridge.api import MapRef, WorldSpec
+        from sim_bridge.carla import CarlaConfig, CarlaConnectionError, CarlaSimulator
+        sim = CarlaSimulator(CarlaConfig(port={srv.port}, tm_port={_free_port()}, timeout=2.0))
+        sim.reset(WorldSpec(map=MapRef("grid"), vehicles=0, pedestrians=0), seed=0)
+        sim.step(np.zeros((1, 2)))
+        print("STEPPED", flush=True)
+        sys.stdin.readline()  # the test stops the server now
+        try:
+            for _ in range(5):
+                sim.step(np.zeros((1, 2)))
+            print("RESULT " + json.dumps(dict(error=None)), flush=True)
+        except CarlaConnectionError as exc:
+            print("RESULT " + json.dumps(dict(error=str(exc))), flush=True)
+        """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)], env=ENV, cwd=ROOT, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("STEPPED"), line
+    finally:
+        srv.stop()
+    out, _ = proc.communicate("\n", timeout=120)
+    result = json.loads(next(ln for ln in out.splitlines() if ln.startswith("RESULT "))[len("RESULT ") :])
+    assert result["error"] is not None and f"127.0.0.1:{srv.port}" in result["error"]
+    assert "stopped answering" in result["error"]
+
+
+SCRIPTED = """
+import json
+import numpy as np
+from sim_bridge.api import ActorKind, ActorSpec, Behaviour, BehaviourKind, MapRef, Pose, WorldSpec
+from sim_bridge.carla import CarlaConfig, CarlaSimulator
+from sim_bridge.embedded.config import EmbeddedConfig
+from sim_bridge.embedded.simulator import EmbeddedSimulator
+from sim_bridge.maps.catalog import load_map
+
+rm = load_map(MapRef("grid"))
+lane = int(rm.driving_lanes[np.argmax(rm.lane_length[rm.driving_lanes])])
+xy, yaw = rm.pose_at(np.array([lane, lane, lane]), np.array([10.0, 40.0, 70.0]))
+pose = [Pose(float(xy[i, 0]), float(xy[i, 1]), float(yaw[i])) for i in range(3)]
+lead = ActorSpec(ActorKind.VEHICLE, pose[1], speed=8.0, target_speed=8.0,
+                 behaviour=Behaviour(kind=BehaviourKind.BRAKE, trigger_time=2.0, decel=6.0))
+parked = ActorSpec(ActorKind.VEHICLE, pose[2], behaviour=Behaviour(kind=BehaviourKind.STOPPED, trigger_time=1.0))
+walker = ActorSpec(ActorKind.PEDESTRIAN, Pose(pose[0].x + 30.0, pose[0].y + 30.0, 0.0), speed=1.5,
+                   behaviour=Behaviour(kind=BehaviourKind.CROSS, trigger_time=0.5))
+spec = WorldSpec(map=MapRef("grid"), ego=pose[0], actors=(lead, parked, walker), vehicles=0, pedestrians=0)
+runs = {{}}
+for name, sim in (("carla", CarlaSimulator(CarlaConfig(port={port}, tm_port={tm_port}, timeout=20.0))),
+                  ("embedded", EmbeddedSimulator(EmbeddedConfig(num_worlds=1, threads=1)))):
+    sim.reset(spec, seed=0)
+    a = sim.actor_arrays()
+    ids = [int(a.ids[0, j]) for j in range(a.shape[1]) if a.active[0, j] and j > 0]
+    start = {{i: (float(a.x[0, j]), float(a.y[0, j])) for j, i in enumerate(a.ids[0]) if a.active[0, j]}}
+    track = {{i: [] for i in ids}}
+    for k in range(50):
+        sim.step(np.array([[-1.0, 0.0]]))
+        a = sim.actor_arrays()
+        for j in range(a.shape[1]):
+            if int(a.ids[0, j]) in track:
+                track[int(a.ids[0, j])].append((float(a.x[0, j]), float(a.y[0, j]), float(a.speed[0, j])))
+    kinds = {{int(a.ids[0, j]): int(a.kind[0, j]) for j in range(a.shape[1]) if a.active[0, j]}}
+    def near(p):
+        return min(ids, key=lambda i: np.hypot(start[i][0] - p.x, start[i][1] - p.y))
+    runs[name] = dict(lead=[t[2] for t in track[near(lead.pose)]],
+                      parked=[t[2] for t in track[near(parked.pose)]],
+                      walker=[np.hypot(t[0] - track[near(walker.pose)][0][0], t[1] - track[near(walker.pose)][0][1])
+                              for t in track[near(walker.pose)]])
+    sim.close()
+print("RESULT " + json.dumps(runs), flush=True)
+"""
+
+
+def test_scripted_scenario_actors_behave_on_carla_as_on_the_embedded_backend(server: CarlaServer) -> None:
+    r = _run(SCRIPTED.format(port=server.port, tm_port=_free_port()))
+    for name in ("carla", "embedded"):
+        run = r[name]
+        lead, parked, walker = run["lead"], run["parked"], run["walker"]
+        assert lead[15] > 5.0, (name, lead[:20])  # cruising before its trigger at 2 s
+        assert lead[35] < lead[19] - 4.0 or lead[35] < 0.5, (name, lead)  # then brakes hard
+        assert parked[5] < 0.1 and parked[-1] > 2.0, (name, parked)  # stands, then drives off at 1 s
+        assert walker[-1] > 4.0, (name, walker)  # crosses once triggered at 0.5 s
