@@ -14,12 +14,13 @@ Action → control: ``accel`` ≥ 0 is ``throttle = accel``, < 0 is ``brake = -a
 (> 0 left) is ``steer = -steer`` (CARLA steers right for > 0).
 
 Traffic lights: CARLA's ``traffic.traffic_light`` actors are matched to our signals by OpenDRIVE
-id; their states feed ``light_states``, the BEV and the ``red_light`` event (the ego's tail
-crossing a red stop line, the embedded backend's rule); ``spec.signal_states`` freezes lights.
+id; their states feed ``light_states``, the BEV and the ``red_light`` event; ``red_light`` and
+``stop_sign`` runs follow the rule every backend shares (``sim_bridge.violations``), checked once
+per decision step; ``spec.signal_states`` freezes lights.
 
 Scenario actors and their triggered behaviours: :mod:`sim_bridge.carla.scenario_actors`.
 
-Not yet on CARLA (documented gaps): ``stop_sign`` events (-1), signal timing
+Not yet on CARLA (documented gaps): signal timing
 (``spec.signals``: the server's own cycle runs), background pedestrians (CARLA's need AI walker
 controllers), opening doors.
 """
@@ -44,7 +45,6 @@ from sim_bridge.api import (
 from sim_bridge.carla.config import CarlaConfig
 from sim_bridge.carla.connection import CarlaConnectionError, connect
 from sim_bridge.carla.scenario_actors import ScriptedActor, spawn_scenario_actor
-from sim_bridge.embedded.events import TAIL, segments_intersect
 from sim_bridge.frames import carla_to_map, map_to_carla, wrap_angle
 from sim_bridge.maps.catalog import load_map
 from sim_bridge.maps.road_map import MapError, Projection, RoadMap, Route, SignalKind
@@ -52,6 +52,7 @@ from sim_bridge.routes import RouteBatch
 from sim_bridge.sensors.ego import ego_lane
 from sim_bridge.sensors.frame import ActorArrays, EgoKinematics, SensorFrame
 from sim_bridge.sensors.observe import Observer
+from sim_bridge.violations import signal_violations, stop_lines
 
 #: seconds between BEV history frames (as the embedded backend)
 HISTORY_PERIOD = 0.5
@@ -112,7 +113,7 @@ class CarlaSimulator(Simulator):
         self._t0 = 0.0  # server time at the episode's start [s]
         self._light_actors: list[Any] = []  # CARLA traffic lights matched to our signals
         self._stop_light: np.ndarray | None = None  # [K] index into _light_actors (len: none)
-        self._stop_heading = np.zeros(0)  # [K] lane heading at each stop line [rad]
+        self._stop_ok = np.zeros(0, dtype=np.bool_)  # [K] stopped properly before each stop sign
         self._hits: list[tuple[int, str]] = []  # (other id, other type) since the last step
         self._invasions = 0
         self._arrays: ActorArrays | None = None
@@ -280,8 +281,7 @@ class CarlaSimulator(Simulator):
         slot = {sig: i for i, sig in enumerate(by_signal)}
         none = len(self._light_actors)  # reads as green
         self._stop_light = np.array([slot.get(int(sig), none) for sig in rm.stop_signal], dtype=np.int64)
-        _, heading = rm.pose_at(rm.stop_lane, rm.stop_s) if len(rm.stop_lane) else (None, np.zeros(0))
-        self._stop_heading = np.asarray(heading, dtype=np.float64)
+        self._stop_ok = np.zeros(len(rm.stop_lane), dtype=np.bool_)  # stopped before each stop sign
         world.reset_all_traffic_lights()
         states = {LightState.GREEN: carla.TrafficLightState.Green, LightState.YELLOW: carla.TrafficLightState.Yellow,
                   LightState.RED: carla.TrafficLightState.Red}  # fmt: skip
@@ -293,25 +293,24 @@ class CarlaSimulator(Simulator):
             by_signal[sig].set_state(states[LightState(state)])
             by_signal[sig].freeze(True)
 
-    def _red_light(
-        self, light: np.ndarray, prev: tuple[float, float, float], now: tuple[float, float, float]
-    ) -> int:
-        """Signal index of a red light whose stop line the ego's tail crossed (as the embedded
-        backend's rule), -1 if none. ``light [K]`` the states at the step's start; poses (x, y, yaw)."""
+    def _signal_violations(
+        self,
+        light: np.ndarray,
+        prev: tuple[float, float, float],
+        now: tuple[float, float, float],
+        speed: float,
+    ) -> tuple[int, int]:
+        """``(red-light, stop-sign)`` signal index the ego ran during the step, -1 for none, by the
+        rule every backend shares (:func:`sim_bridge.violations.signal_violations`). ``light [K]``
+        the states at the step's start; poses (x, y, yaw) [m, rad]; ``speed`` at the end [m/s]."""
         rm, a = self._map, self._arrays
         assert rm is not None and a is not None
-        half = TAIL * 0.5 * float(a.length[0, 0])
-        (x0, y0, yaw0), (x1, y1, yaw1) = prev, now
-        t0x, t0y = x0 - half * math.cos(yaw0), y0 - half * math.sin(yaw0)
-        t1x, t1y = x1 - half * math.cos(yaw1), y1 - half * math.sin(yaw1)
-        seg = rm.stop_segment
-        for k in np.flatnonzero(light == LightState.RED):
-            if math.cos(yaw1 - self._stop_heading[k]) <= 0.0:
-                continue
-            (ax, ay), (bx, by) = seg[k]
-            if segments_intersect(t0x, t0y, t1x, t1y, ax, ay, bx, by):
-                return int(rm.stop_signal[k])
-        return -1
+        lines = stop_lines(rm)
+        red, run = signal_violations(
+            lines.f, lines.i, np.asarray(light, dtype=np.int8), self._stop_ok, prev[0], prev[1], now[0], now[1],
+            now[2], speed, float(a.length[0, 0]),
+        )  # fmt: skip
+        return int(red), int(run)
 
     def _transform(self, x: float, y: float, yaw: float) -> Any:
         import carla
@@ -410,8 +409,11 @@ class CarlaSimulator(Simulator):
             self._hits, self._invasions = [], 0
         self._arrays = self._read()
         a = self._arrays
-        red = self._red_light(
-            light_before, (x0, y0, yaw0), (float(a.x[0, 0]), float(a.y[0, 0]), float(a.yaw[0, 0]))
+        red, stop_run = self._signal_violations(
+            light_before,
+            (x0, y0, yaw0),
+            (float(a.x[0, 0]), float(a.y[0, 0]), float(a.yaw[0, 0])),
+            float(a.speed[0, 0]),
         )
         self._yaw_rate[0] = wrap_angle(float(a.yaw[0, 0]) - yaw0) / self.dt
         self._accel_lon[0] = (float(a.speed[0, 0]) - v0) / self.dt
@@ -420,7 +422,7 @@ class CarlaSimulator(Simulator):
         n, every = self.config.bev.history, max(1, round(HISTORY_PERIOD / self.dt))
         if n and self._steps % every == 0:
             self._history = [a.copy(), *self._history[:-1]]
-        return self._measure(driven, hits, invasions, red)
+        return self._measure(driven, hits, invasions, red, stop_run)
 
     def _tick(self) -> int:
         """One server tick; a server that stopped answering raises :class:`CarlaConnectionError`
@@ -493,7 +495,7 @@ class CarlaSimulator(Simulator):
         )
 
     def _measure(
-        self, driven: float, hits: list[tuple[int, str]], invasions: int, red: int = -1
+        self, driven: float, hits: list[tuple[int, str]], invasions: int, red: int = -1, stop_run: int = -1
     ) -> tuple[Observation, StepEvents]:
         """The observation and the step's events from the actor arrays just read."""
         rm, a = self._map, self._arrays
@@ -554,7 +556,7 @@ class CarlaSimulator(Simulator):
             wrong_way=np.array([wrong_way]),
             on_route_lanes=self._routes.on_route_lanes(proj.lane),
             red_light=np.array([red], np.int32),
-            stop_sign=np.full(1, -1, np.int32),
+            stop_sign=np.array([stop_run], np.int32),
             route_progress=progress.copy(),
             route_length=self._routes.length.copy(),
             route_deviation=deviation,

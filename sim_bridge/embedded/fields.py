@@ -73,11 +73,18 @@ NUM_LANE_INT = 12
 L_LENGTH, L_SPEED, L_CURVATURE = range(3)
 L_MERGE_S = 3  # a dead end that tapers (an acceleration lane): where it gets too narrow [m]; inf none
 NUM_LANE_FLOAT = 4
-# map stop-line floats [NKF, K] and ints [NKI, K]
-K_S, K_HEADING, K_AX, K_AY, K_BX, K_BY = range(6)
-NUM_STOP_FLOAT = 6
-K_IS_LIGHT, K_SIGNAL, K_LANE = range(3)
-NUM_STOP_INT = 3
+# map stop-line floats [NKF, K] and ints [NKI, K]: the shared tables of sim_bridge.violations
+from sim_bridge.violations import K_AX as K_AX  # noqa: E402
+from sim_bridge.violations import K_AY as K_AY  # noqa: E402
+from sim_bridge.violations import K_BX as K_BX  # noqa: E402
+from sim_bridge.violations import K_BY as K_BY  # noqa: E402
+from sim_bridge.violations import K_HEADING as K_HEADING  # noqa: E402
+from sim_bridge.violations import K_IS_LIGHT as K_IS_LIGHT  # noqa: E402
+from sim_bridge.violations import K_LANE as K_LANE  # noqa: E402
+from sim_bridge.violations import K_S as K_S  # noqa: E402
+from sim_bridge.violations import K_SIGNAL as K_SIGNAL  # noqa: E402
+from sim_bridge.violations import NUM_STOP_FLOAT as NUM_STOP_FLOAT  # noqa: E402
+from sim_bridge.violations import NUM_STOP_INT as NUM_STOP_INT  # noqa: E402
 
 #: names of the actor float / int columns, for views and snapshots
 FLOAT_NAMES = [

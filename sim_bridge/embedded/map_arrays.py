@@ -9,6 +9,7 @@ import numpy as np
 from sim_bridge.embedded import fields as fl
 from sim_bridge.maps.lookup import drivable_raster
 from sim_bridge.maps.road_map import LaneType, RoadMap, SignalKind
+from sim_bridge.violations import stop_lines
 
 #: how a lane entering a junction is controlled (``MapArrays.lane_control``)
 CONTROL_NONE, CONTROL_LIGHT, CONTROL_STOP = 0, 1, 2
@@ -148,8 +149,6 @@ def build_map_arrays(rm: RoadMap) -> MapArrays:
             if rm.lane_junction[nxt] >= 0:
                 lane_control[nxt] = control
 
-    stop_lane = np.asarray(rm.stop_lane, dtype=i64)
-    stop_heading = rm.pose_at(stop_lane, np.asarray(rm.stop_s))[1] if len(stop_lane) else np.zeros(0)
     spawn_lane, spawn_s = rm.spawn_points(spacing=8.0, margin=4.0)
     merge_s = _merge_points(rm)
     if len(spawn_lane):  # not where a lane is too narrow for a car (tapers) or must be left
@@ -188,21 +187,7 @@ def build_map_arrays(rm: RoadMap) -> MapArrays:
     lane_f[fl.L_SPEED] = rm.lane_speed_limit
     lane_f[fl.L_CURVATURE] = _lane_curvature(rm)
     lane_f[fl.L_MERGE_S] = merge_s
-    K = len(stop_lane)
-    seg = np.asarray(rm.stop_segment, dtype=np.float64).reshape(-1, 2, 2)
-    stop_f = np.zeros((fl.NUM_STOP_FLOAT, K))
-    stop_f[fl.K_S] = rm.stop_s
-    stop_f[fl.K_HEADING] = stop_heading
-    stop_f[fl.K_AX], stop_f[fl.K_AY], stop_f[fl.K_BX], stop_f[fl.K_BY] = (
-        seg[:, 0, 0],
-        seg[:, 0, 1],
-        seg[:, 1, 0],
-        seg[:, 1, 1],
-    )
-    stop_i = np.zeros((fl.NUM_STOP_INT, K), dtype=i64)
-    stop_i[fl.K_IS_LIGHT] = stop_is_light
-    stop_i[fl.K_SIGNAL] = rm.stop_signal
-    stop_i[fl.K_LANE] = stop_lane
+    stop_f, stop_i = stop_lines(rm)
     raster = drivable_raster(rm)
     arrays = MapArrays(
         lane_start=np.ascontiguousarray(rm.lane_start, dtype=i64),

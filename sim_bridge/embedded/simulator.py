@@ -54,7 +54,6 @@ from sim_bridge.embedded.kinematics import Limits, action_to_commands
 from sim_bridge.embedded.lanes import extend_plan, plans_from_routes
 from sim_bridge.embedded.map_arrays import MapArrays, build_map_arrays
 from sim_bridge.embedded.rng import world_seed
-from sim_bridge.embedded.signals import SignalPlan, build_signal_plan, signal_states
 from sim_bridge.embedded.snapshot import (
     SimSnapshot,
     put_actors,
@@ -72,6 +71,7 @@ from sim_bridge.routes import RouteBatch
 from sim_bridge.sensors.ego import ego_lane
 from sim_bridge.sensors.frame import ActorArrays, EgoKinematics, SensorFrame
 from sim_bridge.sensors.observe import Observer
+from sim_bridge.signals import SignalPlan, build_signal_plan, signal_states
 
 #: the ego's box and wheelbase [m]
 EGO_LENGTH, EGO_WIDTH, EGO_WHEELBASE = 4.6, 1.9, 2.8

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim_bridge.embedded.map_arrays import MapArrays
-from sim_bridge.embedded.signals import SignalPlan
 from sim_bridge.embedded.state import WorldState
 from sim_bridge.maps.road_map import Projection, RoadMap, Route
 from sim_bridge.routes import RouteBatch
 from sim_bridge.sensors.frame import ActorArrays
+from sim_bridge.signals import SignalPlan
 
 __all__ = ["SimSnapshot", "take_actors", "take_projection"]
 

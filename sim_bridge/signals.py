@@ -1,4 +1,5 @@
-"""Traffic-light cycles from the map's signals.
+"""Traffic-light cycles from the map's signals, the same for every backend (the embedded simulator
+runs them; the scenario families and the CARLA-protocol server read them).
 
 The lights of one junction form a group; within it, lights whose approaches are parallel or
 opposite share a phase (north-south, then east-west). Phases take turns: green, yellow, all-red.
