@@ -84,6 +84,10 @@ class RetrievalProbe:
     distance: np.ndarray
 
 
+class CheckpointError(ValueError):
+    """A file that is not a readable world-model checkpoint (names the file)."""
+
+
 class CheckpointMismatchError(ValueError):
     """A checkpoint was written for a model with a different config or data shapes."""
 
@@ -471,13 +475,24 @@ def save_atomic(obj: Any, path: Path) -> None:
 
 
 def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """A checkpoint dict, read with ``weights_only=True``; a clear error if it is not one."""
+    """A checkpoint dict, read with ``weights_only=True`` (never anything else: unpickling a file
+    may run code); :class:`CheckpointError` naming the file if it is not one. The loader's own
+    message is not passed on: it suggests ``weights_only=False``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path} (train one with `drive train data=PATH out=…`)")
-    state = torch.load(path, map_location=device, weights_only=True)
+        raise CheckpointError(f"no checkpoint at {path} (train one with `drive train data=PATH out=…`)")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError… by damage
+        raise CheckpointError(
+            f"{path} is not a world-model checkpoint (unreadable: {type(exc).__name__}); give the "
+            "last.pt or best.pt that `drive train` wrote"
+        ) from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a world-model checkpoint of format {CHECKPOINT_FORMAT}")
+        raise CheckpointError(
+            f"{path} is not a world-model checkpoint of format {CHECKPOINT_FORMAT}; give the last.pt or "
+            "best.pt that `drive train` wrote"
+        )
     return state
 
 
@@ -614,6 +629,7 @@ def train(
 
 __all__ = [
     "BEST_FILE",
+    "CheckpointError",
     "CheckpointMismatchError",
     "RetrievalProbe",
     "TrainCallback",

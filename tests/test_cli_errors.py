@@ -1,0 +1,118 @@
+"""Every mistake a user makes gets one clear line and a non-zero exit (issue 14), met as the user
+meets it: ``python -m drive.cli …`` in a subprocess, checking the exit status and the message."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
+ENV.pop("DRIVE_DEBUG", None)
+
+
+def drive(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "drive.cli", *args],
+        cwd=cwd,
+        env=env or ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def one_line_error(proc: subprocess.CompletedProcess, prefix: str) -> str:
+    """The refusal's message: exit status 2, no traceback, last stderr line starting ``prefix``."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(prefix), proc.stderr[-2000:]
+    return last
+
+
+# ------------------------------------------------------------------------- the configuration
+
+
+@pytest.mark.parametrize("key", ["+steps=5", "steps=5", "optim.stepz=5"])
+def test_unknown_keys_are_refused_with_the_nearest_real_field(tmp_path, key):
+    line = one_line_error(drive("train", "data=nowhere", key, cwd=tmp_path), "drive train: bad configuration")
+    assert key in line and "did you mean optim.steps" in line
+    assert "+key" not in line and "append" not in line  # Hydra's advice to force the key in is gone
+    assert not (tmp_path / "outputs").exists()  # nothing ran
+
+
+@pytest.mark.parametrize(
+    ("command", "value", "allowed"),
+    [
+        ("eval", "workers=-3", ">= 0"),
+        ("eval", "executor=foo", "one of inline, local, ray"),
+        ("render", "steps=-5", ">= 1"),
+        ("collect", "vehicles=[5, -1]", ">= 0"),
+    ],
+)
+def test_values_out_of_range_are_refused_when_the_config_is_composed(tmp_path, command, value, allowed):
+    line = one_line_error(drive(command, value, cwd=tmp_path), f"drive {command}: bad configuration: {value}")
+    assert f"must be {allowed}" in line
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_schema_entries_are_no_choice_and_not_offered(tmp_path):
+    line = one_line_error(drive("eval", "agent=agent_schema", cwd=tmp_path), "drive eval: bad configuration")
+    assert "agent must be one of expert, lane_follower" in line
+    assert "agent_schema" not in line.split("must be one of")[1]
+    proc = drive("eval", "--help", cwd=tmp_path)
+    assert proc.returncode == 0 and "agent=expert|lane_follower" in proc.stdout
+    assert "_schema" not in proc.stdout
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_help_lists_every_key_with_type_default_allowed_values_and_description(tmp_path, flag):
+    proc = drive("render", flag, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    at = lines.index("  steps: int = 200  [>= 1]")
+    assert lines[at + 1].strip() == "Decision steps to run (live mode)."
+    assert "  world.town: str = grid" in lines  # nested groups flattened, values as composed
+    proc = drive("train", "-h", cwd=tmp_path)
+    assert "  data: str = ??? (required)" in proc.stdout.splitlines()
+    assert (
+        "  optim.steps: int = 4000  [>= 0]" in proc.stdout.splitlines()
+    )  # the YAML's value, not the class's
+
+
+def test_a_value_of_the_wrong_type_is_one_line(tmp_path):
+    line = one_line_error(drive("render", "steps=many", cwd=tmp_path), "drive render: bad configuration")
+    assert "steps" in line and "'many'" in line
+
+
+# ------------------------------------------------------------------------------ run-time errors
+
+
+def test_project_errors_at_run_time_are_one_line_and_the_traceback_is_behind_debug(tmp_path):
+    missing = tmp_path / "no_such_suite.yaml"
+    line = one_line_error(
+        drive("eval", f"suite_file={missing}", cwd=tmp_path), "drive eval: cannot read suite"
+    )
+    assert str(missing) in line
+    debug = drive("eval", f"suite_file={missing}", "--debug", cwd=tmp_path)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr and "SuiteError" in debug.stderr
+    env = {**ENV, "DRIVE_DEBUG": "1"}
+    assert "Traceback" in drive("eval", f"suite_file={missing}", cwd=tmp_path, env=env).stderr
+
+
+def test_unknown_town_is_one_line(tmp_path):
+    line = one_line_error(drive("render", "world.town=atlantis", cwd=tmp_path), "drive render: unknown town")
+    assert "'atlantis'" in line and "grid" in line
+
+
+def test_a_file_that_is_not_a_checkpoint_is_named_and_weights_only_is_never_suggested(tmp_path):
+    garbage = tmp_path / "last.pt"
+    garbage.write_bytes(b"not a checkpoint at all\n" * 10)
+    proc = drive("wm-eval", f"checkpoint={garbage}", f"data={tmp_path}", cwd=tmp_path)
+    line = one_line_error(proc, f"drive wm-eval: {garbage} is not a world-model checkpoint")
+    assert "weights_only" not in proc.stderr and "issue" not in proc.stderr.lower()
+    assert "drive train" in line
