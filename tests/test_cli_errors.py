@@ -116,3 +116,15 @@ def test_a_file_that_is_not_a_checkpoint_is_named_and_weights_only_is_never_sugg
     line = one_line_error(proc, f"drive wm-eval: {garbage} is not a world-model checkpoint")
     assert "weights_only" not in proc.stderr and "issue" not in proc.stderr.lower()
     assert "drive train" in line
+
+
+@pytest.mark.parametrize("gap", ["fast", "-500"])
+def test_a_family_parameter_of_the_wrong_type_or_range_is_refused_before_anything_runs(tmp_path, gap):
+    suite = tmp_path / "mine.yaml"
+    suite.write_text(
+        f"name: mine\nentries:\n  - family: lead_vehicle_brake\n    params: {{lead_gap: {gap}}}\n"
+    )
+    proc = drive("eval", f"suite_file={suite}", f"out={tmp_path / 'run'}", "executor=inline", cwd=tmp_path)
+    line = one_line_error(proc, f"drive eval: {suite}: entries[0]: family 'lead_vehicle_brake': lead_gap=")
+    assert "lead_gap must be a number in [5, 150] m" in line
+    assert not (tmp_path / "run").exists()  # refused before the run folder was made
