@@ -128,3 +128,37 @@ def test_a_family_parameter_of_the_wrong_type_or_range_is_refused_before_anythin
     line = one_line_error(proc, f"drive eval: {suite}: entries[0]: family 'lead_vehicle_brake': lead_gap=")
     assert "lead_gap must be a number in [5, 150] m" in line
     assert not (tmp_path / "run").exists()  # refused before the run folder was made
+
+
+# ------------------------------------------------------------------------------ collections
+
+
+def test_a_damaged_or_missing_shard_is_repaired_by_re_running_the_collection(tmp_path):
+    from world_model.shards import read_manifest, read_shard
+
+    out = tmp_path / "c"
+    collect = ("collect", f"out={out}", "executor=inline", "worlds=2", "towns=[grid:0]", "hours=0.004")
+    assert drive(*collect, cwd=tmp_path).returncode == 0
+    shard = out / read_manifest(out).shards[0].file
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    # training meets the damage and names the one repair
+    proc = drive("train", f"data={out}", f"out={tmp_path / 't'}", "hours=null", cwd=tmp_path)
+    line = one_line_error(proc, f"drive train: shard {shard}: sha256")
+    assert f"re-run the `drive collect out={out} …` command that wrote it" in line
+    # following it: the damaged shard is set aside and its share collected again
+    proc = drive(*collect, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "will be collected again" in proc.stderr
+    assert shard.with_name(shard.name + ".corrupt").exists()
+    manifest = read_manifest(out)
+    assert manifest.complete and manifest.totals()["hours"] >= 0.004
+    for s in manifest.shards:
+        read_shard(out / s.file, sha256=s.sha256)  # every listed shard reads with its checksum
+    # a deleted shard is repaired the same way
+    (out / manifest.shards[0].file).unlink()
+    assert drive(*collect, cwd=tmp_path).returncode == 0
+    manifest = read_manifest(out)
+    assert manifest.complete and manifest.totals()["hours"] >= 0.004
+    assert all((out / s.file).exists() for s in manifest.shards)

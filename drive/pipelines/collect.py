@@ -18,7 +18,9 @@ resume, and enough to replay the episode (simulator and exploration driver are s
 
 **Resume.** Re-running the same command continues: shards already written are kept and count
 towards the budget (including those a killed run wrote but had not yet entered in the manifest:
-they are checked and adopted), and each job runs only what is missing from its share. The
+they are checked and adopted), and each job runs only what is missing from its share. This also
+repairs a collection: a listed shard that is missing or damaged (its checksum differs) is dropped
+from the manifest (a damaged file is kept as ``*.corrupt``) and its share collected again. The
 collection's settings must match the stored ones (``hours``, ``workers``, ``executor`` and ``out``
 may change; a larger ``hours`` extends the collection); otherwise the run is refused, naming the
 differing fields. A lock file keeps two collections from writing one folder at once.
@@ -345,7 +347,7 @@ class Collection:
                     f"(only {', '.join(RESUMABLE)} may change on resume). Use the stored settings "
                     "(see its manifest.json) or a new out folder."
                 )
-            self._verify(manifest)
+            self._repair(manifest)
         else:
             manifest = Manifest.create(self.config, str(self.cfg.driver.name), dt, code_version())
         manifest.config = self.config
@@ -359,22 +361,30 @@ class Collection:
         write_manifest(self.out, manifest)
         return manifest
 
-    def _verify(self, manifest: Manifest) -> None:
-        """Every listed shard exists with its checksum (hashing is cheap; decoding is not needed)."""
+    def _repair(self, manifest: Manifest) -> None:
+        """Every listed shard must exist with its checksum (hashing is cheap; decoding is not
+        needed). One that is missing or damaged is dropped from the manifest (a damaged file is
+        renamed ``*.corrupt``) with a warning, and its job's share is collected again by this run:
+        re-running the collection is the one way to repair it."""
+        kept = []
         for s in manifest.shards:
             path = self.out / s.file
             try:
                 data = path.read_bytes()
             except OSError as e:
-                raise ManifestError(
-                    f"{path} is listed in the manifest but cannot be read ({e.strerror}); restore it, or "
-                    "remove its entry from manifest.json to collect its share again"
-                ) from e
+                log.warning("%s is listed in the manifest but cannot be read (%s); its share (%.1f s of job %d) "
+                            "will be collected again", path, e.strerror, s.sim_seconds, s.job)  # fmt: skip
+                continue
             if sha256_bytes(data) != s.sha256:
-                raise ShardError(
-                    f"shard {path}: sha256 differs from the manifest's (damaged after writing); delete "
-                    "the file and its manifest entry to collect its share again"
-                )
+                path.rename(path.with_name(path.name + ".corrupt"))
+                log.warning("%s was damaged after it was written (sha256 differs from the manifest's); renamed to "
+                            "%s.corrupt, its share (%.1f s of job %d) will be collected again",
+                            path, path.name, s.sim_seconds, s.job)  # fmt: skip
+                continue
+            kept.append(s)
+        if len(kept) < len(manifest.shards):
+            manifest.shards = kept
+            manifest.complete = False
 
     def adopt(self, job: int | None = None) -> list[ShardInfo]:
         """Add complete shard files not yet in the manifest (of ``job``, or all): written by a job
