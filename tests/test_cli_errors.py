@@ -3,6 +3,7 @@ meets it: ``python -m drive.cli …`` in a subprocess, checking the exit status 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -162,3 +163,59 @@ def test_a_damaged_or_missing_shard_is_repaired_by_re_running_the_collection(tmp
     manifest = read_manifest(out)
     assert manifest.complete and manifest.totals()["hours"] >= 0.004
     assert all((out / s.file).exists() for s in manifest.shards)
+
+
+# ------------------------------------------------------------------------------ processes
+
+
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_pool_workers_and_the_resource_tracker_die_with_a_killed_eval(tmp_path):
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drive.cli", "eval", "suite=nhtsa", "agent=lane_follower", "executor=local",
+         "workers=1", f"out={tmp_path / 'run'}"],
+        cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        children: list[int] = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            children = _children(proc.pid)
+            cmdlines = [Path(f"/proc/{c}/cmdline").read_bytes() for c in children if _alive(c)]
+            if any(b"spawn_main" in c for c in cmdlines) and any(b"resource_tracker" in c for c in cmdlines):
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None and len(children) >= 2, "the pool worker never started"
+        time.sleep(2.0)  # the worker is past its initializer, running an episode
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(c) for c in children):
+            time.sleep(0.2)
+        assert not [c for c in children if _alive(c)], "orphans left behind"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the test's own process group, whatever happened

@@ -294,8 +294,8 @@ def _locked(out: Path) -> Iterator[None]:
         out / LOCK_FILE, fcntl.LOCK_EX, f"another `drive collect` is writing {out} (it holds {LOCK_FILE})"
     ):
         with _lock(out / WORKERS_LOCK_FILE, fcntl.LOCK_EX,
-                   f"jobs of an earlier `drive collect` on {out} are still running (a killed parent leaves "
-                   "its workers to finish their job); wait for them to exit, or end them, then re-run"):  # fmt: skip
+                   f"jobs of an earlier `drive collect` on {out} are still running (on another machine, or "
+                   "workers left by a parent that was killed); wait for them to exit, or end them, then re-run"):  # fmt: skip
             pass
         yield
 
