@@ -90,7 +90,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from drive.pipelines.collect import CollectError
     from planning.base import AgentError
     from scenarios.families.base import FamilyError
-    from scenarios.results import ManifestMismatch
+    from scenarios.results import ManifestMismatch, RunBusy
     from scenarios.schema import ScenarioError
     from scenarios.suites import SuiteError
     from sim_bridge.maps.road_map import MapError
@@ -98,7 +98,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from world_model.shards import ManifestError, ShardError
     from world_model.train import CheckpointError, CheckpointMismatchError
 
-    return (CollectError, AgentError, FamilyError, ManifestMismatch, ScenarioError, SuiteError, MapError,
+    return (CollectError, AgentError, FamilyError, ManifestMismatch, RunBusy, ScenarioError, SuiteError, MapError,
             ReplayError, ManifestError, ShardError, CheckpointError, CheckpointMismatchError)  # fmt: skip
 
 

@@ -219,3 +219,38 @@ def test_pool_workers_and_the_resource_tracker_die_with_a_killed_eval(tmp_path):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # the test's own process group, whatever happened
+
+
+def test_a_second_eval_into_the_same_folder_is_refused_naming_the_first(tmp_path):
+    from scenarios.results import ResultStore
+
+    out = tmp_path / "run"
+    store = ResultStore(out)
+    with store.owned():  # this process plays the first `drive eval`
+        proc = drive("eval", f"out={out}", "executor=inline", cwd=tmp_path)
+        line = one_line_error(proc, f"drive eval: another process (pid {os.getpid()}, since ")
+        assert str(out) in line and "another out=" in line
+    assert not (out / "manifest.json").exists()  # the second one touched nothing
+
+
+def test_the_run_lock_of_a_killed_owner_is_taken_over(tmp_path):
+    import signal
+
+    from scenarios.results import RUN_LOCK_FILE, ResultStore, RunBusy
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from scenarios.results import ResultStore\n"
+         "with ResultStore(sys.argv[1]).owned():\n    print('held', flush=True); time.sleep(600)", str(out)],
+        env=ENV, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunBusy, match=f"pid {holder.pid}"), ResultStore(out).owned():
+            pass
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=10)
+        with ResultStore(out).owned():
+            assert (out / RUN_LOCK_FILE).read_text().startswith(f"pid {os.getpid()}, since ")
+    finally:
+        holder.kill()

@@ -48,6 +48,11 @@ def run(cfg: DictConfig) -> int:
     suite = resolve_suite(cfg)
     out = Path(cfg.out)
     store = ResultStore(out)
+    with store.owned("`drive eval`"):  # a second eval into the same folder is refused, naming the first
+        return _run(cfg, suite, out, store)
+
+
+def _run(cfg: DictConfig, suite: Suite, out: Path, store: ResultStore) -> int:
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
     store.open_run(
