@@ -254,3 +254,60 @@ def test_the_run_lock_of_a_killed_owner_is_taken_over(tmp_path):
             assert (out / RUN_LOCK_FILE).read_text().startswith(f"pid {os.getpid()}, since ")
     finally:
         holder.kill()
+
+
+# ------------------------------------------------------------------------------ eval reports
+
+TWO_EPISODES = (
+    "name: two\nentries:\n  - family: lead_vehicle_brake\n    params: {lead_gap: 20.0}\n    seeds: [0, 1]\n"
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_crashed_episode_is_counted_left_out_of_the_scores_and_re_run_by_the_same_command(tmp_path):
+    import json
+    import signal
+    import time
+
+    suite = tmp_path / "two.yaml"
+    suite.write_text(TWO_EPISODES)
+    out = tmp_path / "run"
+    args = ["eval", f"suite_file={suite}", f"out={out}", "executor=local", "workers=1", "agent=lane_follower",
+            "worst_gifs=0", "tensorboard=false"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "drive.cli", *args], cwd=tmp_path, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    try:
+        deadline, worker = time.monotonic() + 240, None
+        while worker is None and time.monotonic() < deadline and proc.poll() is None:
+            kids = [c for c in _children(proc.pid) if _alive(c)]
+            worker = next((c for c in kids if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()), None)
+            time.sleep(0.1)
+        assert worker is not None, "no pool worker"
+        time.sleep(0.5)
+        os.kill(worker, signal.SIGKILL)  # dies before its first episode ends (imports alone take longer)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 1, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == (
+        "drive eval: 1 of 2 episodes crashed (lead_vehicle_brake_000_s0) and are left out of the scores above; "
+        "re-run the same command to run them again"
+    )
+    assert "lead_vehicle_brake  1 " in stdout  # the table scores the one episode that ran
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["overall"]["episodes"] == 1 and summary["left_out"]["crashed"] == [
+        "lead_vehicle_brake_000_s0"
+    ]
+    report = (out / "report.md").read_text()
+    assert "1 crashed episodes are left out of the scores" in report and "Run: {" not in report
+    # the same command again runs only the crashed episode; the report totals the whole run
+    again = drive(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "lead_vehicle_brake  2 " in again.stdout
+    report = (out / "report.md").read_text()
+    assert "Run: 2 episodes (0 crashed, 0 agent errors)" in report
+    assert "This invocation ran 1 of them" in report and "1 come from earlier invocations" in report
+    for column in ("DS:", "RC %:", "penalty:", "coll/km:"):  # every column explained, with its source
+        line = next(x for x in report.splitlines() if x.startswith(f"- {column}"))
+        assert "Leaderboard" in line
