@@ -311,3 +311,22 @@ def test_a_crashed_episode_is_counted_left_out_of_the_scores_and_re_run_by_the_s
     for column in ("DS:", "RC %:", "penalty:", "coll/km:"):  # every column explained, with its source
         line = next(x for x in report.splitlines() if x.startswith(f"- {column}"))
         assert "Leaderboard" in line
+
+
+# ------------------------------------------------------------------------------ maps
+
+
+def test_maps_carry_a_georeference_and_no_command_warns_about_one(tmp_path):
+    import re
+
+    from sim_bridge.maps.towns import make_town
+    from sim_bridge.maps.xodr import DEFAULT_GEOREFERENCE
+
+    text = make_town("straight", 0)
+    assert f"<geoReference>{DEFAULT_GEOREFERENCE}</geoReference>" in text  # the maps we write
+    bare = tmp_path / "bare.xodr"  # a map from elsewhere, without one
+    bare.write_text(re.sub(r"\s*<geoReference>.*?</geoReference>", "", text))
+    assert "geoReference" not in bare.read_text()
+    proc = drive("render", f"world.xodr={bare}", "steps=2", f"out={tmp_path / 'x.gif'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "cannot parse georeference" not in proc.stdout + proc.stderr
