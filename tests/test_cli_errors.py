@@ -330,3 +330,29 @@ def test_maps_carry_a_georeference_and_no_command_warns_about_one(tmp_path):
     proc = drive("render", f"world.xodr={bare}", "steps=2", f"out={tmp_path / 'x.gif'}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "cannot parse georeference" not in proc.stdout + proc.stderr
+
+
+def test_report_plots_count_in_integers_and_keep_the_legend_off_the_bars(monkeypatch):
+    from scenarios import report
+
+    figures = {}
+
+    def keep(fig):
+        figures[len(figures)] = fig
+        return ""
+
+    monkeypatch.setattr(report, "_png", keep)
+    stats = {"driving_score": {"mean": 100.0, "std": 0.0}, "route_completion": {"mean": 100.0}}
+    summary = {
+        "families": {"a": stats, "b": stats},
+        "overall": {"infractions": {"red_light": 3, "stop_sign": 1}},
+    }
+    report._plots(summary)
+    bars, counts = figures[0], figures[1]
+    counts.canvas.draw()
+    ticks = counts.axes[0].get_xticks()
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)  # no 0.5 of an infraction
+    bars.canvas.draw()
+    ax = bars.axes[0]
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1  # beside the bars, which reach the top at 100

@@ -112,7 +112,10 @@ def _run(cfg: DictConfig, suite: Suite, out: Path, store: ResultStore) -> int:
     scored = [r for r in results if r.status not in (Status.CRASHED, Status.STARTED)]
     summary = summarise(scored)
     summary["run"] = run_totals(results, len(jobs), wall)
-    summary["left_out"] = {"crashed": [r.name for r in unfinished]}
+    summary["left_out"] = {
+        "crashed": [r.name for r in unfinished],
+        "note": "crashed (or unfinished) episodes are not in the scores above; re-running the command runs them",
+    }
     paths = write_reports(out, suite.name, cfg.agent.name, results, summary, worst_gifs=int(cfg.worst_gifs),
                           tensorboard=bool(cfg.tensorboard))  # fmt: skip
     print(paths["table"])
