@@ -74,7 +74,11 @@ def load(name: str, overrides: list[str]) -> DictConfig:
         if o.key_or_group not in groups and not o.key_or_group.startswith("hydra."):
             _check_key(base, arg, o.key_or_group)
     cfg = _compose(name, overrides)
-    problems = list(rule_problems(cfg))
+    try:
+        OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+        problems = list(rule_problems(cfg))
+    except OmegaConfBaseException as exc:
+        raise ConfigProblem(_one_line(exc)) from exc
     if problems:
         raise ConfigProblem("; ".join(problems))
     return cfg

@@ -88,6 +88,10 @@ def test_help_lists_every_key_with_type_default_allowed_values_and_description(t
 def test_a_value_of_the_wrong_type_is_one_line(tmp_path):
     line = one_line_error(drive("render", "steps=many", cwd=tmp_path), "drive render: bad configuration")
     assert "steps" in line and "'many'" in line
+    line = one_line_error(
+        drive("collect", "sim.num_worlds=${nope}", cwd=tmp_path), "drive collect: bad config"
+    )
+    assert line.endswith("sim.num_worlds: Interpolation key 'nope' not found")
 
 
 # ------------------------------------------------------------------------------ run-time errors
