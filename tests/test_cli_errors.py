@@ -360,3 +360,20 @@ def test_report_plots_count_in_integers_and_keep_the_legend_off_the_bars(monkeyp
     ax = bars.axes[0]
     legend = ax.get_legend().get_window_extent()
     assert legend.x0 >= ax.get_window_extent().x1  # beside the bars, which reach the top at 100
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["collect", "towns=[atlantis:0]"], "drive collect: town 'atlantis:0': unknown town 'atlantis'"),
+        (
+            ["collect", "towns=[xodr:nowhere.xodr]"],
+            "drive collect: town 'xodr:nowhere.xodr': no OpenDRIVE file",
+        ),
+        (["eval", "agent.name=foo"], "drive eval: agent: unknown agent 'foo'; known agents:"),
+    ],
+)
+def test_names_that_would_fail_every_job_or_episode_are_refused_up_front(tmp_path, args, message):
+    proc = drive(*args, f"out={tmp_path / 'run'}", "executor=inline", cwd=tmp_path)
+    one_line_error(proc, message)
+    assert not (tmp_path / "run" / "results.jsonl").exists()  # no episode scored DS 0 for it

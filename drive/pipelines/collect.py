@@ -54,6 +54,7 @@ from planning.explore import ExplorationDriver, ExploreConfig
 from scenarios.executors import error_text, make_executor
 from scenarios.results import code_version
 from sim_bridge.api import MapRef, Simulator, WorldSpec
+from sim_bridge.maps.towns import TOWNS
 from world_model.recorder import EpisodeRecorder
 from world_model.shards import (
     EndReason,
@@ -151,6 +152,10 @@ def map_ref(key: str) -> MapRef:
     if not kind or (rest and not rest.lstrip("-").isdigit()):
         raise CollectError(
             f"town {key!r}: write a procedural town as 'name:seed' (e.g. grid:0) or 'xodr:<path>'"
+        )
+    if kind not in TOWNS:
+        raise CollectError(
+            f"town {key!r}: unknown town {kind!r}; procedural towns are: {', '.join(sorted(TOWNS))}"
         )
     return MapRef(town=kind, seed=int(rest or 0))
 
@@ -328,7 +333,9 @@ class Collection:
         if not cfg.towns:
             raise CollectError("towns is empty: name at least one map (e.g. towns=[grid:0])")
         for town in cfg.towns:
-            map_ref(str(town))
+            ref = map_ref(str(town))
+            if ref.xodr and not Path(ref.xodr).is_file():
+                raise CollectError(f"town {town!r}: no OpenDRIVE file at {ref.xodr}")
         self.cfg = cfg
         self.manifest: Manifest | None = None
 

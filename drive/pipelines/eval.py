@@ -48,6 +48,10 @@ def _make_sim(sim_node: dict[str, Any]):
 
 
 def run(cfg: DictConfig) -> int:
+    try:  # built once here, so that a bad agent config stops the run before any episode
+        _make_agent(OmegaConf.to_container(cfg.agent, resolve=True))  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise SystemExit(f"drive eval: agent: {exc}") from exc
     suite = resolve_suite(cfg)
     out = Path(cfg.out)
     store = ResultStore(out)
