@@ -95,11 +95,13 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from scenarios.suites import SuiteError
     from sim_bridge.maps.road_map import MapError
     from sim_bridge.replay import ReplayError
+    from world_model.dataset import DatasetError
     from world_model.shards import ManifestError, ShardError
-    from world_model.train import CheckpointError, CheckpointMismatchError
+    from world_model.train import CheckpointError, CheckpointMismatchError, DeviceError
 
     return (CollectError, AgentError, FamilyError, ManifestMismatch, RunBusy, ScenarioError, SuiteError, MapError,
-            ReplayError, ManifestError, ShardError, CheckpointError, CheckpointMismatchError)  # fmt: skip
+            ReplayError, ManifestError, ShardError, CheckpointError, CheckpointMismatchError, DatasetError,
+            DeviceError)  # fmt: skip
 
 
 def _usage() -> str:

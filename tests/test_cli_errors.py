@@ -109,6 +109,11 @@ def test_project_errors_at_run_time_are_one_line_and_the_traceback_is_behind_deb
     assert "Traceback" in drive("eval", f"suite_file={missing}", cwd=tmp_path, env=env).stderr
 
 
+def test_an_unknown_device_is_one_line(tmp_path):
+    proc = drive("train", "data=anywhere", f"out={tmp_path / 't'}", "device=gpu", cwd=tmp_path)
+    one_line_error(proc, "drive train: device='gpu': give cpu, cuda, cuda:<index> or auto")
+
+
 def test_unknown_town_is_one_line(tmp_path):
     line = one_line_error(drive("render", "world.town=atlantis", cwd=tmp_path), "drive render: unknown town")
     assert "'atlantis'" in line and "grid" in line
@@ -161,6 +166,9 @@ def test_a_damaged_or_missing_shard_is_repaired_by_re_running_the_collection(tmp
     assert manifest.complete and manifest.totals()["hours"] >= 0.004
     for s in manifest.shards:
         read_shard(out / s.file, sha256=s.sha256)  # every listed shard reads with its checksum
+    # a budget beyond what the collection holds
+    proc = drive("train", f"data={out}", f"out={tmp_path / 't5'}", "hours=5", cwd=tmp_path)
+    assert "the collection holds 0.00" in one_line_error(proc, "drive train: hours=5.0: ")
     # a deleted shard is repaired the same way
     (out / manifest.shards[0].file).unlink()
     assert drive(*collect, cwd=tmp_path).returncode == 0

@@ -92,11 +92,22 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint was written for a model with a different config or data shapes."""
 
 
+class DeviceError(ValueError):
+    """A device name torch does not know, or a CUDA device this machine lacks."""
+
+
 def resolve_device(name: str) -> torch.device:
-    """``auto`` → the first CUDA device when present, else the CPU; anything else as given."""
+    """``auto`` → the first CUDA device when present, else the CPU; anything else as given, checked
+    (:class:`DeviceError`)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"device={name!r}: give cpu, cuda, cuda:<index> or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device={name!r}: no CUDA device is available here; use device=cpu or device=auto")
+    return device
 
 
 def to_tensors(batch: Windows, device: torch.device) -> dict[str, Tensor]:
@@ -631,6 +642,7 @@ __all__ = [
     "BEST_FILE",
     "CheckpointError",
     "CheckpointMismatchError",
+    "DeviceError",
     "RetrievalProbe",
     "TrainCallback",
     "Trainer",
