@@ -46,12 +46,27 @@ def compose_raw(name: str, overrides: list[str]) -> DictConfig:
 
 
 def group_choices() -> dict[str, list[str]]:
-    """``{group: [choices]}``: the YAML files of each config group (schema entries are not choices)."""
-    return {
-        d.name: sorted(p.stem for p in d.glob("*.yaml") if not p.stem.endswith(SCHEMA_SUFFIX))
-        for d in sorted(CONF_DIR.iterdir())
-        if d.is_dir() and not d.name.startswith(("_", "."))
+    """``{group: [choices]}``: the YAML files of each config group and the entries registered in
+    the ConfigStore under it, but for the schemas (``*_schema``), which are no choice."""
+    from hydra.core.config_store import ConfigStore
+
+    from drive.schemas import register
+
+    register()
+    store = ConfigStore.instance()
+    out: dict[str, set[str]] = {}
+    for d in sorted(CONF_DIR.iterdir()):
+        if d.is_dir() and not d.name.startswith(("_", ".")):
+            out[d.name] = {p.stem for p in d.glob("*.yaml")}
+    for group in store.list(""):
+        if group.endswith(".yaml") or group == "hydra":
+            continue  # a primary config, or Hydra's own settings
+        names = {n.removesuffix(".yaml") for n in store.list(group) if n.endswith(".yaml")}
+        out.setdefault(group, set()).update(names)
+    choices = {
+        g: sorted(c for c in names if not c.endswith(SCHEMA_SUFFIX)) for g, names in sorted(out.items())
     }
+    return {g: c for g, c in choices.items() if c}
 
 
 def load(name: str, overrides: list[str]) -> DictConfig:
