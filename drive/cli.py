@@ -2,23 +2,32 @@
 
 Configs live in ``drive/conf`` (one primary YAML per command, groups mirroring the packages:
 ``sim/``, ``world/``, ``agent/``) and are checked against the schemas of ``drive.schemas``.
-``drive <command> --cfg`` prints the composed config without running.
+``drive <command> --cfg`` prints the composed config without running; ``drive <command> --help``
+(or ``-h``) lists every key with its type, default, allowed values and description.
+
+A mistake is one line on stderr, ``drive <command>: <what to change>``, and exit status 2: a bad
+configuration (``drive.checks``: unknown keys, wrong types, values out of range) before anything
+runs, and the project's own errors at run time (a bad suite, map, shard, checkpoint…).
+``--debug`` (or ``DRIVE_DEBUG=1``) shows the traceback instead, for developers.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"
+from drive.checks import CONF_DIR, ConfigProblem, compose_raw, group_choices, load
+from drive.fields import describe_rules, schema_fields
+
+__all__ = ["COMMANDS", "CONF_DIR", "compose_config", "main"]
+
+#: command-line switches (everything else is a ``key=value`` override)
+HELP, CFG, DEBUG = ("-h", "--help"), "--cfg", "--debug"
 
 #: command words → (primary config name, "module:function" of the pipeline, one-line help)
 COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
@@ -81,20 +90,65 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
 
 
 def compose_config(name: str, overrides: list[str]) -> DictConfig:
-    """Compose primary config ``name`` with Hydra ``overrides`` (schemas registered first)."""
-    from drive.schemas import register
+    """Compose primary config ``name`` with Hydra ``overrides`` (schemas registered first), as
+    Hydra does; :func:`drive.checks.load` adds the checks the command line runs."""
+    return compose_raw(name, overrides)
 
-    register()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name=name, overrides=overrides)
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The project's own error types: their message says what to do, a traceback adds nothing."""
+    from drive.pipelines.collect import CollectError
+    from planning.base import AgentError
+    from scenarios.families.base import FamilyError
+    from scenarios.results import ManifestMismatch, RunBusy
+    from scenarios.schema import ScenarioError
+    from scenarios.suites import SuiteError
+    from sim_bridge.maps.road_map import MapError
+    from sim_bridge.replay import ReplayError
+    from world_model.dataset import DatasetError
+    from world_model.shards import ManifestError, ShardError
+    from world_model.train import CheckpointError, CheckpointMismatchError, DeviceError
+
+    return (CollectError, AgentError, FamilyError, ManifestMismatch, RunBusy, ScenarioError, SuiteError, MapError,
+            ReplayError, ManifestError, ShardError, CheckpointError, CheckpointMismatchError, DatasetError,
+            DeviceError)  # fmt: skip
 
 
 def _usage() -> str:
-    lines = ["usage: drive <command> [key=value ...] [--cfg]", "", "commands:"]
+    lines = ["usage: drive <command> [key=value ...] [--cfg] [--help] [--debug]", "", "commands:"]
     for words, (_, _, text) in COMMANDS.items():
         lines.append(f"  {' '.join(words):<14} {text}")
     lines.append("")
-    lines.append("Any config field can be overridden, e.g. `drive render world.town=highway steps=100`.")
+    lines.append("Any config field can be overridden, e.g. `drive render world.town=highway steps=100`;")
+    lines.append("`drive <command> --help` lists them. --debug (or DRIVE_DEBUG=1) shows tracebacks.")
+    return "\n".join(lines)
+
+
+def command_help(words: tuple[str, ...], cfg: DictConfig) -> str:
+    """Every key of the command: type, value in this composition, allowed values, description."""
+    name = " ".join(words)
+    lines = [f"drive {name}: {COMMANDS[words][2]}", "",
+             f"usage: drive {name} [key=value ...] [--cfg] [--help] [--debug]", ""]  # fmt: skip
+    groups = {g: c for g, c in group_choices().items() if g in cfg}
+    if groups:
+        lines.append("groups (pick a file of drive/conf/<group>/, e.g. `agent=expert`):")
+        lines += [f"  {g}={'|'.join(c)}" for g, c in groups.items()]
+        lines.append("")
+    lines.append("keys (key: type = value [allowed]):")
+    for f in schema_fields(OmegaConf.get_type(cfg)):  # type: ignore[arg-type]
+        parent, _, leaf = f.path.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        if OmegaConf.is_missing(node, leaf):
+            value: object = "??? (required)"
+        else:
+            value = node._get_node(leaf)._value()  # type: ignore[union-attr]  # as written, unresolved
+            if isinstance(value, DictConfig | ListConfig):
+                value = OmegaConf.to_container(value)
+        text = str(value) if len(str(value)) <= 70 else str(value)[:69] + "…"
+        rules = describe_rules(f.rules)
+        lines.append(f"  {f.path}: {f.type} = {text}" + (f"  [{rules}]" if rules else ""))
+        if f.doc:
+            lines.append(f"      {f.doc}")
     return "\n".join(lines)
 
 
@@ -115,21 +169,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"drive: unknown command {' '.join(argv[:2])!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     words, rest = found
-    show = "--cfg" in rest or "--help" in rest
-    overrides = [a for a in rest if a not in ("--cfg", "--help")]
+    label = f"drive {' '.join(words)}"
+    debug = DEBUG in rest or os.environ.get("DRIVE_DEBUG", "") not in ("", "0")
+    overrides = [a for a in rest if a not in (*HELP, CFG, DEBUG)]
     name, target, _ = COMMANDS[words]
     try:
-        cfg = compose_config(name, overrides)
-    except (HydraException, OmegaConfBaseException) as exc:
-        print(f"drive {' '.join(words)}: bad configuration: {exc}", file=sys.stderr)
+        cfg = load(name, overrides)
+    except ConfigProblem as exc:
+        if debug:
+            raise
+        print(f"{label}: bad configuration: {exc}", file=sys.stderr)
         return 2
-    if show:
+    if any(a in HELP for a in rest):
+        print(command_help(words, cfg))
+        return 0
+    if CFG in rest:
         print(OmegaConf.to_yaml(cfg))
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     module, func = target.split(":")
     run: Callable[[DictConfig], int | None] = getattr(importlib.import_module(module), func)
-    return int(run(cfg) or 0)
+    try:
+        return int(run(cfg) or 0)
+    except user_errors() as exc:
+        if debug:
+            raise
+        print(f"{label}: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # a pipeline's own refusal, already worded for the user
+        if debug or not isinstance(exc.code, str):
+            raise
+        text = exc.code.removeprefix(f"{label}: ")
+        print(f"{label}: {text}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from omegaconf import MISSING
 
 from drive.world import WorldConfig
 from planning import registry
+from scenarios.executors import EXECUTORS
+from scenarios.runner import SAVE_REPLAYS
 from sim_bridge import backends
 from world_model.config import LossConfig, ModelConfig, OptimConfig
 
@@ -24,21 +26,21 @@ class RenderConfig:
     world: WorldConfig = field(default_factory=WorldConfig)
     agent: Any = None
     """The agent (``agent=<name>``: ``drive/conf/agent/<name>.yaml``, ``planning.registry``)."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"min": 0})
     """Episode seed."""
-    steps: int = 200
+    steps: int = field(default=200, metadata={"min": 1})
     """Decision steps to run (live mode)."""
     replay: str | None = None
     """Render this saved replay (.npz) instead of a live run."""
     out: str = "outputs/render/episode.gif"
     """Output path; the extension picks the format (.gif or .mp4)."""
-    fps: int = 10
+    fps: int = field(default=10, metadata={"min": 1})
     """Frames per second of the output."""
-    map_window: float = 80.0
+    map_window: float = field(default=80.0, metadata={"min": 0})
     """Side of the map view around the ego [m] (0 = the whole map)."""
-    px_per_m: float = 3.0
+    px_per_m: float = field(default=3.0, metadata={"gt": 0})
     """Map view scale [px/m]."""
-    every: int = 1
+    every: int = field(default=1, metadata={"min": 1})
     """Keep every n-th step as a frame."""
 
 
@@ -66,13 +68,13 @@ class BenchSimConfig:
         ]
     )
     """``[worlds, vehicles, bev]`` triples to measure."""
-    steps: int = 200
+    steps: int = field(default=200, metadata={"min": 1})
     """Timed decision steps per chunk (after warm-up)."""
-    repeats: int = 3
+    repeats: int = field(default=3, metadata={"min": 1})
     """Timed chunks per configuration; the median is reported."""
-    warmup: int = 50
+    warmup: int = field(default=50, metadata={"min": 0})
     """Untimed steps first (compilation, caches)."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"min": 0})
 
 
 @dataclass
@@ -96,17 +98,17 @@ class EvalConfig:
     """The suite (``suite=<name>`` picks ``drive/conf/suite/<name>.yaml``)."""
     suite_file: str | None = None
     """Run the suite in this YAML file instead."""
-    executor: str = "local"
+    executor: str = field(default="local", metadata={"choices": EXECUTORS})
     """``local`` (process pool), ``inline`` (this process) or ``ray``."""
-    workers: int | None = None
+    workers: int | None = field(default=None, metadata={"min": 0})
     """Worker processes (default one per core)."""
     out: str = "outputs/eval/${suite.name}-${agent.name}"
     """Run folder: results.jsonl, replays, report; re-running the same command resumes it."""
-    save_replays: str = "failed"
+    save_replays: str = field(default="failed", metadata={"choices": SAVE_REPLAYS})
     """Replays kept: none, failed (unsuccessful or with infractions) or all."""
     force: bool = False
     """Resume even if the stored run's configuration differs."""
-    worst_gifs: int = 3
+    worst_gifs: int = field(default=3, metadata={"min": 0})
     """GIFs of the worst episodes in the report."""
     tensorboard: bool = True
     """Write TensorBoard scalars next to the report."""
@@ -123,11 +125,11 @@ class BenchEvalConfig:
     suite: SuiteConfig = field(default_factory=SuiteConfig)
     suite_file: str | None = None
     """Run the suite in this YAML file instead."""
-    executor: str = "local"
+    executor: str = field(default="local", metadata={"choices": EXECUTORS})
     """``local``, ``inline`` or ``ray``."""
-    workers: int | None = 2
+    workers: int | None = field(default=2, metadata={"min": 0})
     """Worker processes."""
-    limit: int = 0
+    limit: int = field(default=0, metadata={"min": 0})
     """Run only the first N scenarios (0 = all)."""
 
 
@@ -140,35 +142,35 @@ class CollectConfig:
     driver: Any = None
     """The driver (``driver=explore|expert|…``: any agent of ``planning.registry``, settings in
     ``drive/conf/driver/<name>.yaml``)."""
-    hours: float = 1.0
+    hours: float = field(default=1.0, metadata={"gt": 0})
     """Budget of simulated experience, summed over worlds (steps × dt) [h]; raise it to extend."""
-    worlds: int = 4
+    worlds: int = field(default=4, metadata={"min": 1})
     """Worlds per batched simulator (one simulator per worker)."""
-    workers: int | None = None
+    workers: int | None = field(default=None, metadata={"min": 0})
     """Worker processes (default one per core)."""
-    executor: str = "local"
+    executor: str = field(default="local", metadata={"choices": EXECUTORS})
     """``local`` (process pool), ``inline`` (this process) or ``ray``."""
     towns: list[str] = field(default_factory=lambda: ["grid:0", "grid:1", "grid:2", "grid:3", "highway:0"])
     """Maps to drive in, as ``town:seed`` of a procedural town or ``xodr:<path>``; jobs take them in turn."""
-    vehicles: list[int] = field(default_factory=lambda: [10, 30])
+    vehicles: list[int] = field(default_factory=lambda: [10, 30], metadata={"min": 0})
     """Background vehicles per episode: drawn uniformly in ``[lo, hi]`` (one value: fixed)."""
-    pedestrians: list[int] = field(default_factory=lambda: [0, 20])
+    pedestrians: list[int] = field(default_factory=lambda: [0, 20], metadata={"min": 0})
     """Background pedestrians per episode, ``[lo, hi]`` (none spawn on maps without sidewalks)."""
-    route_length: list[float] = field(default_factory=lambda: [200.0, 600.0])
+    route_length: list[float] = field(default_factory=lambda: [200.0, 600.0], metadata={"gt": 0})
     """Length of each episode's random route, ``[lo, hi]`` [m]."""
-    traffic_radius: float = 120.0
+    traffic_radius: float = field(default=120.0, metadata={"gt": 0})
     """Background actors live within this distance of the ego [m]."""
-    max_episode_seconds: float = 120.0
+    max_episode_seconds: float = field(default=120.0, metadata={"gt": 0})
     """An episode is cut after this much simulated time [s]."""
-    route_end_distance: float = 5.0
+    route_end_distance: float = field(default=5.0, metadata={"min": 0})
     """An episode ends (done) when this close to its route's end [m]."""
-    max_route_deviation: float = 30.0
+    max_route_deviation: float = field(default=30.0, metadata={"gt": 0})
     """An episode is cut when the ego is this far from its route [m]."""
-    job_hours: float = 0.1
+    job_hours: float = field(default=0.1, metadata={"gt": 0})
     """Simulated hours per job (the executor's unit of work; each job drives one town) [h]."""
-    shard_steps: int = 500
+    shard_steps: int = field(default=500, metadata={"min": 1})
     """A job writes a shard once this many steps of finished episodes are buffered."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"min": 0})
     """Seed of the collection (every episode's seed derives from it, the job and the run)."""
     out: str = "outputs/collect/${driver.name}"
     """Collection folder (manifest.json + shards); re-running the same command resumes it."""
@@ -184,11 +186,11 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: str = MISSING
     """Collection folder written by ``drive collect`` (manifest.json + shards)."""
-    hours: float | None = 0.5
+    hours: float | None = field(default=0.5, metadata={"gt": 0})
     """Budget: the first this many simulated hours of the collection (null: all) [h]."""
-    window: int = 0
+    window: int = field(default=0, metadata={"min": 0})
     """Steps per training window (0: ``loss.horizon + 1``)."""
-    val_fraction: float = 0.1
+    val_fraction: float = field(default=0.1, metadata={"min": 0, "max": 0.9})
     """Share of the prefix's episodes held out for validation (chosen by a hash of the episode id)."""
     split_seed: int = 0
     """Seed of the train/validation hash."""
@@ -196,9 +198,9 @@ class TrainConfig:
     """Memory-map the packed BEV from uncompressed files here instead of holding it in RAM."""
     device: str = "cpu"
     """``cpu``, ``cuda``, ``cuda:1`` … or ``auto`` (CUDA when present)."""
-    threads: int = 1
+    threads: int = field(default=1, metadata={"min": 0})
     """Intra-op threads of torch on the CPU (0: torch's default)."""
-    max_minutes: float = 14.0
+    max_minutes: float = field(default=14.0, metadata={"min": 0})
     """Wall-time budget [min] (0: none); training stops with a checkpoint when it runs out."""
     tensorboard: bool = True
     """Write TensorBoard scalars and retrieval images to ``out/tensorboard``."""
@@ -248,23 +250,23 @@ class WmEvalConfig:
     """A ``last.pt`` written by ``drive train``."""
     data: str = MISSING
     """Collection folder with the held-out episodes (e.g. a collection with another seed)."""
-    hours: float | None = None
+    hours: float | None = field(default=None, metadata={"gt": 0})
     """Use the first this many simulated hours of ``data`` (null: all) [h]."""
-    after_hours: float = 0.0
+    after_hours: float = field(default=0.0, metadata={"min": 0})
     """Skip the first this many hours (e.g. the training prefix of the same collection) [h]."""
-    split: str = "all"
+    split: str = field(default="all", metadata={"choices": ("all", "train", "val")})
     """Episodes of the prefix to use: ``all``, or ``train`` / ``val`` of the hash split."""
-    val_fraction: float = 0.1
+    val_fraction: float = field(default=0.1, metadata={"min": 0, "max": 0.9})
     """The hash split's validation share (as in training), for ``split=train|val``."""
     split_seed: int = 0
-    horizon: int = 15
+    horizon: int = field(default=15, metadata={"min": 1})
     """Rollout steps evaluated (10 Hz: 15 = 1.5 s)."""
-    ridge: float = 1e-3
+    ridge: float = field(default=1e-3, metadata={"min": 0})
     """Ridge penalty of the linear probes, relative to the mean feature variance."""
-    batch_size: int = 256
+    batch_size: int = field(default=256, metadata={"min": 1})
     """Frames encoded (and windows rolled out) per batch."""
     device: str = "cpu"
-    threads: int = 1
+    threads: int = field(default=1, metadata={"min": 0})
     """Intra-op threads of torch on the CPU (0: torch's default)."""
     out: str = ""
     """JSON report path (empty: ``wm_eval.json`` beside the checkpoint)."""
@@ -282,22 +284,22 @@ class BenchWmConfig:
     """Measure this trained model instead of a fresh one built from ``model``."""
     data: str | None = None
     """Time training on windows of this collection (default: synthetic windows of the same shapes)."""
-    bev_size: int = 96
+    bev_size: int = field(default=96, metadata={"min": 1})
     """BEV side of synthetic windows [px]."""
-    bev_channels: int = 10
-    ego_dim: int = 27
-    samples: int = 512
+    bev_channels: int = field(default=10, metadata={"min": 1})
+    ego_dim: int = field(default=27, metadata={"min": 1})
+    samples: int = field(default=512, metadata={"min": 1})
     """Action sequences per rollout."""
-    horizon: int = 15
+    horizon: int = field(default=15, metadata={"min": 1})
     """Steps per rollout."""
-    repeats: int = 50
+    repeats: int = field(default=50, metadata={"min": 1})
     """Timed rollouts (the median is reported)."""
-    warmup: int = 10
-    train_steps: int = 8
+    warmup: int = field(default=10, metadata={"min": 0})
+    train_steps: int = field(default=8, metadata={"min": 1})
     """Timed training steps (after two untimed ones)."""
-    threads: list[int] = field(default_factory=lambda: [1, 2])
+    threads: list[int] = field(default_factory=lambda: [1, 2], metadata={"min": 1})
     """Intra-op thread counts to measure."""
-    reference_hidden: int = 256
+    reference_hidden: int = field(default=256, metadata={"min": 1})
     """Hidden width of the eager reference predictor (latent 64, two hidden layers)."""
     seed: int = 0
 

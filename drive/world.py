@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sim_bridge.api import MapRef, SignalTiming, WorldSpec
 
@@ -13,23 +13,23 @@ class WorldConfig:
 
     town: str = "grid"
     """Procedural town (grid, highway, straight, cross, tee); ignored when ``xodr`` is set."""
-    map_seed: int = 0
+    map_seed: int = field(default=0, metadata={"min": 0})
     """Seed of the procedural town."""
     xodr: str | None = None
     """Path to an OpenDRIVE file to drive on instead of a procedural town."""
-    vehicles: int = 20
+    vehicles: int = field(default=20, metadata={"min": 0})
     """Background vehicles around the ego."""
-    pedestrians: int = 10
+    pedestrians: int = field(default=10, metadata={"min": 0})
     """Background pedestrians around the ego."""
-    traffic_radius: float = 120.0
+    traffic_radius: float = field(default=120.0, metadata={"gt": 0})
     """Background actors live within this distance of the ego [m]."""
-    route_length: float = 300.0
+    route_length: float = field(default=300.0, metadata={"gt": 0})
     """Length of the ego's random route [m]."""
-    green: float = 10.0
+    green: float = field(default=10.0, metadata={"gt": 0})
     """Traffic-light green time per phase [s]."""
-    yellow: float = 3.0
+    yellow: float = field(default=3.0, metadata={"min": 0})
     """Yellow time [s]."""
-    all_red: float = 1.0
+    all_red: float = field(default=1.0, metadata={"min": 0})
     """All-red clearance [s]."""
 
     def to_spec(self) -> WorldSpec:

@@ -15,15 +15,24 @@ as they arrive. ``fn`` must be a top-level function (pickled by reference) and i
 
 Worker processes set ``NUMBA_NUM_THREADS=1`` and ``OMP_NUM_THREADS=1`` (and the BLAS equivalents)
 before ``fn``'s module or any item is unpickled, so N workers use N cores, not N × cores.
+
+Local workers die with their parent: a parent killed with ``kill -9`` (which runs no clean-up)
+leaves no orphan worker behind, nor multiprocessing's resource tracker (it exits when the last
+process holding its pipe does). On Linux the kernel sends the worker ``SIGKILL`` when the parent
+dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere a watchdog thread polls ``os.getppid()``.
 """
 
 from __future__ import annotations
 
 import abc
+import ctypes
 import multiprocessing
 import os
 import pickle
+import signal
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -66,6 +75,39 @@ def error_text(exc: BaseException) -> str:
 def _set_worker_env() -> None:
     """Pool initializer / first step of a Ray task: one thread per worker process."""
     os.environ.update(WORKER_ENV)
+
+
+#: ``PR_SET_PDEATHSIG`` of ``<linux/prctl.h>``
+_PR_SET_PDEATHSIG = 1
+#: seconds between the watchdog's looks at the parent (where prctl is not available)
+_WATCHDOG_PERIOD = 0.5
+
+
+def _init_local_worker(parent: int) -> None:
+    """Initializer of a local pool worker: the worker environment, and death with ``parent``."""
+    _set_worker_env()
+    die_with_parent(parent)
+
+
+def die_with_parent(parent: int) -> None:
+    """End this process when process ``parent`` (its parent) dies, however it dies."""
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+    if not armed:
+        threading.Thread(target=_watch_parent, args=(parent,), name="die-with-parent", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(_WATCHDOG_PERIOD)
+    os._exit(1)
 
 
 def _check_fn(fn: Callable[[Any], Any]) -> None:
@@ -177,7 +219,9 @@ class LocalExecutor(Executor):
         context = multiprocessing.get_context("spawn")
 
         def new_slot() -> ProcessPoolExecutor:
-            return ProcessPoolExecutor(1, mp_context=context, initializer=_set_worker_env)
+            return ProcessPoolExecutor(
+                1, mp_context=context, initializer=_init_local_worker, initargs=(os.getpid(),)
+            )
 
         slots = [new_slot() for _ in range(min(self.workers, len(items)))]
         running: dict[Future[Any], tuple[int, int]] = {}  # future → (slot, item index)

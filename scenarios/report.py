@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
-from scenarios.metrics import LEADERBOARD_VERSION
+from scenarios.metrics import LEADERBOARD_VERSION, PENALTY_FACTORS_2_0
 from scenarios.records import EpisodeResult, InfractionKind, Status
 from scenarios.results import write_json_atomic
 
@@ -34,6 +34,51 @@ _COLUMNS = (
     ("coll/km", "collisions_per_km", "{:6.2f}"),
     ("red lights", "red_lights", "{}"),
 )
+
+
+_PENALTY_NAMES = {
+    InfractionKind.COLLISION_PEDESTRIAN: "pedestrian hit",
+    InfractionKind.COLLISION_VEHICLE: "vehicle hit",
+    InfractionKind.COLLISION_STATIC: "static object hit",
+    InfractionKind.RED_LIGHT: "red light",
+    InfractionKind.STOP_SIGN: "stop sign",
+    InfractionKind.SCENARIO_TIMEOUT: "scenario time-out",
+}
+
+
+def column_notes() -> list[str]:
+    """One line per column of the table: what it measures and where the definition comes from."""
+    factors = ", ".join(f"{_PENALTY_NAMES.get(k, k.value)} {v:.2f}" for k, v in PENALTY_FACTORS_2_0.items())
+    return [
+        "n: episodes scored (crashed ones are left out until a re-run finishes them).",
+        f"DS: driving score of an episode = RC × penalty, 0–100, mean ± std over episodes (CARLA Leaderboard "
+        f"{LEADERBOARD_VERSION}).",
+        f"RC %: route completion, the share of the route driven before the episode ended (Leaderboard {LEADERBOARD_VERSION}).",
+        f"penalty: infraction penalty, 1 without infractions, multiplied per infraction by {factors} "
+        f"(Leaderboard {LEADERBOARD_VERSION}; minimum-speed and outside-lanes factors in scenarios/metrics.py).",
+        "success: share of episodes that completed their route without infractions (Bench2Drive).",
+        "coll/km: collisions with vehicles, pedestrians and static objects per km driven (the infractions-per-km "
+        "rate of the Leaderboard; nuPlan's closed-loop score, in summary.json, counts at-fault ones).",
+        "red lights: red lights run, counted (Leaderboard infraction).",
+    ]
+
+
+def run_lines(run: dict[str, Any]) -> list[str]:
+    """The run's totals in words (``summary["run"]`` of ``drive eval``)."""
+    earlier = run["episodes"] - run["episodes_this_invocation"]
+    rtf = f", {run['realtime_factor']}× real time" if run.get("realtime_factor") else ""
+    lines = [
+        f"Run: {run['episodes']} episodes ({run['crashed']} crashed, {run['agent_errors']} agent errors), "
+        f"{run['sim_seconds']:.0f} s simulated in {run['episode_wall_seconds']:.0f} s of episode wall time{rtf}.",
+        f"This invocation ran {run['episodes_this_invocation']} of them in {run['wall_seconds_this_invocation']:.0f} s"
+        + (f"; {earlier} come from earlier invocations (resumed)." if earlier else "."),
+    ]
+    if run["crashed"]:
+        lines.append(
+            f"{run['crashed']} crashed episodes are left out of the scores (a crash is the infrastructure's failure, "
+            "never the agent's result): re-run the same command to run them again."
+        )
+    return lines
 
 
 def _row(name: str, stats: dict[str, Any]) -> list[str]:
@@ -86,7 +131,9 @@ def _plots(summary: dict[str, Any]) -> dict[str, str]:
         ax.bar([i + 0.2 for i in x], rc, 0.4, label="route completion %", color="#9bc53d")
         ax.set_xticks(list(x), fams, rotation=35, ha="right", fontsize=8)
         ax.set_ylim(0, 105)
-        ax.legend(fontsize=8)
+        ax.legend(
+            fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0
+        )  # beside the bars
         ax.set_title("per family (mean ± std)")
         out["families"] = _png(fig)
     counts = summary["overall"]["infractions"]
@@ -94,6 +141,7 @@ def _plots(summary: dict[str, Any]) -> dict[str, str]:
     if kinds:
         fig, ax = plt.subplots(figsize=(6, 3))
         ax.barh(kinds, [counts[k] for k in kinds], color="#e4572e")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts
         ax.set_title("infractions (count)")
         out["infractions"] = _png(fig)
     return out
@@ -144,17 +192,19 @@ def write_reports(
     worst = _worst(results, worst_gifs)
     gifs = [(r, _gif(r, out / "gifs")) for r in worst]
     overall = summary["overall"]
+    crashed = sum(r.status in (Status.CRASHED, Status.STARTED) for r in results)
     head = (
         f"suite **{suite}**, agent **{agent}**: driving score {overall['driving_score']['mean']:.1f} ± "
         f"{overall['driving_score']['std']:.1f}, success {overall['success_rate']:.0%}, "
-        f"{overall['episodes']} episodes ({overall['crashed']} crashed, {overall['agent_errors']} agent errors). "
+        f"{overall['episodes']} episodes scored ({crashed} crashed, {overall['agent_errors']} agent errors). "
         f"Metrics: CARLA Leaderboard {LEADERBOARD_VERSION} driving score (2.1 variant in summary.json), "
         "Bench2Drive success rate."
     )
     failures = [r for r in results if r.status in (Status.CRASHED, Status.AGENT_ERROR)]
     md = [f"# {suite} — {agent}", "", head, "", "```", table, "```", ""]
+    md += ["Columns:", ""] + [f"- {line}" for line in column_notes()] + [""]
     if "run" in summary:
-        md += [f"Run: {json.dumps(summary['run'])}", ""]
+        md += [" ".join(run_lines(summary["run"])), ""]
     if failures:
         md += (
             ["## Failed episodes", ""]
@@ -174,6 +224,9 @@ def write_reports(
     plots = _plots(summary)
     body = [f"<h1>{html.escape(suite)} — {html.escape(agent)}</h1>", f"<p>{html.escape(head).replace('**', '')}</p>",
             f"<pre>{html.escape(table)}</pre>"]  # fmt: skip
+    body.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in column_notes()) + "</ul>")
+    if "run" in summary:
+        body.append(f"<p>{html.escape(' '.join(run_lines(summary['run'])))}</p>")
     body += [f'<img alt="{k}" src="data:image/png;base64,{v}">' for k, v in plots.items()]
     body.append("<h2>Worst episodes</h2>")
     for r, gif in gifs:

@@ -7,6 +7,7 @@ A run owns one directory (``out_dir``)::
       manifest.json    RunManifest: suite, agent, config, code version, start time (atomic write)
       results.jsonl    one JSON line per state change of an episode, keyed by EpisodeResult.name
       results.lock     advisory lock file (appends and compaction exclude each other)
+      run.lock         the pid of the process running the suite (:meth:`ResultStore.owned`)
 
 An episode is written ``STARTED`` before it runs (:meth:`ResultStore.mark_started`), then once more
 with its final status (:meth:`ResultStore.record`). :meth:`ResultStore.load` keeps the last line of
@@ -60,6 +61,7 @@ from scenarios.records import EpisodeResult, Status
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = "results.lock"
+RUN_LOCK_FILE = "run.lock"
 
 FINISHED = frozenset({Status.DONE, Status.AGENT_ERROR})
 """Final statuses that are not re-run on resume (``CRASHED`` and ``STARTED`` are)."""
@@ -67,6 +69,10 @@ FINISHED = frozenset({Status.DONE, Status.AGENT_ERROR})
 
 class ManifestMismatch(ValueError):
     """The run directory holds a run of another suite, agent or config."""
+
+
+class RunBusy(RuntimeError):
+    """Another live process is running a suite into the same run directory."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,6 +268,32 @@ class ResultStore:
                 f"{self.manifest_path} is not a valid run manifest ({e}); delete it or use a new "
                 "output directory"
             ) from e
+
+    # -- ownership --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def owned(self, what: str = "a suite") -> Iterator[None]:
+        """This process alone runs episodes into the directory while the block runs, else
+        :class:`RunBusy` naming the owner's pid. ``run.lock`` holds the owner's pid under an
+        exclusive ``flock``, which the kernel releases when the owner dies however it dies: the
+        lock of a dead (``kill -9``) owner is stale and simply taken over, its pid overwritten."""
+        path = self.out_dir / RUN_LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.pread(fd, 200, 0).decode(errors="replace").strip() or "?"
+                raise RunBusy(
+                    f"another process ({owner}) is running {what} into {self.out_dir} (it holds "
+                    f"{path.name}); wait for it to finish, or give another out=…"
+                ) from None
+            os.ftruncate(fd, 0)
+            since = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+            os.pwrite(fd, f"pid {os.getpid()}, since {since}".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     # -- writing ----------------------------------------------------------------------------
 

@@ -1,7 +1,22 @@
 """Gymnasium environments over the simulator: one world (``DriveEnv``) or the whole batch
-(``DriveVectorEnv``, same-step autoreset). Importing this module registers
-``hours2drive/Drive-v0``: ``gymnasium.make("hours2drive/Drive-v0")`` or
-``gymnasium.make_vec("hours2drive/Drive-v0", num_envs=8, vectorization_mode="vector_entry_point")``.
+(``DriveVectorEnv``, same-step autoreset), registered as ``hours2drive/Drive-v0``.
+
+Make one without importing anything first with Gymnasium's ``module:id`` form, which imports the
+module that registers the id::
+
+    gymnasium.make("sim_bridge.gym_env:hours2drive/Drive-v0")
+    gymnasium.make_vec("sim_bridge.gym_env:hours2drive/Drive-v0", num_envs=8,
+                       vectorization_mode="vector_entry_point")
+
+or ``import sim_bridge.gym_env`` and then ``gymnasium.make("hours2drive/Drive-v0")``. The package
+also declares :func:`register_envs` as a ``gymnasium.envs`` plugin entry point (setup.cfg), which
+the Gymnasium versions that load plugins (0.26–0.29) call at import; Gymnasium 1.x dropped plugin
+loading, hence the ``module:id`` form.
+
+As Gymnasium expects: ``step`` before ``reset``, or after an episode ended (``terminated`` or
+``truncated``) without a new ``reset``, raises :class:`gymnasium.error.ResetNeeded`; an action of
+the wrong shape is refused naming the expected shape (``(2,)``; ``(num_envs, 2)`` for the vector
+env).
 
 Observations are dicts of the :class:`~sim_bridge.api.Observation` arrays (one world each);
 actions are ``[accel, steer]`` in ``[-1, 1]``. The reward is route progress [m] / 10 per step,
@@ -65,6 +80,18 @@ def _done(events: StepEvents) -> tuple[np.ndarray, np.ndarray]:
     return terminated, events.route_deviation > MAX_DEVIATION
 
 
+def _action(action: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """``action`` as float64 of ``shape`` (``[accel, steer]`` per world), or a ``ValueError`` naming
+    the expected shape."""
+    a = np.asarray(action, dtype=np.float64)
+    if a.shape != shape:
+        raise ValueError(
+            f"action must have shape {shape} ([accel, steer] in [-1, 1]{' per world' if len(shape) > 1 else ''}); "
+            f"got shape {a.shape}"
+        )
+    return a
+
+
 def _make_sim(config: BackendConfig) -> Simulator:
     return make_simulator(config)
 
@@ -92,6 +119,8 @@ class DriveEnv(gym.Env):
         self._steps = 0
         self._episode_seed = 0
         self._progress = np.zeros(1)
+        self._ended: str | None = "no episode yet"
+        """Why ``step`` needs a ``reset`` first (``None`` while an episode runs)."""
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -103,16 +132,21 @@ class DriveEnv(gym.Env):
         self._obs = self.sim.reset(spec, self._episode_seed)
         self._steps = 0
         self._progress = np.zeros(1)
+        self._ended = None
         return _world_dict(self._obs, 0), {"seed": self._episode_seed}
 
     def step(self, action):
-        obs, events = self.sim.step(np.asarray(action, dtype=np.float64).reshape(1, 2))
+        if self._ended is not None:
+            raise gym.error.ResetNeeded(f"step() called {self._ended}; call reset() to start an episode")
+        obs, events = self.sim.step(_action(action, (2,)).reshape(1, 2))
         self._obs = obs
         self._steps += 1
         reward = _reward(events, self._progress)
         self._progress = events.route_progress.copy()
         terminated, truncated = _done(events)
         truncated = truncated | (self._steps >= self.max_steps)
+        if terminated[0] or truncated[0]:
+            self._ended = f"after the episode {'terminated' if terminated[0] else 'was truncated'}"
         info = {
             k: (None if isinstance(v, float) and v != v else v) for k, v in events.world(0).as_dict().items()
         }  # NaN → None
@@ -175,7 +209,7 @@ class DriveVectorEnv(gym.vector.VectorEnv):
         return self._batch(obs), {}
 
     def step(self, actions):
-        obs, events = self.sim.step(np.asarray(actions, dtype=np.float64).reshape(self.num_envs, 2))
+        obs, events = self.sim.step(_action(actions, (self.num_envs, 2)))
         self._steps += 1
         reward = _reward(events, self._progress)
         self._progress = events.route_progress.copy()
@@ -200,9 +234,14 @@ class DriveVectorEnv(gym.vector.VectorEnv):
         self.sim.close()
 
 
-if ENV_ID not in gym.registry:
-    gym.register(
-        id=ENV_ID,
-        entry_point="sim_bridge.gym_env:DriveEnv",
-        vector_entry_point="sim_bridge.gym_env:DriveVectorEnv",
-    )
+def register_envs() -> None:
+    """Register ``hours2drive/Drive-v0`` (idempotent; the ``gymnasium.envs`` entry point)."""
+    if ENV_ID not in gym.registry:
+        gym.register(
+            id=ENV_ID,
+            entry_point="sim_bridge.gym_env:DriveEnv",
+            vector_entry_point="sim_bridge.gym_env:DriveVectorEnv",
+        )
+
+
+register_envs()

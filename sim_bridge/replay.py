@@ -107,8 +107,16 @@ class Replay:
                 arrays = {k: data[k] for k in data.files}
         except FileNotFoundError as exc:
             raise ReplayError(f"replay {path} does not exist") from exc
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-            raise ReplayError(f"replay {path} is truncated or not an NPZ file: {exc}") from exc
+        except (
+            zipfile.BadZipFile,
+            ValueError,
+            OSError,
+            EOFError,
+        ) as exc:  # numpy's text advises allow_pickle
+            raise ReplayError(
+                f"replay {path} is truncated or not a replay NPZ file ({type(exc).__name__}); give a .npz "
+                "that `drive render` or `drive eval` wrote"
+            ) from exc
         missing = [
             k for k in ("header", "light", "actions", *(f"box_{n}" for n in _BOX_FIELDS)) if k not in arrays
         ]

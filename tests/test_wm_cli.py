@@ -96,11 +96,13 @@ def test_collect_train_resume_and_wm_eval(tmp_path):
     assert "copy" in proc.stdout and "AUROC" in proc.stdout
 
 
-def test_missing_data_is_a_clear_error(tmp_path):
-    with pytest.raises(SystemExit, match="data="):
-        main(["train", f"out={tmp_path / 'run'}"])
-    with pytest.raises(SystemExit, match="checkpoint="):
-        main(["wm-eval", "data=/x"])
+def test_missing_data_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", f"out={tmp_path / 'run'}"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "drive train: give the collection folder, e.g. `drive train data="
+    )
+    assert main(["wm-eval", "data=/x"]) == 2
+    assert "drive wm-eval: give checkpoint=" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from world_model.config import LossConfig, ModelConfig, OptimConfig
 from world_model.diagnostics import auroc, check_collapse, effective_rank, expected_calibration_error
 from world_model.model import WorldModel
 from world_model.train import (
+    CheckpointError,
     CheckpointMismatchError,
     Trainer,
     load_model,
@@ -205,7 +206,7 @@ def test_checkpoint_round_trip_and_refusal_of_other_files(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a world-model checkpoint"):
         read_checkpoint(tmp_path / "other.pt")
-    with pytest.raises(FileNotFoundError, match="drive train"):
+    with pytest.raises(CheckpointError, match="drive train"):
         read_checkpoint(tmp_path / "missing.pt")
 
 

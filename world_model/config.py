@@ -89,29 +89,29 @@ class LossConfig:
 class OptimConfig:
     """The trainer: AdamW, clipping, schedule, logging and checkpoints."""
 
-    steps: int = 4000
+    steps: int = field(default=4000, metadata={"min": 0})
     """Optimiser steps (a resumed run continues up to this count)."""
-    batch_size: int = 32
+    batch_size: int = field(default=32, metadata={"min": 1})
     """Windows per step."""
-    lr: float = 1e-3
+    lr: float = field(default=1e-3, metadata={"gt": 0})
     """Peak learning rate (linear warm-up, then cosine decay to 10 %)."""
-    warmup: int = 100
+    warmup: int = field(default=100, metadata={"min": 0})
     """Warm-up steps."""
-    weight_decay: float = 1e-4
+    weight_decay: float = field(default=1e-4, metadata={"min": 0})
     """AdamW weight decay."""
-    grad_clip: float = 1.0
+    grad_clip: float = field(default=1.0, metadata={"gt": 0})
     """Clip of the global gradient norm."""
     seed: int = 0
     """Seeds the weights, the batches and the SIGReg directions (same seed → same losses on CPU)."""
-    stats_batches: int = 8
+    stats_batches: int = field(default=8, metadata={"min": 1})
     """Batches read before training to set the ego normalisation and the event rates."""
-    log_every: int = 25
+    log_every: int = field(default=25, metadata={"min": 1})
     """Steps between training scalars sent to the callback."""
-    eval_every: int = 250
+    eval_every: int = field(default=250, metadata={"min": 1})
     """Steps between validation metrics (prediction error per horizon, collapse, AUROC, ECE)."""
-    eval_batches: int = 8
+    eval_batches: int = field(default=8, metadata={"min": 1})
     """Validation batches per evaluation."""
-    probe_every: int = 500
+    probe_every: int = field(default=500, metadata={"min": 0})
     """Steps between nearest-neighbour retrieval probes (0: never)."""
-    checkpoint_every: int = 250
+    checkpoint_every: int = field(default=250, metadata={"min": 1})
     """Steps between checkpoints (one is always written at the end)."""

@@ -59,13 +59,17 @@ def _mix(z: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
+class DatasetError(ValueError):
+    """The collection cannot give what was asked (budget, split, cache); the message says why."""
+
+
 def select_prefix(manifest: Manifest, hours: float | None) -> list[tuple[int, list[int]]]:
     """The budget prefix: ``(shard index, [episode index in that shard, …])`` in collection order,
     whole episodes until ``hours`` of simulated time are reached (all for ``None``)."""
     total = sum(s.sim_seconds for s in manifest.shards)
     budget = np.inf if hours is None else float(hours) * 3600.0
     if hours is not None and (not hours > 0.0 or budget > total + 1e-6):
-        raise ValueError(
+        raise DatasetError(
             f"hours={hours}: the collection holds {total / 3600.0:.4f} simulated hours; ask for a "
             "positive budget up to that (or collect more: re-run `drive collect` with larger hours)"
         )
@@ -144,7 +148,7 @@ class WindowDataset:
                 row_of.append(rows.astype(np.int64))
             self.bev_shape = tuple(int(v) for v in shard["bev_shape"])
         if not ep_ids:
-            raise ValueError(
+            raise DatasetError(
                 f"split {split!r} of {path} holds no episodes ({len(ids)} in the {self.prefix_seconds / 3600:.3f} h "
                 f"prefix, val_fraction={val_fraction}); raise hours or change val_fraction"
             )
@@ -260,7 +264,7 @@ def _cached(cache_dir: Path, sha256: str, bits: np.ndarray) -> np.ndarray:
         write_bytes_atomic(path, buf.getvalue() + np.ascontiguousarray(bits).tobytes())
     arr = np.load(path, mmap_mode="r")
     if arr.shape != bits.shape or arr.dtype != bits.dtype:
-        raise ValueError(
+        raise DatasetError(
             f"BEV cache {path} holds {arr.dtype} {arr.shape}, expected {bits.dtype} {bits.shape}; delete it"
         )
     return arr

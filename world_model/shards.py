@@ -329,8 +329,7 @@ def read_shard(path: str | Path, sha256: str | None = None, arrays: Collection[s
     if sha256 is not None and sha256_bytes(data) != sha256:
         raise ShardError(
             f"shard {path}: sha256 {sha256_bytes(data)[:16]}… does not match the manifest's {sha256[:16]}… "
-            "(the file was changed or damaged after it was written); delete it and re-run the "
-            "collection to write it again"
+            f"(the file was changed or damaged after it was written); {_repair(path)}"
         )
     out: dict[str, np.ndarray] = {}
     try:
@@ -338,7 +337,7 @@ def read_shard(path: str | Path, sha256: str | None = None, arrays: Collection[s
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
                 bad = zf.testzip()
             if bad is not None:
-                raise ShardError(f"shard {path}: member {bad} fails its CRC check (corrupt); delete the file")
+                raise ShardError(f"shard {path}: member {bad} fails its CRC check (corrupt); {_repair(path)}")
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             missing = [n for n in (*want, *PER_EPISODE, *META) if n not in npz.files]
             if missing:
@@ -349,11 +348,18 @@ def read_shard(path: str | Path, sha256: str | None = None, arrays: Collection[s
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as e:
         raise ShardError(
-            f"shard {path}: not a readable NPZ, truncated or corrupt ({type(e).__name__}: {e}); "
-            "delete it and re-run the collection"
+            f"shard {path}: not a readable NPZ, truncated or corrupt ({type(e).__name__}); {_repair(path)}"
         ) from e
     _check(path, out)
     return Shard(path=path, arrays=out)
+
+
+def _repair(path: Path) -> str:
+    """What to do about a damaged shard: the one way to repair a collection."""
+    return (
+        f"re-run the `drive collect out={path.parent} …` command that wrote it (same settings): it sets "
+        "damaged or missing shards aside and collects their share again"
+    )
 
 
 def _check(path: Path, a: dict[str, np.ndarray]) -> None:

@@ -84,15 +84,30 @@ class RetrievalProbe:
     distance: np.ndarray
 
 
+class CheckpointError(ValueError):
+    """A file that is not a readable world-model checkpoint (names the file)."""
+
+
 class CheckpointMismatchError(ValueError):
     """A checkpoint was written for a model with a different config or data shapes."""
 
 
+class DeviceError(ValueError):
+    """A device name torch does not know, or a CUDA device this machine lacks."""
+
+
 def resolve_device(name: str) -> torch.device:
-    """``auto`` → the first CUDA device when present, else the CPU; anything else as given."""
+    """``auto`` → the first CUDA device when present, else the CPU; anything else as given, checked
+    (:class:`DeviceError`)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"device={name!r}: give cpu, cuda, cuda:<index> or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device={name!r}: no CUDA device is available here; use device=cpu or device=auto")
+    return device
 
 
 def to_tensors(batch: Windows, device: torch.device) -> dict[str, Tensor]:
@@ -471,13 +486,24 @@ def save_atomic(obj: Any, path: Path) -> None:
 
 
 def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """A checkpoint dict, read with ``weights_only=True``; a clear error if it is not one."""
+    """A checkpoint dict, read with ``weights_only=True`` (never anything else: unpickling a file
+    may run code); :class:`CheckpointError` naming the file if it is not one. The loader's own
+    message is not passed on: it suggests ``weights_only=False``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path} (train one with `drive train data=PATH out=…`)")
-    state = torch.load(path, map_location=device, weights_only=True)
+        raise CheckpointError(f"no checkpoint at {path} (train one with `drive train data=PATH out=…`)")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError… by damage
+        raise CheckpointError(
+            f"{path} is not a world-model checkpoint (unreadable: {type(exc).__name__}); give the "
+            "last.pt or best.pt that `drive train` wrote"
+        ) from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a world-model checkpoint of format {CHECKPOINT_FORMAT}")
+        raise CheckpointError(
+            f"{path} is not a world-model checkpoint of format {CHECKPOINT_FORMAT}; give the last.pt or "
+            "best.pt that `drive train` wrote"
+        )
     return state
 
 
@@ -614,7 +640,9 @@ def train(
 
 __all__ = [
     "BEST_FILE",
+    "CheckpointError",
     "CheckpointMismatchError",
+    "DeviceError",
     "RetrievalProbe",
     "TrainCallback",
     "Trainer",

@@ -18,7 +18,9 @@ resume, and enough to replay the episode (simulator and exploration driver are s
 
 **Resume.** Re-running the same command continues: shards already written are kept and count
 towards the budget (including those a killed run wrote but had not yet entered in the manifest:
-they are checked and adopted), and each job runs only what is missing from its share. The
+they are checked and adopted), and each job runs only what is missing from its share. This also
+repairs a collection: a listed shard that is missing or damaged (its checksum differs) is dropped
+from the manifest (a damaged file is kept as ``*.corrupt``) and its share collected again. The
 collection's settings must match the stored ones (``hours``, ``workers``, ``executor`` and ``out``
 may change; a larger ``hours`` extends the collection); otherwise the run is refused, naming the
 differing fields. A lock file keeps two collections from writing one folder at once.
@@ -51,6 +53,7 @@ from planning.base import Agent, AgentInfo
 from scenarios.executors import error_text, make_executor
 from scenarios.results import code_version
 from sim_bridge.api import MapRef, Simulator, WorldSpec
+from sim_bridge.maps.towns import TOWNS
 from world_model.recorder import EpisodeRecorder
 from world_model.shards import (
     EndReason,
@@ -147,6 +150,10 @@ def map_ref(key: str) -> MapRef:
     if not kind or (rest and not rest.lstrip("-").isdigit()):
         raise CollectError(
             f"town {key!r}: write a procedural town as 'name:seed' (e.g. grid:0) or 'xodr:<path>'"
+        )
+    if kind not in TOWNS:
+        raise CollectError(
+            f"town {key!r}: unknown town {kind!r}; procedural towns are: {', '.join(sorted(TOWNS))}"
         )
     return MapRef(town=kind, seed=int(rest or 0))
 
@@ -284,8 +291,8 @@ def _locked(out: Path) -> Iterator[None]:
         out / LOCK_FILE, fcntl.LOCK_EX, f"another `drive collect` is writing {out} (it holds {LOCK_FILE})"
     ):
         with _lock(out / WORKERS_LOCK_FILE, fcntl.LOCK_EX,
-                   f"jobs of an earlier `drive collect` on {out} are still running (a killed parent leaves "
-                   "its workers to finish their job); wait for them to exit, or end them, then re-run"):  # fmt: skip
+                   f"jobs of an earlier `drive collect` on {out} are still running (on another machine, or "
+                   "workers left by a parent that was killed); wait for them to exit, or end them, then re-run"):  # fmt: skip
             pass
         yield
 
@@ -320,7 +327,9 @@ class Collection:
         if not cfg.towns:
             raise CollectError("towns is empty: name at least one map (e.g. towns=[grid:0])")
         for town in cfg.towns:
-            map_ref(str(town))
+            ref = map_ref(str(town))
+            if ref.xodr and not Path(ref.xodr).is_file():
+                raise CollectError(f"town {town!r}: no OpenDRIVE file at {ref.xodr}")
         self.cfg = cfg
         self.manifest: Manifest | None = None
 
@@ -339,7 +348,7 @@ class Collection:
                     f"(only {', '.join(RESUMABLE)} may change on resume). Use the stored settings "
                     "(see its manifest.json) or a new out folder."
                 )
-            self._verify(manifest)
+            self._repair(manifest)
         else:
             manifest = Manifest.create(self.config, str(self.cfg.driver.name), dt, code_version())
         manifest.config = self.config
@@ -353,22 +362,30 @@ class Collection:
         write_manifest(self.out, manifest)
         return manifest
 
-    def _verify(self, manifest: Manifest) -> None:
-        """Every listed shard exists with its checksum (hashing is cheap; decoding is not needed)."""
+    def _repair(self, manifest: Manifest) -> None:
+        """Every listed shard must exist with its checksum (hashing is cheap; decoding is not
+        needed). One that is missing or damaged is dropped from the manifest (a damaged file is
+        renamed ``*.corrupt``) with a warning, and its job's share is collected again by this run:
+        re-running the collection is the one way to repair it."""
+        kept = []
         for s in manifest.shards:
             path = self.out / s.file
             try:
                 data = path.read_bytes()
             except OSError as e:
-                raise ManifestError(
-                    f"{path} is listed in the manifest but cannot be read ({e.strerror}); restore it, or "
-                    "remove its entry from manifest.json to collect its share again"
-                ) from e
+                log.warning("%s is listed in the manifest but cannot be read (%s); its share (%.1f s of job %d) "
+                            "will be collected again", path, e.strerror, s.sim_seconds, s.job)  # fmt: skip
+                continue
             if sha256_bytes(data) != s.sha256:
-                raise ShardError(
-                    f"shard {path}: sha256 differs from the manifest's (damaged after writing); delete "
-                    "the file and its manifest entry to collect its share again"
-                )
+                path.rename(path.with_name(path.name + ".corrupt"))
+                log.warning("%s was damaged after it was written (sha256 differs from the manifest's); renamed to "
+                            "%s.corrupt, its share (%.1f s of job %d) will be collected again",
+                            path, path.name, s.sim_seconds, s.job)  # fmt: skip
+                continue
+            kept.append(s)
+        if len(kept) < len(manifest.shards):
+            manifest.shards = kept
+            manifest.complete = False
 
     def adopt(self, job: int | None = None) -> list[ShardInfo]:
         """Add complete shard files not yet in the manifest (of ``job``, or all): written by a job

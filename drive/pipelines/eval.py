@@ -3,13 +3,16 @@
 Every episode gets a ``started`` record before it runs and a final one after (``results.jsonl`` in
 the run folder); re-running the same command skips finished episodes and re-runs the rest. An
 agent error or a crashed worker is recorded and the suite goes on. At the end: a per-family table
-on stdout, ``summary.json``, ``report.md`` / ``report.html`` and TensorBoard scalars.
+on stdout, ``summary.json``, ``report.md`` / ``report.html`` and TensorBoard scalars, over every
+episode of the run folder (earlier invocations included). Crashed episodes are left out of the
+scores, counted and named; the command then exits 1 and re-running it runs only them.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -45,9 +48,18 @@ def _make_sim(sim_node: dict[str, Any]):
 
 
 def run(cfg: DictConfig) -> int:
+    try:  # built once here, so that a bad agent config stops the run before any episode
+        _make_agent(OmegaConf.to_container(cfg.agent, resolve=True))  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise SystemExit(f"drive eval: agent: {exc}") from exc
     suite = resolve_suite(cfg)
     out = Path(cfg.out)
     store = ResultStore(out)
+    with store.owned("`drive eval`"):  # a second eval into the same folder is refused, naming the first
+        return _run(cfg, suite, out, store)
+
+
+def _run(cfg: DictConfig, suite: Suite, out: Path, store: ResultStore) -> int:
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
     store.open_run(
@@ -97,17 +109,43 @@ def run(cfg: DictConfig) -> int:
     wall = time.perf_counter() - start
     store.compact()
 
-    results = [store.load()[n] for n in names if n in store.load()]
-    summary = summarise(results)
-    sim_seconds = sum(r.sim_time for r in results if r.name in pending)
-    summary["run"] = {
-        "episodes_run": len(jobs),
-        "wall_time_s": round(wall, 1),
-        "sim_seconds": round(sim_seconds, 1),
-        "realtime_factor": round(sim_seconds / wall, 1) if wall > 0 and jobs else None,
+    loaded = store.load()
+    results = [loaded[n] for n in names if n in loaded]
+    # a crash is the infrastructure's failure, never the agent's result: left out of the scores
+    unfinished = [r for r in results if r.status in (Status.CRASHED, Status.STARTED)]
+    scored = [r for r in results if r.status not in (Status.CRASHED, Status.STARTED)]
+    summary = summarise(scored)
+    summary["run"] = run_totals(results, len(jobs), wall)
+    summary["left_out"] = {
+        "crashed": [r.name for r in unfinished],
+        "note": "crashed (or unfinished) episodes are not in the scores above; re-running the command runs them",
     }
     paths = write_reports(out, suite.name, cfg.agent.name, results, summary, worst_gifs=int(cfg.worst_gifs),
                           tensorboard=bool(cfg.tensorboard))  # fmt: skip
     print(paths["table"])
     print(f"report: {paths['md']}  {paths['html']}")
+    if unfinished:
+        shown = ", ".join(r.name for r in unfinished[:3]) + (", …" if len(unfinished) > 3 else "")
+        print(
+            f"drive eval: {len(unfinished)} of {len(results)} episodes crashed ({shown}) and are left out of the "
+            "scores above; re-run the same command to run them again",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def run_totals(results: list[EpisodeResult], ran_now: int, wall: float) -> dict[str, Any]:
+    """The whole run's totals (every invocation that wrote ``results``), and this invocation's share."""
+    sim_seconds = sum(r.sim_time for r in results)
+    episode_wall = sum(r.wall_time for r in results)
+    return {
+        "episodes": len(results),
+        "crashed": sum(r.status in (Status.CRASHED, Status.STARTED) for r in results),
+        "agent_errors": sum(r.status == Status.AGENT_ERROR for r in results),
+        "sim_seconds": round(sim_seconds, 1),
+        "episode_wall_seconds": round(episode_wall, 1),
+        "realtime_factor": round(sim_seconds / episode_wall, 1) if episode_wall > 0 else None,
+        "episodes_this_invocation": ran_now,
+        "wall_seconds_this_invocation": round(wall, 1),
+    }

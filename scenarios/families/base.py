@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from scenarios.families.params import problems
 from scenarios.spec import CriteriaConfig, ScenarioSpec
 from sim_bridge.api import MapRef, Pose
 from sim_bridge.maps.catalog import load_map
@@ -77,6 +78,9 @@ def make_scenario(
                 f"family {name!r} has no parameter {key!r}; its parameters: {', '.join(sorted(family.defaults))}"
             )
         merged[key] = value
+    bad = problems(name, merged)  # before any map is loaded or actor placed
+    if bad:
+        raise FamilyError(f"family {name!r}: {'; '.join(bad)}")
     ref = town or family.town
     road_map = load_map(ref)
     spec = family.build(road_map, ref, merged, np.random.default_rng(seed), seed)

@@ -38,8 +38,8 @@ from scenarios.families.junction_places import (
 )
 from scenarios.spec import ScenarioSpec
 from sim_bridge.api import ActorKind, ActorSpec, Behaviour, LightState, MapRef, SignalTiming, WorldSpec
-from sim_bridge.signals import build_signal_plan
 from sim_bridge.maps.road_map import RoadMap
+from sim_bridge.signals import build_signal_plan
 
 T = TypeVar("T")
 #: turn names of the parameters → RouteCommand

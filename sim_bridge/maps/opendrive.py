@@ -26,7 +26,7 @@ from sim_bridge.maps.sampling import sample_lanes
 from sim_bridge.maps.signals import signals, stop_segments
 from sim_bridge.maps.surfaces import lane_polygon, union
 from sim_bridge.maps.topology import conflicts, graph, topology
-from sim_bridge.maps.xodr import fix_curves, read_xml
+from sim_bridge.maps.xodr import fix_curves, read_xml, with_georeference
 from sim_bridge.sensors.layout import RouteCommand
 
 
@@ -50,7 +50,7 @@ def load_opendrive(xodr: str, name: str) -> RoadMap:
     if not isinstance(xodr, str):
         raise MapError(f"expected OpenDRIVE text (str), got {type(xodr).__name__}; read the file first")
     xmap = read_xml(xodr)
-    xodr, n_fixed = fix_curves(xodr)
+    xodr, n_fixed = fix_curves(with_georeference(xodr))
     cmap = _carla_map(xodr, name)
     lanes = sample_lanes(cmap, xmap)
     n_driving = sum(lane.type == LaneType.DRIVING for lane in lanes)

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scenariogeneration import xodr
 
+from sim_bridge.maps.xodr import DEFAULT_GEOREFERENCE
+
 TRAFFIC_LIGHT_TYPE = "1000001"
 """OpenDRIVE/CARLA signal type of a traffic light."""
 STOP_SIGN_TYPE = "206"
@@ -307,6 +309,9 @@ def serialise(odr: xodr.OpenDrive, signals: Signals | None = None) -> str:
     header = root.find("header")
     assert header is not None
     header.set("date", _HEADER_DATE)
+    geo = ET.Element("geoReference")
+    geo.text = DEFAULT_GEOREFERENCE
+    header.insert(0, geo)
     if signals is not None and signals.controllers:
         first_junction = next(i for i, child in enumerate(root) if child.tag == "junction")
         for k, (jid, ids) in enumerate(sorted(signals.controllers.items())):

@@ -266,6 +266,33 @@ def read_xml(xodr: str) -> XMap:
     return XMap(roads, junctions)
 
 
+#: georeference of the maps this project writes (and of any map read without one): a transverse
+#: Mercator projection centred on latitude 0, longitude 0, the default CARLA falls back to
+DEFAULT_GEOREFERENCE = "+proj=tmerc +lat_0=0 +lon_0=0 +k=1 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs"
+_HEADER = re.compile(r"<header\b[^>]*?(/>|>(.*?)</header>)", re.DOTALL)
+_GEOREFERENCE = re.compile(r"<geoReference\b[^>]*?(?:/>|>(.*?)</geoReference>)", re.DOTALL)
+
+
+def with_georeference(xodr: str) -> str:
+    """``xodr`` with :data:`DEFAULT_GEOREFERENCE` in its header when it has none CARLA can read
+    (one naming ``+lat_0`` and ``+lon_0``); CARLA's parser then has nothing to warn about (it
+    would print "cannot parse georeference" on every load and use the same default)."""
+    header = _HEADER.search(xodr)
+    if header is None:
+        return xodr
+    inner = header.group(2) or ""
+    geo = _GEOREFERENCE.search(inner)
+    if geo is not None and "+lat_0=" in (geo.group(1) or "") and "+lon_0=" in (geo.group(1) or ""):
+        return xodr
+    element = f"<geoReference><![CDATA[{DEFAULT_GEOREFERENCE}]]></geoReference>"
+    if geo is not None:
+        inner = inner[: geo.start()] + element + inner[geo.end() :]
+    else:
+        inner = element + inner
+    start = header.group(0)[: header.start(1) - header.start(0)]
+    return xodr[: header.start()] + f"{start}>{inner}</header>" + xodr[header.end() :]
+
+
 _GEOMETRY_CURVE = re.compile(r"(<geometry\b[^>]*>)(\s*)<(spiral|arc)\b([^>]*?)(?:/>|>\s*</(?:spiral|arc)>)")
 
 
