@@ -122,9 +122,11 @@ def drive(agent: WorldModelPlanner, gap0: np.ndarray, steps: int, speed0: float 
     return speed, gap, min_gap
 
 
-@pytest.mark.parametrize("optimizer", ["cem", "mppi"])
-def test_brakes_for_an_obstacle_and_drives_on_a_free_road(one_torch_thread, optimizer):
-    agent = planner(optimizer)
+@pytest.mark.parametrize(
+    ("optimizer", "ego_motion"), [("cem", "kinematic"), ("mppi", "kinematic"), ("cem", "model")]
+)
+def test_brakes_for_an_obstacle_and_drives_on_a_free_road(one_torch_thread, optimizer, ego_motion):
+    agent = planner(optimizer, ego_motion=ego_motion)
     start = np.array([25.0, 1000.0])  # world 0: an obstacle 25 m ahead; world 1: none
     speed, gap, min_gap = drive(agent, start, steps=80)
     assert min_gap[0] > 0.0, "hit the obstacle"
