@@ -24,7 +24,7 @@ Terms (lower is better):
 - ``proximity``: shortfall of the free gap ahead below ``min_gap + headway · speed``, as a share of
   that desired gap;
 - ``comfort``: squared change of the normalised accel (jerk) plus ``steer_rate_scale`` × squared
-  change of the steer, from the previous action on;
+  change of the steer, from the previous action on (braking at a standstill counts as 0);
 - ``stop_at``: overshoot past a stop point ``before_end`` metres before the route's end (linear +
   squared) [m];
 - ``pedestrian_margin``: squared shortfall of the pedestrian distance below ``margin``, as a share
@@ -45,6 +45,8 @@ from sim_bridge.api import NUM_ROUTE_TARGETS, EgoFeature
 
 ROUTE_X = [int(EgoFeature.ROUTE_X0) + 2 * k for k in range(NUM_ROUTE_TARGETS)]
 ROUTE_Y = [x + 1 for x in ROUTE_X]
+#: below this speed the ego counts as standing [m/s]
+STANDSTILL = 0.1
 
 
 @dataclass(frozen=True)
@@ -192,12 +194,25 @@ def proximity(f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, di
 
 
 def comfort(f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, disc: np.ndarray) -> np.ndarray:
-    """Discounted squared change of accel plus scaled squared change of steer (normalised units)."""
+    """Discounted squared change of accel plus scaled squared change of steer (normalised units).
+    Braking at a standstill does nothing, so it counts as an accel of 0 (else a car that stopped
+    braking would pay for releasing the brake, and stay stopped)."""
     assert isinstance(cfg, ComfortConfig)
     B, N = actions.shape[:2]
-    prev = np.broadcast_to(ctx.prev_action[:, None, None, :], (B, N, 1, 2))
-    delta = np.diff(np.concatenate([prev, actions], axis=2), axis=2)  # [B, N, H, 2]
-    return (delta[..., 0] ** 2 + cfg.steer_rate_scale * delta[..., 1] ** 2) @ disc
+    start_speed = np.concatenate(
+        [np.broadcast_to(ctx.speed[:, None, None], (B, N, 1)), f.speed[..., :-1]], axis=-1
+    )
+    accel = np.where((start_speed < STANDSTILL) & (actions[..., 0] < 0.0), 0.0, actions[..., 0])
+    prev = ctx.prev_action.astype(np.float32).copy()
+    prev[(ctx.speed < STANDSTILL) & (prev[:, 0] < 0.0), 0] = 0.0
+    d_accel = np.diff(
+        np.concatenate([np.broadcast_to(prev[:, None, None, 0], (B, N, 1)), accel], axis=-1), axis=-1
+    )
+    d_steer = np.diff(
+        np.concatenate([np.broadcast_to(prev[:, None, None, 1], (B, N, 1)), actions[..., 1]], axis=-1),
+        axis=-1,
+    )
+    return (d_accel**2 + cfg.steer_rate_scale * d_steer**2) @ disc
 
 
 def stop_at(f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, disc: np.ndarray) -> np.ndarray:

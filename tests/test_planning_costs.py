@@ -138,6 +138,18 @@ def test_comfort_prefers_smooth_actions_from_the_previous_one():
     steer[0, 1, :, 1] = np.where(np.arange(H) % 2, 0.2, -0.2)
     cost = only("comfort")(futures(), steer, context())["comfort"]
     assert cost[0, 1] > cost[0, 0] == 0.0
+    # at a standstill the brake does nothing: releasing it to drive off costs what starting from 0 does
+    standing = context(prev=(-0.8, 0.0))
+    standing = CostContext(standing.route, standing.speed_limit, np.zeros(1, np.float32), standing.prev_action,
+                           standing.route_remaining)  # fmt: skip
+    go = np.zeros((1, 2, H, 2), dtype=np.float32)
+    go[0, 0, :, 0] = 0.5
+    go[0, 1, :, 0] = -0.8  # keep braking
+    still = futures(speed=np.stack([np.linspace(0.15, 1.5, H), np.zeros(H)]))
+    from_brake = only("comfort")(still, go, standing)["comfort"]
+    from_zero = only("comfort")(still, go, context(prev=(0.0, 0.0)))["comfort"]
+    assert from_brake[0, 0] == pytest.approx(from_zero[0, 0]) == pytest.approx(0.25)
+    assert from_brake[0, 1] == 0.0
 
 
 def test_stop_at_costs_passing_the_point_not_stopping_before_it():
