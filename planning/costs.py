@@ -17,9 +17,9 @@ Terms (lower is better):
   steps with the event, ``Σ γ^h p_h``;
 - ``progress``: minus the discounted route progress, each step's progress counted only while the
   ego has not yet collided (``Π_{j<h}(1 - p_collision_j)``: a crash ends the episode, so distance
-  "gained" after it is worth nothing), as a share of ``CostContext.progress_ref`` (the discounted
-  distance the ego could cover within its limits, :func:`reachable_distance`) when the context
-  has it, else in metres. The share makes a standing car's first metres worth as much as a
+  "gained" after it is worth nothing), as a share of the discounted distance the ego could cover
+  within its limits (:func:`reachable_distance` from the context's speed, limit, ``max_accel`` and
+  ``dt``; every rollout source gets the same unit). The share makes a standing car's first metres worth as much as a
   cruising car's last: in metres, 2 m gained from a standstill in 1.5 s weighed less than the
   comfort and route costs of setting off, and the planner stayed stopped behind a gone obstacle;
 - ``route``: squared distance of the predicted position to the polyline of the route targets
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from planning.futures import Futures
-from sim_bridge.api import NUM_ROUTE_TARGETS, EgoFeature
+from sim_bridge.api import NUM_ROUTE_TARGETS, EgoFeature, EgoVehicle
 
 ROUTE_X = [int(EgoFeature.ROUTE_X0) + 2 * k for k in range(NUM_ROUTE_TARGETS)]
 ROUTE_Y = [x + 1 for x in ROUTE_X]
@@ -67,12 +67,17 @@ class CostContext:
     """``[B, 2]`` the action executed last (normalised accel, steer)."""
     route_remaining: np.ndarray
     """``[B]`` distance left along the route [m]."""
-    progress_ref: np.ndarray | None = None
-    """``[B]`` the progress term's unit [m] (:func:`reachable_distance`); ``None``: metres."""
+    dt: float = 0.1
+    """Decision period [s] (for the progress term's reachable distance)."""
+    max_accel: float = EgoVehicle.max_accel
+    """The ego's acceleration at full throttle [m/s²] (``EgoVehicle.max_accel``)."""
 
     @classmethod
-    def from_ego(cls, ego: np.ndarray, progress_ref: np.ndarray | None = None) -> CostContext:
-        """From ``Observation.ego [B, E]`` (:class:`EgoFeature` columns)."""
+    def from_ego(
+        cls, ego: np.ndarray, dt: float = 0.1, max_accel: float = EgoVehicle.max_accel
+    ) -> CostContext:
+        """From ``Observation.ego [B, E]`` (:class:`EgoFeature` columns), the decision period
+        ``dt`` [s] and the ego's ``max_accel`` [m/s²] (``AgentInfo.dt``, ``AgentInfo.ego``)."""
         ego = np.asarray(ego, dtype=np.float32)
         return cls(
             route=np.stack([ego[:, ROUTE_X], ego[:, ROUTE_Y]], axis=-1),
@@ -80,19 +85,20 @@ class CostContext:
             speed=ego[:, EgoFeature.SPEED],
             prev_action=ego[:, [EgoFeature.PREV_ACCEL, EgoFeature.PREV_STEER]],
             route_remaining=ego[:, EgoFeature.ROUTE_REMAINING],
-            progress_ref=progress_ref,
+            dt=float(dt),
+            max_accel=float(max_accel),
         )
 
 
 def reachable_distance(
-    speed: np.ndarray, speed_limit: np.ndarray, max_accel: float, dt: float, horizon: int, discount: float
+    speed: np.ndarray, speed_limit: np.ndarray, max_accel: float, dt: float, disc: np.ndarray
 ) -> np.ndarray:
     """``[B]`` the discounted distance ``Σ γ^h v_h dt`` of accelerating at ``max_accel`` [m/s²] from
-    ``speed [B]`` up to the limit (or holding the speed when above it) over ``horizon`` steps of
-    ``dt`` [s], floored at 1 m: the unit of the progress term."""
-    t = dt * np.arange(1, horizon + 1)
+    ``speed [B]`` up to the limit (or holding the speed when above it) over the ``H`` steps of the
+    discounts ``disc [H]``, each ``dt`` [s], floored at 1 m: the unit of the progress term."""
+    t = dt * np.arange(1, len(disc) + 1)
     v = np.minimum(speed[:, None] + max_accel * t, np.maximum(speed_limit, speed)[:, None])
-    return np.maximum((v * dt) @ (discount ** np.arange(horizon)), 1.0).astype(np.float32)
+    return np.maximum((v * dt) @ disc, 1.0).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------ settings
@@ -184,14 +190,12 @@ def _event(name: str) -> Term:
 
 
 def progress(f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, disc: np.ndarray) -> np.ndarray:
-    """Minus the discounted progress gained before a (predicted) collision, over the context's
-    ``progress_ref`` (else in metres)."""
+    """Minus the discounted progress gained before a (predicted) collision, as a share of the
+    reachable distance."""
     survive = np.cumprod(1.0 - f.collision, axis=-1)
     survive_before = np.concatenate([np.ones_like(survive[..., :1]), survive[..., :-1]], axis=-1)
-    gained = (f.progress * survive_before) @ disc
-    if ctx.progress_ref is not None:
-        gained = gained / np.maximum(ctx.progress_ref, 1.0)[:, None]
-    return -gained
+    reach = reachable_distance(ctx.speed, ctx.speed_limit, ctx.max_accel, ctx.dt, disc)
+    return -((f.progress * survive_before) @ disc) / reach[:, None]
 
 
 def route_deviation(

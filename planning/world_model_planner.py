@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from planning.base import Agent, AgentError
-from planning.costs import CostContext, Costs, CostsConfig, polyline_projection, reachable_distance
+from planning.costs import CostContext, Costs, CostsConfig, polyline_projection
 from planning.futures import Futures, NonFiniteModelOutput
 from planning.kinematics import bicycle_rollout
 from planning.optim.base import Plan, SamplerConfig
@@ -198,11 +198,7 @@ class WorldModelPlanner(Agent):
         if bad:
             raise AgentError(f"planner: the world model's latent is NaN/inf for world(s) {bad}")
 
-        cfg = self.config
-        ego = obs.ego.astype(np.float32)
-        reach = reachable_distance(ego[:, EgoFeature.SPEED], ego[:, EgoFeature.SPEED_LIMIT], self.info.ego.max_accel,
-                                   self.info.dt, cfg.optim.horizon, cfg.costs.discount)  # fmt: skip
-        context = CostContext.from_ego(ego, progress_ref=reach)
+        context = CostContext.from_ego(obs.ego, self.info.dt, self.info.ego.max_accel)
 
         def rollout_fn(actions: np.ndarray) -> Futures:
             try:
