@@ -328,25 +328,28 @@ def polyline_projection(points: np.ndarray, polyline: np.ndarray) -> tuple[np.nd
     if polyline.shape[1] < 2:
         rel = points - polyline[:, :1].reshape(B, *([1] * extra), 2)
         return np.linalg.norm(rel, axis=-1), np.zeros(points.shape[:-1], dtype=points.dtype)
-    a, b = polyline[:, :-1], polyline[:, 1:]  # [B, S, 2]
-    S = a.shape[1]
-    seg_len = np.linalg.norm(b - a, axis=-1)  # [B, S]
-    start = np.concatenate([np.zeros((B, 1)), np.cumsum(seg_len, axis=1)[:, :-1]], axis=1)
-    shape = (B, *([1] * extra), S, 2)
-    a_, ab = a.reshape(shape), (b - a).reshape(shape)
-    p = points[..., None, :]  # [B, ..., 1, 2]
-    length2 = np.maximum((ab**2).sum(-1), 1e-9)
-    t = np.where(length2 > 1e-6, ((p - a_) * ab).sum(-1) / length2, 0.0)  # [B, ..., S]
-    lo = np.zeros(S, dtype=t.dtype)
-    hi = np.ones(S, dtype=t.dtype)
+    poly = np.asarray(polyline, dtype=np.float32)
+    S = poly.shape[1] - 1
+    shape = (B, *([1] * extra), S)  # segments broadcast against the points' axes
+    ax, ay = poly[:, :-1, 0], poly[:, :-1, 1]  # [B, S] segment starts
+    dx, dy = poly[:, 1:, 0] - ax, poly[:, 1:, 1] - ay
+    seg_len = np.sqrt(dx * dx + dy * dy)
+    start = np.concatenate([np.zeros((B, 1), np.float32), np.cumsum(seg_len, axis=1)[:, :-1]], axis=1)
+    ax, ay, dx, dy = (v.reshape(shape) for v in (ax, ay, dx, dy))
+    px, py = points[..., 0, None], points[..., 1, None]  # [B, ..., 1]
+    len2 = dx * dx + dy * dy
+    ok = len2 > 1e-6
+    t = np.where(ok, ((px - ax) * dx + (py - ay) * dy) / np.where(ok, len2, 1.0), 0.0)  # [B, ..., S]
+    lo = np.zeros(S, dtype=np.float32)
+    hi = np.ones(S, dtype=np.float32)
     lo[0], hi[-1] = -np.inf, np.inf
     t = np.clip(t, lo, hi)
-    nearest = a_ + t[..., None] * ab
-    dist = np.sqrt(((p - nearest) ** 2).sum(-1))  # [B, ..., S]
-    pick = np.argmin(dist, axis=-1)[..., None]
-    arc = start.reshape(B, *([1] * extra), S) + t * seg_len.reshape(B, *([1] * extra), S)
+    ex, ey = px - (ax + t * dx), py - (ay + t * dy)
+    d2 = ex * ex + ey * ey
+    pick = np.argmin(d2, axis=-1)[..., None]
+    arc = start.reshape(shape) + t * seg_len.reshape(shape)
     return (
-        np.take_along_axis(dist, pick, axis=-1)[..., 0],
+        np.sqrt(np.take_along_axis(d2, pick, axis=-1)[..., 0]),
         np.take_along_axis(arc, pick, axis=-1)[..., 0].astype(np.float32),
     )
 
