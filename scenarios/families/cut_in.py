@@ -1,5 +1,6 @@
 """A vehicle in the neighbour lane cuts in ahead of the ego (NHTSA "vehicle changing lanes",
-Leaderboard CutIn / HighwayCutIn): on a 4-lane avenue of the grid town and on the highway."""
+Leaderboard CutIn / HighwayCutIn): on a street with two lanes one way (the grid town's avenues) and
+on a highway, along a lane path of any map that has one."""
 
 from __future__ import annotations
 
@@ -12,17 +13,22 @@ from scenarios.families.base import (
     HAZARD_CRITERIA,
     Family,
     FamilyError,
-    ahead,
-    block_lanes,
-    lane_index,
-    pick,
-    point_on,
+    MissingFeature,
+    lanes_each_way,
+    place,
     pose_on,
     register,
 )
+from scenarios.families.lane_paths import LanePath, lane_paths, max_curvature
 from scenarios.spec import ScenarioSpec
 from sim_bridge.api import ActorKind, ActorSpec, Behaviour, BehaviourKind, MapRef, WorldSpec
 from sim_bridge.maps.road_map import RoadMap
+
+#: the cut-in needs this much road with the neighbour lane past the cutter's start [m] (its lane
+#: change at the speed difference, ~40 m)
+AFTER_CUT = 41.0
+#: the route runs at least this far past that [m]
+MIN_RUN_OUT = 20.0
 
 
 def _cut_in(
@@ -30,28 +36,49 @@ def _cut_in(
     town: MapRef,
     p: dict[str, Any],
     rng: np.random.Generator,
-    lane: int,
+    setting: str,
+    each_way: int,
     start: float,
     run_out: float,
 ) -> ScenarioSpec:
-    """Ego at ``start`` on ``lane`` at ``speed``; the cutter in the neighbour lane on ``side``
-    (``"left"``, ``"right"`` or ``"any"``), slower (``cutter_speed``), changes into the ego's lane over
-    ``lane_change_time`` [s] once the ego is ``ttc`` seconds (at the speed difference) from its back
-    bumper; it starts 10 m farther ahead than that. The route runs ``run_out`` [m] on, straight where
-    it can."""
+    """Ego at ``start`` [m] along a lane path (of ``each_way`` or more lanes one way, with a
+        neighbour on the cutter's side all along the window, no sharper curves than ``speed`` allows)
+        at ``speed``; the cutter in the neighbour lane on ``side`` (``"left"``, ``"right"`` or
+        ``"any"``), slower (``cutter_speed``; the path curves no more than it can keep), changes into the ego's lane over ``lane_change_time``
+        [s] once the ego is ``ttc`` seconds (at the speed difference) from its back bumper; it starts
+        10 m farther ahead than that. The route runs ``run_out`` [m] on from the ego's start, straight
+    where it can (less where the road ends first)."""
     sides = {"left": [1], "right": [-1], "any": [1, -1]}.get(p["side"])
     if sides is None:
         raise FamilyError(f"side must be left, right or any; got {p['side']!r}")
-    sides = [d for d in sides if (road_map.lane_left if d > 0 else road_map.lane_right)[lane] >= 0]
-    if not sides:
-        raise FamilyError(f"lane {road_map.lane_keys[lane]} has no neighbour on the {p['side']} side")
-    side = int(sides[int(rng.integers(len(sides)))])
-    other = int((road_map.lane_left if side > 0 else road_map.lane_right)[lane])
     if p["cutter_speed"] >= p["speed"]:
         raise FamilyError("cutter_speed must be below the ego's speed, or the ego never closes in")
     trigger = trigger_distance(p)
-    ego = pose_on(road_map, lane, start)
-    cutter = pose_on(road_map, other, start + trigger + 10.0)
+    window = start + trigger + 10.0 + AFTER_CUT
+    paths: list[tuple[LanePath, int]] = []
+    for side in sides:
+        neighbour = road_map.lane_left if side > 0 else road_map.lane_right
+
+        def fits(lane: int, neighbour: np.ndarray = neighbour) -> bool:
+            return bool(neighbour[lane] >= 0 and lanes_each_way(road_map, lane) >= each_way)
+
+        found = lane_paths(road_map, window, max(0.0, start + run_out - window), fits, max_curvature(p["cutter_speed"]),
+                           junctions=True, min_run_out=MIN_RUN_OUT)  # fmt: skip
+        paths += [(path, side) for path in found]
+    paths.sort(key=lambda item: (item[0].lanes, item[1]))
+    what = (
+        f"{setting} of {window:.0f} m with {each_way} or more lanes one way and a lane on the "
+        f"{p['side']} side, curving at most for {p['cutter_speed']:g} m/s"
+    )
+    if not paths:
+        raise MissingFeature(what)
+    path, side = paths[int(rng.integers(len(paths)))]
+    _, shift = place([path], rng, what, window, MIN_RUN_OUT)
+    start += shift
+    cut = path.beside(road_map, start + trigger + 10.0, side)
+    assert cut is not None  # fits() holds all along the window
+    ego = path.pose(road_map, start)
+    cutter = pose_on(road_map, *cut)
     actor = ActorSpec(
         ActorKind.VEHICLE, cutter, speed=p["cutter_speed"], target_speed=p["cutter_speed"],
         behaviour=Behaviour(
@@ -59,9 +86,9 @@ def _cut_in(
             lane_change_time=p["lane_change_time"],
         ),
     )  # fmt: skip
-    end_lane, end_s, _ = ahead(road_map, lane, start, run_out)
+    end = min(path.length, start + run_out)
     world = WorldSpec(
-        map=town, ego=ego, ego_speed=p["speed"], route=(point_on(road_map, end_lane, end_s),), actors=(actor,),
+        map=town, ego=ego, ego_speed=p["speed"], route=path.waypoints(road_map, start, end), actors=(actor,),
         vehicles=p["vehicles"], pedestrians=p["pedestrians"],
     )  # fmt: skip
     return ScenarioSpec(
@@ -78,25 +105,16 @@ def trigger_distance(p: dict[str, Any]) -> float:
 def cut_in_urban(
     road_map: RoadMap, town: MapRef, p: dict[str, Any], rng: np.random.Generator, seed: int
 ) -> ScenarioSpec:
-    """On a 4-lane avenue block of the grid town (see :func:`_cut_in`)."""
-    need = trigger_distance(p) + 55.0
-    lanes = block_lanes(road_map, need, each_way=2)
-    if p["side"] in ("left", "right"):  # a lane with a neighbour on the cutter's side
-        lanes = lanes[(road_map.lane_left if p["side"] == "left" else road_map.lane_right)[lanes] >= 0]
-    lane = pick(lanes, rng, f"straight avenue block of {need:.0f} m with a lane on its {p['side']}", town)
-    return _cut_in(road_map, town, p, rng, lane, 4.0, 150.0)
+    """On a street with two or more lanes one way, such as the grid town's avenues (see :func:`_cut_in`)."""
+    return _cut_in(road_map, town, p, rng, "street", 2, 4.0, 150.0)
 
 
 def cut_in_highway(
     road_map: RoadMap, town: MapRef, p: dict[str, Any], rng: np.random.Generator, seed: int
 ) -> ScenarioSpec:
-    """On the middle eastbound lane of the highway's west part (road 1), before the on-ramp merge."""
-    index = lane_index(road_map)
-    lane = index.get((1, 0, -3), -1)
-    if lane < 0:
-        raise FamilyError(f"town {town.key()} has no highway road 1 with a middle lane -3")
-    start = float(rng.uniform(10.0, 40.0))
-    return _cut_in(road_map, town, p, rng, lane, start, 450.0)
+    """On a multi-lane road straight enough for highway speed (see :func:`_cut_in`); the route
+    runs on for up to 450 m."""
+    return _cut_in(road_map, town, p, rng, "highway", 2, 10.0, 450.0)
 
 
 register(

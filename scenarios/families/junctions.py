@@ -21,6 +21,7 @@ from scenarios.families.base import (
     HAZARD_CRITERIA,
     Family,
     FamilyError,
+    MissingFeature,
     ahead,
     point_on,
     pose_on,
@@ -66,7 +67,7 @@ def _choose(
             if got is not None:
                 found.append(got)
     if not found:
-        raise FamilyError(f"town {town.key()} has no {what}")
+        raise MissingFeature(what)
     return found[int(rng.integers(len(found)))]
 
 
@@ -162,7 +163,7 @@ def signalised_left_turn(
     times = _centred(t_cross, p["oncoming"], p["headway"], p["delay"])
     actors = _stream(road_map, opp, STRAIGHT, times, p["oncoming_speed"], x_opp)
     world = _world(town, road_map, ego_app, s, p, route=(_route_through(road_map, ego_app, LEFT),),
-                   actors=tuple(actors), signal_states=_frozen(road_map, ego_app.junction, (ego_app.signal, opp.signal)))  # fmt: skip
+                   actors=tuple(actors), signal_states=_frozen(road_map, ego_app.junction, (*ego_app.signals, *opp.signals)))  # fmt: skip
     return _spec(road_map, ego_app, world)
 
 
@@ -175,9 +176,10 @@ def red_light_wait(
     plan = build_signal_plan(road_map)
 
     def want(a: Approach, others: list[Approach]) -> tuple[Approach, Approach] | None:
-        if a.control != "light" or a.movement(STRAIGHT) is None or plan.phase[a.signal] != 1:
+        lights = list(a.signals)
+        if a.control != "light" or a.movement(STRAIGHT) is None or any(plan.phase[lights] != 1):
             return None
-        if plan.num_phases[a.signal] != 2 or road_map.lane_length[a.lane] < 30.0:
+        if any(plan.num_phases[lights] != 2) or road_map.lane_length[a.lane] < 30.0:
             return None
         for side in (-1, 1):
             c = crossing(a, others, side)
@@ -278,7 +280,7 @@ def red_light_runner(
         target_speed=p["runner_speed"], route=(_route_through(road_map, run_app, STRAIGHT, 15.0),),
         behaviour=Behaviour(ignore_signals=True, ignore_actors=True),
     )  # fmt: skip
-    lights = _frozen(road_map, ego_app.junction, (ego_app.signal,))
+    lights = _frozen(road_map, ego_app.junction, ego_app.signals)
     world = _world(town, road_map, ego_app, s, p, route=(_route_through(road_map, ego_app, STRAIGHT),),
                    actors=(runner,), signal_states=lights)  # fmt: skip
     return _spec(road_map, ego_app, world)

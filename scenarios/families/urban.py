@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from scenarios.families.base import Family, FamilyError, point_on, pose_on, register
+from scenarios.families.base import Family, FamilyError, MissingFeature, point_on, pose_on, register
 from scenarios.spec import CriteriaConfig, ScenarioSpec
 from sim_bridge.api import MapRef, WorldSpec
 from sim_bridge.maps.road_map import RoadMap, SignalKind
@@ -158,9 +158,9 @@ def urban_route(
         walk = got
         break
     if walk is None:
-        raise FamilyError(
-            f"town {town.key()} has no route of {length:.0f} m with {p['turns']} turn(s) and its kinds of "
-            f"junction control after {ATTEMPTS} draws; ask for fewer turns or a shorter route"
+        raise MissingFeature(
+            f"route of {length:.0f} m with {p['turns']} turn(s) and its kinds of junction control (none found "
+            f"in {ATTEMPTS} draws; ask for fewer turns or a shorter route)"
         )
     world = WorldSpec(
         map=town,
