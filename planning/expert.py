@@ -92,8 +92,10 @@ class ExpertConfig:
     """[s]"""
     min_gap: float = 3.0
     """Standstill gap to a moving leader [m]."""
-    stopped_gap: float = 6.0
-    """Standstill gap to a leader that stands still [m]: room to steer round it if it stays."""
+    stopped_gap: float = 7.5
+    """Standstill gap to a leader that stands still [m]: room to steer round it if it stays. (At
+    6 m, behind a lead braking hard the ego stopped 3.4 m short of it, too close to steer round it
+    into the next lane of the 3 m lanes of real maps such as esmini's highway examples.)"""
     stop_margin: float = 1.0
     """Stop with the front bumper this far before a stop line [m] (the Leaderboard wants < 4 m)."""
     max_lateral_accel: float = 2.0
@@ -480,8 +482,15 @@ class _LaneLookup:
         self.width = road_map.widths[idx]
         self.junction = road_map.lane_junction[self.lane] >= 0
         self.to_end = road_map.lane_length[self.lane] - road_map.s[idx]
+        # junctions where traffic waits: a junction lane crossing or merging into others, a lane
+        # entering one at a stop line or into such lanes (a highway's split has none: a car
+        # standing before it has broken down, it is not waiting)
+        crossed = np.array([bool(c) for c in road_map.conflicts]) & (road_map.lane_junction >= 0)
+        stops = set(road_map.stop_lane.tolist())
         into = np.array([bool(succ) and all(road_map.lane_junction[k] >= 0 for k in succ)
-                         for succ in road_map.lane_successors])  # fmt: skip
+                         and (i in stops or any(crossed[k] for k in succ))
+                         for i, succ in enumerate(road_map.lane_successors)])  # fmt: skip
+        self.waits_in = crossed[self.lane]
         self.into_junction = into[self.lane]
         # the raster of nearest samples (cell centres at x0 + (i + 0.5) * LANE_CELL)
         xmin, ymin, xmax, ymax = road_map.bounds
@@ -546,10 +555,10 @@ class _LaneLookup:
         return np.where(found, h, nan), np.where(found, lateral, nan), np.where(found, self.width[kb], nan)
 
     def near_junction(self, xy: np.ndarray, distance: float) -> bool:
-        """Does the point lie in a junction, or within ``distance`` [m] of the end of a lane that
-        enters one?"""
+        """Does the point lie in a junction where traffic waits (crossing or merging lanes), or
+        within ``distance`` [m] of the end of a lane that enters one or has a stop line?"""
         _, k = self.tree.query(xy)
-        return bool(self.junction[k] or (self.into_junction[k] and self.to_end[k] < distance))
+        return bool(self.waits_in[k] or (self.into_junction[k] and self.to_end[k] < distance))
 
 
 # ============================================================================ kernel

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from scenarios.families.lane_paths import LanePath, lane_paths, max_curvature
+from scenarios.families.lane_paths import DEAD_END_MARGIN, LanePath, lane_paths, max_curvature
 from scenarios.families.lane_paths import lane_index as lane_index  # re-exported
 from scenarios.families.lane_paths import opposite_lane as opposite_lane  # re-exported
 from scenarios.spec import CriteriaConfig, ScenarioSpec
@@ -216,6 +216,16 @@ def ahead(
         s = 0.0
 
 
+def route_end(road_map: RoadMap, lane: int, s: float, distance: float) -> tuple[float, float]:
+    """The point [m] ``distance`` [m] on from ``s`` on ``lane`` along the lane graph (see
+    :func:`ahead`) for a route to end at: where a dead end comes first, ``DEAD_END_MARGIN`` before it
+    (drivers stop short of a dead end and would never reach a destination right at it)."""
+    end_lane, end_s, _ = ahead(road_map, lane, s, distance)
+    if not road_map.lane_successors[end_lane]:
+        end_s = max(0.0, min(end_s, float(road_map.lane_length[end_lane]) - DEAD_END_MARGIN))
+    return point_on(road_map, end_lane, end_s)
+
+
 def point_on(road_map: RoadMap, lane: int, s: float, lateral: float = 0.0) -> tuple[float, float]:
     """``(x, y)`` [m] of :func:`pose_on`."""
     pose = pose_on(road_map, lane, s, lateral)
@@ -252,7 +262,7 @@ def street(
     for ``p["speed"]``, each one the kerb lane (``kerb``: no driving lane to its right) or the lane
     next to the centre line (``centre``: none to its left), with a lane of the other direction
     beside it (``two_way``) or a neighbour to its left (``left``); then ``run_out`` [m] more
-    (at least 10 m where the road ends first). Returns the path and the window's shift along it
+    (at least 20 m where the road ends first). Returns the path and the window's shift along it
     (see :func:`place`); :class:`MissingFeature` where the map has no such street."""
 
     def fits(lane: int) -> bool:
@@ -264,11 +274,11 @@ def street(
             and not (left and road_map.lane_left[lane] < 0)
         )
 
-    paths = lane_paths(road_map, window, run_out, fits, max_curvature(p["speed"]), min_run_out=10.0)
+    paths = lane_paths(road_map, window, run_out, fits, max_curvature(p["speed"]), min_run_out=20.0)
     ways = "two-way street" if two_way else "street"
     lane = "kerb lane" if kerb else "lane next to the centre line" if centre else "lane"
     what = (
         f"{ways} of {window:.0f} m outside junctions with {each_way} lane(s) each way, its {lane} curving "
         f"at most for {p['speed']:g} m/s"
     )
-    return place(paths, rng, what, window, 10.0)
+    return place(paths, rng, what, window, 20.0)

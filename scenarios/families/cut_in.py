@@ -19,7 +19,7 @@ from scenarios.families.base import (
     pose_on,
     register,
 )
-from scenarios.families.lane_paths import LanePath, lane_paths, max_curvature
+from scenarios.families.lane_paths import LanePath, drops_within, lane_paths, max_curvature
 from scenarios.spec import ScenarioSpec
 from sim_bridge.api import ActorKind, ActorSpec, Behaviour, BehaviourKind, MapRef, WorldSpec
 from sim_bridge.maps.road_map import RoadMap
@@ -42,12 +42,13 @@ def _cut_in(
     run_out: float,
 ) -> ScenarioSpec:
     """Ego at ``start`` [m] along a lane path (of ``each_way`` or more lanes one way, with a
-        neighbour on the cutter's side all along the window, no sharper curves than ``speed`` allows)
-        at ``speed``; the cutter in the neighbour lane on ``side`` (``"left"``, ``"right"`` or
-        ``"any"``), slower (``cutter_speed``; the path curves no more than it can keep), changes into the ego's lane over ``lane_change_time``
-        [s] once the ego is ``ttc`` seconds (at the speed difference) from its back bumper; it starts
-        10 m farther ahead than that. The route runs ``run_out`` [m] on from the ego's start, straight
-    where it can (less where the road ends first)."""
+    neighbour on the cutter's side all along the window that does not drop ahead, which would make
+    the cutter merge; no sharper curves than the cutter's speed allows) at ``speed``; the cutter in
+    the neighbour lane on ``side`` (``"left"``, ``"right"`` or ``"any"``), slower
+    (``cutter_speed``), changes into the ego's lane over ``lane_change_time`` [s] once the ego is
+    ``ttc`` seconds (at the speed difference) from its back bumper; it starts 10 m farther ahead
+    than that. The route runs ``run_out`` [m] on from the ego's start, straight where it can (less
+    where the road ends first)."""
     sides = {"left": [1], "right": [-1], "any": [1, -1]}.get(p["side"])
     if sides is None:
         raise FamilyError(f"side must be left, right or any; got {p['side']!r}")
@@ -60,7 +61,12 @@ def _cut_in(
         neighbour = road_map.lane_left if side > 0 else road_map.lane_right
 
         def fits(lane: int, neighbour: np.ndarray = neighbour) -> bool:
-            return bool(neighbour[lane] >= 0 and lanes_each_way(road_map, lane) >= each_way)
+            other = int(neighbour[lane])
+            return (
+                other >= 0
+                and lanes_each_way(road_map, lane) >= each_way
+                and not drops_within(road_map, other)
+            )
 
         found = lane_paths(road_map, window, max(0.0, start + run_out - window), fits, max_curvature(p["cutter_speed"]),
                            junctions=True, min_run_out=MIN_RUN_OUT)  # fmt: skip

@@ -7,15 +7,20 @@ from typing import Any
 
 import numpy as np
 
-from scenarios.families.base import HAZARD_CRITERIA, Family, FamilyError, place, point_on, register
-from scenarios.families.lane_paths import lane_paths, max_curvature
+from scenarios.families.base import HAZARD_CRITERIA, Family, MissingFeature, point_on, register, route_end
+from scenarios.families.lane_paths import LanePath, drops_within, lane_paths, max_curvature
 from scenarios.spec import ScenarioSpec
 from sim_bridge.api import ActorKind, ActorSpec, Behaviour, BehaviourKind, MapRef, WorldSpec
 from sim_bridge.maps.road_map import RoadMap
 
 #: the route turns into the left lane this far past the lead's standstill point [m]
 PASS_AFTER = 8.0
-#: the route ends this far past the lead's standstill point [m]
+#: the lead stops at least this far into a lane section (the ego passes it in the left lane of
+#: that section) [m]
+PASS_ROOM = 20.0
+#: the route's change into the left lane ends this far past ``PASS_AFTER`` [m]
+CHANGE_ROOM = 12.0
+#: the route runs on this far in the left lane after its change [m]
 RUN_OUT = 80.0
 #: road wanted past the route's end where the map has it [m]: a scripted car slows for a dead end
 #: ahead (as for a stopped car), so the lead would not keep its speed too close to one
@@ -34,21 +39,31 @@ def lead_vehicle_brake(
     """The ego follows a lead vehicle ``lead_gap`` [m] ahead (both at ``speed``) along a lane path
     with a neighbour to its left all the way (straight through junctions, no sharper curves than
     the speed allows). After ``brake_after`` [s] the lead brakes at ``decel`` [m/s²] and stays
-    stopped (a breakdown); the ego must stop behind it, then pass it in the left lane, which the
-    route takes a little past the lead's standstill point (so passing there is on the route's lanes).
+    stopped (a breakdown) at least ``PASS_ROOM`` into a lane section; the ego must stop behind it,
+    then pass it in the left lane, which the route takes a little past the lead's standstill point,
+    in the same lane section (so passing there is on the route's lanes).
     """
     start = 15.0
     stop = lead_stop_s(start, p)
-    need = stop + PASS_AFTER + RUN_OUT
+    need = stop + PASS_AFTER + CHANGE_ROOM
 
     def passable(lane: int) -> bool:  # a lane to the left the marks let the ego change into
-        return bool(road_map.lane_left[lane] >= 0 and road_map.lane_change_left[lane])
+        # (and not one the lead would leave: a lane dropping ahead makes the simulator's cars merge)
+        left = int(road_map.lane_left[lane])
+        return left >= 0 and bool(road_map.lane_change_left[lane]) and not drops_within(road_map, lane)
 
     paths = lane_paths(
         road_map, need, FREE_ROAD, passable, max_curvature(p["speed"]), junctions=True, min_run_out=0.0
     )
-    what = f"road of {need:.0f} m with a lane to the left, curving at most for {p['speed']:g} m/s"
-    path, shift = place(paths, rng, what, need, FREE_ROAD)
+    placed = [(path, shifts) for path in paths if (shifts := _passing_shifts(road_map, path, stop, need))]
+    if not placed:
+        raise MissingFeature(
+            f"road of {need:.0f} m with a lane to the left, curving at most for {p['speed']:g} m/s, with "
+            f"{PASS_ROOM + PASS_AFTER + CHANGE_ROOM:.0f} m of it in one lane section outside junctions"
+        )
+    path, shifts = placed[int(rng.integers(len(placed)))]
+    lo, hi = shifts[int(rng.integers(len(shifts)))]
+    shift = float(rng.uniform(lo, hi)) if hi > lo else lo
     start, stop = start + shift, stop + shift
     ego = path.pose(road_map, start)
     lead = path.pose(road_map, start + p["lead_gap"])
@@ -56,12 +71,13 @@ def lead_vehicle_brake(
         ActorKind.VEHICLE, lead, speed=p["speed"], target_speed=p["speed"],
         behaviour=Behaviour(kind=BehaviourKind.BRAKE, trigger_time=p["brake_after"], decel=p["decel"]),
     )  # fmt: skip
-    end = path.beside(road_map, stop + PASS_AFTER + RUN_OUT, +1)
-    if end is None:  # passable() holds on every lane of the window
-        raise FamilyError(f"no lane left of the path's end at {stop + PASS_AFTER + RUN_OUT:.0f} m")
+    # the route changes into the left lane within the lane section the lead stops in, then runs on
+    changed = path.beside(road_map, stop + PASS_AFTER + CHANGE_ROOM, +1)
+    assert changed is not None  # passable() holds on every lane of the window
     route = (
         *path.waypoints(road_map, start, stop + PASS_AFTER),
-        point_on(road_map, *end),
+        point_on(road_map, *changed),
+        route_end(road_map, *changed, RUN_OUT),
     )
     world = WorldSpec(
         map=town, ego=ego, ego_speed=p["speed"], route=route, actors=(actor,),
@@ -71,6 +87,26 @@ def lead_vehicle_brake(
     return ScenarioSpec(
         name="", world=world, criteria=HAZARD_CRITERIA, trigger_area=(*centre, p["lead_gap"] + 30.0)
     )
+
+
+def _passing_shifts(road_map: RoadMap, path: LanePath, stop: float, need: float) -> list[tuple[float, float]]:
+    """Intervals of shifts [m] of the scenario along ``path`` that put the lead's standstill point
+    (path ``stop`` + shift) at least ``PASS_ROOM`` into one lane outside junctions with ``PASS_AFTER
+    + CHANGE_ROOM`` more of it after, inside the part of the path checked for ``need`` [m]: the
+    ego passes the lead in that lane's left neighbour, which the route takes (on a real map a
+    section boundary just before the lead would put the left lane there off the route). Shifts
+    leaving ``FREE_ROAD`` past the window come first where there are any."""
+    for slack in (min(path.clear, path.length - FREE_ROAD) - need, path.clear - need):
+        out = []
+        for lane, begin in zip(path.lanes, path.starts, strict=True):
+            end = min(begin + float(road_map.lane_length[lane]), path.clear)
+            lo = max(0.0, begin + PASS_ROOM - stop)
+            hi = min(slack, end - PASS_AFTER - CHANGE_ROOM - stop)
+            if lo <= hi and road_map.lane_junction[lane] < 0:
+                out.append((lo, hi))
+        if out:
+            return out
+    return []
 
 
 register(

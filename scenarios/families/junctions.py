@@ -22,10 +22,9 @@ from scenarios.families.base import (
     Family,
     FamilyError,
     MissingFeature,
-    ahead,
-    point_on,
     pose_on,
     register,
+    route_end,
 )
 from scenarios.families.junction_places import (
     LEFT,
@@ -79,11 +78,11 @@ def _start(road_map: RoadMap, approach: Approach, distance: float) -> float:
 def _route_through(
     road_map: RoadMap, approach: Approach, turn: int, run: float = EXIT_RUN
 ) -> tuple[float, float]:
-    """The end of a route taking ``approach``'s ``turn`` and running ``run`` [m] on."""
+    """The end of a route taking ``approach``'s ``turn`` and running ``run`` [m] on (short of a dead
+    end, see :func:`route_end`)."""
     move = approach.movement(turn)
     assert move is not None
-    lane, s, _ = ahead(road_map, move[1], 0.0, run)
-    return point_on(road_map, lane, s)
+    return route_end(road_map, move[1], 0.0, run)
 
 
 def _stream(

@@ -22,6 +22,7 @@ import numpy as np
 
 from sim_bridge.api import Pose
 from sim_bridge.embedded.map_arrays import _lane_curvature
+from sim_bridge.embedded.traffic import MERGE_HORIZON
 from sim_bridge.maps.road_map import RoadMap
 from sim_bridge.sensors.layout import RouteCommand
 
@@ -29,6 +30,9 @@ from sim_bridge.sensors.layout import RouteCommand
 #: (``max_curvature = LATERAL_ACCEL / speed²``: 50 m radius at 10 m/s, 160 m at 18 m/s): the
 #: expert's own limit, below the simulator drivers' 2.5, so a scripted actor keeps its speed
 LATERAL_ACCEL = 2.0
+#: a route ends at least this far before a dead end [m] (drivers stop short of one, and would
+#: never reach a destination right at it)
+DEAD_END_MARGIN = 25.0
 #: paths listed from one start lane at most (forks outside junctions are rare; this bounds them)
 MAX_PATHS_PER_START = 8
 #: junction movements a path may take inside its window (no turns there)
@@ -105,7 +109,10 @@ class LanePath:
 
     def waypoints(self, road_map: RoadMap, s0: float, s1: float) -> tuple[tuple[float, float], ...]:
         """Route points that keep a route from path ``s0`` to ``s1`` [m] on the path: the middle of
-        every lane outside junctions wholly between them, then the point at ``s1``."""
+        every lane outside junctions wholly between them, then the point at ``s1`` — at least
+        ``DEAD_END_MARGIN`` before the path's end where the road ends there."""
+        if not road_map.lane_successors[self.lanes[-1]]:
+            s1 = max(s0 + 1.0, min(s1, self.length - DEAD_END_MARGIN))
         out = []
         for lane, start in zip(self.lanes, self.starts, strict=True):
             mid = start + 0.5 * float(road_map.lane_length[lane])
@@ -146,6 +153,32 @@ def lane_curvature(road_map: RoadMap) -> np.ndarray:
     return cached
 
 
+def lane_drop(road_map: RoadMap, lane: int) -> bool:
+    """Does ``lane`` end beside a neighbour that goes on (an acceleration lane, a lane count
+    dropping)? A path along it would make its traffic merge, not run out."""
+    if road_map.lane_successors[lane]:
+        return False
+    sides = (int(road_map.lane_left[lane]), int(road_map.lane_right[lane]))
+    return any(k >= 0 and bool(road_map.lane_successors[k]) for k in sides)
+
+
+def drops_within(road_map: RoadMap, lane: int, distance: float = MERGE_HORIZON) -> bool:
+    """Does ``lane``, followed through single successors, drop (see :func:`lane_drop`) within
+    ``distance`` [m] of its start? The simulator's drivers leave such a lane (waiting for a gap)
+    from ``MERGE_HORIZON`` before its end, so a scripted car there would not keep its script."""
+    seen, visited = 0.0, set()
+    while seen < distance and lane not in visited:
+        visited.add(lane)
+        if lane_drop(road_map, lane):
+            return True
+        succ = road_map.lane_successors[lane]
+        if len(succ) != 1:
+            return False
+        seen += float(road_map.lane_length[lane])
+        lane = succ[0]
+    return False
+
+
 def max_curvature(speed: float) -> float:
     """The curvature [1/m] a path may have for a car at ``speed`` [m/s] (see ``LATERAL_ACCEL``)."""
     return LATERAL_ACCEL / max(float(speed), 1.0) ** 2
@@ -162,7 +195,8 @@ def lane_paths(
 ) -> list[LanePath]:
     """Every lane path that starts at the beginning of a driving lane outside junctions and holds
     ``window`` [m] then ``run_out`` [m] more (or, where the road ends first, at least
-    ``min_run_out`` [m]; ``run_out`` when ``None``). The lanes overlapping the window all satisfy
+    ``min_run_out`` [m]; ``run_out`` when ``None``; never where the path's last lane drops beside
+    one that goes on, see :func:`lane_drop`). The lanes overlapping the window all satisfy
     ``accept``, bend no more than ``curvature`` [1/m] and lie outside junctions (with ``junctions``,
     straight through them is allowed too); the run-out follows the lane graph, straight where it
     can. Ordered by start lane, then by fork taken."""
@@ -204,7 +238,7 @@ def lane_paths(
             k = min(succ, key=lambda j: (rank.get(int(road_map.lane_turn[j]), 99), j), default=-1)
             if k >= 0 and k not in lanes:
                 stack.append(([*lanes, k], travelled + float(road_map.lane_length[k]), clear))
-            elif travelled >= window + least:  # the road ends (or loops) after enough run-out
-                out.append(LanePath.of(road_map, lanes, clear))
+            elif travelled >= window + least and not lane_drop(road_map, lanes[-1]):
+                out.append(LanePath.of(road_map, lanes, clear))  # the road ends after enough run-out
                 found += 1
     return out

@@ -19,6 +19,7 @@ from scenarios.families.base import (
     point_on,
     pose_on,
     register,
+    route_end,
 )
 from scenarios.families.lane_paths import LanePath
 from scenarios.spec import ScenarioSpec
@@ -132,8 +133,7 @@ def merge_slow_traffic(
             )
     start = ramp.accel.beside(road_map, 0.0, +1)
     assert start is not None
-    end_lane, end_s, _ = ahead(road_map, *start, RUN_OUT)
-    route = (ramp.accel.point(road_map, MERGE_AT), point_on(road_map, end_lane, end_s))
+    route = (ramp.accel.point(road_map, MERGE_AT), route_end(road_map, *start, RUN_OUT))
     world = WorldSpec(
         map=town, ego=pose_on(road_map, *ramp.ramp), ego_speed=p["speed"], route=route, actors=tuple(platoon),
         vehicles=p["vehicles"], pedestrians=0,
