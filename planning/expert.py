@@ -92,10 +92,15 @@ class ExpertConfig:
     """[s]"""
     min_gap: float = 3.0
     """Standstill gap to a moving leader [m]."""
-    stopped_gap: float = 7.5
-    """Standstill gap to a leader that stands still [m]: room to steer round it if it stays. (At
-    6 m, behind a lead braking hard the ego stopped 3.4 m short of it, too close to steer round it
-    into the next lane of the 3 m lanes of real maps such as esmini's highway examples.)"""
+    stopped_gap: float = 6.0
+    """Standstill gap to a leader that stands still [m]: room to steer round it if it stays."""
+    narrow_lane: float = 3.25
+    """In lanes narrower than this [m] (our towns' are 3.25-3.5 m wide) ``stopped_gap`` grows by
+    ``narrow_gap`` metres per metre narrower: the ego must swing farther out into the next lane."""
+    narrow_gap: float = 6.0
+    """[m/m] (Measured: behind a lead braking hard in the 3 m lanes of esmini's highway example
+    the ego stopped 3.4 m short of it at ``stopped_gap`` 6 m, too close to steer round it; at
+    7 m or more it passes.)"""
     stop_margin: float = 1.0
     """Stop with the front bumper this far before a stop line [m] (the Leaderboard wants < 4 m)."""
     max_lateral_accel: float = 2.0
@@ -171,6 +176,7 @@ class Expert(Agent):
         self._still: list[dict[int, float]] = []
         self._route_mask: list[np.ndarray] = []
         self._bend = False
+        self._stopped_gap = self.config.stopped_gap
 
     def _reset(self, worlds: list[int]) -> None:
         info = self.info
@@ -338,6 +344,7 @@ class Expert(Agent):
         lanes = [width, -width, width, -width]
         sharp = [False] * len(offsets) + [False, False, True, True]
         first = [0.0] if bend else offsets + (lanes if lanes_too else [])
+        self._stopped_gap = cfg.stopped_gap + cfg.narrow_gap * max(0.0, cfg.narrow_lane - width)
         plan = self._propose(b, path, first, sharp[: len(first)], objs, stop, ego, pose)
         if plan.multiplier.max() <= 0.0 and bend:
             plan = self._propose(b, path, offsets, sharp, objs, stop, ego, pose)
@@ -396,7 +403,7 @@ class Expert(Agent):
             path, offsets_arr, ramps, targets, stop, objs, float(ego[_SPEED]),
             float(ego[_PREV_STEER]) * self.info.ego.max_steer, self._limits,
             np.array([cfg.idm_accel, cfg.idm_decel, cfg.headway, cfg.min_gap, cfg.max_lateral_accel,
-                      cfg.corridor_margin, cfg.stopped_gap, cfg.lon_margin, cfg.lat_margin, cfg.min_ramp,
+                      cfg.corridor_margin, self._stopped_gap, cfg.lon_margin, cfg.lat_margin, cfg.min_ramp,
                       cfg.ramp_accel, cfg.clear_lon, cfg.clear_lat, cfg.steer_rate, cfg.creep_speed]),
             T, cfg.step, traj, cmd, first_hit, first_near, min_margin, progress, self._bend,
         )  # fmt: skip
