@@ -36,8 +36,10 @@ from scenarios.families.junction_places import (
     opposite,
     signal_lights,
 )
+from scenarios.families.lane_paths import lane_min_width
 from scenarios.spec import ScenarioSpec
 from sim_bridge.api import ActorKind, ActorSpec, Behaviour, LightState, MapRef, SignalTiming, WorldSpec
+from sim_bridge.embedded.map_arrays import MIN_LANE_WIDTH
 from sim_bridge.embedded.signals import build_signal_plan
 from sim_bridge.maps.road_map import RoadMap
 
@@ -59,8 +61,10 @@ def _choose(
 ) -> T:
     """A seeded choice among the junction approaches ``want`` accepts (its non-``None`` results)."""
     found = []
+    narrowest = lane_min_width(road_map)
     for junction in sorted(approaches(road_map)):
-        group = approaches(road_map)[junction]
+        # (not a turn pocket opening from zero width: a car placed there stands on its neighbours)
+        group = [a for a in approaches(road_map)[junction] if narrowest[a.lane] >= MIN_LANE_WIDTH]
         for approach in group:
             got = want(approach, [a for a in group if a is not approach])
             if got is not None:

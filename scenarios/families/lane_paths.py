@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim_bridge.api import Pose
-from sim_bridge.embedded.map_arrays import _lane_curvature
+from sim_bridge.embedded.map_arrays import MIN_LANE_WIDTH, _lane_curvature
 from sim_bridge.embedded.traffic import MERGE_HORIZON
 from sim_bridge.maps.road_map import RoadMap
 from sim_bridge.sensors.layout import RouteCommand
@@ -144,6 +144,20 @@ def lane_index(road_map: RoadMap) -> dict[tuple[int, int, int], int]:
     return cached
 
 
+def lane_min_width(road_map: RoadMap) -> np.ndarray:
+    """``float [L]``: the narrowest width of each lane [m] (cached on the map). Real maps open
+    turn pockets from zero width: a car placed there stands on the lanes beside it."""
+    cached = road_map.cache.get("families_lane_min_width")
+    if cached is None:
+        cached = np.array([
+            float(road_map.widths[road_map.lane_start[k] : road_map.lane_start[k + 1]].min())
+            if road_map.lane_start[k + 1] > road_map.lane_start[k] else 0.0
+            for k in range(road_map.num_lanes)
+        ])  # fmt: skip
+        road_map.cache["families_lane_min_width"] = cached
+    return cached
+
+
 def lane_curvature(road_map: RoadMap) -> np.ndarray:
     """``float [L]``: the largest curvature of each lane [1/m], as the embedded simulator's drivers
     measure it when they slow for curves (cached on the map)."""
@@ -196,17 +210,20 @@ def lane_paths(
     """Every lane path that starts at the beginning of a driving lane outside junctions and holds
     ``window`` [m] then ``run_out`` [m] more (or, where the road ends first, at least
     ``min_run_out`` [m]; ``run_out`` when ``None``; never where the path's last lane drops beside
-    one that goes on, see :func:`lane_drop`). The lanes overlapping the window all satisfy
-    ``accept``, bend no more than ``curvature`` [1/m] and lie outside junctions (with ``junctions``,
+    one that goes on, see :func:`lane_drop`). The lanes overlapping the window are all at least
+    ``MIN_LANE_WIDTH`` wide everywhere, satisfy ``accept``, bend no more than ``curvature`` [1/m] and lie outside junctions (with ``junctions``,
     straight through them is allowed too); the run-out follows the lane graph, straight where it
     can. Ordered by start lane, then by fork taken."""
     accept = accept or (lambda lane: True)
     bend = lane_curvature(road_map)
+    narrowest = lane_min_width(road_map)
 
     def fits(lane: int) -> bool:
         if road_map.lane_junction[lane] >= 0 and (
             not junctions or int(road_map.lane_turn[lane]) not in THROUGH
         ):
+            return False
+        if narrowest[lane] < MIN_LANE_WIDTH:  # a turn pocket opening, a lane tapering away
             return False
         return (curvature is None or bend[lane] <= curvature) and accept(lane)
 
