@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from planning.expert import Expert, ExpertConfig
 from scenarios.families import FAMILIES, make_scenario
 from scenarios.families.base import MissingFeature
+from scenarios.families.following import CHANGE_FROM, CHANGE_TO
 from scenarios.families.lane_paths import LanePath, lane_curvature, lane_paths, max_curvature
 from scenarios.metrics import success
 from scenarios.runner import EpisodeJob, run_episode
@@ -27,6 +28,7 @@ from sim_bridge.embedded.config import EmbeddedConfig
 from sim_bridge.embedded.simulator import EmbeddedSimulator
 from sim_bridge.maps.catalog import load_map
 from sim_bridge.maps.road_map import RoadMap
+from sim_bridge.sensors.layout import RouteCommand
 
 SHARED_MAPS = Path(__file__).resolve().parents[2] / "shared" / "maps"
 pytestmark = pytest.mark.skipif(
@@ -107,9 +109,10 @@ def test_placement_is_deterministic_and_the_seed_moves_it(map_name: str) -> None
         assert any(o.ego != spec.world.ego for o in others), f"{name}: the seed never moves the ego"
 
 
-def test_the_lead_vehicle_stands_in_one_lane_section_with_the_left_lane_on_the_route() -> None:
-    """Real maps split a road into short lane sections: the lead must stop inside one, so the left
-    lane the ego passes in is the route's, not the lane of the section before."""
+def test_the_route_passes_the_standing_lead_in_the_left_lane_of_its_lane_section() -> None:
+    """Real maps split a road into short lane sections: the lead stops inside one, and the route
+    changes into that section's left lane just before the lead (on the highway example a route
+    through the standing car left the expert stuck behind it)."""
     ref = _ref("highway_example_with_merge_and_split")
     rm = load_map(ref)
     for seed in range(4):
@@ -120,10 +123,14 @@ def test_the_lead_vehicle_stands_in_one_lane_section_with_the_left_lane_on_the_r
         # where the lead stands along the route (which follows the lead's lane up to there)
         stop = p["lead_gap"] + p["speed"] * p["brake_after"] + p["speed"] ** 2 / (2.0 * p["decel"])
         route = rm.route(np.array([[ego.x, ego.y], *spec.world.route]), start_yaw=ego.yaw)
-        for back in (0.0, 10.0):  # the lead's lane, and the ego's beside it as it pulls out
-            lane = int(route.point_lane[int(np.searchsorted(route.s, stop - back))])
-            assert rm.lane_junction[lane] < 0
-            assert rm.lane_left[lane] >= 0 and int(rm.lane_left[lane]) in route.lanes.tolist()
+        before, beside = (
+            int(route.point_lane[np.searchsorted(route.s, s)]) for s in (stop - CHANGE_FROM - 1.0, stop)
+        )
+        assert rm.lane_junction[before] < 0 and rm.lane_left[before] == beside  # one section, its left lane
+        changing = route.commands == int(RouteCommand.CHANGE_LANE_LEFT)
+        assert changing.any()
+        s_change = route.s[changing]
+        assert stop - CHANGE_FROM - 1.0 <= s_change.min() and s_change.max() <= stop - CHANGE_TO + 1.0
 
 
 @settings(max_examples=20, deadline=None)
