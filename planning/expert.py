@@ -95,6 +95,13 @@ class ExpertConfig:
     """Standstill gap to a moving leader [m]."""
     stopped_gap: float = 6.0
     """Standstill gap to a leader that stands still [m]: room to steer round it if it stays."""
+    narrow_lane: float = 3.25
+    """In lanes narrower than this [m] (our towns' are 3.25-3.5 m wide) ``stopped_gap`` grows by
+    ``narrow_gap`` metres per metre narrower: the ego must swing farther out into the next lane."""
+    narrow_gap: float = 6.0
+    """[m/m] (Measured: behind a lead braking hard in the 3 m lanes of esmini's highway example
+    the ego stopped 3.4 m short of it at ``stopped_gap`` 6 m, too close to steer round it; at
+    7 m or more it passes.)"""
     stop_margin: float = 1.0
     """Stop with the front bumper this far before a stop line [m] (the Leaderboard wants < 4 m)."""
     max_lateral_accel: float = 2.0
@@ -170,6 +177,7 @@ class Expert(Agent):
         self._still: list[dict[int, float]] = []
         self._route_mask: list[np.ndarray] = []
         self._bend = False
+        self._stopped_gap = self.config.stopped_gap
 
     def _reset(self, worlds: list[int]) -> None:
         info = self.info
@@ -337,6 +345,7 @@ class Expert(Agent):
         lanes = [width, -width, width, -width]
         sharp = [False] * len(offsets) + [False, False, True, True]
         first = [0.0] if bend else offsets + (lanes if lanes_too else [])
+        self._stopped_gap = cfg.stopped_gap + cfg.narrow_gap * max(0.0, cfg.narrow_lane - width)
         plan = self._propose(b, path, first, sharp[: len(first)], objs, stop, ego, pose)
         if plan.multiplier.max() <= 0.0 and bend:
             plan = self._propose(b, path, offsets, sharp, objs, stop, ego, pose)
@@ -395,7 +404,7 @@ class Expert(Agent):
             path, offsets_arr, ramps, targets, stop, objs, float(ego[_SPEED]),
             float(ego[_PREV_STEER]) * self.info.ego.max_steer, self._limits,
             np.array([cfg.idm_accel, cfg.idm_decel, cfg.headway, cfg.min_gap, cfg.max_lateral_accel,
-                      cfg.corridor_margin, cfg.stopped_gap, cfg.lon_margin, cfg.lat_margin, cfg.min_ramp,
+                      cfg.corridor_margin, self._stopped_gap, cfg.lon_margin, cfg.lat_margin, cfg.min_ramp,
                       cfg.ramp_accel, cfg.clear_lon, cfg.clear_lat, cfg.steer_rate, cfg.creep_speed]),
             T, cfg.step, traj, cmd, first_hit, first_near, min_margin, progress, self._bend,
         )  # fmt: skip
@@ -481,8 +490,15 @@ class _LaneLookup:
         self.width = road_map.widths[idx]
         self.junction = road_map.lane_junction[self.lane] >= 0
         self.to_end = road_map.lane_length[self.lane] - road_map.s[idx]
+        # junctions where traffic waits: a junction lane crossing or merging into others, a lane
+        # entering one at a stop line or into such lanes (a highway's split has none: a car
+        # standing before it has broken down, it is not waiting)
+        crossed = np.array([bool(c) for c in road_map.conflicts]) & (road_map.lane_junction >= 0)
+        stops = set(road_map.stop_lane.tolist())
         into = np.array([bool(succ) and all(road_map.lane_junction[k] >= 0 for k in succ)
-                         for succ in road_map.lane_successors])  # fmt: skip
+                         and (i in stops or any(crossed[k] for k in succ))
+                         for i, succ in enumerate(road_map.lane_successors)])  # fmt: skip
+        self.waits_in = crossed[self.lane]
         self.into_junction = into[self.lane]
         # the raster of nearest samples (cell centres at x0 + (i + 0.5) * LANE_CELL)
         xmin, ymin, xmax, ymax = road_map.bounds
@@ -547,10 +563,10 @@ class _LaneLookup:
         return np.where(found, h, nan), np.where(found, lateral, nan), np.where(found, self.width[kb], nan)
 
     def near_junction(self, xy: np.ndarray, distance: float) -> bool:
-        """Does the point lie in a junction, or within ``distance`` [m] of the end of a lane that
-        enters one?"""
+        """Does the point lie in a junction where traffic waits (crossing or merging lanes), or
+        within ``distance`` [m] of the end of a lane that enters one or has a stop line?"""
         _, k = self.tree.query(xy)
-        return bool(self.junction[k] or (self.into_junction[k] and self.to_end[k] < distance))
+        return bool(self.waits_in[k] or (self.into_junction[k] and self.to_end[k] < distance))
 
 
 # ============================================================================ kernel

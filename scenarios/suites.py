@@ -13,13 +13,18 @@ grid and seeds::
                                                             # folder holding the ``scenarios`` package
 
 Expansion is deterministic: grid points in the order of the parameters, then seeds. Every scenario
-is named ``<family>_<grid index>_s<seed>`` (``scenarios.metrics.scenario_key`` groups seeds back).
+is named ``<family>_<grid index>_s<seed>`` on the family's own town and ``<family>_<map>_<grid
+index>_s<seed>`` on a town the entry gives (``<map>``: the file's stem, or the town and its seed,
+e.g. ``grid7``), followed by ``e<entry index>`` where an earlier entry already used that family on
+that map: the same family on two maps, or twice on one, with the same seeds gets distinct names
+(``scenarios.metrics.scenario_key`` groups seeds back).
 Mistakes get a :class:`SuiteError` naming the file, the entry and what is allowed.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +55,31 @@ class Suite:
 _ENTRY_KEYS = {"family", "town", "params", "seeds", "file"}
 
 
-def expand_entry(entry: dict[str, Any], where: str, base: Path) -> list[ScenarioSpec]:
-    """The scenarios of one suite entry (``where`` names it in errors)."""
+def map_tag(ref: MapRef) -> str:
+    """A short name of a map for scenario names: the OpenDRIVE file's stem, else the town and its
+    seed (``grid7``); letters, digits, ``-`` and ``_`` only."""
+    raw = Path(ref.xodr).stem if ref.xodr else f"{ref.town}{ref.seed}"
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", raw)
+
+
+def _entry_ref(entry: dict[str, Any], where: str, base: Path) -> MapRef | None:
+    """The map an entry's ``town`` names (``None`` where it gives none)."""
+    town = entry.get("town")
+    if town is None:
+        return None
+    if not isinstance(town, dict) or not set(town) <= {"town", "seed", "xodr"}:
+        raise SuiteError(
+            f"{where}.town: expected {{town: <name>, seed: <int>}} or {{xodr: <path>}}, got {town!r}"
+        )
+    xodr = town.get("xodr")
+    if xodr is not None and not Path(xodr).is_absolute():
+        xodr = str(base / xodr)
+    return MapRef(town=town.get("town", "grid"), seed=int(town.get("seed", 0)), xodr=xodr)
+
+
+def expand_entry(entry: dict[str, Any], where: str, base: Path, tag: str | None = None) -> list[ScenarioSpec]:
+    """The scenarios of one suite entry (``where`` names it in errors). ``tag`` goes into the
+    names after the family (default: the map's :func:`map_tag` where the entry gives a town)."""
     unknown = set(entry) - _ENTRY_KEYS
     if unknown:
         raise SuiteError(
@@ -76,17 +104,10 @@ def expand_entry(entry: dict[str, Any], where: str, base: Path) -> list[Scenario
     params = entry.get("params") or {}
     if not isinstance(params, dict):
         raise SuiteError(f"{where}.params: expected a mapping of parameter → value or list of values")
-    town = entry.get("town")
-    ref = None
-    if town is not None:
-        if not isinstance(town, dict) or not set(town) <= {"town", "seed", "xodr"}:
-            raise SuiteError(
-                f"{where}.town: expected {{town: <name>, seed: <int>}} or {{xodr: <path>}}, got {town!r}"
-            )
-        xodr = town.get("xodr")
-        if xodr is not None and not Path(xodr).is_absolute():
-            xodr = str(base / xodr)
-        ref = MapRef(town=town.get("town", "grid"), seed=int(town.get("seed", 0)), xodr=xodr)
+    ref = _entry_ref(entry, where, base)
+    if tag is None:
+        tag = map_tag(ref) if ref is not None else ""
+    prefix = f"{family}_{tag}_" if tag else f"{family}_"
     axes = [(k, v if isinstance(v, list) else [v]) for k, v in params.items()]
     out = []
     for index, values in enumerate(itertools.product(*(v for _, v in axes))):
@@ -94,9 +115,7 @@ def expand_entry(entry: dict[str, Any], where: str, base: Path) -> list[Scenario
         for seed in seeds:
             try:
                 out.append(
-                    make_scenario(
-                        family, point, seed=seed, town=ref, scenario=f"{family}_{index:03d}_s{seed}"
-                    )
+                    make_scenario(family, point, seed=seed, town=ref, scenario=f"{prefix}{index:03d}_s{seed}")
                 )
             except FamilyError as exc:
                 raise SuiteError(f"{where}: {exc}") from exc
@@ -112,10 +131,20 @@ def suite_from_dict(data: Any, source: str = "<suite>", base: Path | None = None
     if not isinstance(entries, list) or not entries:
         raise SuiteError(f"{source}: 'entries' must be a non-empty list")
     scenarios: list[ScenarioSpec] = []
+    used: set[tuple[Any, str]] = set()  # (family, map tag) of the entries so far
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise SuiteError(f"{source}: entries[{i}] must be a mapping")
-        scenarios.extend(expand_entry(entry, f"{source}: entries[{i}]", base))
+        where = f"{source}: entries[{i}]"
+        tag = None
+        if isinstance(entry.get("family"), str) and "file" not in entry:
+            ref = _entry_ref(entry, where, base)
+            tag = map_tag(ref) if ref is not None else ""
+            key = (entry["family"], tag)
+            if key in used:  # the same family on the same map again
+                tag = f"{tag}e{i}" if tag else f"e{i}"
+            used.add(key)
+        scenarios.extend(expand_entry(entry, where, base, tag))
     names = [s.name for s in scenarios]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

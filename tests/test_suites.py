@@ -112,3 +112,36 @@ def test_a_suite_naming_an_unknown_family_or_parameter_says_what_is_allowed() ->
         suite_from_dict({"name": "x", "entries": [{"family": "urban", "seeds": [0]}]})
     with pytest.raises(SuiteError, match=r"has no parameter 'len'; its parameters: .*length"):
         suite_from_dict({"name": "x", "entries": [{"family": "urban_route", "params": {"len": [1.0]}}]})
+
+
+def test_one_family_on_two_maps_with_the_same_seeds_gets_one_name_per_map() -> None:
+    entry = {"family": "pedestrian_crossing", "params": {"walk_speed": [1.2, 1.6]}, "seeds": [0, 1]}
+    suite = suite_from_dict(
+        {
+            "name": "two_maps",
+            "entries": [
+                {**entry, "town": {"town": "grid", "seed": 0}},
+                {**entry, "town": {"town": "grid", "seed": 1}},
+                {**entry, "town": {"town": "grid", "seed": 1}},  # the same map again
+                entry,  # the family's own town
+            ],
+        }
+    )
+    names = [s.name for s in suite.scenarios]
+    assert len(names) == len(set(names)) == 16
+    assert names[:4] == [f"pedestrian_crossing_grid0_{g:03d}_s{s}" for g in (0, 1) for s in (0, 1)]
+    assert names[4] == "pedestrian_crossing_grid1_000_s0"
+    assert names[8] == "pedestrian_crossing_grid1e2_000_s0"  # entry 2 repeats entry 1's map
+    assert names[12] == "pedestrian_crossing_000_s0"
+    # same seeds and parameters, other maps: other placements
+    assert suite.scenarios[0].world.ego != suite.scenarios[4].world.ego
+    assert suite.scenarios[4] == suite.scenarios[8].replace(name=suite.scenarios[4].name)
+
+
+def test_a_family_on_a_map_without_its_feature_names_the_entry_family_map_and_feature() -> None:
+    entry = {"family": "signalised_left_turn", "town": {"town": "straight", "seed": 0}, "seeds": [0]}
+    with pytest.raises(SuiteError) as err:
+        suite_from_dict({"name": "x", "entries": [entry]})
+    text = str(err.value)
+    assert "entries[0]" in text and "'signalised_left_turn'" in text and "straight:0" in text
+    assert "the map has no signalised junction" in text

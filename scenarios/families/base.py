@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from scenarios.families.lane_paths import DEAD_END_MARGIN, LanePath, lane_paths, max_curvature
+from scenarios.families.lane_paths import lane_index as lane_index  # re-exported
+from scenarios.families.lane_paths import opposite_lane as opposite_lane  # re-exported
 from scenarios.families.params import problems
 from scenarios.spec import CriteriaConfig, ScenarioSpec
 from sim_bridge.api import MapRef, Pose
@@ -31,6 +34,19 @@ CAR_LENGTH = 4.6
 
 class FamilyError(ValueError):
     """A family cannot be built as asked (unknown name or parameter, no suitable place on the map)."""
+
+
+class MissingFeature(FamilyError):
+    """The map lacks what a family needs (``feature``, e.g. "a signalised 4-way junction");
+    :func:`make_scenario` names the family and the map in the message."""
+
+    def __init__(self, feature: str, family: str = "", town: str = "") -> None:
+        self.feature, self.family, self.town = feature, family, town
+        if family:
+            text = f"family {family!r} cannot be placed on map {town}: the map has no {feature}"
+        else:
+            text = f"the map has no {feature}"
+        super().__init__(text)
 
 
 Builder = Callable[[RoadMap, MapRef, dict[str, Any], np.random.Generator, int], ScenarioSpec]
@@ -83,7 +99,10 @@ def make_scenario(
         raise FamilyError(f"family {name!r}: {'; '.join(bad)}")
     ref = town or family.town
     road_map = load_map(ref)
-    spec = family.build(road_map, ref, merged, np.random.default_rng(seed), seed)
+    try:
+        spec = family.build(road_map, ref, merged, np.random.default_rng(seed), seed)
+    except MissingFeature as exc:
+        raise MissingFeature(exc.feature, name, ref.key()) from None
     return spec.replace(
         name=scenario or f"{name}_s{seed}",
         family=name,
@@ -121,10 +140,24 @@ def straight_lanes(road_map: RoadMap, min_length: float, junction: bool = False)
 
 
 def pick(lanes: np.ndarray, rng: np.random.Generator, what: str, town: MapRef) -> int:
-    """A random lane of ``lanes`` (seeded), or :class:`FamilyError` naming what was looked for."""
+    """A random lane of ``lanes`` (seeded), or :class:`MissingFeature` naming what was looked for."""
     if len(lanes) == 0:
-        raise FamilyError(f"town {town.key()} has no {what}")
+        raise MissingFeature(what)
     return int(lanes[rng.integers(len(lanes))])
+
+
+def place(
+    paths: list[LanePath], rng: np.random.Generator, what: str, window: float, run_out: float = 0.0
+) -> tuple[LanePath, float]:
+    """A seeded choice among ``paths`` (from :func:`lane_paths` with this ``window`` and
+    ``run_out`` [m]) and a seeded shift [m] of the window along it, within the stretch whose lanes
+    were checked and leaving the run-out on the path; :class:`MissingFeature` naming ``what`` where
+    there is none. Add the shift to every path ``s`` the family places at."""
+    if not paths:
+        raise MissingFeature(what)
+    path = paths[int(rng.integers(len(paths)))]
+    slack = max(0.0, min(path.clear - window, path.length - window - run_out))
+    return path, float(rng.uniform(0.0, slack)) if slack > 0.0 else 0.0
 
 
 # ------------------------------------------------------------------------------ lane geometry
@@ -135,25 +168,6 @@ def lane_width(road_map: RoadMap, lane: int, s: float) -> float:
     a, b = road_map.lane_start[lane], road_map.lane_start[lane + 1]
     k = a + int(np.clip(np.searchsorted(road_map.s[a:b], s), 0, b - a - 1))
     return float(road_map.widths[k])
-
-
-def opposite_lane(road_map: RoadMap, lane: int) -> int:
-    """The innermost lane of the other direction on ``lane``'s road section (-1 if none)."""
-    road, section, lane_id = road_map.lane_keys[lane]
-    index = lane_index(road_map)
-    other = index.get((road, section, 1 if lane_id < 0 else -1), -1)
-    if other < 0 or road_map.lane_type[other] != road_map.lane_type[lane]:
-        return -1
-    return other
-
-
-def lane_index(road_map: RoadMap) -> dict[tuple[int, int, int], int]:
-    """``(road, section, lane_id)`` → lane index (cached on the map)."""
-    cached = road_map.cache.get("families_lane_index")
-    if cached is None:
-        cached = {key: i for i, key in enumerate(road_map.lane_keys)}
-        road_map.cache["families_lane_index"] = cached
-    return cached
 
 
 def lanes_each_way(road_map: RoadMap, lane: int) -> int:
@@ -206,6 +220,16 @@ def ahead(
         s = 0.0
 
 
+def route_end(road_map: RoadMap, lane: int, s: float, distance: float) -> tuple[float, float]:
+    """The point [m] ``distance`` [m] on from ``s`` on ``lane`` along the lane graph (see
+    :func:`ahead`) for a route to end at: where a dead end comes first, ``DEAD_END_MARGIN`` before it
+    (drivers stop short of a dead end and would never reach a destination right at it)."""
+    end_lane, end_s, _ = ahead(road_map, lane, s, distance)
+    if not road_map.lane_successors[end_lane]:
+        end_s = max(0.0, min(end_s, float(road_map.lane_length[end_lane]) - DEAD_END_MARGIN))
+    return point_on(road_map, end_lane, end_s)
+
+
 def point_on(road_map: RoadMap, lane: int, s: float, lateral: float = 0.0) -> tuple[float, float]:
     """``(x, y)`` [m] of :func:`pose_on`."""
     pose = pose_on(road_map, lane, s, lateral)
@@ -223,3 +247,42 @@ def behind(road_map: RoadMap, lane: int, s: float, distance: float) -> tuple[int
         lane = pred[0]
         s = float(road_map.lane_length[lane])
     return lane, s - distance
+
+
+def street(
+    road_map: RoadMap,
+    rng: np.random.Generator,
+    p: dict[str, Any],
+    window: float,
+    each_way: int,
+    run_out: float,
+    kerb: bool = False,
+    centre: bool = False,
+    two_way: bool = False,
+    left: bool = False,
+) -> tuple[LanePath, float]:
+    """A seeded stretch of street for the block families: a lane path whose first ``window`` [m]
+    lie outside junctions on lanes with ``each_way`` lanes in their direction, curving at most
+    for ``p["speed"]``, each one the kerb lane (``kerb``: no driving lane to its right) or the lane
+    next to the centre line (``centre``: none to its left), with a lane of the other direction
+    beside it (``two_way``) or a neighbour to its left (``left``); then ``run_out`` [m] more
+    (at least 20 m where the road ends first). Returns the path and the window's shift along it
+    (see :func:`place`); :class:`MissingFeature` where the map has no such street."""
+
+    def fits(lane: int) -> bool:
+        return (
+            lanes_each_way(road_map, lane) == each_way
+            and not (kerb and road_map.lane_right[lane] >= 0)
+            and not (centre and road_map.lane_left[lane] >= 0)
+            and not (two_way and opposite_lane(road_map, lane) < 0)
+            and not (left and road_map.lane_left[lane] < 0)
+        )
+
+    paths = lane_paths(road_map, window, run_out, fits, max_curvature(p["speed"]), min_run_out=20.0)
+    ways = "two-way street" if two_way else "street"
+    lane = "kerb lane" if kerb else "lane next to the centre line" if centre else "lane"
+    what = (
+        f"{ways} of {window:.0f} m outside junctions with {each_way} lane(s) each way, its {lane} curving "
+        f"at most for {p['speed']:g} m/s"
+    )
+    return place(paths, rng, what, window, 20.0)

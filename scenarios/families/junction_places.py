@@ -35,6 +35,9 @@ class Approach:
     """Index of its stop line (``RoadMap.stop_*``), -1 if uncontrolled."""
     signal: int
     """Index of the signal owning that stop line, -1 if none."""
+    signals: tuple[int, ...]
+    """Every signal with a stop line across the lane (real maps often put two heads on one
+    approach, e.g. one for the left turn): lights frozen for the approach must freeze them all."""
     control: str
     """``"light"``, ``"stop"`` or ``"none"``."""
     movements: tuple[tuple[int, int, int], ...]
@@ -60,6 +63,9 @@ def approaches(road_map: RoadMap) -> dict[int, list[Approach]]:
     if cached is not None:
         return cached
     stop_of = {int(lane): k for k, lane in enumerate(road_map.stop_lane)}
+    signals_of: dict[int, list[int]] = {}
+    for lane, sig in zip(road_map.stop_lane.tolist(), road_map.stop_signal.tolist(), strict=True):
+        signals_of.setdefault(int(lane), []).append(int(sig))
     out: dict[int, list[Approach]] = {}
     for lane in road_map.driving_lanes.tolist():
         succ = road_map.lane_successors[lane]
@@ -85,6 +91,7 @@ def approaches(road_map: RoadMap) -> dict[int, list[Approach]]:
         approach = Approach(
             lane=lane, lane_id=int(road_map.lane_keys[lane][2]), junction=junctions.pop(), heading=float(road_map.headings[last]),
             end=(float(road_map.points[last, 0]), float(road_map.points[last, 1])), stop=k, signal=signal,
+            signals=tuple(sorted(set(signals_of.get(lane, [])))),
             control=control, movements=tuple(movements),
         )  # fmt: skip
         out.setdefault(approach.junction, []).append(approach)

@@ -21,10 +21,10 @@ from scenarios.families.base import (
     HAZARD_CRITERIA,
     Family,
     FamilyError,
-    ahead,
-    point_on,
+    MissingFeature,
     pose_on,
     register,
+    route_end,
 )
 from scenarios.families.junction_places import (
     LEFT,
@@ -36,8 +36,10 @@ from scenarios.families.junction_places import (
     opposite,
     signal_lights,
 )
+from scenarios.families.lane_paths import lane_min_width
 from scenarios.spec import ScenarioSpec
 from sim_bridge.api import ActorKind, ActorSpec, Behaviour, LightState, MapRef, SignalTiming, WorldSpec
+from sim_bridge.embedded.map_arrays import MIN_LANE_WIDTH
 from sim_bridge.maps.road_map import RoadMap
 from sim_bridge.signals import build_signal_plan
 
@@ -59,14 +61,16 @@ def _choose(
 ) -> T:
     """A seeded choice among the junction approaches ``want`` accepts (its non-``None`` results)."""
     found = []
+    narrowest = lane_min_width(road_map)
     for junction in sorted(approaches(road_map)):
-        group = approaches(road_map)[junction]
+        # (not a turn pocket opening from zero width: a car placed there stands on its neighbours)
+        group = [a for a in approaches(road_map)[junction] if narrowest[a.lane] >= MIN_LANE_WIDTH]
         for approach in group:
             got = want(approach, [a for a in group if a is not approach])
             if got is not None:
                 found.append(got)
     if not found:
-        raise FamilyError(f"town {town.key()} has no {what}")
+        raise MissingFeature(what)
     return found[int(rng.integers(len(found)))]
 
 
@@ -78,11 +82,11 @@ def _start(road_map: RoadMap, approach: Approach, distance: float) -> float:
 def _route_through(
     road_map: RoadMap, approach: Approach, turn: int, run: float = EXIT_RUN
 ) -> tuple[float, float]:
-    """The end of a route taking ``approach``'s ``turn`` and running ``run`` [m] on."""
+    """The end of a route taking ``approach``'s ``turn`` and running ``run`` [m] on (short of a dead
+    end, see :func:`route_end`)."""
     move = approach.movement(turn)
     assert move is not None
-    lane, s, _ = ahead(road_map, move[1], 0.0, run)
-    return point_on(road_map, lane, s)
+    return route_end(road_map, move[1], 0.0, run)
 
 
 def _stream(
@@ -162,7 +166,7 @@ def signalised_left_turn(
     times = _centred(t_cross, p["oncoming"], p["headway"], p["delay"])
     actors = _stream(road_map, opp, STRAIGHT, times, p["oncoming_speed"], x_opp)
     world = _world(town, road_map, ego_app, s, p, route=(_route_through(road_map, ego_app, LEFT),),
-                   actors=tuple(actors), signal_states=_frozen(road_map, ego_app.junction, (ego_app.signal, opp.signal)))  # fmt: skip
+                   actors=tuple(actors), signal_states=_frozen(road_map, ego_app.junction, (*ego_app.signals, *opp.signals)))  # fmt: skip
     return _spec(road_map, ego_app, world)
 
 
@@ -175,9 +179,10 @@ def red_light_wait(
     plan = build_signal_plan(road_map)
 
     def want(a: Approach, others: list[Approach]) -> tuple[Approach, Approach] | None:
-        if a.control != "light" or a.movement(STRAIGHT) is None or plan.phase[a.signal] != 1:
+        lights = list(a.signals)
+        if a.control != "light" or a.movement(STRAIGHT) is None or any(plan.phase[lights] != 1):
             return None
-        if plan.num_phases[a.signal] != 2 or road_map.lane_length[a.lane] < 30.0:
+        if any(plan.num_phases[lights] != 2) or road_map.lane_length[a.lane] < 30.0:
             return None
         for side in (-1, 1):
             c = crossing(a, others, side)
@@ -278,7 +283,7 @@ def red_light_runner(
         target_speed=p["runner_speed"], route=(_route_through(road_map, run_app, STRAIGHT, 15.0),),
         behaviour=Behaviour(ignore_signals=True, ignore_actors=True),
     )  # fmt: skip
-    lights = _frozen(road_map, ego_app.junction, (ego_app.signal,))
+    lights = _frozen(road_map, ego_app.junction, ego_app.signals)
     world = _world(town, road_map, ego_app, s, p, route=(_route_through(road_map, ego_app, STRAIGHT),),
                    actors=(runner,), signal_states=lights)  # fmt: skip
     return _spec(road_map, ego_app, world)

@@ -1,8 +1,9 @@
 """Something stands in or opens into the ego's lane: a parked car or an accident blocking it
 (Leaderboard ParkedObstacle / Accident, their TwoWays variants) and a parked car opening its door
-(VehicleOpensDoorTwoWays). On the grid town's blocks: on a two-way street the ego passes through
-the oncoming lane when it is free; on an avenue through the neighbour lane, which the route then
-takes (so passing there keeps to the route's lanes).
+(VehicleOpensDoorTwoWays). On a stretch of street outside junctions (the grid town's blocks, a lane
+path on any map): on a two-way street the ego passes through the oncoming lane when it is free; on
+an avenue through the neighbour lane, which the route then takes (so passing there keeps to the
+route's lanes).
 """
 
 from __future__ import annotations
@@ -17,37 +18,44 @@ from scenarios.families.base import (
     TWO_WAY_CRITERIA,
     Family,
     FamilyError,
-    ahead,
-    block_lanes,
     lane_width,
-    opposite_lane,
-    pick,
     point_on,
     pose_on,
     register,
+    street,
 )
+from scenarios.families.lane_paths import LanePath
 from scenarios.spec import ScenarioSpec
 from sim_bridge.api import ActorKind, ActorSpec, Behaviour, BehaviourKind, MapRef, Pose, WorldSpec
 from sim_bridge.maps.road_map import RoadMap
 
 #: size of a parked car (static obstacle) [m]
 PARKED_LENGTH, PARKED_WIDTH = 4.4, 1.8
-#: the route runs this far past the junction after the block [m]
+#: the route runs this far past the stretch of street the family checked [m]
 RUN_OUT = 50.0
 
 
 def oncoming_platoon(
-    road_map: RoadMap, lane: int, s_meet: float, count: int, speed: float, spacing: float, first: float
+    road_map: RoadMap,
+    path: LanePath,
+    s_meet: float,
+    count: int,
+    speed: float,
+    spacing: float,
+    first: float,
+    clear: float,
 ) -> list[ActorSpec]:
-    """``count`` vehicles on ``lane`` at ``speed`` [m/s], ``spacing`` [m] apart, the first ``first``
-    seconds from arc length ``s_meet`` (upstream of it); vehicles that would start before the lane's
-    beginning are left out."""
+    """``count`` vehicles in the lane of the other direction beside ``path``, at ``speed`` [m/s],
+    ``spacing`` [m] apart, the first ``first`` seconds from path ``s_meet`` (upstream of it for
+    them, so farther along the path); vehicles that would start beyond path ``clear`` [m] (where
+    the street checked for the family ends) are left out."""
     out = []
     for k in range(count):
-        s = s_meet - speed * first - k * spacing
-        if s < 2.0:
+        s = s_meet + speed * first + k * spacing
+        place = path.opposite(road_map, s) if s <= clear - 2.0 else None
+        if place is None:
             break
-        out.append(ActorSpec(ActorKind.VEHICLE, pose_on(road_map, lane, s), speed=speed, target_speed=speed))
+        out.append(ActorSpec(ActorKind.VEHICLE, pose_on(road_map, *place), speed=speed, target_speed=speed))
     return out
 
 
@@ -55,7 +63,7 @@ def parked_obstacle(
     road_map: RoadMap, town: MapRef, p: dict[str, Any], rng: np.random.Generator, seed: int
 ) -> ScenarioSpec:
     """A parked car (``obstacle="parked"``) or two crashed cars (``"accident"``) block the ego's
-    lane ``distance`` [m] ahead, on a block of ``lanes`` lanes each way (1: a two-way street, pass in
+    lane ``distance`` [m] ahead, on a street of ``lanes`` lanes each way (1: a two-way street, pass in
     the oncoming lane; 2: an avenue, pass in the neighbour lane). ``traffic`` vehicles at
     ``traffic_speed`` drive in the lane used for passing, reaching the obstacle soon after the ego:
     the ego must let them by first."""
@@ -64,36 +72,37 @@ def parked_obstacle(
     two_way = p["lanes"] == 1
     span = CAR_LENGTH + (7.0 if p["obstacle"] == "accident" else 0.0)
     start = 2.0 if two_way else 22.0
-    need = start + p["distance"] + span + 20.0
-    lanes = block_lanes(road_map, need, each_way=p["lanes"])
-    if not two_way:  # parked in the kerb lane
-        lanes = lanes[road_map.lane_right[lanes] < 0]
-    lane = pick(lanes, rng, f"straight block of {need:.0f} m with {p['lanes']} lane(s) each way", town)
-    length = float(road_map.lane_length[lane])
+    window = start + p["distance"] + span + 20.0
+    # on an avenue the obstacle is parked in the kerb lane
+    path, shift = street(road_map, rng, p, window, p["lanes"], RUN_OUT, kerb=not two_way,
+                         two_way=two_way, left=not two_way)  # fmt: skip
+    start += shift
     s_obs = start + p["distance"]
-    obstacles = _obstacles(road_map, lane, s_obs, p["obstacle"], rng)
-    ego = pose_on(road_map, lane, start)
+    obstacles = _obstacles(road_map, path, s_obs, p["obstacle"], rng)
+    ego = path.pose(road_map, start)
     if two_way:
-        other = opposite_lane(road_map, lane)
-        s_other = float(road_map.lane_length[other]) - s_obs  # the same place seen from the other lane
-        traffic = oncoming_platoon(road_map, other, s_other, p["traffic"], p["traffic_speed"], 18.0, 0.5)
-        end_lane, end_s, _ = ahead(road_map, lane, s_obs, length - s_obs + RUN_OUT)
-        route: tuple[tuple[float, float], ...] = (point_on(road_map, end_lane, end_s),)
+        traffic = oncoming_platoon(
+            road_map, path, s_obs, p["traffic"], p["traffic_speed"], 18.0, 0.5, path.clear
+        )
+        route = path.waypoints(road_map, start, min(path.length, shift + window + RUN_OUT))
     else:
-        other = int(road_map.lane_left[lane])
+        places = [path.beside(road_map, s, +1) for s in (start - 2.0 - 18.0 * k for k in range(p["traffic"]))
+                  if s >= shift + 2.0]  # fmt: skip
         traffic = [
-            ActorSpec(ActorKind.VEHICLE, pose_on(road_map, other, s), speed=p["traffic_speed"],
+            ActorSpec(ActorKind.VEHICLE, pose_on(road_map, *place), speed=p["traffic_speed"],
                       target_speed=p["traffic_speed"])
-            for s in (start - 2.0 - 18.0 * k for k in range(p["traffic"]))
-            if s >= 2.0
+            for place in places
+            if place is not None
         ]  # fmt: skip
         # past the obstacle the route changes into the neighbour lane
-        route = (point_on(road_map, lane, s_obs + span + 2.0), point_on(road_map, other, length - 3.0))
+        end = path.beside(road_map, shift + window - 3.0, +1)
+        assert end is not None  # street(left=True) checked every lane of the window
+        route = (*path.waypoints(road_map, start, s_obs + span + 2.0), point_on(road_map, *end))
     world = WorldSpec(
         map=town, ego=ego, ego_speed=p["speed"], route=route, actors=(*obstacles, *traffic),
         vehicles=p["vehicles"], pedestrians=p["pedestrians"],
     )  # fmt: skip
-    centre = point_on(road_map, lane, s_obs)
+    centre = path.point(road_map, s_obs)
     return ScenarioSpec(
         name="",
         world=world,
@@ -103,16 +112,17 @@ def parked_obstacle(
 
 
 def _obstacles(
-    road_map: RoadMap, lane: int, s: float, kind: str, rng: np.random.Generator
+    road_map: RoadMap, path: LanePath, s: float, kind: str, rng: np.random.Generator
 ) -> list[ActorSpec]:
-    """A parked car nudged towards the kerb, or two cars askew one behind the other (an accident)."""
-    width = lane_width(road_map, lane, s)
+    """A parked car nudged towards the kerb, or two cars askew one behind the other (an accident),
+    at path ``s`` [m]."""
+    width = lane_width(road_map, *path.locate(s))
     if kind == "parked":
-        pose = pose_on(road_map, lane, s, -0.2 * (width - PARKED_WIDTH))
+        pose = path.pose(road_map, s, -0.2 * (width - PARKED_WIDTH))
         return [ActorSpec(ActorKind.STATIC, pose, length=PARKED_LENGTH, width=PARKED_WIDTH)]
     out = []
     for ds, skew, lateral in ((0.0, 0.35, -0.1), (6.5, -0.25, 0.1)):
-        pose = pose_on(road_map, lane, s + ds, lateral * width)
+        pose = path.pose(road_map, s + ds, lateral * width)
         yaw = pose.yaw + skew * float(rng.choice([-1.0, 1.0]))
         out.append(
             ActorSpec(ActorKind.STATIC, Pose(pose.x, pose.y, yaw), length=PARKED_LENGTH, width=PARKED_WIDTH)
@@ -128,25 +138,23 @@ def vehicle_opens_door(
     centre). The ego must slow and pass wide, over the centre line, when the oncoming lane (with
     ``traffic`` vehicles coming) allows."""
     start = 2.0
-    need = start + p["distance"] + 25.0
-    lane = pick(block_lanes(road_map, need, each_way=1), rng, f"two-way street block of {need:.0f} m", town)
-    length = float(road_map.lane_length[lane])
+    window = start + p["distance"] + 25.0
+    path, shift = street(road_map, rng, p, window, 1, RUN_OUT, two_way=True)
+    start += shift
     s_car = start + p["distance"]
-    lateral = -(0.5 * lane_width(road_map, lane, s_car) + 0.5 * PARKED_WIDTH + 0.05)
+    lateral = -(0.5 * lane_width(road_map, *path.locate(s_car)) + 0.5 * PARKED_WIDTH + 0.05)
     car = ActorSpec(
-        ActorKind.STATIC, pose_on(road_map, lane, s_car, lateral), length=PARKED_LENGTH, width=PARKED_WIDTH,
+        ActorKind.STATIC, path.pose(road_map, s_car, lateral), length=PARKED_LENGTH, width=PARKED_WIDTH,
         behaviour=Behaviour(kind=BehaviourKind.OPEN_DOOR, trigger_distance=p["trigger"], lane_change=1,
                             door_width=p["door_width"]),
     )  # fmt: skip
-    other = opposite_lane(road_map, lane)
-    s_other = float(road_map.lane_length[other]) - s_car
-    traffic = oncoming_platoon(road_map, other, s_other, p["traffic"], p["traffic_speed"], 20.0, 1.0)
-    end_lane, end_s, _ = ahead(road_map, lane, s_car, length - s_car + RUN_OUT)
+    traffic = oncoming_platoon(road_map, path, s_car, p["traffic"], p["traffic_speed"], 20.0, 1.0, path.clear)
     world = WorldSpec(
-        map=town, ego=pose_on(road_map, lane, start), ego_speed=p["speed"], route=(point_on(road_map, end_lane, end_s),),
+        map=town, ego=path.pose(road_map, start), ego_speed=p["speed"],
+        route=path.waypoints(road_map, start, min(path.length, shift + window + RUN_OUT)),
         actors=(car, *traffic), vehicles=p["vehicles"], pedestrians=p["pedestrians"],
     )  # fmt: skip
-    centre = point_on(road_map, lane, s_car)
+    centre = path.point(road_map, s_car)
     return ScenarioSpec(
         name="", world=world, criteria=TWO_WAY_CRITERIA, trigger_area=(*centre, p["trigger"] + 20.0)
     )

@@ -1,6 +1,7 @@
 """Pedestrians crossing the ego's path mid-block (NHTSA "pedestrian crossing", Leaderboard
 PedestrianCrossing / DynamicObjectCrossing) and stepping out from behind a parked car
-(ParkingCrossingPedestrian), on the grid town's blocks.
+(ParkingCrossingPedestrian), on a stretch of street outside junctions (the grid town's blocks, a
+lane path on any map).
 """
 
 from __future__ import annotations
@@ -14,15 +15,12 @@ from scenarios.families.base import (
     HAZARD_CRITERIA,
     Family,
     FamilyError,
-    ahead,
-    block_lanes,
     lane_width,
     lanes_each_way,
-    pick,
-    point_on,
-    pose_on,
     register,
+    street,
 )
+from scenarios.families.lane_paths import LanePath
 from scenarios.families.obstacles import PARKED_LENGTH, PARKED_WIDTH, RUN_OUT
 from scenarios.spec import ScenarioSpec
 from sim_bridge.api import ActorKind, ActorSpec, Behaviour, BehaviourKind, MapRef, Pose, WorldSpec
@@ -33,11 +31,11 @@ KERB_SETBACK = 1.0
 
 
 def _walker(
-    road_map: RoadMap, lane: int, s: float, lateral: float, left_to_right: bool, p: dict[str, Any]
+    road_map: RoadMap, path: LanePath, s: float, lateral: float, left_to_right: bool, p: dict[str, Any]
 ) -> ActorSpec:
-    """A walker at ``lateral`` [m] of ``lane``'s centre at ``s``, facing across the road, who crosses
-    at ``walk_speed`` when the ego is ``trigger`` [m] away."""
-    pose = pose_on(road_map, lane, s, lateral)
+    """A walker at ``lateral`` [m] of ``path``'s centreline at ``s``, facing across the road, who
+    crosses at ``walk_speed`` when the ego is ``trigger`` [m] away."""
+    pose = path.pose(road_map, s, lateral)
     yaw = pose.yaw + (-0.5 * math.pi if left_to_right else 0.5 * math.pi)
     return ActorSpec(
         ActorKind.PEDESTRIAN, Pose(pose.x, pose.y, yaw), target_speed=p["walk_speed"],
@@ -45,9 +43,9 @@ def _walker(
     )  # fmt: skip
 
 
-def _route_on(road_map: RoadMap, lane: int, s: float) -> tuple[tuple[float, float]]:
-    end_lane, end_s, _ = ahead(road_map, lane, s, float(road_map.lane_length[lane]) - s + RUN_OUT)
-    return (point_on(road_map, end_lane, end_s),)
+def _route_on(road_map: RoadMap, path: LanePath, start: float, end: float) -> tuple[tuple[float, float], ...]:
+    """The route from path ``start`` to ``RUN_OUT`` past ``end`` [m] (less where the path ends)."""
+    return path.waypoints(road_map, start, min(path.length, end + RUN_OUT))
 
 
 def pedestrian_crossing(
@@ -59,22 +57,25 @@ def pedestrian_crossing(
     if p["side"] not in ("right", "left"):
         raise FamilyError(f"side must be right or left; got {p['side']!r}")
     start = 2.0
-    need = start + p["distance"] + 15.0
-    lanes = block_lanes(road_map, need, each_way=p["lanes"])
-    lanes = lanes[road_map.lane_right[lanes] < 0]
-    lane = pick(lanes, rng, f"straight block of {need:.0f} m with {p['lanes']} lane(s) each way", town)
+    window = start + p["distance"] + 15.0
+    path, shift = street(
+        road_map, rng, p, window, p["lanes"], RUN_OUT, kerb=True, two_way=p["side"] == "left"
+    )
+    start += shift
     s_walk = start + p["distance"]
-    w = lane_width(road_map, lane, s_walk)
+    lane, s_lane = path.locate(s_walk)
+    w = lane_width(road_map, lane, s_lane)
     if p["side"] == "right":
-        walker = _walker(road_map, lane, s_walk, -(0.5 * w + KERB_SETBACK), False, p)
+        walker = _walker(road_map, path, s_walk, -(0.5 * w + KERB_SETBACK), False, p)
     else:  # across every lane of both directions
         far = (2 * lanes_each_way(road_map, lane) - 0.5) * w + KERB_SETBACK
-        walker = _walker(road_map, lane, s_walk, far, True, p)
+        walker = _walker(road_map, path, s_walk, far, True, p)
     world = WorldSpec(
-        map=town, ego=pose_on(road_map, lane, start), ego_speed=p["speed"], route=_route_on(road_map, lane, s_walk),
-        actors=(walker,), vehicles=p["vehicles"], pedestrians=p["pedestrians"],
+        map=town, ego=path.pose(road_map, start), ego_speed=p["speed"],
+        route=_route_on(road_map, path, start, shift + window), actors=(walker,), vehicles=p["vehicles"],
+        pedestrians=p["pedestrians"],
     )  # fmt: skip
-    centre = point_on(road_map, lane, s_walk)
+    centre = path.point(road_map, s_walk)
     return ScenarioSpec(
         name="", world=world, criteria=HAZARD_CRITERIA, trigger_area=(*centre, p["trigger"] + 15.0)
     )
@@ -87,21 +88,23 @@ def occluded_pedestrian(
     walker standing just past its front bumper, who steps out across the road at ``walk_speed``
     [m/s] when the ego is ``trigger`` [m] away, on a two-way street."""
     start = 2.0
-    need = start + p["distance"] + 15.0
-    lane = pick(block_lanes(road_map, need, each_way=1), rng, f"two-way street block of {need:.0f} m", town)
+    window = start + p["distance"] + 15.0
+    path, shift = street(road_map, rng, p, window, 1, RUN_OUT, two_way=True)
+    start += shift
     s_car = start + p["distance"]
-    w = lane_width(road_map, lane, s_car)
+    w = lane_width(road_map, *path.locate(s_car))
     car = ActorSpec(
-        ActorKind.STATIC, pose_on(road_map, lane, s_car, -(0.5 * w + 0.5 * PARKED_WIDTH + 0.05)),
+        ActorKind.STATIC, path.pose(road_map, s_car, -(0.5 * w + 0.5 * PARKED_WIDTH + 0.05)),
         length=PARKED_LENGTH, width=PARKED_WIDTH,
     )  # fmt: skip
     s_walk = s_car + 0.5 * PARKED_LENGTH + 0.7
-    walker = _walker(road_map, lane, s_walk, -(0.5 * w + 0.4), False, p)
+    walker = _walker(road_map, path, s_walk, -(0.5 * w + 0.4), False, p)
     world = WorldSpec(
-        map=town, ego=pose_on(road_map, lane, start), ego_speed=p["speed"], route=_route_on(road_map, lane, s_walk),
-        actors=(car, walker), vehicles=p["vehicles"], pedestrians=p["pedestrians"],
+        map=town, ego=path.pose(road_map, start), ego_speed=p["speed"],
+        route=_route_on(road_map, path, start, shift + window), actors=(car, walker), vehicles=p["vehicles"],
+        pedestrians=p["pedestrians"],
     )  # fmt: skip
-    centre = point_on(road_map, lane, s_walk)
+    centre = path.point(road_map, s_walk)
     return ScenarioSpec(
         name="", world=world, criteria=HAZARD_CRITERIA, trigger_area=(*centre, p["trigger"] + 15.0)
     )

@@ -16,9 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from scenarios.families.base import Family, FamilyError, point_on, pose_on, register
+from scenarios.families.base import (
+    Family,
+    FamilyError,
+    MissingFeature,
+    lane_width,
+    point_on,
+    pose_on,
+    register,
+)
 from scenarios.spec import CriteriaConfig, ScenarioSpec
 from sim_bridge.api import MapRef, WorldSpec
+from sim_bridge.embedded.map_arrays import MIN_LANE_WIDTH
 from sim_bridge.maps.road_map import RoadMap, SignalKind
 from sim_bridge.sensors.layout import RouteCommand
 
@@ -91,9 +100,10 @@ def _movements(road_map: RoadMap, lane: int) -> list[tuple[int, ...]]:
 
 def draw_walk(road_map: RoadMap, length: float, rng: np.random.Generator) -> Walk | None:
     """A seeded walk of ``length`` [m] (see module doc) from a random lane outside junctions;
-    ``None`` where it reaches a dead end first. A walk that would end inside a junction, or less
-    than ``END_MARGIN`` into the lane after it, ends ``END_MARGIN`` into that lane instead (longer
-    by at most a junction lane and ``END_MARGIN``)."""
+    ``None`` where it reaches a dead end first or starts where its lane is narrower than
+    ``MIN_LANE_WIDTH`` (real maps open turn pockets from zero width). A walk that would end inside
+    a junction, or less than ``END_MARGIN`` into the lane after it, ends ``END_MARGIN`` into that
+    lane instead (longer by at most a junction lane and ``END_MARGIN``)."""
     starts = road_map.driving_lanes[
         (road_map.lane_junction[road_map.driving_lanes] < 0)
         & (road_map.lane_length[road_map.driving_lanes] > 2.0 * START_MARGIN + 1.0)
@@ -102,6 +112,8 @@ def draw_walk(road_map: RoadMap, length: float, rng: np.random.Generator) -> Wal
         return None
     lane = int(starts[rng.integers(len(starts))])
     start_s = float(rng.uniform(START_MARGIN, road_map.lane_length[lane] - START_MARGIN))
+    if lane_width(road_map, lane, start_s) < MIN_LANE_WIDTH:
+        return None  # a turn pocket still opening from zero width: the ego would stand on its neighbours
     lanes = [lane]
     travelled = float(road_map.lane_length[lane]) - start_s
     driven = {int(road_map.lane_road[lane])}
@@ -158,9 +170,9 @@ def urban_route(
         walk = got
         break
     if walk is None:
-        raise FamilyError(
-            f"town {town.key()} has no route of {length:.0f} m with {p['turns']} turn(s) and its kinds of "
-            f"junction control after {ATTEMPTS} draws; ask for fewer turns or a shorter route"
+        raise MissingFeature(
+            f"route of {length:.0f} m with {p['turns']} turn(s) and its kinds of junction control (none found "
+            f"in {ATTEMPTS} draws; ask for fewer turns or a shorter route)"
         )
     world = WorldSpec(
         map=town,
