@@ -18,8 +18,9 @@ right of way) drives vehicles handed to it by the legacy ``set_actor_autopilot``
 ``SetAutopilot`` batch command; the client's own Traffic Manager drives through ``apply_batch``
 like any client.
 
-Collision sensors report, every tick, each actor their parent's box overlaps (CARLA also reports a
-persisting contact every frame), with an impulse of 1500 kg × the relative velocity.
+Collision sensors report, every tick, each actor their parent's box is in contact with (the
+simulator's collision response leaves crashed bodies touching; CARLA also reports a persisting
+contact every frame), with an impulse of 1500 kg × the relative velocity.
 """
 
 from __future__ import annotations
@@ -40,8 +41,11 @@ from sim_bridge.carla_server.blueprints import BY_ID, SPECTATOR, TRAFFIC_LIGHT, 
 from sim_bridge.embedded.config import EmbeddedConfig
 from sim_bridge.embedded.simulator import EmbeddedSimulator
 from sim_bridge.frames import carla_to_map, map_to_carla
+from sim_bridge.geometry import box_gap
 from sim_bridge.maps.road_map import RoadMap, SignalKind
 
+#: bodies closer than this are in contact (a collision sensor fires) [m]
+CONTACT_OFFSET = 0.02
 #: mass used for collision impulses [kg]
 IMPULSE_MASS = 1500.0
 #: the world-state stream's id (``get_sensor_token(1)``)
@@ -466,7 +470,7 @@ class ServerWorld:
             others = slots[slots != p]
             if not len(others):
                 continue
-            hit = boxes_overlap(
+            hit = in_contact(
                 st.x[0, p], st.y[0, p], st.yaw[0, p], st.length[0, p], st.width[0, p],
                 st.x[0, others], st.y[0, others], st.yaw[0, others], st.length[0, others], st.width[0, others],
             )  # fmt: skip
@@ -487,19 +491,16 @@ class ServerWorld:
         return np.array([v * np.cos(yaw), v * np.sin(yaw)])
 
 
-def boxes_overlap(x, y, yaw, length, width, ox, oy, oyaw, olength, owidth) -> np.ndarray:
-    """Does one oriented box overlap each of ``N`` others (separating axes)? ``bool [N]``."""
-    dx, dy = ox - x, oy - y
-    c1, s1, c2, s2 = np.cos(yaw), np.sin(yaw), np.cos(oyaw), np.sin(oyaw)
-    axes = [
-        (np.full_like(c2, c1), np.full_like(c2, s1)),
-        (np.full_like(c2, -s1), np.full_like(c2, c1)),
-        (c2, s2),
-        (-s2, c2),
-    ]
-    apart = np.zeros(len(ox), dtype=bool)
-    for ax, ay in axes:
-        r1 = 0.5 * length * np.abs(c1 * ax + s1 * ay) + 0.5 * width * np.abs(-s1 * ax + c1 * ay)
-        r2 = 0.5 * olength * np.abs(c2 * ax + s2 * ay) + 0.5 * owidth * np.abs(-s2 * ax + c2 * ay)
-        apart |= np.abs(dx * ax + dy * ay) > r1 + r2
-    return ~apart
+def in_contact(x, y, yaw, length, width, ox, oy, oyaw, olength, owidth) -> np.ndarray:
+    """Is one oriented box in contact with each of ``N`` others: overlapping, or closer than
+    :data:`CONTACT_OFFSET`? ``bool [N]``. (The simulator separates bodies at each contact, so a
+    crash leaves them touching rather than overlapping; PhysX reports contacts within its contact
+    offset the same way.)"""
+    out = np.zeros(len(ox), dtype=bool)
+    for k in range(len(ox)):
+        gap = box_gap(
+            float(x), float(y), float(yaw), float(length), float(width),
+            float(ox[k]), float(oy[k]), float(oyaw[k]), float(olength[k]), float(owidth[k]),
+        )[0]  # fmt: skip
+        out[k] = gap <= CONTACT_OFFSET
+    return out
