@@ -99,10 +99,13 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """The project's own error types: their message says what to do, a traceback adds nothing."""
     from drive.pipelines.collect import CollectError
     from planning.base import AgentError
+    from planning.registry import UnknownAgent
     from scenarios.families.base import FamilyError
     from scenarios.results import ManifestMismatch, RunBusy
     from scenarios.schema import ScenarioError
     from scenarios.suites import SuiteError
+    from sim_bridge.backends import BackendError
+    from sim_bridge.carla.connection import CarlaConnectionError
     from sim_bridge.maps.road_map import MapError
     from sim_bridge.replay import ReplayError
     from world_model.dataset import DatasetError
@@ -111,7 +114,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
     return (CollectError, AgentError, FamilyError, ManifestMismatch, RunBusy, ScenarioError, SuiteError, MapError,
             ReplayError, ManifestError, ShardError, CheckpointError, CheckpointMismatchError, DatasetError,
-            DeviceError)  # fmt: skip
+            DeviceError, UnknownAgent, BackendError, CarlaConnectionError)  # fmt: skip
 
 
 def _usage() -> str:

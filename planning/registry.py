@@ -63,11 +63,15 @@ def names() -> tuple[str, ...]:
     return tuple(_AGENTS)
 
 
+class UnknownAgent(ValueError):
+    """An agent name the registry does not know."""
+
+
 def entry(name: str) -> AgentEntry:
-    """The entry of ``name``; a ``ValueError`` listing the known agents otherwise."""
+    """The entry of ``name``; an :class:`UnknownAgent` error listing the known agents otherwise."""
     if name not in _AGENTS:
         known = ", ".join(f"{n} ({e.doc})" if e.doc else n for n, e in _AGENTS.items())
-        raise ValueError(f"unknown agent {name!r}; known agents: {known}")
+        raise UnknownAgent(f"unknown agent {name!r}; known agents: {known}")
     return _AGENTS[name]
 
 
