@@ -76,6 +76,12 @@ def test_oracle_stops_behind_a_braking_lead_vehicle():
         gap = np.hypot(st.x[0, 1] - st.x[0, 0], st.y[0, 1] - st.y[0, 0]) - 0.5 * (
             st.length[0, 0] + st.length[0, 1]
         )
+        ahead = (st.x[0, 0] - st.x[0, 1]) * np.cos(st.yaw[0, 1]) + (st.y[0, 0] - st.y[0, 1]) * np.sin(
+            st.yaw[0, 1]
+        )
     assert not collided
     assert st.speed[0, 1] < 0.1  # the lead stands …
-    assert ev.ego_speed[0] < 1.0 and 0.5 < gap < 15.0  # … and the ego waits close behind it
+    # … and the ego waits close behind it, or has gone round it (the family's route changes lane
+    # just before the standing lead, as on real maps)
+    waits = ev.ego_speed[0] < 1.0 and 0.5 < gap < 15.0
+    assert waits or ahead > 0.5 * (st.length[0, 0] + st.length[0, 1]), (ev.ego_speed[0], gap, ahead)
