@@ -40,6 +40,10 @@ class RenderConfig:
     """Map view scale [px/m]."""
     every: int = 1
     """Keep every n-th step as a frame."""
+    panel: int = 480
+    """Side of the map view and of the BEV [px] when the agent plans (``planner``,
+    ``oracle_planner``: drawn with its imagined paths and a strip chart; the map view then spans
+    ``map_window`` m at ``panel / map_window`` px/m instead of ``px_per_m``)."""
 
 
 @dataclass
