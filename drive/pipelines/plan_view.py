@@ -172,7 +172,8 @@ class _Chart:
                        if any(abs(c.get(k, 0.0)) > 0.0 for c in trace.chosen_costs))  # fmt: skip
         for k in terms:
             ax_c.plot(t, [c.get(k, np.nan) for c in trace.chosen_costs], lw=1.3, label=k)
-        ax_c.set_ylabel("cost", fontsize=9)
+        ax_c.set_yscale("symlog", linthresh=1.0)  # one term's spike must not flatten the others
+        ax_c.set_ylabel("cost (symlog)", fontsize=9)
         ax_c.set_xlabel("episode time [s]", fontsize=9)
         ax_c.tick_params(labelsize=8)
         ax_c.grid(alpha=0.3)
