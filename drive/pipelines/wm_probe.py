@@ -162,7 +162,7 @@ def run_probe(model: WorldModel, cfg: DictConfig, open_steps: Any, device: Any, 
             splits[split] = open_steps(sub)
         except ValueError as e:  # an empty split
             raise SystemExit(
-                f"drive wm-eval: the probe needs episodes in both splits ({e}); raise val_fraction or hours"
+                f"drive wm-eval: the probe trains on the 'train' split and shows the 'val' split: {e}"
             ) from e
     train_enc = encode_coarse(model, splits["train"], P, int(cfg.batch_size), device)
     starts = full_starts(train_enc, H)[:: max(1, int(pc.stride))]
