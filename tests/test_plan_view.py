@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drive.pipelines.plan_view import PlanTrace, bev_pixels, map_view_pixels
+from drive.pipelines.plan_view import HEADER_PX, PlanTrace, bev_pixels, map_view_pixels
 from planning.decision import Decision
 from sim_bridge.api import ActorKind, LightState
 from sim_bridge.maps.road_map import RoadMap
@@ -151,9 +151,9 @@ def test_drive_render_with_the_planner_draws_its_imagined_paths(tmp_path):
     still = iio.imread(out.with_suffix(".png"))
     assert still.shape[1] >= 800
 
-    # the chosen path is drawn in white over the BEV (the right panel, under a 40 px header), where
+    # the chosen path is drawn in white over the BEV (the right panel, under the header), where
     # nothing else is pure white on a road without stop signs; the last frame has no decision
     def white_on_bev(frame: np.ndarray) -> int:
-        return int(np.all(frame[40:520, 484:] == 255, axis=-1).sum())
+        return int(np.all(frame[HEADER_PX : HEADER_PX + 480, 484:] == 255, axis=-1).sum())
 
     assert white_on_bev(frames[0]) > 20 and white_on_bev(frames[-1]) == 0

@@ -33,7 +33,7 @@ from sim_bridge.sensors.pictures import map_view_box
 #: colour map of the sampled paths' total cost (low: green, high: red)
 COST_CMAP = "RdYlGn_r"
 CHOSEN_RGB = (255, 255, 255)
-HEADER_PX = 40
+HEADER_PX = 60
 CHART_PX = 380
 _BG = (18, 18, 18)
 
@@ -225,7 +225,7 @@ def plan_frames(
     width = 2 * panel + 4
     chart = _Chart(trace, rep.dt, (rep.num_steps - 1) * rep.dt, width, lo, hi)
     by_step = {s: i for i, s in enumerate(trace.steps)}
-    font = _font(18)
+    font = _font(17)
     rm = None
     frames = []
     for t, left, bev in replay_views(rep, geometry, every, map_window, px_per_m):
@@ -252,10 +252,18 @@ def plan_frames(
         top[: b.shape[0], panel + 4 : panel + 4 + b.shape[1]] = b
         header = Image.new("RGB", (width, HEADER_PX), _BG)
         text = f"t = {t * rep.dt:5.1f} s   speed {float(actors.speed[0, 0]):4.1f} m/s   {rep.meta.get('agent', '')}"
+        line2 = "no decision at this step"
         if i is not None:
-            text += f"   chosen: cost {sum(trace.chosen_costs[i].values()):7.2f}, P(collision) {trace.collision[i]:.2f}"
-            text += f"   {len(trace.total[i])} sampled paths"
-        ImageDraw.Draw(header).text((10, 9), text, fill=(235, 235, 235), font=font)
+            # how far the sampled paths' ends lie from the chosen end: 0 m means the model imagines
+            # the same path whatever the actions (the paths then hide under the white one)
+            spread = float(np.hypot(*(trace.xy[i][:, -1] - trace.chosen_xy[i][-1]).T).max())
+            line2 = (
+                f"chosen plan: cost {sum(trace.chosen_costs[i].values()):.2f}, P(collision) {trace.collision[i]:.2f}"
+                f"   |   {len(trace.total[i])} sampled paths, ends within {spread:.1f} m of its end"
+            )
+        draw = ImageDraw.Draw(header)
+        draw.text((10, 5), text, fill=(235, 235, 235), font=font)
+        draw.text((10, 31), line2, fill=(235, 235, 235), font=font)
         frames.append(np.concatenate([np.asarray(header), top, chart.at(t * rep.dt)], axis=0))
     return frames
 
