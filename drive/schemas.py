@@ -42,6 +42,10 @@ class RenderConfig:
     """Map view scale [px/m]."""
     every: int = field(default=1, metadata={"min": 1})
     """Keep every n-th step as a frame."""
+    panel: int = 480
+    """Side of the map view and of the BEV [px] when the agent plans (``planner``,
+    ``oracle_planner``: drawn with its imagined paths and a strip chart; the map view then spans
+    ``map_window`` m at ``panel / map_window`` px/m instead of ``px_per_m``)."""
 
 
 @dataclass
@@ -243,6 +247,28 @@ class CounterfactualConfig:
 
 
 @dataclass
+class ProbeConfig:
+    """``drive wm-eval probe.enabled=true``: a coarse-BEV probe on the model's frozen latents
+    (``world_model.probe``, ``drive/pipelines/wm_probe.py``)."""
+
+    enabled: bool = False
+    """Train the probe and write ``probe.gif`` beside the report."""
+    size: int = 24
+    """Side of the coarse BEV [blocks]; divides the BEV's side (96 px → 4 × 4 px blocks of 2 m)."""
+    steps: int = 300
+    """Adam steps of the probe (a diagnostic: small by default)."""
+    batch_size: int = 256
+    lr: float = 3e-3
+    stride: int = 4
+    """Rollouts for the training rows start at every ``stride``-th step of the train split."""
+    windows: int = 4
+    """Held-out windows shown in the GIF (rows)."""
+    fps: int = 3
+    """Frames (horizon steps) per second of the GIF."""
+    seed: int = 0
+
+
+@dataclass
 class WmEvalConfig:
     """``drive wm-eval``: diagnostics of a trained world model on held-out episodes."""
 
@@ -271,6 +297,8 @@ class WmEvalConfig:
     out: str = ""
     """JSON report path (empty: ``wm_eval.json`` beside the checkpoint)."""
     counterfactual: CounterfactualConfig = field(default_factory=CounterfactualConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    """The coarse-BEV probe and its GIF of predicted futures (off by default)."""
 
 
 @dataclass

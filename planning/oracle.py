@@ -29,6 +29,7 @@ import numpy as np
 
 from planning.base import Agent
 from planning.costs import CostContext, Costs, CostsConfig
+from planning.decision import Decision, decision_of
 from planning.futures import Futures
 from planning.optim.base import Plan, SamplerConfig
 from planning.proposals import ProposalConfig, route_proposals
@@ -127,6 +128,13 @@ class OraclePlanner(Agent):
             self._rollout_sim = None
 
     # ------------------------------------------------------------------ decisions
+
+    @property
+    def last_decision(self) -> Decision | None:
+        """What the last decision imagined (:class:`planning.decision.Decision`: the last round's
+        candidates with their imagined ego positions and per-term costs, the chosen plan's future);
+        built from :attr:`last_plan` on request, ``None`` before the first decision."""
+        return None if self.last_plan is None else decision_of(self.last_plan)
 
     def _act(self, obs: Observation) -> np.ndarray:
         sim: Forkable = self.info.simulator

@@ -17,7 +17,8 @@ shows an actor in the ego's corridor closer than the stopping distance plus a ma
 its overrides (:attr:`WorldModelPlanner.shield_overrides`).
 
 Logging stays outside: the last decision's per-term costs are :attr:`WorldModelPlanner.last_costs`
-(``{term: [B]}``) and go to :attr:`WorldModelPlanner.on_decision` when a callback is set.
+(``{term: [B]}``) and go to :attr:`WorldModelPlanner.on_decision` when a callback is set; what it
+imagined (every candidate's future ego positions and costs) is :attr:`WorldModelPlanner.last_decision`.
 
 Letters: ``B`` worlds, ``N`` sequences, ``P`` proposals, ``H`` horizon, ``D`` latent.
 """
@@ -33,6 +34,7 @@ import numpy as np
 
 from planning.base import Agent, AgentError
 from planning.costs import CostContext, Costs, CostsConfig, polyline_projection
+from planning.decision import Decision, decision_of
 from planning.futures import Futures, NonFiniteModelOutput
 from planning.kinematics import bicycle_rollout
 from planning.optim.base import Plan, SamplerConfig
@@ -176,6 +178,13 @@ class WorldModelPlanner(Agent):
         stats["plan/decisions"] = float(n)
         stats["plan/shield_overrides"] = float(self._overrides[world]) if n else 0.0
         return stats
+
+    @property
+    def last_decision(self) -> Decision | None:
+        """What the last decision imagined (:class:`planning.decision.Decision`: the last round's
+        candidates with their imagined ego positions and per-term costs, the chosen plan's future);
+        built from :attr:`last_plan` on request, ``None`` before the first decision."""
+        return None if self.last_plan is None else decision_of(self.last_plan)
 
     # ------------------------------------------------------------------ decisions
 

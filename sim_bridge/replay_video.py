@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -16,6 +17,32 @@ from sim_bridge.sensors.layout import BevGeometry
 from sim_bridge.sensors.pictures import bev_to_rgb, render_map_view
 
 
+def replay_views(
+    rep: Replay,
+    geometry: BevGeometry | None = None,
+    every: int = 1,
+    map_window: float | None = 80.0,
+    px_per_m: float = 3.0,
+    start: int = 0,
+    stop: int | None = None,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``(t, map view uint8 [H, W, 3], BEV uint8 [S, S, 3])`` for steps ``start:stop:every``: the
+    map view ``map_window`` m around the ego (the whole map for ``None``; its box is
+    :func:`sim_bridge.sensors.pictures.map_view_box`) and the ego's BEV at its own size."""
+    rm = load_map(rep.map)
+    geometry = geometry or BevGeometry()
+    renderer = BevRenderer(rm, geometry)
+    routes = RouteBatch(1)
+    routes.set(0, rep.route, rm)
+    zero = np.zeros(1)
+    for t in range(start, rep.num_steps if stop is None else min(stop, rep.num_steps), max(1, int(every))):
+        actors = rep.actors(t)
+        frame = SensorFrame(actors, (), rep.light[t][None], EgoKinematics(zero, zero, zero, np.zeros((1, 2))))
+        routes.update(np.stack([actors.x[:, 0], actors.y[:, 0]], axis=1))
+        left = render_map_view(rm, frame, 0, routes, px_per_m=px_per_m, window=map_window)
+        yield t, left, bev_to_rgb(renderer.render(frame, routes)[0], geometry)
+
+
 def replay_frames(
     rep: Replay,
     geometry: BevGeometry | None = None,
@@ -27,19 +54,8 @@ def replay_frames(
 ) -> list[np.ndarray]:
     """``uint8 [H, W, 3]`` pictures of steps ``start:stop:every``: the map view (``map_window`` m
     around the ego, or the whole map for ``None``) on the left, the BEV (scaled to match) right."""
-    rm = load_map(rep.map)
-    geometry = geometry or BevGeometry()
-    renderer = BevRenderer(rm, geometry)
-    routes = RouteBatch(1)
-    routes.set(0, rep.route, rm)
-    zero = np.zeros(1)
     frames = []
-    for t in range(start, rep.num_steps if stop is None else min(stop, rep.num_steps), max(1, int(every))):
-        actors = rep.actors(t)
-        frame = SensorFrame(actors, (), rep.light[t][None], EgoKinematics(zero, zero, zero, np.zeros((1, 2))))
-        routes.update(np.stack([actors.x[:, 0], actors.y[:, 0]], axis=1))
-        left = render_map_view(rm, frame, 0, routes, px_per_m=px_per_m, window=map_window)
-        bev = bev_to_rgb(renderer.render(frame, routes)[0], geometry)
+    for _, left, bev in replay_views(rep, geometry, every, map_window, px_per_m, start, stop):
         scale = max(1, left.shape[0] // bev.shape[0])
         right = np.repeat(np.repeat(bev, scale, axis=0), scale, axis=1)
         h = max(left.shape[0], right.shape[0])

@@ -85,3 +85,15 @@ def test_oracle_stops_behind_a_braking_lead_vehicle():
     # just before the standing lead, as on real maps)
     waits = ev.ego_speed[0] < 1.0 and 0.5 < gap < 15.0
     assert waits or ahead > 0.5 * (st.length[0, 0] + st.length[0, 1]), (ev.ego_speed[0], gap, ahead)
+    # what it imagined at its last decision: every sample's true future path and finite costs
+    d = agent.last_decision
+    cfg = agent.config.optim
+    assert (
+        d is not None
+        and d.shape == (1, cfg.samples, cfg.horizon)
+        and d.xy.shape == (1, cfg.samples, cfg.horizon, 2)
+    )
+    assert all(np.isfinite(v).all() and v.shape == (1, cfg.samples) for v in d.costs.values())
+    assert d.chosen_costs.keys() == agent.last_costs.keys() and np.isfinite(d.chosen_xy).all()
+    if waits:  # the path it chose stops short of the standing lead
+        assert d.chosen_xy[0, :, 0].max() < gap

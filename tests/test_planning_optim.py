@@ -157,3 +157,24 @@ def test_std_is_clamped_and_noise_is_correlated_in_time():
     opt.plan(rollout, lambda r, a: {"flat": np.zeros(a.shape[:2])}, 1)
     spread = samples[-1][0, 1:].std(axis=0)  # noise around the mean with std clamped at 0.2
     assert 0.12 < spread.mean() < 0.28
+
+
+@pytest.mark.parametrize("select", ["best", "mean"])
+def test_the_plan_keeps_every_round_and_where_its_sequence_came_from(select):
+    B = 2
+    goal, _ = goal_states(B)
+    cfg = SamplerConfig(samples=16, iterations=3, horizon=H, select=select)
+    plan = CEM(cfg, seed=0).plan(linear_rollout, quadratic_cost(goal), num_worlds=B)
+    assert len(plan.rounds) == 3 + (select == "mean")
+    for r in plan.rounds[:3]:
+        assert r.candidates.shape == (B, 16, H, 2) and r.rollout.shape == (B, 16, H, 2)
+        assert set(r.costs) == {"tracking", "effort"} and all(v.shape == (B, 16) for v in r.costs.values())
+        np.testing.assert_array_equal(
+            r.rollout, linear_rollout(r.candidates)
+        )  # the rollout of those candidates
+    assert plan.chosen_round is not None and plan.chosen_index is not None
+    for b in range(B):
+        chosen = plan.rounds[plan.chosen_round[b]]
+        np.testing.assert_array_equal(chosen.candidates[b, plan.chosen_index[b]], plan.actions[b])
+        for term, value in plan.costs.items():
+            assert value[b] == pytest.approx(float(chosen.costs[term][b, plan.chosen_index[b]]), rel=1e-6)

@@ -1,6 +1,7 @@
 """The world-model commands: Hydra composition; end to end in subprocesses with tiny budgets
 (``drive collect`` → ``drive train``, its resume and a refused mismatched resume → ``drive wm-eval``
-on the episodes after the training prefix; ``drive bench wm``); closed forms of wm-eval's helpers."""
+on the episodes after the training prefix, with the coarse-BEV probe's GIF; ``drive bench wm``);
+closed forms of wm-eval's helpers."""
 
 from __future__ import annotations
 
@@ -94,6 +95,25 @@ def test_collect_train_resume_and_wm_eval(tmp_path):
     near = [p["nearest"]["mae"] for p in r["proximity"]]
     assert len(near) == 4 and all(0.0 <= v <= 16.0 for v in near)  # metres, within the capped range
     assert "copy" in proc.stdout and "AUROC" in proc.stdout
+    # the coarse-BEV probe, trained on the train split of all the data, shown on its val split: a GIF
+    # of horizon + 1 frames beside the report
+    import imageio.v3 as iio
+
+    report = tmp_path / "probe" / "eval.json"
+    proc = drive("wm-eval", f"checkpoint={run / 'last.pt'}", f"data={data}", "horizon=4", f"out={report}",
+                 "counterfactual.enabled=false", "probe.enabled=true", "probe.steps=10", "probe.windows=2",
+                 "val_fraction=0.5", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(report.read_text())
+    gif = iio.imread(report.with_name("probe.gif"), index=None)
+    assert gif.shape[0] == 5 and gif.shape[2] >= 2 * 24 * 8
+    probe = r["probe"]
+    assert (
+        probe["steps"] == 10
+        and len(probe["iou"]) == 5
+        and probe["channels"] == ["drivable", "vehicles", "pedestrians"]
+    )
+    assert 0.0 <= probe["iou"][0]["drivable"] <= 1.0
 
 
 def test_missing_data_is_a_clear_error(tmp_path, capsys):

@@ -302,3 +302,29 @@ def test_kinematic_ego_motion_replaces_the_models_geometry(one_torch_thread):
     assert abs(agent.last_plan.actions[0, 0, 1]) < 0.2
     with pytest.raises(ValueError, match="ego_motion"):
         planner(ego_motion="teleport")
+
+
+@pytest.mark.parametrize("select", ["best", "mean"])
+def test_last_decision_holds_every_sample_and_the_chosen_future(one_torch_thread, select):
+    cfg = PlannerConfig(optim=SamplerConfig(samples=32, iterations=2, horizon=10, select=select))
+    agent = WorldModelPlanner(cfg, seed=0, model=kinematic_model())
+    assert agent.last_decision is None  # nothing imagined yet
+    drive(agent, np.array([12.0, 1000.0]), steps=2)
+    d = agent.last_decision
+    assert d is not None and d.shape == (2, 32, 10)
+    assert d.xy.shape == (2, 32, 10, 2) and d.chosen_xy.shape == (2, 10, 2)
+    assert set(d.costs) == set(agent.last_costs) >= {"collision", "progress"}
+    assert all(v.shape == (2, 32) and np.isfinite(v).all() for v in d.costs.values())
+    np.testing.assert_allclose(d.total, sum(d.costs.values()), rtol=1e-6)
+    # the chosen plan is the optimiser's: its costs are the planner's last costs …
+    for term, value in d.chosen_costs.items():
+        np.testing.assert_array_equal(value, agent.last_costs[term])
+    np.testing.assert_array_equal(d.chosen_actions, agent.last_plan.actions)
+    # … no worse than any sample of the last round (select=best), and its imagined path is the
+    # model's kinematics: straight ahead (dy = 0), x growing by speed · dt
+    if select == "best":
+        assert (agent.last_plan.total <= d.total.min(axis=1) + 1e-5).all()
+    assert np.abs(d.chosen_xy[..., 1]).max() < 1e-5
+    assert (np.diff(d.chosen_xy[..., 0], axis=1) >= -1e-6).all() and d.chosen_xy[1, -1, 0] > 1.0
+    p = d.collision_within_horizon()
+    assert p.shape == (2,) and ((p >= d.chosen_collision.max(axis=1) - 1e-6) & (p <= 1.0)).all()

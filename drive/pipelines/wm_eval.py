@@ -24,6 +24,10 @@ the heads' figures need no successor frame). Figures:
   from the true encoding ``z_{t+k}`` and from ``z_t`` (copy-last) for reference;
 - **collapse**: effective rank and mean std of ``z``.
 
+With ``probe.enabled`` a coarse-BEV probe is trained on the model's frozen latents and ``probe.gif``
+(predicted BEV futures beside the real ones on held-out windows) is written beside the report
+(``drive/pipelines/wm_probe.py``).
+
 With ``counterfactual.enabled`` the report also holds ``counterfactual``: the model against reality
 on several action sequences from the same held-out scenario states (``drive/pipelines/
 counterfactual.py``), which says whether it can choose between actions.
@@ -370,6 +374,10 @@ def run(cfg: DictConfig) -> int:
         report["counterfactual"] = evaluate_counterfactual(model, sim_node, cf, device)
     out = Path(cfg.out) if cfg.out else Path(cfg.checkpoint).with_name("wm_eval.json")
     out.parent.mkdir(parents=True, exist_ok=True)
+    if cfg.probe.enabled:
+        from drive.pipelines.wm_probe import run_probe
+
+        report["probe"] = run_probe(model, cfg, open_steps, device, out.with_name("probe.gif"))
     write_json_atomic(out, json_safe(report))
     print(table(report))
     if "counterfactual" in report:

@@ -74,6 +74,18 @@ class SamplerConfig:
 
 
 @dataclass(frozen=True)
+class Round:
+    """One round's evaluated candidates (kept on the :class:`Plan` for diagnostics, not copied)."""
+
+    candidates: np.ndarray
+    """``float32 [B, N, H, 2]`` the sequences rolled out."""
+    costs: dict[str, np.ndarray]
+    """Per-term cost of each candidate ``{term: [B, N]}``."""
+    rollout: Any
+    """What ``rollout_fn`` returned for them."""
+
+
+@dataclass(frozen=True)
 class Plan:
     """An optimiser's answer for ``B`` worlds."""
 
@@ -85,6 +97,13 @@ class Plan:
     """``[B]`` the sum of ``costs``."""
     rollout: Any = None
     """The last rollout (of the last iteration's candidates, or of the mean), for diagnostics."""
+    rounds: tuple[Round, ...] = ()
+    """Every round evaluated, in order: one per iteration, then the final mean's (``select:
+    mean``)."""
+    chosen_round: np.ndarray | None = None
+    """``int64 [B]`` the round of :attr:`rounds` whose candidate :attr:`actions` is."""
+    chosen_index: np.ndarray | None = None
+    """``int64 [B]`` that candidate's index among its round's ``N``."""
 
 
 class Optimizer(abc.ABC):
@@ -165,6 +184,9 @@ class Optimizer(abc.ABC):
         best_terms: dict[str, np.ndarray] = {}
         rows = np.arange(B)
         rollout: Any = None
+        rounds: list[Round] = []
+        chosen_round = np.zeros(B, dtype=np.int64)
+        chosen_index = np.zeros(B, dtype=np.int64)
         for it in range(cfg.iterations):
             # --- sample: the mean, the proposals (first round), noise correlated in time
             candidates = self._sample(mean, std, proposals if it == 0 else None)
@@ -177,6 +199,8 @@ class Optimizer(abc.ABC):
             better = total[rows, pick] < best_total
             best_total = np.where(better, total[rows, pick], best_total)
             best_actions[better] = candidates[rows, pick][better]
+            chosen_round[better], chosen_index[better] = it, pick[better]
+            rounds.append(Round(candidates, terms, rollout))
             for name, value in terms.items():
                 current = best_terms.setdefault(name, np.zeros(B, dtype=np.float32))
                 current[better] = value[rows, pick][better]
@@ -192,6 +216,8 @@ class Optimizer(abc.ABC):
             best_actions = mean
             best_terms = {k: v[:, 0].astype(np.float32) for k, v in terms.items()}
             best_total = _total(terms, B, 1)[:, 0]
+            rounds.append(Round(mean[:, None], terms, rollout))
+            chosen_round[:], chosen_index[:] = len(rounds) - 1, 0
         assert self._previous is not None and self._has_previous is not None
         self._previous = best_actions.copy()
         self._has_previous[:] = True
@@ -200,6 +226,9 @@ class Optimizer(abc.ABC):
             costs=best_terms,
             total=best_total.astype(np.float32),
             rollout=rollout,
+            rounds=tuple(rounds),
+            chosen_round=chosen_round,
+            chosen_index=chosen_index,
         )
 
     def _sample(self, mean: np.ndarray, std: np.ndarray, proposals: np.ndarray | None) -> np.ndarray:
@@ -246,4 +275,4 @@ def _total(terms: dict[str, np.ndarray], B: int, N: int) -> np.ndarray:
     return total
 
 
-__all__ = ["CostFn", "Optimizer", "Plan", "RolloutFn", "SamplerConfig", "correlated"]
+__all__ = ["CostFn", "Optimizer", "Plan", "RolloutFn", "Round", "SamplerConfig", "correlated"]

@@ -1,13 +1,17 @@
 """Layouts of the observation arrays: BEV channels, ego-vector columns, object-list columns.
 
 One enum per array so that every consumer indexes by name (``ego[:, EgoFeature.SPEED]``), and a
-frozen :class:`BevGeometry` for the raster's size and scale.
+frozen :class:`BevGeometry` for the raster's size and scale; :func:`ego_to_map` and
+:meth:`BevGeometry.ego_to_pixel` place ego-frame points (x forward, y left [m]) on the map and on
+the raster.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+
+import numpy as np
 
 
 class BevChannel(enum.IntEnum):
@@ -131,3 +135,21 @@ class BevGeometry:
     @property
     def num_channels(self) -> int:
         return len(BevChannel) + self.history * len(DYNAMIC_CHANNELS)
+
+    def ego_to_pixel(self, points: np.ndarray) -> np.ndarray:
+        """Ego-frame points ``[..., 2]`` (x forward, y left [m]) → continuous raster coordinates
+        ``[..., 2]`` as ``(row, col)``: ``row = ego_row - x / resolution``, ``col = ego_col - y /
+        resolution`` (the renderer's convention: pixel ``(r, c)`` spans ``[r, r + 1) × [c, c + 1)``)."""
+        p = np.asarray(points, dtype=np.float64)
+        return np.stack(
+            [self.ego_row - p[..., 0] / self.resolution, self.ego_col - p[..., 1] / self.resolution], -1
+        )
+
+
+def ego_to_map(points: np.ndarray, pose: tuple[float, float, float] | np.ndarray) -> np.ndarray:
+    """Ego-frame points ``[..., 2]`` (x forward, y left [m]) of an ego at ``pose = (x, y, yaw)``
+    (map frame [m, m, rad]) → map-frame points ``[..., 2]`` [m]: rotate by ``yaw``, then translate."""
+    p = np.asarray(points, dtype=np.float64)
+    x, y, yaw = (float(v) for v in pose)
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.stack([x + c * p[..., 0] - s * p[..., 1], y + s * p[..., 0] + c * p[..., 1]], -1)

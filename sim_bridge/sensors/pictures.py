@@ -16,7 +16,7 @@ from sim_bridge.sensors.canvas import Canvas, boundary_lines, draw_mark, is_stop
 from sim_bridge.sensors.frame import SensorFrame
 from sim_bridge.sensors.layout import DYNAMIC_CHANNELS, BevChannel, BevGeometry
 
-__all__ = ["bev_to_rgb", "render_map_view"]
+__all__ = ["bev_to_rgb", "map_view_box", "render_map_view"]
 
 #: RGB per BEV channel for ``bev_to_rgb``, painted in this order (later wins)
 BEV_COLOURS: dict[int, tuple[int, int, int]] = {
@@ -117,6 +117,42 @@ def _box_corners(x: float, y: float, yaw: float, length: float, width: float) ->
     return np.stack([x + c * lon - s * lat, y + s * lon + c * lat], -1)
 
 
+def _padded_bounds(road_map: RoadMap) -> tuple[float, float, float, float]:
+    xmin, ymin, xmax, ymax = road_map.bounds
+    return xmin - RASTER_MARGIN, ymin - RASTER_MARGIN, xmax + RASTER_MARGIN, ymax + RASTER_MARGIN
+
+
+def _full_size(road_map: RoadMap, px_per_m: float) -> tuple[int, int]:
+    xmin, ymin, xmax, ymax = _padded_bounds(road_map)
+    return math.ceil((xmax - xmin) * px_per_m), math.ceil((ymax - ymin) * px_per_m)
+
+
+def _cached(road_map: RoadMap, px_per_m: float) -> bool:
+    full_w, full_h = _full_size(road_map, px_per_m)
+    return full_w * full_h <= _MAP_VIEW_MAX_PX
+
+
+def map_view_box(
+    road_map: RoadMap, centre: tuple[float, float], px_per_m: float, window: float | None
+) -> tuple[float, float, int, int]:
+    """The box :func:`render_map_view` draws: ``(x0, y1, width, height)``, the map coordinates [m]
+    of its top-left corner and its size [px], for a window of side ``window`` [m] centred on
+    ``centre`` (the ego; ``None``: the whole map). A map point ``(x, y)`` lies at pixel column
+    ``(x - x0) · px_per_m`` and row ``(y1 - y) · px_per_m`` (pixel edges at integers)."""
+    if px_per_m <= 0:
+        raise ValueError(f"px_per_m must be > 0, got {px_per_m}")
+    xmin, _, _, ymax = _padded_bounds(road_map)
+    if window is None:
+        full_w, full_h = _full_size(road_map, px_per_m)
+        return xmin, ymax, full_w, full_h
+    x0, y1 = centre[0] - window / 2, centre[1] + window / 2
+    width = height = math.ceil(window * px_per_m)
+    if _cached(road_map, px_per_m):  # cropped from the cached whole-map picture: whole pixels
+        x0 = xmin + round((x0 - xmin) * px_per_m) / px_per_m
+        y1 = ymax - round((ymax - y1) * px_per_m) / px_per_m
+    return x0, y1, width, height
+
+
 def render_map_view(
     road_map: RoadMap,
     frame: SensorFrame,
@@ -133,34 +169,19 @@ def render_map_view(
     base picture is drawn once per ``px_per_m`` and cached in ``road_map.cache`` (per call instead
     when it would exceed 40 Mpx).
     """
-    if px_per_m <= 0:
-        raise ValueError(f"px_per_m must be > 0, got {px_per_m}")
     a = frame.actors
-    xmin, ymin, xmax, ymax = road_map.bounds
-    xmin, ymin, xmax, ymax = (
-        xmin - RASTER_MARGIN,
-        ymin - RASTER_MARGIN,
-        xmax + RASTER_MARGIN,
-        ymax + RASTER_MARGIN,
-    )
-    full_w = math.ceil((xmax - xmin) * px_per_m)
-    full_h = math.ceil((ymax - ymin) * px_per_m)
-    if window is None:
-        x0, y1, width, height = xmin, ymax, full_w, full_h
-    else:
-        ex, ey = float(a.x[b, 0]), float(a.y[b, 0])
-        x0, y1 = ex - window / 2, ey + window / 2
-        width = height = math.ceil(window * px_per_m)
-    if full_w * full_h <= _MAP_VIEW_MAX_PX:
+    x0, y1, width, height = map_view_box(road_map, (float(a.x[b, 0]), float(a.y[b, 0])), px_per_m, window)
+    xmin, _, _, ymax = _padded_bounds(road_map)
+    if _cached(road_map, px_per_m):
         key = ("map_view", float(px_per_m))
         base = road_map.cache.get(key)  # type: ignore[call-overload]
         if base is None:
+            full_w, full_h = _full_size(road_map, px_per_m)
             base = _map_base(road_map, px_per_m, xmin, ymax, full_w, full_h)
             road_map.cache[key] = base  # type: ignore[index]
         left = round((x0 - xmin) * px_per_m)
         top = round((ymax - y1) * px_per_m)
         img = base.crop((left, top, left + width, top + height))  # pads outside with black
-        x0, y1 = xmin + left / px_per_m, ymax - top / px_per_m
     else:
         img = _map_base(road_map, px_per_m, x0, y1, width, height)
     cv = Canvas(x0, y1, 1.0 / px_per_m, width, height, "RGB")
