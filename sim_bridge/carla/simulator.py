@@ -19,6 +19,14 @@ crossing a red stop line, the embedded backend's rule); ``spec.signal_states`` f
 
 Scenario actors and their triggered behaviours: :mod:`sim_bridge.carla.scenario_actors`.
 
+Faults: a server that does not answer within ``timeout`` (absent, hung, lost mid-episode) raises
+:class:`~sim_bridge.carla.connection.CarlaConnectionError` (a ``SimulatorUnavailable``: the
+episode is recorded crashed, never scored); the simulator drops its client, and the next ``reset``
+reconnects and first destroys the vehicles, walkers and sensors it did not spawn (left by the
+interrupted episode or by a client that died). A map load waits ``load_timeout``. Restarting a
+lost server (``restart_command``) is the runner's (``drive eval``), before it runs the interrupted
+episodes again.
+
 Not yet on CARLA (documented gaps): ``stop_sign`` events (-1), signal timing
 (``spec.signals``: the server's own cycle runs), background pedestrians (CARLA's need AI walker
 controllers), opening doors.
@@ -44,6 +52,7 @@ from sim_bridge.api import (
 from sim_bridge.carla.config import CarlaConfig
 from sim_bridge.carla.connection import CarlaConnectionError, connect
 from sim_bridge.carla.scenario_actors import ScriptedActor, spawn_scenario_actor
+from sim_bridge.carla_server.wire import CARLA_VERSION
 from sim_bridge.embedded.events import TAIL, segments_intersect
 from sim_bridge.frames import carla_to_map, map_to_carla, wrap_angle
 from sim_bridge.maps.catalog import load_map
@@ -167,16 +176,62 @@ class CarlaSimulator(Simulator):
     # ------------------------------------------------------------------ reset
 
     def _connect(self) -> None:
-        if self._client is None:
-            cfg = self.config
-            self._client = connect(cfg.host, cfg.port, cfg.timeout)
+        """A client to the server; after a fault, the actors left by the interrupted episode are
+        destroyed first. (Restarting a lost server is the runner's: :func:`ensure_server`.)"""
+        if self._client is not None:
+            return
+        cfg = self.config
+        self._client = connect(cfg.host, cfg.port, cfg.timeout)
 
-    def _reset(self, specs: list[WorldSpec], seeds: list[int], worlds: list[int]) -> Observation:
+    def _clear_leftovers(self, world: Any) -> None:
+        """Destroy the vehicles, walkers and sensors in the world that this episode did not spawn:
+        those of a client that died (its worker crashed, its server connection was lost) would
+        otherwise stand on the road. The bridge owns the server's world (one world per server)."""
         import carla
 
-        spec, seed = specs[0], seeds[0]
+        ours = {a.id for a in self._spawned}
+        left = [a.id for a in world.get_actors()
+                if a.type_id.split(".")[0] in ("vehicle", "walker", "sensor") and a.id not in ours]  # fmt: skip
+        if left:
+            self._client.apply_batch_sync([carla.command.DestroyActor(i) for i in left], False)
+
+    def _fault(self, exc: BaseException, during: str) -> CarlaConnectionError:
+        """A server fault during ``during``: drop the client and the episode (the next reset
+        reconnects and destroys what is left of it, :meth:`_clear_leftovers`); the error naming it."""
         cfg = self.config
+        if isinstance(exc, CarlaConnectionError):
+            error = exc
+        else:
+            error = CarlaConnectionError(
+                f"the CARLA server at {cfg.host}:{cfg.port} stopped answering ({during}: {exc}); "
+                f"the episode is incomplete and not scored (CARLA {CARLA_VERSION} expected, "
+                f"sim.timeout={cfg.timeout:g} s)"
+            )
+        self._spawned, self._ego, self._client, self._world, self._tm = [], None, None, None, None
+        self._scripted = []
+        self._map_key = None  # a restarted server may serve another map: check on reset
+        return error
+
+    def _server_answers(self) -> bool:
+        try:
+            self._client.get_server_version()
+            return True
+        except RuntimeError:
+            return False
+
+    def _reset(self, specs: list[WorldSpec], seeds: list[int], worlds: list[int]) -> Observation:
         self._connect()
+        try:
+            return self._reset_episode(specs[0], seeds[0])
+        except RuntimeError as exc:
+            if isinstance(exc, CarlaConnectionError) or not self._server_answers():
+                raise self._fault(exc, "reset") from exc
+            raise
+
+    def _reset_episode(self, spec: WorldSpec, seed: int) -> Observation:
+        import carla
+
+        cfg = self.config
         rm = load_map(spec.map)
         if spec.map.key() != self._map_key:
             self._map, self._map_key = rm, spec.map.key()
@@ -185,10 +240,13 @@ class CarlaSimulator(Simulator):
         world = client.get_world()
         if self._world is not None:
             self._destroy_episode()
+        self._clear_leftovers(world)
         if world.get_map().to_opendrive() != rm.xodr:
+            client.set_timeout(cfg.load_timeout)
             world = client.generate_opendrive_world(
                 rm.xodr, carla.OpendriveGenerationParameters(wall_height=0.0), reset_settings=False
             )
+            client.set_timeout(cfg.timeout)
         self._world = world
         settings = world.get_settings()
         settings.synchronous_mode = True
@@ -382,10 +440,18 @@ class CarlaSimulator(Simulator):
     # ------------------------------------------------------------------ step
 
     def _step(self, actions: np.ndarray) -> tuple[Observation, StepEvents]:
-        import carla
-
         if self._ego is None or self._world is None:
             raise RuntimeError("call reset() before step()")
+        try:
+            return self._step_episode(actions)
+        except RuntimeError as exc:
+            if isinstance(exc, CarlaConnectionError) or not self._server_answers():
+                raise self._fault(exc, "step") from exc
+            raise
+
+    def _step_episode(self, actions: np.ndarray) -> tuple[Observation, StepEvents]:
+        import carla
+
         accel, steer = float(actions[0, 0]), float(actions[0, 1])
         self._ego.apply_control(
             carla.VehicleControl(throttle=max(accel, 0.0), brake=max(-accel, 0.0), steer=-steer)
@@ -431,7 +497,8 @@ class CarlaSimulator(Simulator):
         except RuntimeError as exc:
             raise CarlaConnectionError(
                 f"the CARLA server at {cfg.host}:{cfg.port} stopped answering (tick: {exc}); "
-                "the episode is incomplete: restart the server and run it again"
+                f"the episode is incomplete and not scored (CARLA {CARLA_VERSION} expected, "
+                f"sim.timeout={cfg.timeout:g} s)"
             ) from exc
 
     def _read(self) -> ActorArrays:
