@@ -14,8 +14,9 @@ Action → control: ``accel`` ≥ 0 is ``throttle = accel``, < 0 is ``brake = -a
 (> 0 left) is ``steer = -steer`` (CARLA steers right for > 0).
 
 Traffic lights: CARLA's ``traffic.traffic_light`` actors are matched to our signals by OpenDRIVE
-id; their states feed ``light_states``, the BEV and the ``red_light`` event (the ego's tail
-crossing a red stop line, the embedded backend's rule); ``spec.signal_states`` freezes lights.
+id; their states feed ``light_states``, the BEV and the ``red_light`` event; ``spec.signal_states``
+freezes lights. Red-light and stop-sign runs come from the ego's pose after every server tick
+through the embedded backend's own rule and stop-line tables (``ego_events_world``).
 
 Scenario actors and their triggered behaviours: :mod:`sim_bridge.carla.scenario_actors`.
 
@@ -27,7 +28,7 @@ interrupted episode or by a client that died). A map load waits ``load_timeout``
 lost server (``restart_command``) is the runner's (``drive eval``), before it runs the interrupted
 episodes again.
 
-Not yet on CARLA (documented gaps): ``stop_sign`` events (-1), signal timing
+Not yet on CARLA (documented gaps): signal timing
 (``spec.signals``: the server's own cycle runs), background pedestrians (CARLA's need AI walker
 controllers), opening doors.
 """
@@ -53,7 +54,9 @@ from sim_bridge.carla.config import CarlaConfig
 from sim_bridge.carla.connection import CarlaConnectionError, connect
 from sim_bridge.carla.scenario_actors import ScriptedActor, spawn_scenario_actor
 from sim_bridge.carla_server.wire import CARLA_VERSION
-from sim_bridge.embedded.events import TAIL, segments_intersect
+from sim_bridge.embedded import fields as fl
+from sim_bridge.embedded.events import ego_events_world
+from sim_bridge.embedded.map_arrays import MapArrays, build_map_arrays
 from sim_bridge.frames import carla_to_map, map_to_carla, wrap_angle
 from sim_bridge.maps.catalog import load_map
 from sim_bridge.maps.road_map import MapError, Projection, RoadMap, Route, SignalKind
@@ -121,7 +124,10 @@ class CarlaSimulator(Simulator):
         self._t0 = 0.0  # server time at the episode's start [s]
         self._light_actors: list[Any] = []  # CARLA traffic lights matched to our signals
         self._stop_light: np.ndarray | None = None  # [K] index into _light_actors (len: none)
-        self._stop_heading = np.zeros(0)  # [K] lane heading at each stop line [rad]
+        self._map_arrays: MapArrays | None = None  # the embedded backend's stop-line tables
+        self._stop_ok = np.zeros((1, 0), bool)  # [1, K] the ego has stopped at each stop sign
+        self._ego_f = np.zeros((fl.NUM_FLOAT, 1, 1))  # the ego's pose, as the embedded state holds it
+        self._ego_i = np.zeros((fl.NUM_INT, 1, 1), np.int64)
         self._hits: list[tuple[int, str]] = []  # (other id, other type) since the last step
         self._invasions = 0
         self._arrays: ActorArrays | None = None
@@ -236,6 +242,7 @@ class CarlaSimulator(Simulator):
         if spec.map.key() != self._map_key:
             self._map, self._map_key = rm, spec.map.key()
             self._observer = Observer(rm, cfg.bev, max_objects=cfg.max_objects, render_bev=cfg.render_bev)
+            self._map_arrays = build_map_arrays(rm)
         client = self._client
         world = client.get_world()
         if self._world is not None:
@@ -310,6 +317,7 @@ class CarlaSimulator(Simulator):
         self._find_lights(world, rm, spec)
 
         # --- first state
+        self._stop_ok = np.zeros((1, len(rm.stop_lane)), bool)
         self._prev_action[:] = 0.0
         self._yaw_rate[:] = 0.0
         self._accel_lon[:] = 0.0
@@ -338,8 +346,6 @@ class CarlaSimulator(Simulator):
         slot = {sig: i for i, sig in enumerate(by_signal)}
         none = len(self._light_actors)  # reads as green
         self._stop_light = np.array([slot.get(int(sig), none) for sig in rm.stop_signal], dtype=np.int64)
-        _, heading = rm.pose_at(rm.stop_lane, rm.stop_s) if len(rm.stop_lane) else (None, np.zeros(0))
-        self._stop_heading = np.asarray(heading, dtype=np.float64)
         world.reset_all_traffic_lights()
         states = {LightState.GREEN: carla.TrafficLightState.Green, LightState.YELLOW: carla.TrafficLightState.Yellow,
                   LightState.RED: carla.TrafficLightState.Red}  # fmt: skip
@@ -350,26 +356,6 @@ class CarlaSimulator(Simulator):
                 )
             by_signal[sig].set_state(states[LightState(state)])
             by_signal[sig].freeze(True)
-
-    def _red_light(
-        self, light: np.ndarray, prev: tuple[float, float, float], now: tuple[float, float, float]
-    ) -> int:
-        """Signal index of a red light whose stop line the ego's tail crossed (as the embedded
-        backend's rule), -1 if none. ``light [K]`` the states at the step's start; poses (x, y, yaw)."""
-        rm, a = self._map, self._arrays
-        assert rm is not None and a is not None
-        half = TAIL * 0.5 * float(a.length[0, 0])
-        (x0, y0, yaw0), (x1, y1, yaw1) = prev, now
-        t0x, t0y = x0 - half * math.cos(yaw0), y0 - half * math.sin(yaw0)
-        t1x, t1y = x1 - half * math.cos(yaw1), y1 - half * math.sin(yaw1)
-        seg = rm.stop_segment
-        for k in np.flatnonzero(light == LightState.RED):
-            if math.cos(yaw1 - self._stop_heading[k]) <= 0.0:
-                continue
-            (ax, ay), (bx, by) = seg[k]
-            if segments_intersect(t0x, t0y, t1x, t1y, ax, ay, bx, by):
-                return int(rm.stop_signal[k])
-        return -1
 
     def _transform(self, x: float, y: float, yaw: float) -> Any:
         import carla
@@ -465,10 +451,11 @@ class CarlaSimulator(Simulator):
         now = float(self._world.get_snapshot().timestamp.elapsed_seconds) - self._t0
         for scripted in self._scripted:
             scripted.update(x0, y0, now)
+        red, stop_run = np.full(1, -1, np.int32), np.full(1, -1, np.int32)
         for _ in range(self._ticks):
             self._tick()
-            loc = self._ego.get_location()
-            x, y, _ = carla_to_map(loc.x, loc.y)
+            self._signal_events(light_before, px, py, red, stop_run)
+            x, y = float(self._ego_f[fl.X, 0, 0]), float(self._ego_f[fl.Y, 0, 0])
             driven += math.hypot(x - px, y - py)
             px, py = x, y
         with self._lock:
@@ -476,9 +463,6 @@ class CarlaSimulator(Simulator):
             self._hits, self._invasions = [], 0
         self._arrays = self._read()
         a = self._arrays
-        red = self._red_light(
-            light_before, (x0, y0, yaw0), (float(a.x[0, 0]), float(a.y[0, 0]), float(a.yaw[0, 0]))
-        )
         self._yaw_rate[0] = wrap_angle(float(a.yaw[0, 0]) - yaw0) / self.dt
         self._accel_lon[0] = (float(a.speed[0, 0]) - v0) / self.dt
         self._prev_action = actions.copy()
@@ -486,7 +470,29 @@ class CarlaSimulator(Simulator):
         n, every = self.config.bev.history, max(1, round(HISTORY_PERIOD / self.dt))
         if n and self._steps % every == 0:
             self._history = [a.copy(), *self._history[:-1]]
-        return self._measure(driven, hits, invasions, red)
+        return self._measure(driven, hits, invasions, int(red[0]), int(stop_run[0]))
+
+    def _signal_events(
+        self, light: np.ndarray, px: float, py: float, red: np.ndarray, stop_run: np.ndarray
+    ) -> None:
+        """After a tick: the ego's red-light and stop-sign runs by the embedded backend's own rule
+        (:func:`sim_bridge.embedded.events.ego_events_world`, on its stop-line tables), from the
+        ego's pose now and its centre ``px, py`` before the tick. ``light [K]`` the states at the
+        step's start; ``red``, ``stop_run`` ``[1]`` are set where still -1."""
+        assert self._map_arrays is not None and self._arrays is not None
+        tf, v = self._ego.get_transform(), self._ego.get_velocity()
+        cyaw = math.radians(tf.rotation.yaw)
+        _, _, _, bx, by = self._info[self._ego.id]  # the box centre, as the actor arrays hold it
+        cx = tf.location.x + math.cos(cyaw) * bx - math.sin(cyaw) * by
+        cy = tf.location.y + math.sin(cyaw) * bx + math.cos(cyaw) * by
+        x, y, yaw = carla_to_map(cx, cy, tf.rotation.yaw)
+        f = self._ego_f
+        f[fl.X, 0, 0], f[fl.Y, 0, 0], f[fl.YAW, 0, 0] = x, y, yaw
+        f[fl.SPEED, 0, 0] = v.x * math.cos(cyaw) + v.y * math.sin(cyaw)
+        f[fl.LENGTH, 0, 0] = self._arrays.length[0, 0]
+        ego_events_world(
+            self._map_arrays, f, self._ego_i, light[None, :], self._stop_ok, px, py, red, stop_run, 0
+        )
 
     def _tick(self) -> int:
         """One server tick; a server that stopped answering raises :class:`CarlaConnectionError`
@@ -560,7 +566,7 @@ class CarlaSimulator(Simulator):
         )
 
     def _measure(
-        self, driven: float, hits: list[tuple[int, str]], invasions: int, red: int = -1
+        self, driven: float, hits: list[tuple[int, str]], invasions: int, red: int = -1, stop: int = -1
     ) -> tuple[Observation, StepEvents]:
         """The observation and the step's events from the actor arrays just read."""
         rm, a = self._map, self._arrays
@@ -621,7 +627,7 @@ class CarlaSimulator(Simulator):
             wrong_way=np.array([wrong_way]),
             on_route_lanes=self._routes.on_route_lanes(proj.lane),
             red_light=np.array([red], np.int32),
-            stop_sign=np.full(1, -1, np.int32),
+            stop_sign=np.array([stop], np.int32),
             route_progress=progress.copy(),
             route_length=self._routes.length.copy(),
             route_deviation=deviation,
