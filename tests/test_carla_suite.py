@@ -191,3 +191,25 @@ def test_a_server_killed_mid_suite_is_restarted_and_the_suite_completes(tmp_path
     assert len(final) == 4 and all(r["status"] == "done" for r in final.values()), final
     assert all(r["route_completion"] > 90.0 for r in final.values())  # no stale actor in the way
     assert "running them again" in text
+
+
+def test_drive_bench_carla_prints_one_json_line_per_measurement(tmp_path: Path) -> None:
+    suite = tmp_path / "one.yaml"
+    suite.write_text(
+        f"name: one\nentries:\n  - file: {ROOT / 'scenarios/examples/crossing_pedestrian.yaml'}\n"
+    )
+    r = subprocess.run(
+        [*DRIVE, "bench", "carla", "ticks=20", "npcs=3", "benches=[wire_npc_driver,embedded_tick,suite_bridge]",
+         f"suite_file={suite}"],
+        env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = {
+        d["bench"]: d for d in map(json.loads, (ln for ln in r.stdout.splitlines() if ln.startswith("{")))
+    }
+    assert set(lines) == {"wire_npc_driver", "embedded_tick", "suite_bridge"}, r.stdout
+    assert lines["wire_npc_driver"]["ticks_per_s"] > 0 and lines["wire_npc_driver"]["npcs_moving"] == 3
+    assert lines["embedded_tick"]["ticks_per_s"] > 0
+    suite_line = lines["suite_bridge"]
+    assert suite_line["episodes"] == suite_line["done"] == 1 and suite_line["realtime_factor"] > 0
+    assert suite_line["mean_driving_score"] == 100.0  # the expert lets the pedestrian cross
