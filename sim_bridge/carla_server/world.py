@@ -38,10 +38,14 @@ from sim_bridge.api import ActorKind, ActorSpec, MapRef, Pose, WorldSpec
 from sim_bridge.carla_server import wire
 from sim_bridge.carla_server.blueprints import BY_ID, SPECTATOR, TRAFFIC_LIGHT, Blueprint
 from sim_bridge.embedded.config import EmbeddedConfig
+from sim_bridge.embedded.contact import SLOP
 from sim_bridge.embedded.simulator import EmbeddedSimulator
 from sim_bridge.frames import carla_to_map, map_to_carla
 from sim_bridge.maps.road_map import RoadMap, SignalKind
 
+#: boxes this close count as in contact for the collision sensor [m]: the embedded step's contact
+#: response leaves colliding bodies ``SLOP`` (1 mm) apart, so overlap alone would miss every hit
+CONTACT_MARGIN = 20.0 * SLOP
 #: mass used for collision impulses [kg]
 IMPULSE_MASS = 1500.0
 #: the world-state stream's id (``get_sensor_token(1)``)
@@ -466,8 +470,9 @@ class ServerWorld:
             others = slots[slots != p]
             if not len(others):
                 continue
+            grow = 2.0 * CONTACT_MARGIN  # the step's contact response has separated the boxes
             hit = boxes_overlap(
-                st.x[0, p], st.y[0, p], st.yaw[0, p], st.length[0, p], st.width[0, p],
+                st.x[0, p], st.y[0, p], st.yaw[0, p], st.length[0, p] + grow, st.width[0, p] + grow,
                 st.x[0, others], st.y[0, others], st.yaw[0, others], st.length[0, others], st.width[0, others],
             )  # fmt: skip
             for j in others[hit]:
