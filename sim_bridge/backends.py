@@ -55,6 +55,9 @@ class Backend:
     :class:`~sim_bridge.api.SimulatorUnavailable` saying what to do. ``None``: nothing to check."""
     max_workers: int | None = None
     """Worker processes that may share one config (``None``: any; a server is one world: 1)."""
+    connection: tuple[str, ...] = ()
+    """Config fields that say where and how to reach the simulator, not what it simulates (host,
+    port, time-outs): a run folder resumes across changes of these."""
     server: bool = False
     """The simulator is a server that can fail apart from the worker (time-out, lost server):
     episodes it interrupts, and workers whose client died with it, are run again after
@@ -110,6 +113,13 @@ def preflight(config: BackendConfig) -> None:
     backend = get(config.backend)
     if backend.preflight is not None:
         backend.preflight(config)
+
+
+def results_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A ``sim`` config (plain dict) without its backend's :attr:`Backend.connection` fields:
+    the settings that results depend on (what a run folder's manifest compares)."""
+    skip = get(str(config.get("backend") or "embedded")).connection
+    return {k: v for k, v in config.items() if k not in skip}
 
 
 def workers_for(config: BackendConfig, requested: int | None) -> int | None:
@@ -172,6 +182,15 @@ def _register_builtin() -> None:
             _carla,
             "a CARLA 0.9.16 server (or `drive serve-carla`) through the carla client: one world per server",
             preflight=_carla_preflight,
+            connection=(
+                "host",
+                "port",
+                "timeout",
+                "load_timeout",
+                "tm_port",
+                "restart_command",
+                "restart_wait",
+            ),
             max_workers=1,
             server=True,
         )

@@ -150,6 +150,9 @@ def test_a_server_of_another_version_is_refused_before_anything_runs(tmp_path: P
 def test_workers_above_one_per_server_are_refused(tmp_path: Path) -> None:
     r = _eval("sim=carla", "workers=2", "suite=smoke", f"out={tmp_path / 'w'}", timeout=300)
     assert r.returncode == 1 and "workers=2" in r.stderr and "one world per server" in r.stderr
+    bench = subprocess.run([*DRIVE, "bench", "eval", "sim=carla"], env=ENV, cwd=ROOT, capture_output=True,
+                           text=True, timeout=300)  # fmt: skip
+    assert bench.returncode == 1 and "workers=2" in bench.stderr  # its default is 2
 
 
 def test_a_server_killed_mid_suite_is_restarted_and_the_suite_completes(tmp_path: Path) -> None:
@@ -213,3 +216,13 @@ def test_drive_bench_carla_prints_one_json_line_per_measurement(tmp_path: Path) 
     suite_line = lines["suite_bridge"]
     assert suite_line["episodes"] == suite_line["done"] == 1 and suite_line["realtime_factor"] > 0
     assert suite_line["mean_driving_score"] == 100.0  # the expert lets the pedestrian cross
+
+
+def test_a_run_folder_resumes_across_a_new_server_address() -> None:
+    from sim_bridge.backends import results_settings
+
+    carla = {"backend": "carla", "host": "10.0.0.5", "port": 2010, "timeout": 3.0, "tm_port": 8010,
+             "restart_command": "drive serve-carla port=2010", "physics_dt": 0.05, "max_actors": 64}  # fmt: skip
+    assert results_settings(carla) == {"backend": "carla", "physics_dt": 0.05, "max_actors": 64}
+    embedded = {"backend": "embedded", "threads": 1, "physics_dt": 0.05}
+    assert results_settings(embedded) == embedded  # nothing of the embedded backend is an address

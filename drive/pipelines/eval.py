@@ -84,7 +84,13 @@ def run(cfg: DictConfig) -> int:
     out = Path(cfg.out)
     store = ResultStore(out)
     store.open_run(
-        RunManifest.create(suite.name, cfg.agent.name, {k: config[k] for k in ("agent", "sim")}),
+        # where the server is (host, port, time-outs) is no setting of the results: a re-run
+        # against a server restarted elsewhere resumes
+        RunManifest.create(
+            suite.name,
+            cfg.agent.name,
+            {"agent": config["agent"], "sim": backends.results_settings(config["sim"])},
+        ),
         force=cfg.force,
     )
     names = [s.name for s in suite.scenarios]
