@@ -81,6 +81,11 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
         "drive.pipelines.bench_plan:run",
         "world-model planner decision latency (p50/p99 at B=1) and decisions/s (B=8, 32), JSON lines",
     ),
+    ("bench", "carla"): (
+        "bench_carla",
+        "drive.pipelines.bench_carla:run",
+        "ticks/s through CARLA's wire (1 ego + 30 NPCs) vs the embedded simulator, suite real-time factor",
+    ),
     ("serve-carla",): (
         "serve_carla",
         "drive.pipelines.serve_carla:run",

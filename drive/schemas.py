@@ -105,7 +105,12 @@ class EvalConfig:
     executor: str = field(default="local", metadata={"choices": EXECUTORS})
     """``local`` (process pool), ``inline`` (this process) or ``ray``."""
     workers: int | None = field(default=None, metadata={"min": 0})
-    """Worker processes (default one per core)."""
+    """Worker processes (default one per core; a server backend such as ``sim=carla``: one per
+    server, the default)."""
+    retries: int = field(default=2, metadata={"min": 0})
+    """Times an episode interrupted by a simulator server fault (time-out, lost server) is run
+    again in this command, after reconnecting (and restarting the server with
+    ``sim.restart_command`` when set); each interruption is recorded ``crashed`` first."""
     out: str = "outputs/eval/${suite.name}-${agent.name}"
     """Run folder: results.jsonl, replays, report; re-running the same command resumes it."""
     save_replays: str = field(default="failed", metadata={"choices": SAVE_REPLAYS})
@@ -374,6 +379,8 @@ def register() -> None:
     cs.store(name="bench_wm_schema", node=BenchWmConfig)
     cs.store(name="bench_plan_schema", node=BenchPlanConfig)
 
+    from drive.pipelines.bench_carla import BenchCarlaConfig
     from drive.pipelines.serve_carla import ServeCarlaConfig
 
     cs.store(name="serve_carla_schema", node=ServeCarlaConfig)
+    cs.store(name="bench_carla_schema", node=BenchCarlaConfig)

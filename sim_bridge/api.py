@@ -53,6 +53,7 @@ __all__ = [
     "RouteCommand",
     "SignalTiming",
     "Simulator",
+    "SimulatorUnavailable",
     "StepEvents",
     "WorldSpec",
     "as_action_array",
@@ -77,6 +78,12 @@ class LightState(enum.IntEnum):
 
 class NonFiniteActionError(ValueError):
     """An action holding NaN or inf reached a simulator: it is refused, never stepped."""
+
+
+class SimulatorUnavailable(RuntimeError):
+    """The simulator server did not answer (absent, timed out, lost mid-episode) or is of another
+    version. The episode it interrupted was not driven to its end: record it crashed, never score
+    it; a runner may reconnect and run it again (the backend cleans up its actors on reconnect)."""
 
 
 # ----------------------------------------------------------------------------------------- actions

@@ -49,6 +49,19 @@ class Backend:
     factory: Callable[[Any], Simulator]
     """Builds a simulator from a config of that schema."""
     description: str
+    preflight: Callable[[Any], None] | None = None
+    """Checks, before a suite or a collection runs, that the simulator can be built from a config
+    (a server answers, of the right version; started when the config says how); raises
+    :class:`~sim_bridge.api.SimulatorUnavailable` saying what to do. ``None``: nothing to check."""
+    max_workers: int | None = None
+    """Worker processes that may share one config (``None``: any; a server is one world: 1)."""
+    connection: tuple[str, ...] = ()
+    """Config fields that say where and how to reach the simulator, not what it simulates (host,
+    port, time-outs): a run folder resumes across changes of these."""
+    server: bool = False
+    """The simulator is a server that can fail apart from the worker (time-out, lost server):
+    episodes it interrupts, and workers whose client died with it, are run again after
+    :attr:`preflight` (which may restart it)."""
 
 
 _BACKENDS: dict[str, Backend] = {}
@@ -95,6 +108,37 @@ def make_simulator(config: BackendConfig) -> Simulator:
     return backend.factory(config)
 
 
+def preflight(config: BackendConfig) -> None:
+    """Run the backend's :attr:`Backend.preflight` on ``config`` (nothing for a backend without)."""
+    backend = get(config.backend)
+    if backend.preflight is not None:
+        backend.preflight(config)
+
+
+def results_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A ``sim`` config (plain dict) without its backend's :attr:`Backend.connection` fields:
+    the settings that results depend on (what a run folder's manifest compares)."""
+    skip = get(str(config.get("backend") or "embedded")).connection
+    return {k: v for k, v in config.items() if k not in skip}
+
+
+def workers_for(config: BackendConfig, requested: int | None) -> int | None:
+    """The worker count to use with ``config``: ``requested`` (``None``: the backend's maximum,
+    or the executor's default), refused with a message when above what the backend serves."""
+    limit = get(config.backend).max_workers
+    if limit is None:
+        return requested
+    if requested is None:
+        return limit
+    if requested > limit:
+        raise BackendError(
+            f"backend {config.backend!r} serves {limit} worker(s) per server (one world per "
+            f"server); got workers={requested}: run workers={limit}, or one server per worker "
+            "(one command per server, each with its own sim.port and out folder)"
+        )
+    return requested
+
+
 def _embedded(config: Any) -> Simulator:
     from sim_bridge.embedded.simulator import EmbeddedSimulator
 
@@ -105,6 +149,12 @@ def _carla(config: Any) -> Simulator:
     from sim_bridge.carla.simulator import CarlaSimulator
 
     return CarlaSimulator(config)
+
+
+def _carla_preflight(config: Any) -> None:
+    from sim_bridge.carla.connection import preflight as carla_preflight
+
+    carla_preflight(config)
 
 
 def _register_builtin() -> None:
@@ -131,5 +181,17 @@ def _register_builtin() -> None:
             CarlaConfig,
             _carla,
             "a CARLA 0.9.16 server (or `drive serve-carla`) through the carla client: one world per server",
+            preflight=_carla_preflight,
+            connection=(
+                "host",
+                "port",
+                "timeout",
+                "load_timeout",
+                "tm_port",
+                "restart_command",
+                "restart_wait",
+            ),
+            max_workers=1,
+            server=True,
         )
     )

@@ -297,3 +297,52 @@ def test_scripted_scenario_actors_behave_on_carla_as_on_the_embedded_backend(ser
         assert lead[35] < lead[19] - 4.0 or lead[35] < 0.5, (name, lead)  # then brakes hard
         assert parked[5] < 0.1 and parked[-1] > 2.0, (name, parked)  # stands, then drives off at 1 s
         assert walker[-1] > 4.0, (name, walker)  # crosses once triggered at 0.5 s
+
+
+STOP_SIGN = """
+import json
+import numpy as np
+from sim_bridge.api import MapRef, Pose, WorldSpec
+from sim_bridge.carla import CarlaConfig, CarlaSimulator
+from sim_bridge.embedded.config import EmbeddedConfig
+from sim_bridge.embedded.simulator import EmbeddedSimulator
+from sim_bridge.maps.catalog import load_map
+from sim_bridge.maps.road_map import SignalKind
+
+rm = load_map(MapRef("grid"))
+k = next(int(k) for k in np.argsort(-rm.stop_s)
+         if rm.signal_kind[rm.stop_signal[k]] == SignalKind.STOP_SIGN and rm.stop_s[k] > 45.0)
+sig, lane = int(rm.stop_signal[k]), int(rm.stop_lane[k])
+def spec(before, speed):
+    xy, yaw = rm.pose_at(np.array([lane]), np.array([rm.stop_s[k] - before]))
+    return WorldSpec(map=MapRef("grid"), ego=Pose(float(xy[0, 0]), float(xy[0, 1]), float(yaw[0])), ego_speed=speed,
+                     vehicles=0, pedestrians=0, route_length=80.0)
+runs = {{}}
+for name, sim in (("carla", CarlaSimulator(CarlaConfig(port={port}, tm_port={tm_port}, timeout=20.0))),
+                  ("embedded", EmbeddedSimulator(EmbeddedConfig(num_worlds=1, threads=1)))):
+    for case, (before, speed) in (("ran", (20.0, 8.0)), ("stopped", (6.0, 0.0))):
+        sim.reset(spec(before, speed), seed=0)
+        events, passed = [], 0.0
+        for i in range(40):
+            obs, ev = sim.step(np.array([[0.5, 0.0]]))
+            events.append(int(ev.stop_sign[0]))
+            passed = float(ev.route_progress[0])
+        hits = [i for i, e in enumerate(events) if e >= 0]
+        runs[name + "_" + case] = dict(signal=events[hits[0]] if hits else -1, step=hits[0] if hits else -1,
+                                       n=len(hits), progress=passed)
+    sim.close()
+runs["sig"] = sig
+print("RESULT " + json.dumps(runs), flush=True)
+"""
+
+
+def test_the_bridge_reports_stop_sign_runs_by_the_embedded_rule(server: CarlaServer) -> None:
+    r = _run(STOP_SIGN.format(port=server.port, tm_port=_free_port()))
+    for name in ("carla", "embedded"):
+        ran, stopped = r[f"{name}_ran"], r[f"{name}_stopped"]
+        assert ran["signal"] == r["sig"] and ran["n"] == 1, (name, ran)  # drove through: one run
+        assert stopped["signal"] == -1 and stopped["progress"] > 8.0, (
+            name,
+            stopped,
+        )  # stopped, crossed: none
+    assert abs(r["carla_ran"]["step"] - r["embedded_ran"]["step"]) <= 1

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 import tempfile
 import time
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from drive.pipelines.eval import _make_agent, _make_sim, resolve_suite
+from drive.pipelines.eval import _make_agent, _make_sim, check_simulator, resolve_suite
 from scenarios.executors import make_executor
 from scenarios.records import EpisodeResult, Status
 from scenarios.runner import EpisodeJob, run_episode
+from sim_bridge.api import SimulatorUnavailable
+from sim_bridge.backends import BackendError
 
 
 def run(cfg: DictConfig) -> int:
@@ -26,6 +29,11 @@ def run(cfg: DictConfig) -> int:
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
     scenarios = suite.scenarios[: cfg.limit] if cfg.limit else suite.scenarios
+    try:  # a server backend serves one worker per server; it must answer before the clock starts
+        workers = check_simulator(config["sim"], cfg.workers)
+    except (BackendError, SimulatorUnavailable) as exc:
+        print(f"drive bench eval: {exc}", file=sys.stderr)
+        return 1
     jobs = [
         EpisodeJob(
             spec=spec,
@@ -39,7 +47,7 @@ def run(cfg: DictConfig) -> int:
     ]
     results: list[Any] = []
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(), make_executor(cfg.executor, cfg.workers) as executor:
+    with tempfile.TemporaryDirectory(), make_executor(cfg.executor, workers) as executor:
         executor.map(run_episode, jobs, lambda job, outcome: results.append(outcome))
     wall = time.perf_counter() - start
     done = [r for r in results if isinstance(r, EpisodeResult) and r.status != Status.CRASHED]
@@ -48,7 +56,7 @@ def run(cfg: DictConfig) -> int:
         "suite": suite.name,
         "agent": cfg.agent.name,
         "executor": cfg.executor,
-        "workers": cfg.workers,
+        "workers": workers,
         "episodes": len(jobs),
         "failed": len(jobs) - len(done),
         "wall_s": round(wall, 1),

@@ -20,7 +20,17 @@ class CarlaConfig(BackendConfig):
     port: int = 2000
     """Server RPC port (its streams use the ports the server announces)."""
     timeout: float = 10.0
-    """Client time-out for every call and tick [s]."""
+    """Client time-out for every call and tick [s]; a tick that takes longer ends the episode as
+    crashed (never scored)."""
+    load_timeout: float = 300.0
+    """Time-out of loading a map on the server (``generate_opendrive_world``) [s]: CARLA takes
+    10-60 s; ``drive serve-carla`` measured 20 s to 4 min for the ``straight`` town on 2 loaded cores."""
+    restart_command: str | None = None
+    """Shell-free command that starts the server when none answers, before a suite and after a
+    server fault (e.g. ``drive serve-carla port=2000``, or ``CarlaUE4.sh -carla-rpc-port=2000``);
+    unset: report the missing server and stop. The server it starts keeps running afterwards."""
+    restart_wait: float = 300.0
+    """How long a restarted server may take to answer [s]."""
     tm_port: int = 8000
     """Traffic Manager port (background traffic and cruising scenario vehicles)."""
     physics_dt: float = 0.05

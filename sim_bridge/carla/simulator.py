@@ -14,11 +14,19 @@ Action → control: ``accel`` ≥ 0 is ``throttle = accel``, < 0 is ``brake = -a
 (> 0 left) is ``steer = -steer`` (CARLA steers right for > 0).
 
 Traffic lights: CARLA's ``traffic.traffic_light`` actors are matched to our signals by OpenDRIVE
-id; their states feed ``light_states``, the BEV and the ``red_light`` event; ``red_light`` and
-``stop_sign`` runs follow the rule every backend shares (``sim_bridge.violations``), checked once
-per decision step; ``spec.signal_states`` freezes lights.
+id; their states feed ``light_states``, the BEV and the ``red_light`` event; ``spec.signal_states``
+freezes lights. Red-light and stop-sign runs come from the ego's pose after every server tick,
+by the rule every backend shares (``sim_bridge.violations``).
 
 Scenario actors and their triggered behaviours: :mod:`sim_bridge.carla.scenario_actors`.
+
+Faults: a server that does not answer within ``timeout`` (absent, hung, lost mid-episode) raises
+:class:`~sim_bridge.carla.connection.CarlaConnectionError` (a ``SimulatorUnavailable``: the
+episode is recorded crashed, never scored); the simulator drops its client, and the next ``reset``
+reconnects and first destroys the vehicles, walkers and sensors it did not spawn (left by the
+interrupted episode or by a client that died). A map load waits ``load_timeout``. Restarting a
+lost server (``restart_command``) is the runner's (``drive eval``), before it runs the interrupted
+episodes again.
 
 Not yet on CARLA (documented gaps): signal timing
 (``spec.signals``: the server's own cycle runs), background pedestrians (CARLA's need AI walker
@@ -45,6 +53,7 @@ from sim_bridge.api import (
 from sim_bridge.carla.config import CarlaConfig
 from sim_bridge.carla.connection import CarlaConnectionError, connect
 from sim_bridge.carla.scenario_actors import ScriptedActor, spawn_scenario_actor
+from sim_bridge.carla_server.wire import CARLA_VERSION
 from sim_bridge.frames import carla_to_map, map_to_carla, wrap_angle
 from sim_bridge.maps.catalog import load_map
 from sim_bridge.maps.road_map import MapError, Projection, RoadMap, Route, SignalKind
@@ -113,7 +122,7 @@ class CarlaSimulator(Simulator):
         self._t0 = 0.0  # server time at the episode's start [s]
         self._light_actors: list[Any] = []  # CARLA traffic lights matched to our signals
         self._stop_light: np.ndarray | None = None  # [K] index into _light_actors (len: none)
-        self._stop_ok = np.zeros(0, dtype=np.bool_)  # [K] stopped properly before each stop sign
+        self._stop_ok = np.zeros(0, dtype=np.bool_)  # [K] the ego has stopped properly at each stop sign
         self._hits: list[tuple[int, str]] = []  # (other id, other type) since the last step
         self._invasions = 0
         self._arrays: ActorArrays | None = None
@@ -168,16 +177,62 @@ class CarlaSimulator(Simulator):
     # ------------------------------------------------------------------ reset
 
     def _connect(self) -> None:
-        if self._client is None:
-            cfg = self.config
-            self._client = connect(cfg.host, cfg.port, cfg.timeout)
+        """A client to the server; after a fault, the actors left by the interrupted episode are
+        destroyed first. (Restarting a lost server is the runner's: :func:`ensure_server`.)"""
+        if self._client is not None:
+            return
+        cfg = self.config
+        self._client = connect(cfg.host, cfg.port, cfg.timeout)
 
-    def _reset(self, specs: list[WorldSpec], seeds: list[int], worlds: list[int]) -> Observation:
+    def _clear_leftovers(self, world: Any) -> None:
+        """Destroy the vehicles, walkers and sensors in the world that this episode did not spawn:
+        those of a client that died (its worker crashed, its server connection was lost) would
+        otherwise stand on the road. The bridge owns the server's world (one world per server)."""
         import carla
 
-        spec, seed = specs[0], seeds[0]
+        ours = {a.id for a in self._spawned}
+        left = [a.id for a in world.get_actors()
+                if a.type_id.split(".")[0] in ("vehicle", "walker", "sensor") and a.id not in ours]  # fmt: skip
+        if left:
+            self._client.apply_batch_sync([carla.command.DestroyActor(i) for i in left], False)
+
+    def _fault(self, exc: BaseException, during: str) -> CarlaConnectionError:
+        """A server fault during ``during``: drop the client and the episode (the next reset
+        reconnects and destroys what is left of it, :meth:`_clear_leftovers`); the error naming it."""
         cfg = self.config
+        if isinstance(exc, CarlaConnectionError):
+            error = exc
+        else:
+            error = CarlaConnectionError(
+                f"the CARLA server at {cfg.host}:{cfg.port} stopped answering ({during}: {exc}); "
+                f"the episode is incomplete and not scored (CARLA {CARLA_VERSION} expected, "
+                f"sim.timeout={cfg.timeout:g} s)"
+            )
+        self._spawned, self._ego, self._client, self._world, self._tm = [], None, None, None, None
+        self._scripted = []
+        self._map_key = None  # a restarted server may serve another map: check on reset
+        return error
+
+    def _server_answers(self) -> bool:
+        try:
+            self._client.get_server_version()
+            return True
+        except RuntimeError:
+            return False
+
+    def _reset(self, specs: list[WorldSpec], seeds: list[int], worlds: list[int]) -> Observation:
         self._connect()
+        try:
+            return self._reset_episode(specs[0], seeds[0])
+        except RuntimeError as exc:
+            if isinstance(exc, CarlaConnectionError) or not self._server_answers():
+                raise self._fault(exc, "reset") from exc
+            raise
+
+    def _reset_episode(self, spec: WorldSpec, seed: int) -> Observation:
+        import carla
+
+        cfg = self.config
         rm = load_map(spec.map)
         if spec.map.key() != self._map_key:
             self._map, self._map_key = rm, spec.map.key()
@@ -186,10 +241,13 @@ class CarlaSimulator(Simulator):
         world = client.get_world()
         if self._world is not None:
             self._destroy_episode()
+        self._clear_leftovers(world)
         if world.get_map().to_opendrive() != rm.xodr:
+            client.set_timeout(cfg.load_timeout)
             world = client.generate_opendrive_world(
                 rm.xodr, carla.OpendriveGenerationParameters(wall_height=0.0), reset_settings=False
             )
+            client.set_timeout(cfg.timeout)
         self._world = world
         settings = world.get_settings()
         settings.synchronous_mode = True
@@ -253,6 +311,7 @@ class CarlaSimulator(Simulator):
         self._find_lights(world, rm, spec)
 
         # --- first state
+        self._stop_ok = np.zeros(len(rm.stop_lane), dtype=np.bool_)
         self._prev_action[:] = 0.0
         self._yaw_rate[:] = 0.0
         self._accel_lon[:] = 0.0
@@ -281,7 +340,6 @@ class CarlaSimulator(Simulator):
         slot = {sig: i for i, sig in enumerate(by_signal)}
         none = len(self._light_actors)  # reads as green
         self._stop_light = np.array([slot.get(int(sig), none) for sig in rm.stop_signal], dtype=np.int64)
-        self._stop_ok = np.zeros(len(rm.stop_lane), dtype=np.bool_)  # stopped before each stop sign
         world.reset_all_traffic_lights()
         states = {LightState.GREEN: carla.TrafficLightState.Green, LightState.YELLOW: carla.TrafficLightState.Yellow,
                   LightState.RED: carla.TrafficLightState.Red}  # fmt: skip
@@ -292,25 +350,6 @@ class CarlaSimulator(Simulator):
                 )
             by_signal[sig].set_state(states[LightState(state)])
             by_signal[sig].freeze(True)
-
-    def _signal_violations(
-        self,
-        light: np.ndarray,
-        prev: tuple[float, float, float],
-        now: tuple[float, float, float],
-        speed: float,
-    ) -> tuple[int, int]:
-        """``(red-light, stop-sign)`` signal index the ego ran during the step, -1 for none, by the
-        rule every backend shares (:func:`sim_bridge.violations.signal_violations`). ``light [K]``
-        the states at the step's start; poses (x, y, yaw) [m, rad]; ``speed`` at the end [m/s]."""
-        rm, a = self._map, self._arrays
-        assert rm is not None and a is not None
-        lines = stop_lines(rm)
-        red, run = signal_violations(
-            lines.f, lines.i, np.asarray(light, dtype=np.int8), self._stop_ok, prev[0], prev[1], now[0], now[1],
-            now[2], speed, float(a.length[0, 0]),
-        )  # fmt: skip
-        return int(red), int(run)
 
     def _transform(self, x: float, y: float, yaw: float) -> Any:
         import carla
@@ -381,10 +420,18 @@ class CarlaSimulator(Simulator):
     # ------------------------------------------------------------------ step
 
     def _step(self, actions: np.ndarray) -> tuple[Observation, StepEvents]:
-        import carla
-
         if self._ego is None or self._world is None:
             raise RuntimeError("call reset() before step()")
+        try:
+            return self._step_episode(actions)
+        except RuntimeError as exc:
+            if isinstance(exc, CarlaConnectionError) or not self._server_answers():
+                raise self._fault(exc, "step") from exc
+            raise
+
+    def _step_episode(self, actions: np.ndarray) -> tuple[Observation, StepEvents]:
+        import carla
+
         accel, steer = float(actions[0, 0]), float(actions[0, 1])
         self._ego.apply_control(
             carla.VehicleControl(throttle=max(accel, 0.0), brake=max(-accel, 0.0), steer=-steer)
@@ -398,10 +445,10 @@ class CarlaSimulator(Simulator):
         now = float(self._world.get_snapshot().timestamp.elapsed_seconds) - self._t0
         for scripted in self._scripted:
             scripted.update(x0, y0, now)
+        red, stop_run = np.full(1, -1, np.int32), np.full(1, -1, np.int32)
         for _ in range(self._ticks):
             self._tick()
-            loc = self._ego.get_location()
-            x, y, _ = carla_to_map(loc.x, loc.y)
+            x, y = self._signal_events(light_before, px, py, red, stop_run)
             driven += math.hypot(x - px, y - py)
             px, py = x, y
         with self._lock:
@@ -409,12 +456,6 @@ class CarlaSimulator(Simulator):
             self._hits, self._invasions = [], 0
         self._arrays = self._read()
         a = self._arrays
-        red, stop_run = self._signal_violations(
-            light_before,
-            (x0, y0, yaw0),
-            (float(a.x[0, 0]), float(a.y[0, 0]), float(a.yaw[0, 0])),
-            float(a.speed[0, 0]),
-        )
         self._yaw_rate[0] = wrap_angle(float(a.yaw[0, 0]) - yaw0) / self.dt
         self._accel_lon[0] = (float(a.speed[0, 0]) - v0) / self.dt
         self._prev_action = actions.copy()
@@ -422,7 +463,33 @@ class CarlaSimulator(Simulator):
         n, every = self.config.bev.history, max(1, round(HISTORY_PERIOD / self.dt))
         if n and self._steps % every == 0:
             self._history = [a.copy(), *self._history[:-1]]
-        return self._measure(driven, hits, invasions, red, stop_run)
+        return self._measure(driven, hits, invasions, int(red[0]), int(stop_run[0]))
+
+    def _signal_events(
+        self, light: np.ndarray, px: float, py: float, red: np.ndarray, stop_run: np.ndarray
+    ) -> tuple[float, float]:
+        """After a tick: the ego's red-light and stop-sign runs by the rule every backend shares
+        (:func:`sim_bridge.violations.signal_violations`), from the ego's pose now and its centre
+        ``px, py`` before the tick. ``light [K]`` the states at the step's start; ``red``,
+        ``stop_run`` ``[1]`` are set where still -1. Returns the ego's centre now [m]."""
+        assert self._map is not None and self._arrays is not None
+        tf, v = self._ego.get_transform(), self._ego.get_velocity()
+        cyaw = math.radians(tf.rotation.yaw)
+        _, _, _, bx, by = self._info[self._ego.id]  # the box centre, as the actor arrays hold it
+        cx = tf.location.x + math.cos(cyaw) * bx - math.sin(cyaw) * by
+        cy = tf.location.y + math.sin(cyaw) * bx + math.cos(cyaw) * by
+        x, y, yaw = carla_to_map(cx, cy, tf.rotation.yaw)
+        speed = v.x * math.cos(cyaw) + v.y * math.sin(cyaw)
+        lines = stop_lines(self._map)
+        r, run = signal_violations(
+            lines.f, lines.i, np.asarray(light, dtype=np.int8), self._stop_ok, px, py, float(x), float(y),
+            float(yaw), float(speed), float(self._arrays.length[0, 0]),
+        )  # fmt: skip
+        if r >= 0 and red[0] < 0:
+            red[0] = r
+        if run >= 0 and stop_run[0] < 0:
+            stop_run[0] = run
+        return float(x), float(y)
 
     def _tick(self) -> int:
         """One server tick; a server that stopped answering raises :class:`CarlaConnectionError`
@@ -433,7 +500,8 @@ class CarlaSimulator(Simulator):
         except RuntimeError as exc:
             raise CarlaConnectionError(
                 f"the CARLA server at {cfg.host}:{cfg.port} stopped answering (tick: {exc}); "
-                "the episode is incomplete: restart the server and run it again"
+                f"the episode is incomplete and not scored (CARLA {CARLA_VERSION} expected, "
+                f"sim.timeout={cfg.timeout:g} s)"
             ) from exc
 
     def _read(self) -> ActorArrays:
@@ -495,7 +563,7 @@ class CarlaSimulator(Simulator):
         )
 
     def _measure(
-        self, driven: float, hits: list[tuple[int, str]], invasions: int, red: int = -1, stop_run: int = -1
+        self, driven: float, hits: list[tuple[int, str]], invasions: int, red: int = -1, stop: int = -1
     ) -> tuple[Observation, StepEvents]:
         """The observation and the step's events from the actor arrays just read."""
         rm, a = self._map, self._arrays
@@ -556,7 +624,7 @@ class CarlaSimulator(Simulator):
             wrong_way=np.array([wrong_way]),
             on_route_lanes=self._routes.on_route_lanes(proj.lane),
             red_light=np.array([red], np.int32),
-            stop_sign=np.array([stop_run], np.int32),
+            stop_sign=np.array([stop], np.int32),
             route_progress=progress.copy(),
             route_length=self._routes.length.copy(),
             route_deviation=deviation,

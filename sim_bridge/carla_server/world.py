@@ -476,8 +476,13 @@ class ServerWorld:
             )  # fmt: skip
             for j in others[hit]:
                 other = by_slot[int(j)]
+                # on the parent, from the other towards it (the contact response has already
+                # exchanged the bodies' momentum, so the closing speed is the size, not the sign)
                 rel = self._velocity(p) - self._velocity(int(j))
-                impulse = [float(-IMPULSE_MASS * rel[0]), float(IMPULSE_MASS * rel[1]), 0.0]
+                away = np.array([st.x[0, p] - st.x[0, j], st.y[0, p] - st.y[0, j]])
+                away /= max(float(np.hypot(*away)), 1e-9)
+                size = IMPULSE_MASS * float(np.hypot(*rel))
+                impulse = [float(size * away[0]), float(-size * away[1]), 0.0]  # CARLA's y is ours flipped
                 payload = wire.sensor_header(
                     wire.SensorType.COLLISION, self.frame, self.elapsed, self.transform_of(sensor)
                 ) + msgpack.packb(
