@@ -152,8 +152,9 @@ def test_drive_render_with_the_planner_draws_its_imagined_paths(tmp_path):
     assert still.shape[1] >= 800
 
     # the chosen path is drawn in white over the BEV (the right panel, under the header), where
-    # nothing else is pure white on a road without stop signs; the last frame has no decision
+    # nothing else is pure white on a road without stop signs (from a standstill the bicycle's
+    # 0.6 s path is short: a few pixels); the last frame has no decision
     def white_on_bev(frame: np.ndarray) -> int:
         return int(np.all(frame[HEADER_PX : HEADER_PX + 480, 484:] == 255, axis=-1).sum())
 
-    assert white_on_bev(frames[0]) > 20 and white_on_bev(frames[-1]) == 0
+    assert white_on_bev(frames[0]) > 8 and white_on_bev(frames[-1]) == 0

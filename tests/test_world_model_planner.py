@@ -306,7 +306,9 @@ def test_kinematic_ego_motion_replaces_the_models_geometry(one_torch_thread):
 
 @pytest.mark.parametrize("select", ["best", "mean"])
 def test_last_decision_holds_every_sample_and_the_chosen_future(one_torch_thread, select):
-    cfg = PlannerConfig(optim=SamplerConfig(samples=32, iterations=2, horizon=10, select=select))
+    cfg = PlannerConfig(
+        optim=SamplerConfig(samples=32, iterations=2, horizon=10, select=select), ego_motion="model"
+    )
     agent = WorldModelPlanner(cfg, seed=0, model=kinematic_model())
     assert agent.last_decision is None  # nothing imagined yet
     drive(agent, np.array([12.0, 1000.0]), steps=2)
