@@ -374,6 +374,9 @@ def register() -> None:
     cs.store(name="bench_wm_schema", node=BenchWmConfig)
     cs.store(name="bench_plan_schema", node=BenchPlanConfig)
 
+    from drive.pipelines.curve import CurveConfig
     from drive.pipelines.serve_carla import ServeCarlaConfig
+
+    cs.store(name="curve_schema", node=CurveConfig)
 
     cs.store(name="serve_carla_schema", node=ServeCarlaConfig)
