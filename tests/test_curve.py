@@ -163,6 +163,6 @@ def test_quick_curve_killed_and_resumed_finishes_every_record_once(tmp_path: Pat
     md = (out / "curve.md").read_text()
     assert describe_bar() in md and ("did **not** reach" in md or "reached competence" in md)
     # a changed recipe is refused, naming the field
-    bad = subprocess.run([*cmd[:-1], "curve.train_bc=[optim.lr=0.5]", f"out={out}"], cwd=tmp_path, env=env,
+    bad = subprocess.run([*cmd[:-1], 'curve.train_bc=["optim.lr=0.5"]', f"out={out}"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert bad.returncode == 2 and "curve.train_bc" in bad.stderr
