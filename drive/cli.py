@@ -66,6 +66,16 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
         "drive.pipelines.train:run",
         "train the JEPA world model on a budget prefix of a collection (resumable)",
     ),
+    ("train-bc",): (
+        "train_bc",
+        "drive.pipelines.train_bc:run",
+        "train the behaviour-cloning baseline on expert demonstrations (resumable)",
+    ),
+    ("curve",): (
+        "curve",
+        "drive.pipelines.curve:run",
+        "hours to competence: collect, train and examine each learner on growing budgets (resumable)",
+    ),
     ("wm-eval",): (
         "wm_eval",
         "drive.pipelines.wm_eval:run",

@@ -11,6 +11,8 @@ from omegaconf import MISSING
 
 from drive.world import WorldConfig
 from planning import registry
+from planning.bc import BCNetConfig
+from planning.bc_train import BCOptimConfig
 from scenarios.executors import EXECUTORS
 from scenarios.runner import SAVE_REPLAYS
 from sim_bridge import backends
@@ -218,6 +220,33 @@ class TrainConfig:
 
 
 @dataclass
+class TrainBCConfig:
+    """``drive train-bc``: behaviour cloning of the expert on a budget prefix of its demonstrations."""
+
+    net: BCNetConfig = field(default_factory=BCNetConfig)
+    """The policy (the world model's encoder architecture and an action-chunk head)."""
+    optim: BCOptimConfig = field(default_factory=BCOptimConfig)
+    data: str = MISSING
+    """Collection of demonstrations (``drive collect driver=expert``)."""
+    hours: float | None = 0.5
+    """Budget: the first this many simulated hours of the collection (null: all) [h]."""
+    val_fraction: float = 0.1
+    """Share of the prefix's episodes held out for validation (chosen by a hash of the episode id)."""
+    split_seed: int = 0
+    """Seed of the train/validation hash."""
+    device: str = "cpu"
+    """``cpu``, ``cuda`` … or ``auto`` (CUDA when present)."""
+    threads: int = 1
+    """Intra-op threads of torch on the CPU (0: torch's default)."""
+    max_minutes: float = 14.0
+    """Wall-time budget [min] (0: none); training stops with a checkpoint when it runs out."""
+    tensorboard: bool = True
+    """Write TensorBoard scalars to ``out/tensorboard``."""
+    out: str = "outputs/train_bc/h${hours}"
+    """Run folder (last.pt, best.pt, run.json, summary.json); re-running resumes it."""
+
+
+@dataclass
 class CounterfactualConfig:
     """``drive wm-eval``'s counterfactual part (``drive/pipelines/counterfactual.py``): fork held-out
     scenario states into action sequences, run them for real, compare with the model."""
@@ -375,12 +404,16 @@ def register() -> None:
     cs.store(name="collect_schema", node=CollectConfig)
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)
+    cs.store(name="train_bc_schema", node=TrainBCConfig)
     cs.store(name="wm_eval_schema", node=WmEvalConfig)
     cs.store(name="bench_wm_schema", node=BenchWmConfig)
     cs.store(name="bench_plan_schema", node=BenchPlanConfig)
 
     from drive.pipelines.bench_carla import BenchCarlaConfig
+    from drive.pipelines.curve import CurveConfig
     from drive.pipelines.serve_carla import ServeCarlaConfig
+
+    cs.store(name="curve_schema", node=CurveConfig)
 
     cs.store(name="serve_carla_schema", node=ServeCarlaConfig)
     cs.store(name="bench_carla_schema", node=BenchCarlaConfig)

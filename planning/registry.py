@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from planning.base import Agent
+from planning.bc import BCConfig
 from planning.expert import ExpertConfig
 from planning.explore import ExploreConfig
 from planning.lane_follower import LaneFollowerConfig
@@ -125,6 +126,12 @@ def _oracle_planner(cfg: OracleConfig, seed: int) -> Agent:
     return OraclePlanner(cfg, seed=seed)
 
 
+def _bc(cfg: BCConfig, seed: int) -> Agent:
+    from planning.bc import BCAgent
+
+    return BCAgent(cfg)
+
+
 def _planner(cfg: PlannerConfig, seed: int) -> Agent:
     from planning.world_model_planner import WorldModelPlanner
 
@@ -135,6 +142,7 @@ register("lane_follower", LaneFollowerConfig, _lane_follower, "pure pursuit on t
 register("expert", ExpertConfig, _expert, "privileged rule-based planner")
 register("explore", ExploreConfig, _explore, "noisy blind lane following for exploration data")
 register("planner", PlannerConfig, _planner, "cost-based planner over the world model's imagined futures")
+register("bc", BCConfig, _bc, "behaviour cloning of the expert's demonstrations (action chunks)")
 register(
     "oracle_planner",
     OracleConfig,

@@ -47,8 +47,6 @@ import datetime
 import fcntl
 import json
 import os
-import subprocess
-import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -57,6 +55,11 @@ from pathlib import Path
 from typing import Any
 
 from scenarios.records import EpisodeResult, Status
+from sim_bridge import runfolder
+from sim_bridge.runfolder import code_version, write_bytes_atomic, write_json_atomic
+
+_plain = runfolder.plain
+_fsync_dir = runfolder.fsync_dir
 
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "manifest.json"
@@ -76,85 +79,12 @@ class RunBusy(RuntimeError):
 
 
 # ---------------------------------------------------------------------------------------------
-# atomic files
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a directory entry change (create, rename) durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Replace ``path`` by ``data`` atomically: readers (and a crash at any instant) see either the
-    old file or the new one. Written to a temporary file in the same directory, fsynced, renamed."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``path`` atomically (see :func:`write_bytes_atomic`).
-    NaN and infinities are refused (they are not JSON)."""
-    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    write_bytes_atomic(path, text.encode())
-
-
-# ---------------------------------------------------------------------------------------------
-# manifest
-
-
-def code_version(repo: str | os.PathLike[str] | None = None) -> str:
-    """``git rev-parse HEAD`` of the repository holding this package (or ``repo``), with ``+dirty``
-    when the work tree has changes; ``""`` where git or the repository is not available."""
-    cwd = Path(repo) if repo is not None else Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return head + ("+dirty" if dirty else "")
-
-
-def _plain(obj: Any) -> Any:
-    """JSON round trip: what the manifest file will hold (tuples → lists, keys → str)."""
-    return json.loads(json.dumps(obj, sort_keys=True, allow_nan=False))
+# manifest (atomic files, the code version and the field-by-field diff: sim_bridge.runfolder)
 
 
 def _diff_paths(a: Any, b: Any, prefix: str) -> list[str]:
     """Dotted paths where two plain JSON values differ (``config.planner.horizon``)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out: list[str] = []
-        for key in sorted(set(a) | set(b)):
-            path = f"{prefix}.{key}"
-            if key not in a or key not in b:
-                out.append(path)
-            else:
-                out.extend(_diff_paths(a[key], b[key], path))
-        return out
-    return [] if a == b else [prefix]
+    return [d.path for d in runfolder.differences(a, b, prefix=prefix)]
 
 
 @dataclass(frozen=True)
@@ -316,30 +246,14 @@ class ResultStore:
             )
         self._append(result)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
         """Exclusive advisory lock of the run directory (released by the kernel if we die)."""
-        fd = os.open(self._lock_path, os.O_WRONLY | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
+        return runfolder.locked(self._lock_path)
 
     def _append(self, result: EpisodeResult) -> None:
         line = (json.dumps(result.to_dict(), allow_nan=True) + "\n").encode()
         with self._locked():
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)  # read: the tail check
-            try:
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    line = b"\n" + line  # a torn line from a killed writer: start on a fresh one
-                written = os.write(fd, line)
-                if written != len(line):
-                    raise OSError(f"short write to {self.path} ({written} of {len(line)} bytes): disk full?")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            runfolder.append_line(self.path, line)
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ def test_settings_are_flat_and_typed_in_the_group():
         with pytest.raises((HydraException, OmegaConfBaseException)):
             compose_config("eval", bad)
     with pytest.raises(ValueError, match="known agents"):
-        build.agent({"name": "bc"})
+        build.agent({"name": "imitation"})  # not a registered agent
 
 
 def test_planner_schema_composes_with_costs_and_optimiser_overrides():

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scenarios.results import write_bytes_atomic
+from sim_bridge.runfolder import write_bytes_atomic
 from world_model.batch import EVENT, Windows
 from world_model.proximity import proximity_columns
 from world_model.shards import Manifest, read_manifest, read_shard, unpack_bev

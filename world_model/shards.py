@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from scenarios.results import write_bytes_atomic, write_json_atomic
+from sim_bridge.runfolder import write_bytes_atomic, write_json_atomic
 from world_model.batch import EVENT, EVENT_NAMES, NUM_EVENTS
 
 FORMAT_VERSION = 1

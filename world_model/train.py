@@ -26,7 +26,6 @@ import copy
 import dataclasses
 import io
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sim_bridge import runfolder
 from world_model import losses
 from world_model.batch import Windows
 from world_model.config import LossConfig, ModelConfig, OptimConfig
@@ -473,16 +473,10 @@ class Trainer:
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` via a temporary file and ``os.replace`` (never a partial file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """``torch.save`` to ``path`` atomically (``sim_bridge.runfolder``: never a partial file)."""
     buf = io.BytesIO()
     torch.save(obj, buf)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(buf.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    runfolder.write_bytes_atomic(path, buf.getvalue())
 
 
 def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
@@ -509,13 +503,8 @@ def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
 
 def field_differences(stored: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
     """``"<prefix><key>: checkpoint <old>, now <new>"`` for every key whose value differs (or is
-    absent on one side); empty when they match."""
-    diffs = []
-    for key in sorted(set(stored) | set(now)):
-        old, new = stored.get(key, "<absent>"), now.get(key, "<absent>")
-        if old != new:
-            diffs.append(f"{prefix}{key}: checkpoint {old}, now {new}")
-    return diffs
+    absent on one side); empty when they match (``sim_bridge.runfolder.differences``)."""
+    return [prefix + d.describe("checkpoint") for d in runfolder.differences(stored, now)]
 
 
 def shape_differences(stored: dict[str, Any], model: WorldModel) -> list[str]:

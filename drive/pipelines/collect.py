@@ -51,7 +51,7 @@ from drive import build
 from planning import registry
 from planning.base import Agent, AgentInfo
 from scenarios.executors import error_text, make_executor
-from scenarios.results import code_version
+from sim_bridge import runfolder
 from sim_bridge.api import MapRef, Simulator, WorldSpec
 from sim_bridge.maps.towns import TOWNS
 from world_model.recorder import EpisodeRecorder
@@ -258,17 +258,6 @@ def _run_job(job: CollectJob) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- the parent
 
 
-def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
-    """Dotted paths where two plain JSON values differ."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out: list[str] = []
-        for key in sorted(set(a) | set(b)):
-            path = f"{prefix}.{key}" if prefix else str(key)
-            out += [path] if key not in a or key not in b else _diff(a[key], b[key], path)
-        return out
-    return [] if a == b else [prefix]
-
-
 @contextlib.contextmanager
 def _lock(path: Path, mode: int, busy: str = "") -> Iterator[None]:
     """An advisory ``flock`` on ``path`` (released by the kernel if the process dies). With
@@ -341,7 +330,7 @@ class Collection:
         if (self.out / "manifest.json").exists():
             manifest = read_manifest(self.out)
             stored = {k: v for k, v in manifest.config.items() if k not in RESUMABLE}
-            diff = _diff(stored, fixed)
+            diff = [d.path for d in runfolder.differences(stored, fixed)]
             if diff:
                 raise CollectError(
                     f"{self.out} holds a collection with other settings: {', '.join(diff)} differ "
@@ -350,10 +339,9 @@ class Collection:
                 )
             self._repair(manifest)
         else:
-            manifest = Manifest.create(self.config, str(self.cfg.driver.name), dt, code_version())
+            manifest = Manifest.create(self.config, str(self.cfg.driver.name), dt, runfolder.code_version())
         manifest.config = self.config
-        for tmp in self.out.glob(".*.tmp"):  # left by a kill during an atomic write
-            tmp.unlink()
+        runfolder.remove_stale_tmp(self.out)  # left by a kill during an atomic write
         self.manifest = manifest
         self.adopt()
         manifest.runs += 1

@@ -36,12 +36,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from drive.build import from_dict
-from scenarios.results import write_json_atomic
+from sim_bridge import runfolder
+from sim_bridge.runfolder import write_json_atomic
 from sim_bridge.sensors.pictures import bev_to_rgb
 from world_model.config import LossConfig, ModelConfig, OptimConfig
 from world_model.dataset import WindowDataset, open_dataset
 from world_model.model import WorldModel
-from world_model.train import RetrievalProbe, field_differences, resolve_device, train
+from world_model.train import RetrievalProbe, resolve_device, train
 
 log = logging.getLogger("drive.train")
 
@@ -121,30 +122,15 @@ def probe_grid(probe: RetrievalProbe, gap: int = 4) -> np.ndarray:
     return grid
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def check_run(out: Path, settings: dict[str, Any]) -> None:
     """Write ``out/run.json`` for a new run; for an existing one, refuse settings that differ
-    (naming the fields) but for :data:`RESUMABLE`."""
+    (naming the fields, ``sim_bridge.runfolder``) but for :data:`RESUMABLE`."""
     path = out / RUN_FILE
-    flat = {k: v for k, v in _flatten(settings).items() if k not in RESUMABLE}
     if path.exists():
-        stored = {k: v for k, v in _flatten(json.loads(path.read_text())).items() if k not in RESUMABLE}
-        diffs = field_differences(stored, flat)
-        if diffs:
-            raise SystemExit(
-                f"drive train: {out} holds a run with different settings: "
-                + "; ".join(d.replace("checkpoint", "stored") for d in diffs)
-                + ". Use the stored settings to resume, or give a new out=…"
-            )
+        try:
+            runfolder.check_settings(json.loads(path.read_text()), settings, where=str(out), ignore=RESUMABLE)
+        except runfolder.SettingsMismatch as e:
+            raise SystemExit(f"drive train: {e}") from None
     write_json_atomic(path, settings)
 
 

@@ -50,7 +50,7 @@ from drive.pipelines.counterfactual import evaluate_counterfactual
 from drive.pipelines.counterfactual import table as counterfactual_table
 from drive.pipelines.train import json_safe
 from drive.schemas import CounterfactualConfig
-from scenarios.results import write_json_atomic
+from sim_bridge.runfolder import write_json_atomic
 from world_model import losses
 from world_model.batch import EVENT
 from world_model.counterfactual import compose_motion

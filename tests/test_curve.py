@@ -1,0 +1,168 @@
+"""drive curve: the competence bar on hand-made results, hours to competence, the plot's numbers, and
+`drive curve curve=quick` with tiny budgets killed once (kill -9 of its process group) and resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from drive.cli import compose_config
+from drive.pipelines.curve import CurvePlan, summary_by_learner
+from drive.pipelines.curve_report import plot
+from scenarios.competence import BAR, describe_bar, exam_metrics, failures, hours_to_competence, passes
+
+
+def metrics(ds: float, success: float, ped: int = 0, crashed: int = 0) -> dict:
+    return {"driving_score": ds, "success_rate": success, "pedestrian_collisions": ped, "crashed": crashed}
+
+
+def test_the_bar_is_mean_ds_80_success_70_and_no_pedestrian_collision() -> None:
+    assert (BAR.min_driving_score, BAR.min_success_rate, BAR.max_pedestrian_collisions) == (80.0, 0.7, 0)
+    assert passes(metrics(80.0, 0.70))
+    assert failures(metrics(79.9, 0.70)) == ["driving score 79.9 < 80"]
+    assert failures(metrics(95.0, 0.69)) == ["success 69% < 70%"]
+    assert failures(metrics(95.0, 0.9, ped=1)) == ["1 pedestrian collision(s)"]
+    assert not passes(metrics(float("nan"), 1.0))  # a NaN score never passes
+    assert not passes(metrics(90.0, 0.9, crashed=1))  # crashed episodes are never silently scored
+    assert "driving score >= 80" in describe_bar() and "70%" in describe_bar()
+
+
+def test_exam_metrics_read_a_suite_summary() -> None:
+    kinds = ("collisions_pedestrian", "collisions_vehicle", "collisions_layout", "red_light")
+    summary = {"overall": {"driving_score": {"mean": 85.0}, "success_rate": 0.75, "km_driven": 2.0, "episodes": 8,
+                           "crashed": 0, "agent_errors": 1, "infractions": dict.fromkeys(kinds, 0) | {"collisions_pedestrian": 1},
+                           "infractions_per_km": {"collisions_pedestrian": 0.5, "collisions_vehicle": 1.0,
+                                                  "collisions_layout": 0.5, "red_light": 3.0}}}  # fmt: skip
+    m = exam_metrics(summary)
+    assert m["collisions_per_km"] == 2.0 and m["pedestrian_collisions"] == 1 and m["agent_errors"] == 1
+    assert failures(m) == ["1 pedestrian collision(s)"]
+
+
+def test_hours_to_competence_is_the_first_budget_all_of_whose_seeds_pass() -> None:
+    runs = [(0.1, 0, False), (0.1, 1, False), (0.5, 0, True), (0.5, 1, False), (1.0, 0, True), (1.0, 1, True),
+            (2.0, 0, True), (2.0, 1, True)]  # fmt: skip
+    assert hours_to_competence(runs, seeds=[0, 1]) == 1.0
+    assert hours_to_competence([(0.1, 0, False), (4.0, 0, False)]) is None  # "not reached" is an answer
+    # a budget with a seed still missing is not yet a pass
+    assert hours_to_competence([(0.5, 0, True), (1.0, 0, True), (1.0, 1, True)], seeds=[0, 1]) == 1.0
+    assert hours_to_competence([], seeds=[0]) is None
+
+
+def _record(learner: str, budget: float | None, seed: int | None, ds: float, col: float, ok: bool) -> dict:
+    return {"key": f"{learner}/{budget}/{seed}", "learner": learner, "budget_hours": budget, "seed": seed,
+            "driving_score": ds, "success_rate": 0.8 if ok else 0.1, "collisions_per_km": col,
+            "pedestrian_collisions": 0, "passed": ok, "failures": [] if ok else ["driving score low"]}  # fmt: skip
+
+
+def test_plot_draws_the_records_numbers(tmp_path: Path) -> None:
+    records = [_record("planner", 0.1, 0, 20.0, 3.0, False), _record("planner", 0.1, 1, 40.0, 1.0, False),
+               _record("planner", 1.0, 0, 85.0, 0.5, True), _record("planner", 1.0, 1, 90.0, 0.0, True),
+               _record("bc", 0.1, 0, 50.0, 2.0, False), _record("expert", None, None, 97.0, 0.1, True)]  # fmt: skip
+    drawn = plot(records, ["planner", "bc"], tmp_path / "c.png", tmp_path / "c.svg")
+    assert (tmp_path / "c.png").stat().st_size > 0 and b"<svg" in (tmp_path / "c.svg").read_bytes()
+    assert drawn["learners"]["planner"]["mean_ds"] == [[0.1, 30.0], [1.0, 87.5]]
+    assert drawn["learners"]["planner"]["mean_collisions"] == [[0.1, 2.0], [1.0, 0.25]]
+    assert sorted(map(tuple, drawn["learners"]["planner"]["points_ds"])) == [(0.1, 20.0), (0.1, 40.0), (1.0, 85.0),
+                                                                             (1.0, 90.0)]  # fmt: skip
+    assert drawn["references"] == {"expert": [97.0, 0.1]}
+    summary = summary_by_learner(
+        records, CurvePlan(learners=["planner", "bc"], budgets=[0.1, 1.0], seeds=[0, 1])
+    )
+    assert summary["planner"]["hours_to_competence"] == 1.0 and summary["bc"]["hours_to_competence"] is None
+
+
+def test_compose_curve_plans() -> None:
+    cfg = compose_config("curve", [])
+    assert cfg.suite.name == "exam" and list(cfg.curve.budgets) == [0.1, 0.25, 0.5, 1.0, 2.0, 4.0]
+    assert list(cfg.curve.seeds) == [0, 1, 2] and list(cfg.curve.learners) == [
+        "planner",
+        "planner_explore",
+        "bc",
+    ]
+    cfg = compose_config("curve", ["curve=quick"])
+    assert (
+        cfg.suite.name == "smoke" and list(cfg.curve.budgets) == [0.05, 0.25] and list(cfg.curve.seeds) == [0]
+    )
+    assert cfg.out == "outputs/curve/quick"
+
+
+TINY = [
+    "curve=quick", "curve.budgets=[0.005,0.01]", "executor=local", "workers=1", "tensorboard=true",
+    'curve.collect=["worlds=2","job_hours=0.01","towns=[grid:0]","shard_steps=50","max_episode_seconds=20"]',
+    'curve.train=["model.latent=16","model.channels=[8,16]","model.ego_hidden=8","model.fuse_hidden=32",'
+    '"model.predictor_hidden=32","model.head_hidden=16","loss.horizon=4","loss.target_steps=[1,2,4]",'
+    '"optim.batch_size=4","optim.stats_batches=1","optim.steps=4","optim.eval_every=2","optim.eval_batches=1",'
+    '"optim.probe_every=0","val_fraction=0.3","threads=1","tensorboard=false"]',
+    'curve.train_bc=["net.latent=16","net.channels=[8,16]","net.ego_hidden=8","net.fuse_hidden=32",'
+    '"net.head_hidden=16","optim.steps=4","optim.batch_size=8","optim.eval_every=2","optim.eval_batches=1",'
+    '"val_fraction=0.3","tensorboard=false"]',
+    'curve.agents.planner=["agent.optim.samples=32","agent.optim.iterations=2"]',
+]  # fmt: skip
+KEYS = {"planner/h0.005/s0", "planner/h0.01/s0", "bc/h0.005/s0", "bc/h0.01/s0", "reference/lane_follower",
+        "reference/expert"}  # fmt: skip
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+
+
+@pytest.mark.slow
+def test_quick_curve_killed_and_resumed_finishes_every_record_once(tmp_path: Path) -> None:
+    out = tmp_path / "curve"
+    cmd = [sys.executable, "-m", "drive.cli", "curve", *TINY, f"out={out}"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 900
+    while not _lines(out / "curve.jsonl"):  # kill once the first point is finished
+        if proc.poll() is not None:
+            pytest.fail(f"curve ended before its first record: {proc.stderr.read()[-3000:]}")  # type: ignore[union-attr]
+        assert time.monotonic() < deadline
+        time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _lines(out / "curve.jsonl")
+    first = before[0]
+    exam_lines = len((Path(first["exam"]) / "results.jsonl").read_text().splitlines())
+
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = _lines(out / "curve.jsonl")
+    keys = [r["key"] for r in records]
+    assert sorted(keys) == sorted(KEYS)  # every record once
+    assert records[: len(before)] == before  # nothing finished was redone
+    assert len((Path(first["exam"]) / "results.jsonl").read_text().splitlines()) == exam_lines
+    assert describe_bar() in done.stdout
+    # the nested budgets: each point trained on a prefix of its seed's collection of whole episodes
+    # reaching its hours (episodes are <= 20 s here), the smaller prefix inside the larger
+    for learner in ("planner", "bc"):
+        small, large = (next(r for r in records if r["key"] == f"{learner}/h{h}/s0") for h in (0.005, 0.01))
+        assert small["data"] == large["data"]
+        for r in (small, large):
+            assert r["budget_hours"] <= r["data_hours"] < r["budget_hours"] + 20.0 / 3600.0 + 1e-9
+        assert small["data_hours"] <= large["data_hours"]
+        assert Path(r["checkpoint"]).exists() and Path(r["results"]).exists()
+    # outputs: the plot's numbers are the records'
+    for name in ("curve.png", "curve.svg", "curve.md", "report.html", "run.json"):
+        assert (out / name).exists(), name
+    assert list((out / "tensorboard").glob("events.*"))
+    drawn = plot(records, ["planner", "bc"], tmp_path / "p.png", tmp_path / "p.svg")
+    for learner in ("planner", "bc"):
+        mine = sorted((r["budget_hours"], r["driving_score"]) for r in records if r["learner"] == learner)
+        np.testing.assert_allclose(sorted(map(tuple, drawn["learners"][learner]["points_ds"])), mine)
+    expert = next(r for r in records if r["key"] == "reference/expert")
+    assert drawn["references"]["expert"][0] == pytest.approx(expert["driving_score"])
+    md = (out / "curve.md").read_text()
+    assert describe_bar() in md and ("did **not** reach" in md or "reached competence" in md)
+    # a changed recipe is refused, naming the field
+    bad = subprocess.run([*cmd[:-1], 'curve.train_bc=["optim.lr=0.5"]', f"out={out}"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert bad.returncode == 2 and "curve.train_bc" in bad.stderr
