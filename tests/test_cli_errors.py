@@ -63,10 +63,11 @@ def test_values_out_of_range_are_refused_when_the_config_is_composed(tmp_path, c
 
 def test_schema_entries_are_no_choice_and_not_offered(tmp_path):
     line = one_line_error(drive("eval", "agent=agent_schema", cwd=tmp_path), "drive eval: bad configuration")
-    assert "agent must be one of expert, lane_follower" in line
-    assert "agent_schema" not in line.split("must be one of")[1]
+    choices = line.split("agent must be one of ")[1].split(", ")
+    assert {"expert", "lane_follower", "planner"} <= set(choices) and choices == sorted(choices)
+    assert not any("schema" in c for c in choices)
     proc = drive("eval", "--help", cwd=tmp_path)
-    assert proc.returncode == 0 and "agent=expert|lane_follower" in proc.stdout
+    assert proc.returncode == 0 and "agent=bc|expert|lane_follower" in proc.stdout
     assert "_schema" not in proc.stdout
 
 
