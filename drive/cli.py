@@ -67,6 +67,11 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
         "drive.pipelines.bench_wm:run",
         "world-model training throughput and 512×15 rollout latency, one JSON line each",
     ),
+    ("bench", "plan"): (
+        "bench_plan",
+        "drive.pipelines.bench_plan:run",
+        "world-model planner decision latency (p50/p99 at B=1) and decisions/s (B=8, 32), JSON lines",
+    ),
 }
 
 

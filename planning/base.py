@@ -62,6 +62,11 @@ class Agent(abc.ABC):
         if len(worlds) != len(seeds):
             raise ValueError(f"seed got {len(worlds)} worlds and {len(seeds)} seeds")
 
+    def episode_stats(self, world: int) -> dict[str, float]:
+        """What the agent reports about ``world``'s episode so far, for the pipeline to record
+        (e.g. the planner's mean cost per term and its shield overrides). Default: nothing."""
+        return {}
+
     def act(self, obs: Observation) -> np.ndarray:
         """Normalised ``[accel, steer]`` for every world: ``float32 [B, 2]`` in ``[-1, 1]``."""
         out = np.asarray(self._act(obs), dtype=np.float32)

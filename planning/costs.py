@@ -24,7 +24,7 @@ Terms (lower is better):
 - ``proximity``: shortfall of the free gap ahead below ``min_gap + headway · speed``, as a share of
   that desired gap;
 - ``comfort``: squared change of the normalised accel (jerk) plus ``steer_rate_scale`` × squared
-  change of the steer, from the previous action on;
+  change of the steer, from the previous action on (braking at a standstill counts as 0);
 - ``stop_at``: overshoot past a stop point ``before_end`` metres before the route's end (linear +
   squared) [m];
 - ``pedestrian_margin``: squared shortfall of the pedestrian distance below ``margin``, as a share
@@ -45,6 +45,8 @@ from sim_bridge.api import NUM_ROUTE_TARGETS, EgoFeature
 
 ROUTE_X = [int(EgoFeature.ROUTE_X0) + 2 * k for k in range(NUM_ROUTE_TARGETS)]
 ROUTE_Y = [x + 1 for x in ROUTE_X]
+#: below this speed the ego counts as standing [m/s]
+STANDSTILL = 0.1
 
 
 @dataclass(frozen=True)
@@ -192,12 +194,25 @@ def proximity(f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, di
 
 
 def comfort(f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, disc: np.ndarray) -> np.ndarray:
-    """Discounted squared change of accel plus scaled squared change of steer (normalised units)."""
+    """Discounted squared change of accel plus scaled squared change of steer (normalised units).
+    Braking at a standstill does nothing, so it counts as an accel of 0 (else a car that stopped
+    braking would pay for releasing the brake, and stay stopped)."""
     assert isinstance(cfg, ComfortConfig)
     B, N = actions.shape[:2]
-    prev = np.broadcast_to(ctx.prev_action[:, None, None, :], (B, N, 1, 2))
-    delta = np.diff(np.concatenate([prev, actions], axis=2), axis=2)  # [B, N, H, 2]
-    return (delta[..., 0] ** 2 + cfg.steer_rate_scale * delta[..., 1] ** 2) @ disc
+    start_speed = np.concatenate(
+        [np.broadcast_to(ctx.speed[:, None, None], (B, N, 1)), f.speed[..., :-1]], axis=-1
+    )
+    accel = np.where((start_speed < STANDSTILL) & (actions[..., 0] < 0.0), 0.0, actions[..., 0])
+    prev = ctx.prev_action.astype(np.float32).copy()
+    prev[(ctx.speed < STANDSTILL) & (prev[:, 0] < 0.0), 0] = 0.0
+    d_accel = np.diff(
+        np.concatenate([np.broadcast_to(prev[:, None, None, 0], (B, N, 1)), accel], axis=-1), axis=-1
+    )
+    d_steer = np.diff(
+        np.concatenate([np.broadcast_to(prev[:, None, None, 1], (B, N, 1)), actions[..., 1]], axis=-1),
+        axis=-1,
+    )
+    return (d_accel**2 + cfg.steer_rate_scale * d_steer**2) @ disc
 
 
 def stop_at(f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, disc: np.ndarray) -> np.ndarray:
@@ -269,16 +284,26 @@ class Costs:
 
 
 def polyline_distance(points: np.ndarray, polyline: np.ndarray) -> np.ndarray:
-    """Distance of ``points [B, ..., 2]`` to each world's polyline ``[B, R, 2]`` [m]. The first
-    segment extends backwards and the last forwards without end (the targets start a few metres
-    ahead of the ego and stop at the horizon of the ego vector); coincident targets (the route's
-    end) count as points. ``R = 1``: distance to that point."""
+    """Distance of ``points [B, ..., 2]`` to each world's polyline ``[B, R, 2]`` [m]
+    (:func:`polyline_projection`)."""
+    return polyline_projection(points, polyline)[0]
+
+
+def polyline_projection(points: np.ndarray, polyline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance ``[B, ...]`` of ``points [B, ..., 2]`` to each world's polyline ``[B, R, 2]`` [m],
+    and the arc length of the nearest point along it from the first vertex [m]. The first segment
+    extends backwards and the last forwards without end (the targets start a few metres ahead of
+    the ego and stop at the horizon of the ego vector), so the arc length is negative behind the
+    first vertex; coincident vertices (the route's end) count as points. ``R = 1``: that point."""
     B = polyline.shape[0]
+    extra = points.ndim - 2
     if polyline.shape[1] < 2:
-        return np.linalg.norm(points - polyline[:, :1].reshape(B, *([1] * (points.ndim - 2)), 2), axis=-1)
+        rel = points - polyline[:, :1].reshape(B, *([1] * extra), 2)
+        return np.linalg.norm(rel, axis=-1), np.zeros(points.shape[:-1], dtype=points.dtype)
     a, b = polyline[:, :-1], polyline[:, 1:]  # [B, S, 2]
     S = a.shape[1]
-    extra = points.ndim - 2
+    seg_len = np.linalg.norm(b - a, axis=-1)  # [B, S]
+    start = np.concatenate([np.zeros((B, 1)), np.cumsum(seg_len, axis=1)[:, :-1]], axis=1)
     shape = (B, *([1] * extra), S, 2)
     a_, ab = a.reshape(shape), (b - a).reshape(shape)
     p = points[..., None, :]  # [B, ..., 1, 2]
@@ -289,7 +314,13 @@ def polyline_distance(points: np.ndarray, polyline: np.ndarray) -> np.ndarray:
     lo[0], hi[-1] = -np.inf, np.inf
     t = np.clip(t, lo, hi)
     nearest = a_ + t[..., None] * ab
-    return np.sqrt(((p - nearest) ** 2).sum(-1)).min(axis=-1)
+    dist = np.sqrt(((p - nearest) ** 2).sum(-1))  # [B, ..., S]
+    pick = np.argmin(dist, axis=-1)[..., None]
+    arc = start.reshape(B, *([1] * extra), S) + t * seg_len.reshape(B, *([1] * extra), S)
+    return (
+        np.take_along_axis(dist, pick, axis=-1)[..., 0],
+        np.take_along_axis(arc, pick, axis=-1)[..., 0].astype(np.float32),
+    )
 
 
 __all__ = [
@@ -303,4 +334,5 @@ __all__ = [
     "StopAtConfig",
     "TermConfig",
     "polyline_distance",
+    "polyline_projection",
 ]

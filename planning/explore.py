@@ -32,8 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from planning.base import Agent
-from sim_bridge.api import EgoFeature, Observation
-from sim_bridge.sensors.layout import NUM_ROUTE_TARGETS
+from sim_bridge.api import NUM_ROUTE_TARGETS, EgoFeature, Observation
 
 #: decisions of noise drawn at once per world (refilled from the world's generator)
 NOISE_BLOCK = 256

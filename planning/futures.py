@@ -217,13 +217,12 @@ class ModelFutures:
             z_start = z0.repeat_interleave(N, dim=0)  # [B·N, D]
             flat = torch.from_numpy(np.ascontiguousarray(actions, dtype=np.float32).reshape(B * N, H, 2))
             z = self._rollout(z_start, flat)  # [B·N, H, D]: the one rollout call
-            heads = self.model.heads(z)  # every head, every window: [B·N, H, …]
-            finite = torch.isfinite(z).all(dim=-1)
-            for value in heads.values():
-                finite &= torch.isfinite(value.reshape(B * N, H, -1)).all(dim=-1)
-            if not bool(finite.all()):
+            raw = self.model.head_logits(z)  # every head, every window: [B·N, H, 3K + 7]
+            if not (bool(torch.isfinite(z).all()) and bool(torch.isfinite(raw).all())):
+                finite = torch.isfinite(z).all(dim=-1) & torch.isfinite(raw).all(dim=-1)
                 bad = (~finite).reshape(B, -1).any(dim=1)
                 raise NonFiniteModelOutput(np.flatnonzero(bad.numpy()).tolist(), "predicted latents or heads")
+            heads = self.model.decode_heads(raw)
         k, w = self.window_index, self.event_window
 
         def event(name: str) -> np.ndarray:

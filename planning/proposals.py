@@ -4,8 +4,9 @@ Like PDM-Closed's proposals: follow the route at several target speeds and later
 proposal is a pure-pursuit controller on the ego vector's route targets, shifted sideways by an
 offset, with a P controller towards a fraction of the speed limit (capped in curves), run in
 closed loop on a kinematic bicycle in the ego frame for ``H`` steps; the sequence of its
-normalised ``[accel, steer]`` commands is the proposal. A full-brake sequence is added (the
-fraction 0 proposals stop too, more gently). The optimiser scores them beside its samples, so a
+normalised ``[accel, steer]`` commands is the proposal. The speed controller brakes at most
+``max_brake`` (the fraction 0 proposals stop comfortably); a full-brake sequence is added for
+emergencies. The optimiser scores them beside its samples, so a
 good prior is never lost to sampling noise.
 
 Letters: ``B`` worlds, ``P`` proposals, ``R`` route targets, ``H`` horizon.
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from planning.kinematics import bicycle_step
 from sim_bridge.api import NUM_ROUTE_TARGETS, EgoFeature, EgoVehicle
 
 ROUTE_X = [int(EgoFeature.ROUTE_X0) + 2 * k for k in range(NUM_ROUTE_TARGETS)]
@@ -41,6 +43,8 @@ class ProposalConfig:
     """… growing with speed: ``max(lookahead, lookahead_time · v)`` [s]."""
     speed_gain: float = 0.5
     """P gain of the speed controller [normalised accel per m/s]."""
+    max_brake: float = 0.5
+    """Deepest braking of the speed controller [normalised]: 0.5 is 4 m/s² on the default ego."""
     max_lateral_accel: float = 2.5
     """Cap of the target speed in curves: ``v² · κ`` below this [m/s²]."""
 
@@ -121,7 +125,7 @@ def route_proposals(
         px, py = paths[..., 0] - x[..., None], paths[..., 1] - y[..., None]
         tx, ty = c * px + s * py, -s * px + c * py
         steer = pursuit_steer(tx, ty, np.maximum(cfg.lookahead, cfg.lookahead_time * v), vehicle)
-        accel = np.clip(cfg.speed_gain * (target - v), -1.0, 1.0)
+        accel = np.clip(cfg.speed_gain * (target - v), -cfg.max_brake, 1.0)
         out[..., h, 0], out[..., h, 1] = accel, steer
         x, y, yaw, v = bicycle_step(x, y, yaw, v, accel, steer, vehicle, dt)
     if cfg.full_brake:
@@ -129,32 +133,6 @@ def route_proposals(
         brake[..., 0] = -1.0
         out = np.concatenate([out, brake], axis=1)
     return out
-
-
-def bicycle_step(
-    x: np.ndarray,
-    y: np.ndarray,
-    yaw: np.ndarray,
-    v: np.ndarray,
-    accel: np.ndarray,
-    steer: np.ndarray,
-    vehicle: EgoVehicle,
-    dt: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One step of a kinematic bicycle from normalised ``accel, steer``: acceleration
-    ``accel · max_accel`` (``· max_brake`` when braking), wheel angle ``steer · max_steer``, speed
-    floored at 0, midpoint heading for the displacement. Positions [m], yaw [rad], speed [m/s]."""
-    a = np.where(accel >= 0.0, accel * vehicle.max_accel, accel * vehicle.max_brake)
-    v_new = np.maximum(v + a * dt, 0.0)
-    v_mid = 0.5 * (v + v_new)
-    yaw_rate = v_mid * np.tan(steer * vehicle.max_steer) / vehicle.wheelbase
-    yaw_mid = yaw + 0.5 * yaw_rate * dt
-    return (
-        x + v_mid * np.cos(yaw_mid) * dt,
-        y + v_mid * np.sin(yaw_mid) * dt,
-        yaw + yaw_rate * dt,
-        v_new,
-    )
 
 
 __all__ = [

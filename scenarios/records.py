@@ -93,6 +93,9 @@ class EpisodeResult:
     """Metrics (``scenarios.metrics``): driving_score, infraction_penalty, … (both LB versions)."""
     replay: str = ""
     """Path of the episode's replay (.npz), if saved."""
+    agent_stats: dict[str, float] = field(default_factory=dict)
+    """What the agent reported about the episode (``Agent.episode_stats``: e.g. the planner's
+    mean cost per term ``plan/cost_<term>`` and ``plan/shield_overrides``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (enums as their values)."""

@@ -113,6 +113,7 @@ def run_episode(job: EpisodeJob) -> EpisodeResult:
         if job.max_steps is not None and steps >= job.max_steps:
             result.termination = "max_steps"
             break
+    result.agent_stats = {k: float(v) for k, v in agent.episode_stats(0).items()}
     return _finish(result, judge, replay, job, start)
 
 

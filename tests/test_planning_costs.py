@@ -138,6 +138,18 @@ def test_comfort_prefers_smooth_actions_from_the_previous_one():
     steer[0, 1, :, 1] = np.where(np.arange(H) % 2, 0.2, -0.2)
     cost = only("comfort")(futures(), steer, context())["comfort"]
     assert cost[0, 1] > cost[0, 0] == 0.0
+    # at a standstill the brake does nothing: releasing it to drive off costs what starting from 0 does
+    standing = context(prev=(-0.8, 0.0))
+    standing = CostContext(standing.route, standing.speed_limit, np.zeros(1, np.float32), standing.prev_action,
+                           standing.route_remaining)  # fmt: skip
+    go = np.zeros((1, 2, H, 2), dtype=np.float32)
+    go[0, 0, :, 0] = 0.5
+    go[0, 1, :, 0] = -0.8  # keep braking
+    still = futures(speed=np.stack([np.linspace(0.15, 1.5, H), np.zeros(H)]))
+    from_brake = only("comfort")(still, go, standing)["comfort"]
+    from_zero = only("comfort")(still, go, context(prev=(0.0, 0.0)))["comfort"]
+    assert from_brake[0, 0] == pytest.approx(from_zero[0, 0]) == pytest.approx(0.25)
+    assert from_brake[0, 1] == 0.0
 
 
 def test_stop_at_costs_passing_the_point_not_stopping_before_it():
@@ -306,7 +318,7 @@ def ego_vector(route_xy: np.ndarray, speed: float = 6.0, limit: float = 10.0) ->
 
 def roll_bicycle(actions: np.ndarray, speed: float, vehicle: EgoVehicle) -> np.ndarray:
     """Positions ``[P, H, 2]`` of the proposals' own bicycle from the start pose."""
-    from planning.proposals import bicycle_step
+    from planning.kinematics import bicycle_step
 
     P = actions.shape[0]
     x, y, yaw, v = (np.zeros(P) for _ in range(4))
@@ -351,3 +363,34 @@ def test_proposals_follow_a_curved_route():
     assert off_circle.max() < 0.6, off_circle.max()
     assert xy[-1, 1] > 2.0  # it did turn left
     assert (props[0, 0, 5:, 1] > 0).all()  # steering left throughout the curve
+
+
+# ------------------------------------------------------------------------------------ kinematics
+
+
+def test_bicycle_rollout_closed_forms():
+    from planning.kinematics import bicycle_rollout
+
+    vehicle = EgoVehicle()
+    actions = np.zeros((2, 2, 10, 2), dtype=np.float32)
+    actions[0, 1, :, 0] = -1.0  # full brake: 8 m/s² stops 4 m/s in 0.5 s
+    actions[1, 0, :, 1] = 0.5  # a constant left turn
+    xy, yaw, speed = bicycle_rollout(actions, np.array([10.0, 5.0]), vehicle, DT)
+    assert xy.shape == (2, 2, 10, 2) and yaw.shape == speed.shape == (2, 2, 10)
+    np.testing.assert_allclose(xy[0, 0, -1], [10.0, 0.0], atol=1e-5)  # 10 m/s for 1 s: 10 m further
+    np.testing.assert_allclose(speed[0, 1, -1], 2.0, atol=1e-5)  # 10 - 8 × 1
+    np.testing.assert_allclose(xy[0, 1, -1, 0], (10.0 + 2.0) / 2 * 1.0, atol=1e-5)
+    rate = 5.0 * math.tan(0.5 * vehicle.max_steer) / vehicle.wheelbase
+    np.testing.assert_allclose(yaw[1, 0, -1], rate * 1.0, rtol=1e-5)  # yaw rate v·tan(δ)/L
+    radius = 5.0 / rate
+    assert np.hypot(xy[1, 0, :, 0], xy[1, 0, :, 1] - radius) == pytest.approx(radius, rel=2e-3)
+
+
+def test_polyline_projection_gives_the_arc_length_along_the_route():
+    from planning.costs import polyline_projection
+
+    poly = np.array([[[5.0, 0.0], [10.0, 0.0], [10.0, 10.0]]])
+    pts = np.array([[[0.0, 1.0], [7.0, -2.0], [11.0, 4.0], [10.0, 20.0]]])
+    dist, arc = polyline_projection(pts, poly)
+    np.testing.assert_allclose(dist[0], [1.0, 2.0, 1.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(arc[0], [-5.0, 2.0, 9.0, 25.0], atol=1e-5)  # behind the first target: negative

@@ -122,9 +122,11 @@ def drive(agent: WorldModelPlanner, gap0: np.ndarray, steps: int, speed0: float 
     return speed, gap, min_gap
 
 
-@pytest.mark.parametrize("optimizer", ["cem", "mppi"])
-def test_brakes_for_an_obstacle_and_drives_on_a_free_road(one_torch_thread, optimizer):
-    agent = planner(optimizer)
+@pytest.mark.parametrize(
+    ("optimizer", "ego_motion"), [("cem", "kinematic"), ("mppi", "kinematic"), ("cem", "model")]
+)
+def test_brakes_for_an_obstacle_and_drives_on_a_free_road(one_torch_thread, optimizer, ego_motion):
+    agent = planner(optimizer, ego_motion=ego_motion)
     start = np.array([25.0, 1000.0])  # world 0: an obstacle 25 m ahead; world 1: none
     speed, gap, min_gap = drive(agent, start, steps=80)
     assert min_gap[0] > 0.0, "hit the obstacle"
@@ -187,6 +189,11 @@ def test_shield_brakes_on_an_actor_close_ahead_and_counts(one_torch_thread):
     action = agent.act(obs)
     assert action[0, 0] == -1.0 and action[1, 0] > -1.0
     assert agent.shield_overrides == 1 and agent.shield_active.tolist() == [True, False]
+    stats = [agent.episode_stats(w) for w in (0, 1)]
+    assert stats[0]["plan/shield_overrides"] == 1.0 and stats[1]["plan/shield_overrides"] == 0.0
+    assert stats[0]["plan/decisions"] == 1.0 and stats[0]["plan/cost_progress"] < 0.0
+    agent.reset(agent.info, worlds=[0])
+    assert agent.episode_stats(0)["plan/decisions"] == 0.0 and agent.episode_stats(1)["plan/decisions"] == 1.0
     assert planner().config.shield.enabled is False  # off by default
 
 
@@ -238,5 +245,57 @@ def test_drive_eval_with_the_planner_on_the_smoke_suite(tmp_path):
     final = {r["name"]: r for r in records if r["status"] != "started"}
     assert len(final) == 4 and all(r["agent"] == "planner" for r in final.values())
     assert all(r["status"] != "agent_error" for r in final.values()), [r.get("error") for r in final.values()]
+    assert all(
+        r["agent_stats"]["plan/decisions"] > 0 and "plan/cost_collision" in r["agent_stats"]
+        for r in final.values()
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert "driving_score" in json.dumps(summary)
+
+
+def test_bench_plan_prints_latency_and_throughput_lines(capsys, one_torch_thread):
+    from drive.cli import main
+
+    small = ["model.latent=8", "model.channels=[4,4]", "model.ego_hidden=8", "model.fuse_hidden=16",
+             "model.predictor_hidden=16", "model.head_hidden=8", "bev_size=32"]  # fmt: skip
+    assert (
+        main(["bench", "plan", "worlds=[1,3]", "decisions=4", "warmup=1", "agent.optimizer=mppi", *small])
+        == 0
+    )
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [line["worlds"] for line in lines] == [1, 3]
+    for line in lines:
+        assert line["bench"] == "plan" and line["optimizer"] == "mppi" and line["model"] == "random"
+        assert 0 < line["p50_ms"] <= line["p99_ms"] and line["decisions_per_s"] > 0
+        assert line["samples"] == 128 and line["horizon"] == 15 and line["proposals"] == 16
+
+
+def test_kinematic_ego_motion_replaces_the_models_geometry(one_torch_thread):
+    import torch
+
+    from planning.kinematics import bicycle_rollout
+
+    model = kinematic_model()
+    with torch.no_grad():
+        model.head_out.weight[3 * 3 + 1, 0] = 5.0  # the model's motion head hallucinates a drift left
+    agent = planner(model=model, ego_motion="kinematic")
+    agent.reset(AgentInfo(num_worlds=1, dt=DT, ego=EgoVehicle()))
+    obs = observation(np.array([8.0]), np.array([1000.0]))
+    actions = np.random.default_rng(0).uniform(-1, 1, (1, 5, 15, 2)).astype(np.float32)
+    from planning.costs import CostContext
+
+    futures = agent._kinematic(
+        agent.source.futures(agent.source.encode(obs.bev, obs.ego), actions), actions, obs,
+        CostContext.from_ego(obs.ego),
+    )  # fmt: skip
+    xy, _, speed = bicycle_rollout(actions, np.array([8.0]), EgoVehicle(), DT)
+    np.testing.assert_allclose(futures.xy, xy)
+    np.testing.assert_allclose(futures.speed, speed)
+    np.testing.assert_allclose(
+        futures.progress.sum(-1), xy[..., -1, 0], rtol=1e-4
+    )  # along the straight route
+    # and in closed loop it keeps to the route despite the model's drift
+    agent.act(obs)
+    assert abs(agent.last_plan.actions[0, 0, 1]) < 0.2
+    with pytest.raises(ValueError, match="ego_motion"):
+        planner(ego_motion="teleport")

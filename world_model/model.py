@@ -203,7 +203,7 @@ class WorldModel(nn.Module):
         """Every head from one pass of the shared trunk (what a planner's cost uses): event
         probabilities ``[..., K]`` per :data:`EVENT_HEADS`, ``motion [..., 4]``, ``progress [...]``,
         ``proximity [..., 2]``."""
-        return self._decode(self.head_logits(z))
+        return self.decode_heads(self.head_logits(z))
 
     def collision(self, z: Tensor) -> Tensor:
         """P(collision within each of ``event_within`` steps) ``[..., K]``."""
@@ -229,7 +229,9 @@ class WorldModel(nn.Module):
         """Nearest other actor and free gap ahead at the step's end ``[..., 2]`` [m]."""
         return self.heads(z)["proximity"]
 
-    def _decode(self, raw: Tensor) -> dict[str, Tensor]:
+    def decode_heads(self, raw: Tensor) -> dict[str, Tensor]:
+        """:meth:`heads` from raw outputs ``[..., 3K + 7]`` of :meth:`head_logits` (a caller that
+        checks the raw outputs first, as the planner does, decodes them without a second pass)."""
         K, n_ev = self.num_windows, len(EVENT_HEADS) * self.num_windows
         probs = torch.sigmoid(raw[..., :n_ev] - self.event_logit_offset)
         out = {name: probs[..., i * K : (i + 1) * K] for i, name in enumerate(EVENT_HEADS)}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim_bridge.sensors.layout import ObjectFeature as OF
+from sim_bridge.api import ObjectFeature as OF
 
 #: the proximity heads' columns, in order
 PROXIMITY_COLUMNS = ("nearest", "gap_ahead")
