@@ -17,7 +17,11 @@ Terms (lower is better):
   steps with the event, ``Σ γ^h p_h``;
 - ``progress``: minus the discounted route progress, each step's progress counted only while the
   ego has not yet collided (``Π_{j<h}(1 - p_collision_j)``: a crash ends the episode, so distance
-  "gained" after it is worth nothing) [m];
+  "gained" after it is worth nothing), as a share of the discounted distance the ego could cover
+  within its limits (:func:`reachable_distance` from the context's speed, limit, ``max_accel`` and
+  ``dt``; every rollout source gets the same unit). The share makes a standing car's first metres worth as much as a
+  cruising car's last: in metres, 2 m gained from a standstill in 1.5 s weighed less than the
+  comfort and route costs of setting off, and the planner stayed stopped behind a gone obstacle;
 - ``route``: squared distance of the predicted position to the polyline of the route targets
   (extended behind the first and beyond the last target) [m²];
 - ``speed_limit``: squared excess of the predicted speed over the limit [(m/s)²];
@@ -41,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from planning.futures import Futures
-from sim_bridge.api import NUM_ROUTE_TARGETS, EgoFeature
+from sim_bridge.api import NUM_ROUTE_TARGETS, EgoFeature, EgoVehicle
 
 ROUTE_X = [int(EgoFeature.ROUTE_X0) + 2 * k for k in range(NUM_ROUTE_TARGETS)]
 ROUTE_Y = [x + 1 for x in ROUTE_X]
@@ -63,10 +67,17 @@ class CostContext:
     """``[B, 2]`` the action executed last (normalised accel, steer)."""
     route_remaining: np.ndarray
     """``[B]`` distance left along the route [m]."""
+    dt: float = 0.1
+    """Decision period [s] (for the progress term's reachable distance)."""
+    max_accel: float = EgoVehicle.max_accel
+    """The ego's acceleration at full throttle [m/s²] (``EgoVehicle.max_accel``)."""
 
     @classmethod
-    def from_ego(cls, ego: np.ndarray) -> CostContext:
-        """From ``Observation.ego [B, E]`` (:class:`EgoFeature` columns)."""
+    def from_ego(
+        cls, ego: np.ndarray, dt: float = 0.1, max_accel: float = EgoVehicle.max_accel
+    ) -> CostContext:
+        """From ``Observation.ego [B, E]`` (:class:`EgoFeature` columns), the decision period
+        ``dt`` [s] and the ego's ``max_accel`` [m/s²] (``AgentInfo.dt``, ``AgentInfo.ego``)."""
         ego = np.asarray(ego, dtype=np.float32)
         return cls(
             route=np.stack([ego[:, ROUTE_X], ego[:, ROUTE_Y]], axis=-1),
@@ -74,7 +85,20 @@ class CostContext:
             speed=ego[:, EgoFeature.SPEED],
             prev_action=ego[:, [EgoFeature.PREV_ACCEL, EgoFeature.PREV_STEER]],
             route_remaining=ego[:, EgoFeature.ROUTE_REMAINING],
+            dt=float(dt),
+            max_accel=float(max_accel),
         )
+
+
+def reachable_distance(
+    speed: np.ndarray, speed_limit: np.ndarray, max_accel: float, dt: float, disc: np.ndarray
+) -> np.ndarray:
+    """``[B]`` the discounted distance ``Σ γ^h v_h dt`` of accelerating at ``max_accel`` [m/s²] from
+    ``speed [B]`` up to the limit (or holding the speed when above it) over the ``H`` steps of the
+    discounts ``disc [H]``, each ``dt`` [s], floored at 1 m: the unit of the progress term."""
+    t = dt * np.arange(1, len(disc) + 1)
+    v = np.minimum(speed[:, None] + max_accel * t, np.maximum(speed_limit, speed)[:, None])
+    return np.maximum((v * dt) @ disc, 1.0).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------ settings
@@ -140,7 +164,9 @@ class CostsConfig:
     off_road: TermConfig = field(default_factory=lambda: TermConfig(40.0))
     red_light: TermConfig = field(default_factory=lambda: TermConfig(40.0))
     stop_sign: TermConfig = field(default_factory=lambda: TermConfig(20.0))
-    progress: TermConfig = field(default_factory=lambda: TermConfig(1.0))
+    progress: TermConfig = field(default_factory=lambda: TermConfig(12.0))
+    """Per share of the reachable distance (cruising at 10 m/s that is ~12.5 discounted metres,
+    so 12 weighs a metre about as 1 per metre would)."""
     route: TermConfig = field(default_factory=lambda: TermConfig(0.3))
     speed_limit: TermConfig = field(default_factory=lambda: TermConfig(1.0))
     proximity: ProximityConfig = field(default_factory=ProximityConfig)
@@ -164,10 +190,12 @@ def _event(name: str) -> Term:
 
 
 def progress(f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, disc: np.ndarray) -> np.ndarray:
-    """Minus the discounted progress gained before a (predicted) collision [m]."""
+    """Minus the discounted progress gained before a (predicted) collision, as a share of the
+    reachable distance."""
     survive = np.cumprod(1.0 - f.collision, axis=-1)
     survive_before = np.concatenate([np.ones_like(survive[..., :1]), survive[..., :-1]], axis=-1)
-    return -((f.progress * survive_before) @ disc)
+    reach = reachable_distance(ctx.speed, ctx.speed_limit, ctx.max_accel, ctx.dt, disc)
+    return -((f.progress * survive_before) @ disc) / reach[:, None]
 
 
 def route_deviation(
@@ -300,25 +328,28 @@ def polyline_projection(points: np.ndarray, polyline: np.ndarray) -> tuple[np.nd
     if polyline.shape[1] < 2:
         rel = points - polyline[:, :1].reshape(B, *([1] * extra), 2)
         return np.linalg.norm(rel, axis=-1), np.zeros(points.shape[:-1], dtype=points.dtype)
-    a, b = polyline[:, :-1], polyline[:, 1:]  # [B, S, 2]
-    S = a.shape[1]
-    seg_len = np.linalg.norm(b - a, axis=-1)  # [B, S]
-    start = np.concatenate([np.zeros((B, 1)), np.cumsum(seg_len, axis=1)[:, :-1]], axis=1)
-    shape = (B, *([1] * extra), S, 2)
-    a_, ab = a.reshape(shape), (b - a).reshape(shape)
-    p = points[..., None, :]  # [B, ..., 1, 2]
-    length2 = np.maximum((ab**2).sum(-1), 1e-9)
-    t = np.where(length2 > 1e-6, ((p - a_) * ab).sum(-1) / length2, 0.0)  # [B, ..., S]
-    lo = np.zeros(S, dtype=t.dtype)
-    hi = np.ones(S, dtype=t.dtype)
+    poly = np.asarray(polyline, dtype=np.float32)
+    S = poly.shape[1] - 1
+    shape = (B, *([1] * extra), S)  # segments broadcast against the points' axes
+    ax, ay = poly[:, :-1, 0], poly[:, :-1, 1]  # [B, S] segment starts
+    dx, dy = poly[:, 1:, 0] - ax, poly[:, 1:, 1] - ay
+    seg_len = np.sqrt(dx * dx + dy * dy)
+    start = np.concatenate([np.zeros((B, 1), np.float32), np.cumsum(seg_len, axis=1)[:, :-1]], axis=1)
+    ax, ay, dx, dy = (v.reshape(shape) for v in (ax, ay, dx, dy))
+    px, py = points[..., 0, None], points[..., 1, None]  # [B, ..., 1]
+    len2 = dx * dx + dy * dy
+    ok = len2 > 1e-6
+    t = np.where(ok, ((px - ax) * dx + (py - ay) * dy) / np.where(ok, len2, 1.0), 0.0)  # [B, ..., S]
+    lo = np.zeros(S, dtype=np.float32)
+    hi = np.ones(S, dtype=np.float32)
     lo[0], hi[-1] = -np.inf, np.inf
     t = np.clip(t, lo, hi)
-    nearest = a_ + t[..., None] * ab
-    dist = np.sqrt(((p - nearest) ** 2).sum(-1))  # [B, ..., S]
-    pick = np.argmin(dist, axis=-1)[..., None]
-    arc = start.reshape(B, *([1] * extra), S) + t * seg_len.reshape(B, *([1] * extra), S)
+    ex, ey = px - (ax + t * dx), py - (ay + t * dy)
+    d2 = ex * ex + ey * ey
+    pick = np.argmin(d2, axis=-1)[..., None]
+    arc = start.reshape(shape) + t * seg_len.reshape(shape)
     return (
-        np.take_along_axis(dist, pick, axis=-1)[..., 0],
+        np.sqrt(np.take_along_axis(d2, pick, axis=-1)[..., 0]),
         np.take_along_axis(arc, pick, axis=-1)[..., 0].astype(np.float32),
     )
 
@@ -335,4 +366,5 @@ __all__ = [
     "TermConfig",
     "polyline_distance",
     "polyline_projection",
+    "reachable_distance",
 ]

@@ -48,11 +48,11 @@ def bicycle_rollout(
     with ``speed [B]`` [m/s] → ``xy [B, N, H, 2]`` [m], ``yaw [B, N, H]`` [rad], ``speed [B, N, H]``
     [m/s] (``float32``)."""
     B, N, H, _ = actions.shape
-    x = np.zeros((B, N))
+    x = np.zeros((B, N), dtype=np.float32)
     y = np.zeros_like(x)
     yaw = np.zeros_like(x)
-    v = np.broadcast_to(np.asarray(speed, dtype=np.float64)[:, None], (B, N)).copy()
-    out = np.empty((4, B, N, H))
+    v = np.broadcast_to(np.asarray(speed, dtype=np.float32)[:, None], (B, N)).copy()
+    out = np.empty((4, B, N, H), dtype=np.float32)
     for h in range(H):
         x, y, yaw, v = bicycle_step(x, y, yaw, v, actions[:, :, h, 0], actions[:, :, h, 1], vehicle, dt)
         out[0, :, :, h], out[1, :, :, h], out[2, :, :, h], out[3, :, :, h] = x, y, yaw, v

@@ -198,7 +198,7 @@ class WorldModelPlanner(Agent):
         if bad:
             raise AgentError(f"planner: the world model's latent is NaN/inf for world(s) {bad}")
 
-        context = CostContext.from_ego(obs.ego)
+        context = CostContext.from_ego(obs.ego, self.info.dt, self.info.ego.max_accel)
 
         def rollout_fn(actions: np.ndarray) -> Futures:
             try:

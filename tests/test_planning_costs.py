@@ -88,7 +88,9 @@ def test_progress_rewards_distance_and_ignores_it_after_a_crash():
     crash = pair(0.0, 0.0)
     crash[1, 2] = 1.0  # certain collision at step 2: steps 3… gain nothing
     cost = c(futures(collision=crash), np.zeros((1, 2, H, 2)), context())["progress"]
-    assert cost[0, 1] == pytest.approx(-(1 + 0.97 + 0.97**2), rel=1e-5)
+    assert cost[0, 1] / cost[0, 0] == pytest.approx(
+        (1 + 0.97 + 0.97**2) / (0.97 ** np.arange(H)).sum(), rel=1e-5
+    )
     assert cost[0, 0] < cost[0, 1]
 
 
@@ -199,7 +201,7 @@ def test_weights_scale_terms_and_zero_switches_them_off():
     cfg = CostsConfig()
     default = Costs(cfg)(futures(), np.zeros((1, 2, H, 2)), context())
     assert "stop_at" not in default and "pedestrian_margin" not in default and "collision" in default
-    cfg.progress = TermConfig(weight=3.0)
+    cfg.progress = TermConfig(weight=3.0 * cfg.progress.weight)
     tripled = Costs(cfg)(futures(), np.zeros((1, 2, H, 2)), context())
     np.testing.assert_allclose(tripled["progress"], 3.0 * default["progress"], rtol=1e-6)
     assert all(v.shape == (1, 2) for v in default.values())
@@ -394,3 +396,35 @@ def test_polyline_projection_gives_the_arc_length_along_the_route():
     dist, arc = polyline_projection(pts, poly)
     np.testing.assert_allclose(dist[0], [1.0, 2.0, 1.0, 0.0], atol=1e-6)
     np.testing.assert_allclose(arc[0], [-5.0, 2.0, 9.0, 25.0], atol=1e-5)  # behind the first target: negative
+
+
+def test_progress_as_a_share_of_the_reachable_distance():
+    from planning.costs import reachable_distance
+
+    # from a standstill, 3 m/s² for 1 s (no discount): Σ 0.3 k · 0.1 = 1.65 m; cruising: 10 m
+    ones = np.ones(H, dtype=np.float32)
+    ref = reachable_distance(np.array([0.0, 10.0]), np.array([10.0, 10.0]), 3.0, DT, ones)
+    np.testing.assert_allclose(ref, [1.65, 10.0], rtol=1e-5)
+    cfg = CostsConfig(discount=1.0)
+    for name in (
+        "collision",
+        "off_road",
+        "red_light",
+        "stop_sign",
+        "route",
+        "speed_limit",
+        "proximity",
+        "comfort",
+    ):
+        getattr(cfg, name).weight = 0.0
+    cfg.progress.weight = 1.0
+    ctx = context()  # 10 m/s at a 12 m/s limit: 10.45 m reachable in 1 s
+    reach = reachable_distance(ctx.speed, ctx.speed_limit, ctx.max_accel, ctx.dt, ones)[0]
+    cost = Costs(cfg)(futures(progress=pair(1.0, 0.5)), np.zeros((1, 2, H, 2)), ctx)["progress"]
+    np.testing.assert_allclose(cost[0], [-10.0 / reach, -5.0 / reach], rtol=1e-5)
+    # a standing car's 1.65 m is a full share, as a cruising car's 10.45 m
+    standing = CostContext(
+        ctx.route, ctx.speed_limit, np.zeros(1, np.float32), ctx.prev_action, ctx.route_remaining
+    )
+    cost = Costs(cfg)(futures(progress=pair(0.165, 0.0)), np.zeros((1, 2, H, 2)), standing)["progress"]
+    np.testing.assert_allclose(cost[0], [-1.0, 0.0], rtol=1e-5)

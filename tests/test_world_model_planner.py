@@ -157,6 +157,7 @@ def test_reset_clears_the_warm_start_of_restarted_worlds_only(one_torch_thread):
     assert np.abs(after[1]).max() == 0.0
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered")  # the absurd speed below, on purpose
 def test_nan_from_the_model_is_an_agent_error_naming_the_worlds(one_torch_thread):
     import torch
 
