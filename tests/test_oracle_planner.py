@@ -84,7 +84,7 @@ def test_oracle_stops_behind_a_braking_lead_vehicle():
 #: the weights of drive/conf/agent/oracle_planner_tuned.yaml (the defaults stop behind a parked car)
 TUNED = {
     "optim": {"samples": 64, "iterations": 2, "horizon": 20},
-    "costs": {"route": {"weight": 0.05}, "proximity": {"weight": 1.0}, "progress": {"weight": 3.0},
+    "costs": {"route": {"weight": 0.05}, "proximity": {"weight": 1.0}, "progress": {"weight": 20.0},
               "comfort": {"weight": 0.2}},
     "proposals": {"lateral_offsets": [-3.5, -1.75, 0.0, 1.75, 3.5]},
 }  # fmt: skip
@@ -97,7 +97,7 @@ def test_the_tuned_preset_composes_to_the_tested_weights():
     cfg = compose_config("eval", ["suite=smoke", "agent=oracle_planner_tuned"])
     oracle = build_from_node(cfg.agent)
     assert isinstance(oracle, OraclePlanner)
-    assert oracle.config.optim.horizon == 20 and oracle.config.costs.progress.weight == 3.0
+    assert oracle.config.optim.horizon == 20 and oracle.config.costs.progress.weight == 20.0
     assert oracle.config.proposals.lateral_offsets == TUNED["proposals"]["lateral_offsets"]
 
 
