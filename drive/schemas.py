@@ -267,7 +267,10 @@ class CounterfactualConfig:
     """Scenario seeds (the nhtsa suite uses 0..2, the exam 100..102)."""
     driver: str = "lane_follower"
     """Who drives each episode to its states: ``lane_follower`` (blind to hazards, so its states
-    close in on them at speed, where the action decides the outcome) or ``expert``."""
+    close in on them at speed, where the action decides the outcome) or ``expert``. Measured with
+    the default families and seeds: from the expert's states 6 of 30 have branches with and without
+    a collision (none for the braking lead or the crossing pedestrian); from the lane follower's
+    14 of 32."""
     at_steps: list[int] = field(default_factory=lambda: [15, 25, 35, 50, 65])
     """Decision steps at which each episode is forked (none after its driver collides)."""
     horizon: int = 15

@@ -146,7 +146,7 @@ class OraclePlanner(Agent):
         def rollout_fn(actions: np.ndarray) -> Futures:
             return self.rollout(snapshot, start_pose, start_progress, actions)
 
-        context = CostContext.from_ego(obs.ego)
+        context = CostContext.from_ego(obs.ego, self.info.dt, self.info.ego.max_accel)
         proposals = None
         if self.config.use_proposals and self.config.proposals.count > 0:
             proposals = route_proposals(

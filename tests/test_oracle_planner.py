@@ -97,3 +97,46 @@ def test_oracle_stops_behind_a_braking_lead_vehicle():
     assert d.chosen_costs.keys() == agent.last_costs.keys() and np.isfinite(d.chosen_xy).all()
     if waits:  # the path it chose stops short of the standing lead
         assert d.chosen_xy[0, :, 0].max() < gap
+
+
+#: the weights of drive/conf/agent/oracle_planner_tuned.yaml (the defaults stop behind a parked car)
+TUNED = {
+    "optim": {"samples": 64, "iterations": 2, "horizon": 20},
+    "costs": {"route": {"weight": 0.05}, "proximity": {"weight": 1.0}, "progress": {"weight": 20.0},
+              "comfort": {"weight": 0.2}},
+    "proposals": {"lateral_offsets": [-3.5, -1.75, 0.0, 1.75, 3.5]},
+}  # fmt: skip
+
+
+def test_the_tuned_preset_composes_to_the_tested_weights():
+    from drive.build import agent as build_from_node
+    from drive.cli import compose_config
+
+    cfg = compose_config("eval", ["suite=smoke", "agent=oracle_planner_tuned"])
+    oracle = build_from_node(cfg.agent)
+    assert isinstance(oracle, OraclePlanner)
+    assert oracle.config.optim.horizon == 20 and oracle.config.costs.progress.weight == 20.0
+    assert oracle.config.proposals.lateral_offsets == TUNED["proposals"]["lateral_offsets"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["parked_obstacle", "lead_vehicle_brake"])
+def test_tuned_oracle_passes_a_stopped_car_without_collision(family):
+    import functools
+
+    from drive.build import from_dict
+    from scenarios.runner import EpisodeJob, run_episode
+
+    config = from_dict(OracleConfig, TUNED)
+    job = EpisodeJob(
+        spec=make_scenario(family, seed=0),
+        agent_factory=functools.partial(OraclePlanner, config),
+        sim_factory=functools.partial(EmbeddedSimulator, EmbeddedConfig(threads=1)),
+        sim_key=f"oracle-test-{family}",
+        save_replays="none",
+        max_steps=600,
+    )
+    result = run_episode(job)
+    assert not result.error, result.error
+    assert not [i for i in result.infractions if i.kind.value.startswith("collision")]
+    assert result.termination == "route_completed" and result.route_completion == pytest.approx(100.0)

@@ -82,9 +82,7 @@ def test_metrics_report_motion_error_over_valid_steps_and_perfect_scores_for_the
     m = counterfactual_metrics(true, true)
     assert m["collision"]["paired_auroc"] == 1.0 and m["choice"]["accuracy"] == 1.0
     assert all(r["position_error"] == 0.0 for r in m["motion"])
-    shifted = _branches(
-        coll, xy=xy + np.array([3.0, 4.0])
-    )  # 5 m off everywhere, even where the truth is invalid
+    shifted = _branches(coll, xy=xy + np.array([3.0, 4.0]))  # 5 m off everywhere, invalid steps too
     m = counterfactual_metrics(shifted, true)
     assert [r["position_error"] for r in m["motion"]] == pytest.approx([5.0] * 5)
     assert [r["branches"] for r in m["motion"]] == [24, 24, 24, 23, 23]
