@@ -318,6 +318,7 @@ class CarlaSimulator(Simulator):
         self._steps = 0
         self._t0 = float(self._world.get_snapshot().timestamp.elapsed_seconds)
         self._tick()
+        self._hold_lights(spec)
         self._arrays = self._read()
         self._history = [self._arrays.copy() for _ in range(cfg.bev.history)]
         with self._lock:
@@ -350,6 +351,36 @@ class CarlaSimulator(Simulator):
                 )
             by_signal[sig].set_state(states[LightState(state)])
             by_signal[sig].freeze(True)
+
+    def _hold_lights(self, spec: WorldSpec, attempts: int = 3) -> None:
+        """Make sure the server holds ``spec.signal_states`` before the episode starts: read the
+        lights after the first tick and set and freeze again those that do not show their state
+        (a server may apply a light change a tick late), ticking once per attempt."""
+        import carla
+
+        rm = self._map
+        if rm is None or not spec.signal_states:
+            return
+        states = {LightState.GREEN: carla.TrafficLightState.Green, LightState.YELLOW: carla.TrafficLightState.Yellow,
+                  LightState.RED: carla.TrafficLightState.Red}  # fmt: skip
+        line_of = {int(sig): k for k, sig in enumerate(rm.stop_signal)}
+        for _ in range(attempts):
+            now = self.light_states()[0]
+            wrong = [
+                (sig, st) for sig, st in spec.signal_states if sig in line_of and now[line_of[sig]] != int(st)
+            ]
+            if not wrong:
+                return
+            assert self._stop_light is not None
+            for sig, st in wrong:
+                light = self._light_actors[int(self._stop_light[line_of[sig]])]
+                light.set_state(states[LightState(st)])
+                light.freeze(True)
+            self._tick()
+        raise CarlaConnectionError(
+            f"the CARLA server at {self.config.host}:{self.config.port} did not hold the traffic lights "
+            f"{[sig for sig, _ in spec.signal_states]} in the states the scenario sets"
+        )
 
     def _transform(self, x: float, y: float, yaw: float) -> Any:
         import carla

@@ -186,6 +186,9 @@ class ServerWorld:
         """``int [S]`` CARLA ``TrafficLightState`` of every signal now (Unknown without a stop line)."""
         k = self._signal_stop
         ours = self.sim.state.light[0, np.maximum(k, 0)].astype(np.int64) if len(k) else np.zeros(0, np.int64)
+        # a light set since the last tick shows its new state at once (set_state, then freeze)
+        frozen = self.sim.state.frozen_light[0, : len(k)].astype(np.int64)
+        ours = np.where(frozen >= 0, frozen, ours)
         return np.where(k >= 0, 2 - ours, int(wire.TrafficLightState.UNKNOWN))  # ours: GREEN 0 … RED 2
 
     def set_light(self, actor_id: int, state: int | None) -> None:
