@@ -268,6 +268,10 @@ def _lane_offset_body(tm_line: str) -> str:
         """
 
 
+@pytest.mark.skipif(
+    os.environ.get("CI") == "true",
+    reason="the client's Traffic Manager has been seen to hang against this server on CI's loaded machine (issue 13)",
+)
 def test_autopilot_by_the_clients_traffic_manager_drives_along_its_lane(server: CarlaServer) -> None:
     tm_port = _free_port()
     line = f"tm = client.get_trafficmanager({tm_port}); tm.set_synchronous_mode(True); car.set_autopilot(True, {tm_port})"
