@@ -24,6 +24,13 @@ Terms (lower is better):
   comfort and route costs of setting off, and the planner stayed stopped behind a gone obstacle;
 - ``route``: squared distance of the predicted position to the polyline of the route targets
   (extended behind the first and beyond the last target) [m²];
+- ``lanes``: route progress made outside the route's lanes [m], what the Leaderboard's
+  OutsideRouteLanesTest takes off the Driving Score: each step's progress counts by how far the
+  predicted centre lies beyond ``half_width`` of the route polyline (a linear ramp ``ramp`` wide
+  ending there, so the optimiser feels it coming). It lets the planner tell a needed pass (blocked
+  in its lane: little progress otherwise) from an unneeded lane change (a few metres gained at the
+  price of every metre driven beside the route), which the squared ``route`` term cannot: light, it
+  lets the planner wander; heavy, it never passes a parked car;
 - ``speed_limit``: squared excess of the predicted speed over the limit [(m/s)²];
 - ``proximity``: shortfall of the free gap ahead below ``min_gap + headway · speed``, as a share of
   that desired gap;
@@ -135,6 +142,21 @@ class ComfortConfig:
 
 
 @dataclass
+class LanesConfig:
+    """``lanes``: progress made outside the route's lanes, as the Leaderboard scores it."""
+
+    weight: float = 1.0
+    """Multiplies the term (0 switches it off); per metre of progress outside the route lanes
+    (the ``progress`` term at its default pays ~1 per metre gained while cruising, so passing
+    pays only where staying in lane gains less than the metres driven beside it)."""
+    half_width: float = 1.75
+    """Distance of the centre from the route polyline at which the ego leaves its lane: half a
+    3.5 m lane [m]."""
+    ramp: float = 0.5
+    """Width of the ramp from 0 to 1 that ends at ``half_width`` [m]."""
+
+
+@dataclass
 class StopAtConfig:
     """``stop_at`` (a task): come to rest at a point along the route."""
 
@@ -168,6 +190,7 @@ class CostsConfig:
     """Per share of the reachable distance (cruising at 10 m/s that is ~12.5 discounted metres,
     so 12 weighs a metre about as 1 per metre would)."""
     route: TermConfig = field(default_factory=lambda: TermConfig(0.3))
+    lanes: LanesConfig = field(default_factory=LanesConfig)
     speed_limit: TermConfig = field(default_factory=lambda: TermConfig(1.0))
     proximity: ProximityConfig = field(default_factory=ProximityConfig)
     comfort: ComfortConfig = field(default_factory=ComfortConfig)
@@ -203,6 +226,16 @@ def route_deviation(
 ) -> np.ndarray:
     """Discounted squared distance of the predicted positions to the route-target polyline [m²]."""
     return (polyline_distance(f.xy, ctx.route) ** 2) @ disc
+
+
+def lanes(f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, disc: np.ndarray) -> np.ndarray:
+    """Discounted route progress made outside the route's lanes [m]: each step's progress times
+    the share of the ramp ``[half_width - ramp, half_width]`` the predicted centre has crossed."""
+    assert isinstance(cfg, LanesConfig)
+    d = polyline_distance(f.xy, ctx.route)  # [B, N, H]
+    ramp = max(float(cfg.ramp), 1e-3)
+    outside = np.clip((d - (float(cfg.half_width) - ramp)) / ramp, 0.0, 1.0)
+    return (np.maximum(f.progress, 0.0) * outside) @ disc
 
 
 def speed_limit(
@@ -274,6 +307,7 @@ TERMS: dict[str, Term] = {
     "stop_sign": _event("stop_sign"),
     "progress": progress,
     "route": route_deviation,
+    "lanes": lanes,
     "speed_limit": speed_limit,
     "proximity": proximity,
     "comfort": comfort,
@@ -360,6 +394,7 @@ __all__ = [
     "CostContext",
     "Costs",
     "CostsConfig",
+    "LanesConfig",
     "PedestrianMarginConfig",
     "ProximityConfig",
     "StopAtConfig",

@@ -51,6 +51,9 @@ nuPlan figures (``nuplan-devkit`` metrics, closed-loop score) collected per step
   allows 0.3 m, the event has no tolerance), else 1.
 - ``nuplan_driving_direction``: from the largest distance driven against the lane direction within
   any 1 s window (``nuplan_max_wrong_way_1s`` [m]): ≤ 2 m → 1, ≤ 6 m → 0.5, else 0.
+- ``min_pedestrian_distance`` [m]: least distance from the ego's centre to an observed pedestrian's
+  centre (what the planner's ``pedestrian_margin`` task keeps), capped at
+  ``PEDESTRIAN_DISTANCE_CAP``: the cap means no pedestrian came closer.
 
 Collisions carry nuPlan's at-fault classification in ``Infraction.at_fault``: at fault when the other
 actor is within ±45° of straight ahead, or is stopped (< 0.1 m/s), or the hit is lateral (45°..135°
@@ -190,6 +193,8 @@ def comfort_checks(
 
 
 _O = ObjectFeature
+#: ``min_pedestrian_distance`` at this value means no pedestrian came closer [m]
+PEDESTRIAN_DISTANCE_CAP = 30.0
 if tuple(range(8)) != (_O.X, _O.Y, _O.COS_YAW, _O.SIN_YAW, _O.VX, _O.VY, _O.LENGTH, _O.WIDTH):
     raise ImportError(
         "scenarios.criteria expects ObjectFeature X..WIDTH to be columns 0..7; update time_to_collision"
@@ -346,6 +351,7 @@ class EpisodeJudge:
         self._ttc_buffered = 0
         self._overspeed = 0.0
         self._ever_off_road = False
+        self._min_pedestrian = math.inf
 
     # ------------------------------------------------------------------------------------- step
 
@@ -428,6 +434,10 @@ class EpisodeJudge:
         limit = float(events.speed_limit)
         if math.isfinite(limit) and limit > 0.0 and speed > limit:
             self._overspeed += (speed - limit) * self.dt
+        walkers = objects_mask & (objects[:, _O.IS_PEDESTRIAN] > 0.5)
+        if walkers.any():
+            near = float(np.hypot(objects[walkers, _O.X], objects[walkers, _O.Y]).min())
+            self._min_pedestrian = min(self._min_pedestrian, near)
         rows = ttc_candidates(speed, objects, objects_mask)
         if rows.shape[0]:
             self._ttc_rows.append(rows)
@@ -615,6 +625,7 @@ class EpisodeJudge:
             "nuplan_drivable_area": float(not self._ever_off_road),
             "nuplan_driving_direction": direction,
             "nuplan_max_wrong_way_1s": wrong,
+            "min_pedestrian_distance": min(self._min_pedestrian, PEDESTRIAN_DISTANCE_CAP),
         }
         seg = max(1, round(COMFORT_SEGMENT / self.dt))
         n_seg = ok.size // seg

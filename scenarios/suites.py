@@ -18,6 +18,8 @@ index>_s<seed>`` on a town the entry gives (``<map>``: the file's stem, or the t
 e.g. ``grid7``), followed by ``e<entry index>`` where an earlier entry already used that family on
 that map: the same family on two maps, or twice on one, with the same seeds gets distinct names
 (``scenarios.metrics.scenario_key`` groups seeds back).
+A scenario file given where a suite is expected (``drive eval suite_file=<scenario>.yaml``) is a
+suite of that one scenario, named for the file.
 Mistakes get a :class:`SuiteError` naming the file, the entry and what is allowed.
 """
 
@@ -161,6 +163,9 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(f"cannot read suite {path}: {exc}") from exc
     except yaml.YAMLError as exc:
         raise SuiteError(f"{path}: not valid YAML: {exc}") from exc
+    if isinstance(data, dict) and "entries" not in data and "world" in data:
+        # one scenario file: a suite of that scenario alone
+        return suite_from_dict({"name": path.stem, "entries": [{"file": path.name}]}, str(path), path.parent)
     if isinstance(data, dict):
         data = {k: v for k, v in data.items() if k != "defaults"}  # Hydra's defaults list, if any
         data.setdefault("name", path.stem)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from scenarios.criteria import (
     COMFORT,
+    PEDESTRIAN_DISTANCE_CAP,
     EpisodeJudge,
     Termination,
     comfort_checks,
@@ -508,6 +509,22 @@ def test_ttc_figures_in_the_judge():
     assert f["nuplan_min_ttc"] == 3.0 and f["nuplan_ttc"] == 1.0
 
 
+def test_min_pedestrian_distance_counts_observed_pedestrians_only():
+    """The least centre distance to a pedestrian over the steps; vehicles and masked rows do not
+    count; none seen: the cap."""
+    judge = EpisodeJudge(spec(), 1000.0, DT)
+    assert judge.nuplan_figures()["min_pedestrian_distance"] == PEDESTRIAN_DISTANCE_CAP
+    walker = dict(length=0.6, width=0.6, kind=ObjectFeature.IS_PEDESTRIAN)
+    steps = [
+        (np.stack([obj(3.0, y=4.0, **walker), obj(1.0)]), np.array([True, True])),  # 5 m; a car 1 m
+        (np.stack([obj(2.0, **walker), obj(0.0)]), np.array([False, True])),  # masked walker
+        (np.stack([obj(6.0, y=-8.0, **walker), obj(0.5)]), np.array([True, True])),  # 10 m
+    ]
+    for k, (objects, mask) in enumerate(steps):
+        judge.update(events(sim_time=0.1 * (k + 1), ego_speed=5.0), EGO, objects, mask)
+    assert judge.nuplan_figures()["min_pedestrian_distance"] == pytest.approx(5.0)
+
+
 def test_lateral_acceleration_and_yaw_rate_are_read_from_the_ego_vector():
     judge = EpisodeJudge(spec(), 1000.0, DT)
     ego = EGO.copy()
@@ -548,7 +565,7 @@ def test_counted_collisions_are_spread_and_figures_bounded(flags, speed, outside
     assert 0.0 <= result.route_completion <= 100.0
     assert 0.0 <= result.outside_route_lanes <= 100.0 + 1e-9
     for key, value in result.scores.items():
-        if key != "nuplan_min_ttc" and key != "nuplan_max_wrong_way_1s":
+        if key not in ("nuplan_min_ttc", "nuplan_max_wrong_way_1s", "min_pedestrian_distance"):
             assert 0.0 <= value <= 1.0, key
 
 

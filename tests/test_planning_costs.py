@@ -58,8 +58,8 @@ def context(route_remaining: float = 200.0, speed_limit: float = 12.0, prev=(0.0
 def only(term: str, **settings) -> Costs:
     """Costs with every term off but ``term`` (weight 1 unless given)."""
     cfg = CostsConfig()
-    for name in ("collision", "off_road", "red_light", "stop_sign", "progress", "route", "speed_limit",
-                 "proximity", "comfort", "stop_at", "pedestrian_margin"):  # fmt: skip
+    for name in ("collision", "off_road", "red_light", "stop_sign", "progress", "route", "lanes",
+                 "speed_limit", "proximity", "comfort", "stop_at", "pedestrian_margin"):  # fmt: skip
         getattr(cfg, name).weight = 0.0
     sub = getattr(cfg, term)
     sub.weight = 1.0
@@ -101,6 +101,21 @@ def test_route_deviation_grows_with_the_distance_from_the_route_targets():
     disc = 0.97 ** np.arange(H)
     assert cost[0, 0] == pytest.approx(0.0, abs=1e-6)
     assert cost[0, 1] == pytest.approx(4.0 * disc.sum(), rel=1e-5)
+
+
+def test_lanes_costs_the_progress_made_beside_the_route_not_within_its_lane():
+    """Four sequences along the route at lateral offsets 0, 1.0, 1.5 and 3.5 m, 1 m of progress per
+    step: within ``half_width - ramp`` nothing, beyond ``half_width`` every metre, linear between;
+    a sequence beside the route that makes no progress (stopped) costs nothing."""
+    steps = np.arange(1, H + 1, dtype=np.float32)
+    offsets = np.array([0.0, 1.0, 1.5, 3.5], np.float32)
+    xy = np.stack([np.broadcast_to(steps, (4, H)), np.broadcast_to(offsets[:, None], (4, H))], axis=-1)
+    costs = only("lanes", half_width=1.75, ramp=0.5, weight=1.0)
+    cost = costs(futures(N=4, xy=xy), np.zeros((1, 4, H, 2)), context())["lanes"][0]
+    disc = (0.97 ** np.arange(H)).sum()
+    np.testing.assert_allclose(cost, [0.0, 0.0, 0.5 * disc, disc], rtol=1e-5)
+    stopped = futures(N=4, xy=xy, progress=np.zeros((4, H)), speed=np.zeros((4, H)))
+    assert np.all(costs(stopped, np.zeros((1, 4, H, 2)), context())["lanes"] == 0.0)
 
 
 def test_polyline_distance_extends_the_ends_and_handles_corners():

@@ -145,3 +145,11 @@ def test_a_family_on_a_map_without_its_feature_names_the_entry_family_map_and_fe
     text = str(err.value)
     assert "entries[0]" in text and "'signalised_left_turn'" in text and "straight:0" in text
     assert "the map has no signalised junction" in text
+
+
+def test_a_scenario_file_given_as_a_suite_is_a_suite_of_that_scenario() -> None:
+    from scenarios.suites import PACKAGE_ROOT, load_suite
+
+    suite = load_suite(PACKAGE_ROOT / "scenarios/examples/task_stop_at.yaml")
+    assert suite.name == "task_stop_at" and [s.name for s in suite.scenarios] == ["task_stop_at_01"]
+    assert suite.scenarios[0].family == "task_stop_at"

@@ -330,3 +330,34 @@ def test_last_decision_holds_every_sample_and_the_chosen_future(one_torch_thread
     assert (np.diff(d.chosen_xy[..., 0], axis=1) >= -1e-6).all() and d.chosen_xy[1, -1, 0] > 1.0
     p = d.collision_within_horizon()
     assert p.shape == (2,) and ((p >= d.chosen_collision.max(axis=1) - 1e-6) & (p <= 1.0)).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("weight", [0.0, 20.0])
+def test_stop_at_task_rests_the_planner_at_the_point_without_retraining(tmp_path, one_torch_thread, weight):
+    """``scenarios/examples/task_stop_at.yaml``: the model never saw the task; a cost weight alone
+    makes the planner come to rest at the point 40 m before the route's end (route completion
+    (130 - 40) / 130 = 69.2 %); with the weight 0 it drives through."""
+    import functools
+
+    from drive.build import from_dict
+    from scenarios.runner import EpisodeJob, run_episode
+    from scenarios.schema import load_scenario
+    from sim_bridge.embedded.config import EmbeddedConfig
+    from sim_bridge.embedded.simulator import EmbeddedSimulator
+
+    ckpt = save_checkpoint(kinematic_model((10, 96, 96)), tmp_path / "model.pt")
+    spec = load_scenario(Path(__file__).parents[1] / "scenarios/examples/task_stop_at.yaml")
+    config = from_dict(PlannerConfig, {"checkpoint": str(ckpt), "optim": {"samples": 48, "iterations": 2},
+                                       "costs": {"stop_at": {"weight": weight, "before_end": 40.0}}})  # fmt: skip
+    job = EpisodeJob(spec=spec, agent_factory=functools.partial(WorldModelPlanner, config),
+                     sim_factory=functools.partial(EmbeddedSimulator, EmbeddedConfig(threads=1)),
+                     sim_key="task-stop-at", save_replays="none", max_steps=400)  # fmt: skip
+    result = run_episode(job)
+    assert not result.error, result.error
+    stop_point = 100.0 * (130.0 - 40.0) / 130.0
+    if weight:
+        assert result.termination == "agent_blocked"  # it stood still …
+        assert abs(result.route_completion - stop_point) < 100.0 * 3.0 / 130.0  # … within 3 m of the point
+    else:
+        assert result.route_completion > 95.0
