@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from planning.futures import Futures
+from planning.route_geometry import polyline_distance, polyline_projection
 from sim_bridge.api import NUM_ROUTE_TARGETS, EgoFeature, EgoVehicle
 
 ROUTE_X = [int(EgoFeature.ROUTE_X0) + 2 * k for k in range(NUM_ROUTE_TARGETS)]
@@ -340,52 +341,6 @@ class Costs:
     def bind(self, context: CostContext) -> Callable[[Futures, np.ndarray], dict[str, np.ndarray]]:
         """``cost_fn(futures, actions)`` for the present ``context``."""
         return lambda futures, actions: self(futures, actions, context)
-
-
-# ------------------------------------------------------------------------------------ geometry
-
-
-def polyline_distance(points: np.ndarray, polyline: np.ndarray) -> np.ndarray:
-    """Distance of ``points [B, ..., 2]`` to each world's polyline ``[B, R, 2]`` [m]
-    (:func:`polyline_projection`)."""
-    return polyline_projection(points, polyline)[0]
-
-
-def polyline_projection(points: np.ndarray, polyline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distance ``[B, ...]`` of ``points [B, ..., 2]`` to each world's polyline ``[B, R, 2]`` [m],
-    and the arc length of the nearest point along it from the first vertex [m]. The first segment
-    extends backwards and the last forwards without end (the targets start a few metres ahead of
-    the ego and stop at the horizon of the ego vector), so the arc length is negative behind the
-    first vertex; coincident vertices (the route's end) count as points. ``R = 1``: that point."""
-    B = polyline.shape[0]
-    extra = points.ndim - 2
-    if polyline.shape[1] < 2:
-        rel = points - polyline[:, :1].reshape(B, *([1] * extra), 2)
-        return np.linalg.norm(rel, axis=-1), np.zeros(points.shape[:-1], dtype=points.dtype)
-    poly = np.asarray(polyline, dtype=np.float32)
-    S = poly.shape[1] - 1
-    shape = (B, *([1] * extra), S)  # segments broadcast against the points' axes
-    ax, ay = poly[:, :-1, 0], poly[:, :-1, 1]  # [B, S] segment starts
-    dx, dy = poly[:, 1:, 0] - ax, poly[:, 1:, 1] - ay
-    seg_len = np.sqrt(dx * dx + dy * dy)
-    start = np.concatenate([np.zeros((B, 1), np.float32), np.cumsum(seg_len, axis=1)[:, :-1]], axis=1)
-    ax, ay, dx, dy = (v.reshape(shape) for v in (ax, ay, dx, dy))
-    px, py = points[..., 0, None], points[..., 1, None]  # [B, ..., 1]
-    len2 = dx * dx + dy * dy
-    ok = len2 > 1e-6
-    t = np.where(ok, ((px - ax) * dx + (py - ay) * dy) / np.where(ok, len2, 1.0), 0.0)  # [B, ..., S]
-    lo = np.zeros(S, dtype=np.float32)
-    hi = np.ones(S, dtype=np.float32)
-    lo[0], hi[-1] = -np.inf, np.inf
-    t = np.clip(t, lo, hi)
-    ex, ey = px - (ax + t * dx), py - (ay + t * dy)
-    d2 = ex * ex + ey * ey
-    pick = np.argmin(d2, axis=-1)[..., None]
-    arc = start.reshape(shape) + t * seg_len.reshape(shape)
-    return (
-        np.sqrt(np.take_along_axis(d2, pick, axis=-1)[..., 0]),
-        np.take_along_axis(arc, pick, axis=-1)[..., 0].astype(np.float32),
-    )
 
 
 __all__ = [

@@ -218,10 +218,13 @@ class ModelFutures:
             flat = torch.from_numpy(np.ascontiguousarray(actions, dtype=np.float32).reshape(B * N, H, 2))
             z = self._rollout(z_start, flat)  # [B·N, H, D]: the one rollout call
             raw = self.model.head_logits(z)  # every head, every window: [B·N, H, 4K + 7]
-            if not (bool(torch.isfinite(z).all()) and bool(torch.isfinite(raw).all())):
+            # one reduction each finds any NaN or infinity (they survive a sum); only then look closer
+            # (a finite sum can also overflow: then nothing is found and the plan goes on)
+            if not bool(torch.isfinite(z.sum() + raw.sum())):
                 finite = torch.isfinite(z).all(dim=-1) & torch.isfinite(raw).all(dim=-1)
                 bad = (~finite).reshape(B, -1).any(dim=1)
-                raise NonFiniteModelOutput(np.flatnonzero(bad.numpy()).tolist(), "predicted latents or heads")
+                if bool(bad.any()):
+                    raise NonFiniteModelOutput(np.flatnonzero(bad.numpy()).tolist(), "predicted latents or heads")
             heads = self.model.decode_heads(raw)
         k, w = self.window_index, self.event_window
 

@@ -10,6 +10,7 @@ Letters: ``B`` worlds, ``N`` sequences, ``H`` horizon.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from sim_bridge.api import EgoVehicle
@@ -41,23 +42,44 @@ def bicycle_step(
     )
 
 
+@numba.njit(cache=True, nogil=True)
+def _rollout(
+    actions: np.ndarray, speed: np.ndarray, max_accel: float, max_brake: float, max_steer: float,
+    wheelbase: float, dt: float, out: np.ndarray,
+) -> None:  # fmt: skip
+    """:func:`bicycle_step` over ``actions [B, N, H, 2]`` into ``out [4, B, N, H]`` (x, y, yaw, v)."""
+    B, N, H = actions.shape[0], actions.shape[1], actions.shape[2]
+    for b in range(B):
+        for n in range(N):
+            x = y = yaw = 0.0
+            v = speed[b]
+            for h in range(H):
+                accel, steer = actions[b, n, h, 0], actions[b, n, h, 1]
+                a = accel * max_accel if accel >= 0.0 else accel * max_brake
+                v_new = max(v + a * dt, 0.0)
+                v_mid = 0.5 * (v + v_new)
+                yaw_rate = v_mid * np.tan(steer * max_steer) / wheelbase
+                yaw_mid = yaw + 0.5 * yaw_rate * dt
+                x += v_mid * np.cos(yaw_mid) * dt
+                y += v_mid * np.sin(yaw_mid) * dt
+                yaw += yaw_rate * dt
+                v = v_new
+                out[0, b, n, h], out[1, b, n, h], out[2, b, n, h], out[3, b, n, h] = x, y, yaw, v
+
+
 def bicycle_rollout(
     actions: np.ndarray, speed: np.ndarray, vehicle: EgoVehicle, dt: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Poses after each step of ``actions [B, N, H, 2]`` from the ego at the origin of its frame
     with ``speed [B]`` [m/s] → ``xy [B, N, H, 2]`` [m], ``yaw [B, N, H]`` [rad], ``speed [B, N, H]``
-    [m/s] (``float32``)."""
+    [m/s] (``float32``). The steps of :func:`bicycle_step`, compiled (the planner calls this for
+    every candidate of every decision)."""
     B, N, H, _ = actions.shape
-    x = np.zeros((B, N), dtype=np.float32)
-    y = np.zeros_like(x)
-    yaw = np.zeros_like(x)
-    v = np.broadcast_to(np.asarray(speed, dtype=np.float32)[:, None], (B, N)).copy()
     out = np.empty((4, B, N, H), dtype=np.float32)
-    for h in range(H):
-        x, y, yaw, v = bicycle_step(x, y, yaw, v, actions[:, :, h, 0], actions[:, :, h, 1], vehicle, dt)
-        out[0, :, :, h], out[1, :, :, h], out[2, :, :, h], out[3, :, :, h] = x, y, yaw, v
-    xy = np.stack([out[0], out[1]], axis=-1).astype(np.float32)
-    return xy, out[2].astype(np.float32), out[3].astype(np.float32)
+    v0 = np.broadcast_to(np.asarray(speed, dtype=np.float64).reshape(-1), (B,)).copy()
+    _rollout(np.ascontiguousarray(actions, dtype=np.float32), v0, float(vehicle.max_accel),
+             float(vehicle.max_brake), float(vehicle.max_steer), float(vehicle.wheelbase), float(dt), out)  # fmt: skip
+    return np.stack([out[0], out[1]], axis=-1), out[2], out[3]
 
 
 __all__ = ["bicycle_rollout", "bicycle_step"]

@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from planning.costs import (
     CostContext,
@@ -445,3 +447,49 @@ def test_progress_as_a_share_of_the_reachable_distance():
     )
     cost = Costs(cfg)(futures(progress=pair(0.165, 0.0)), np.zeros((1, 2, H, 2)), standing)["progress"]
     np.testing.assert_allclose(cost[0], [-1.0, 0.0], rtol=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    vertices=st.lists(st.tuples(st.floats(-50, 50), st.floats(-50, 50)), min_size=2, max_size=8),
+    points=st.lists(st.tuples(st.floats(-80, 80), st.floats(-80, 80)), min_size=1, max_size=6),
+)
+def test_polyline_projection_matches_shapely_on_random_polylines(vertices, points):
+    """The compiled projection against shapely's distance to the same polyline with its first and
+    last segments extended far (the projection extends them without end)."""
+    from shapely.geometry import LineString, Point
+
+    from planning.route_geometry import polyline_projection
+
+    poly = np.array(vertices, dtype=np.float32)
+    lengths = np.hypot(*np.diff(poly, axis=0).T)
+    assume(lengths[0] > 0.1 and lengths[-1] > 0.1)
+    head = poly[0] - (poly[1] - poly[0]) / lengths[0] * 1e4
+    tail = poly[-1] + (poly[-1] - poly[-2]) / lengths[-1] * 1e4
+    line = LineString(np.vstack([head, poly, tail]).astype(np.float64))
+    pts = np.array(points, dtype=np.float32)
+    dist, arc = polyline_projection(pts[None], poly[None])
+    for k, (x, y) in enumerate(pts):
+        assert dist[0, k] == pytest.approx(line.distance(Point(float(x), float(y))), abs=2e-3)
+        # the arc length names a point of the (extended) polyline at that distance
+        assert line.interpolate(float(arc[0, k]) + 1e4).distance(Point(float(x), float(y))) == pytest.approx(
+            float(dist[0, k]), abs=5e-3
+        )
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), speed=st.floats(0.0, 20.0))
+def test_compiled_bicycle_rollout_is_the_bicycle_step_iterated(seed, speed):
+    from planning.kinematics import bicycle_rollout, bicycle_step
+
+    vehicle = EgoVehicle()
+    actions = np.random.default_rng(seed).uniform(-1, 1, (2, 3, 12, 2)).astype(np.float32)
+    xy, yaw, v = bicycle_rollout(actions, np.array([speed, 0.5 * speed], np.float32), vehicle, DT)
+    x = np.zeros((2, 3)); y = np.zeros((2, 3)); psi = np.zeros((2, 3))  # fmt: skip
+    vel = np.broadcast_to(np.array([speed, 0.5 * speed])[:, None], (2, 3)).copy()
+    for h in range(12):
+        x, y, psi, vel = bicycle_step(x, y, psi, vel, actions[:, :, h, 0], actions[:, :, h, 1], vehicle, DT)
+        np.testing.assert_allclose(xy[:, :, h, 0], x, atol=1e-3)
+        np.testing.assert_allclose(xy[:, :, h, 1], y, atol=1e-3)
+        np.testing.assert_allclose(yaw[:, :, h], psi, atol=1e-4)
+        np.testing.assert_allclose(v[:, :, h], vel, atol=1e-4)
