@@ -224,7 +224,9 @@ class ModelFutures:
                 finite = torch.isfinite(z).all(dim=-1) & torch.isfinite(raw).all(dim=-1)
                 bad = (~finite).reshape(B, -1).any(dim=1)
                 if bool(bad.any()):
-                    raise NonFiniteModelOutput(np.flatnonzero(bad.numpy()).tolist(), "predicted latents or heads")
+                    raise NonFiniteModelOutput(
+                        np.flatnonzero(bad.numpy()).tolist(), "predicted latents or heads"
+                    )
             heads = self.model.decode_heads(raw)
         k, w = self.window_index, self.event_window
 

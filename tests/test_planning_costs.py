@@ -485,7 +485,7 @@ def test_compiled_bicycle_rollout_is_the_bicycle_step_iterated(seed, speed):
     vehicle = EgoVehicle()
     actions = np.random.default_rng(seed).uniform(-1, 1, (2, 3, 12, 2)).astype(np.float32)
     xy, yaw, v = bicycle_rollout(actions, np.array([speed, 0.5 * speed], np.float32), vehicle, DT)
-    x = np.zeros((2, 3)); y = np.zeros((2, 3)); psi = np.zeros((2, 3))  # fmt: skip
+    x, y, psi = np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 3))
     vel = np.broadcast_to(np.array([speed, 0.5 * speed])[:, None], (2, 3)).copy()
     for h in range(12):
         x, y, psi, vel = bicycle_step(x, y, psi, vel, actions[:, :, h, 0], actions[:, :, h, 1], vehicle, DT)

@@ -270,7 +270,12 @@ def test_bench_plan_prints_latency_and_throughput_lines(capsys, one_torch_thread
     for line in lines:
         assert line["bench"] == "plan" and line["optimizer"] == "mppi" and line["model"] == "random"
         assert 0 < line["p50_ms"] <= line["p99_ms"] and line["decisions_per_s"] > 0
-        assert line["samples"] == 64 and line["iterations"] == 2 and line["horizon"] == 15 and line["proposals"] == 16
+        assert (
+            line["samples"] == 64
+            and line["iterations"] == 2
+            and line["horizon"] == 15
+            and line["proposals"] == 16
+        )
 
 
 def test_kinematic_ego_motion_replaces_the_models_geometry(one_torch_thread):
