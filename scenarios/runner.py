@@ -9,9 +9,11 @@ process and reused across episodes (``reset`` switches maps when needed).
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from scenarios.criteria import EpisodeJudge
 from scenarios.metrics import score_episode, success
 from scenarios.records import EpisodeResult, Status
 from scenarios.spec import ScenarioSpec
-from sim_bridge.api import Simulator
+from sim_bridge.api import Pose, Simulator
 from sim_bridge.replay import Replay
 
 #: which episodes keep their replay file
@@ -60,6 +62,26 @@ def _simulator(job: EpisodeJob) -> Simulator:
                 f"the episode runner drives one world per simulator; got num_worlds={sim.num_worlds}"
             )
     return sim
+
+
+def route_extent(spec: ScenarioSpec) -> float:
+    """The length of the scenario's route as written [m]: the polyline from the ego's start (where
+    it is given as a pose) through the route waypoints; the random route's length when none are
+    given. A cheap estimate of an episode's duration, for scheduling."""
+    world = spec.world
+    if not world.route:
+        return float(world.route_length)
+    points = [(p[0], p[1]) for p in world.route]
+    if isinstance(world.ego, Pose):
+        points.insert(0, (world.ego.x, world.ego.y))
+    return float(sum(math.dist(a, b) for a, b in itertools.pairwise(points)))
+
+
+def longest_first(specs: Sequence[ScenarioSpec]) -> list[ScenarioSpec]:
+    """``specs`` with the longest routes first (:func:`route_extent`), ties in the given order: a
+    pool of workers then ends together instead of waiting on one long episode started last.
+    Episodes do not depend on their order, so neither do the results."""
+    return sorted(specs, key=lambda spec: -route_extent(spec))
 
 
 def run_episode(job: EpisodeJob) -> EpisodeResult:

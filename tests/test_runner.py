@@ -203,3 +203,17 @@ def test_a_blind_crash_into_a_parked_car_blocks_the_route():
     assert result.termination == "agent_blocked"
     assert result.route_completion < 30.0  # the car was shoved a few metres; the ego stayed behind it
     assert result.scores["driving_score"] < 0.3 * 30.0
+
+
+def test_longest_routes_are_scheduled_first_and_nothing_is_lost():
+    from drive.cli import compose_config
+    from drive.pipelines.eval import resolve_suite
+    from scenarios.runner import longest_first, route_extent
+
+    exam = resolve_suite(compose_config("eval", ["suite=exam"])).scenarios
+    order = longest_first(exam)
+    assert sorted(s.name for s in order) == sorted(s.name for s in exam)
+    extents = [route_extent(s) for s in order]
+    assert extents == sorted(extents, reverse=True)
+    assert {s.family for s in order[:6]} == {"urban_route"}  # the exam's longest episodes
+    assert order[-1].family != "urban_route"

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from drive.pipelines.eval import _make_agent, _make_sim, check_simulator, resolve_suite
 from scenarios.executors import make_executor
 from scenarios.records import EpisodeResult, Status
-from scenarios.runner import EpisodeJob, run_episode
+from scenarios.runner import EpisodeJob, longest_first, run_episode
 from sim_bridge.api import SimulatorUnavailable
 from sim_bridge.backends import BackendError
 
@@ -28,7 +28,7 @@ def run(cfg: DictConfig) -> int:
     suite = resolve_suite(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
-    scenarios = suite.scenarios[: cfg.limit] if cfg.limit else suite.scenarios
+    scenarios = longest_first(suite.scenarios[: cfg.limit] if cfg.limit else suite.scenarios)
     try:  # a server backend serves one worker per server; it must answer before the clock starts
         workers = check_simulator(config["sim"], cfg.workers)
     except (BackendError, SimulatorUnavailable) as exc:

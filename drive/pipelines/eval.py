@@ -28,7 +28,7 @@ from scenarios.metrics import summarise
 from scenarios.records import EpisodeResult, Status
 from scenarios.report import write_reports
 from scenarios.results import ResultStore, RunManifest
-from scenarios.runner import EpisodeJob, describe, run_episode
+from scenarios.runner import EpisodeJob, describe, longest_first, run_episode
 from scenarios.suites import Suite, load_suite, suite_from_dict
 from sim_bridge import backends
 from sim_bridge.api import SimulatorUnavailable
@@ -108,7 +108,7 @@ def _run(
     )
     names = [s.name for s in suite.scenarios]
     pending = set(store.pending(names))
-    todo = [s for s in suite.scenarios if s.name in pending]
+    todo = longest_first([s for s in suite.scenarios if s.name in pending])
     log.info("suite %s: %d scenarios, %d to run, results in %s", suite.name, len(names), len(todo), out)
 
     agent_node = config["agent"]
