@@ -36,6 +36,10 @@ Terms (lower is better):
   that desired gap;
 - ``comfort``: squared change of the normalised accel (jerk) plus ``steer_rate_scale`` × squared
   change of the steer, from the previous action on (braking at a standstill counts as 0);
+- ``stop_line``: overshoot (linear + squared) of the predicted front bumper, plus ``margin``, past
+  the stop line the context holds (a red or yellow light; a stop sign until the ego has stopped
+  at it: :class:`planning.stop_lines.StopLineMemory`), read from the ego vector; with the
+  ``red_light`` and ``stop_sign`` heads, what keeps the planner behind a line it may not cross [m];
 - ``stop_at``: overshoot past a stop point ``before_end`` metres before the route's end (linear +
   squared) [m];
 - ``pedestrian_margin``: squared shortfall of the pedestrian distance below ``margin``, as a share
@@ -79,15 +83,27 @@ class CostContext:
     """Decision period [s] (for the progress term's reachable distance)."""
     max_accel: float = EgoVehicle.max_accel
     """The ego's acceleration at full throttle [m/s²] (``EgoVehicle.max_accel``)."""
+    stop_line: np.ndarray | None = None
+    """``[B]`` centre-to-line distance of the stop line to hold [m] (``inf`` or ``None``: none)."""
+    front: float = EgoVehicle.length / 2
+    """The ego's centre-to-front-bumper distance [m]."""
 
     @classmethod
     def from_ego(
-        cls, ego: np.ndarray, dt: float = 0.1, max_accel: float = EgoVehicle.max_accel
+        cls,
+        ego: np.ndarray,
+        dt: float = 0.1,
+        max_accel: float = EgoVehicle.max_accel,
+        stop_line: np.ndarray | None = None,
+        front: float = EgoVehicle.length / 2,
     ) -> CostContext:
         """From ``Observation.ego [B, E]`` (:class:`EgoFeature` columns), the decision period
-        ``dt`` [s] and the ego's ``max_accel`` [m/s²] (``AgentInfo.dt``, ``AgentInfo.ego``)."""
+        ``dt`` [s], the ego's ``max_accel`` [m/s²] and half length ``front`` [m] (``AgentInfo.dt``,
+        ``AgentInfo.ego``), and the stop line to hold (``StopLineMemory.update``)."""
         ego = np.asarray(ego, dtype=np.float32)
         return cls(
+            stop_line=stop_line,
+            front=float(front),
             route=np.stack([ego[:, ROUTE_X], ego[:, ROUTE_Y]], axis=-1),
             speed_limit=ego[:, EgoFeature.SPEED_LIMIT],
             speed=ego[:, EgoFeature.SPEED],
@@ -158,6 +174,16 @@ class LanesConfig:
 
 
 @dataclass
+class StopLineConfig:
+    """``stop_line``: stay behind a red light's or an unserved stop sign's line."""
+
+    weight: float = 20.0
+    """Multiplies the term (0 switches it off)."""
+    margin: float = 1.0
+    """Where the front bumper should stop, before the line [m]."""
+
+
+@dataclass
 class StopAtConfig:
     """``stop_at`` (a task): come to rest at a point along the route."""
 
@@ -195,6 +221,7 @@ class CostsConfig:
     speed_limit: TermConfig = field(default_factory=lambda: TermConfig(1.0))
     proximity: ProximityConfig = field(default_factory=ProximityConfig)
     comfort: ComfortConfig = field(default_factory=ComfortConfig)
+    stop_line: StopLineConfig = field(default_factory=StopLineConfig)
     stop_at: StopAtConfig = field(default_factory=StopAtConfig)
     pedestrian_margin: PedestrianMarginConfig = field(default_factory=PedestrianMarginConfig)
 
@@ -277,6 +304,18 @@ def comfort(f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, disc
     return (d_accel**2 + cfg.steer_rate_scale * d_steer**2) @ disc
 
 
+def stop_line(f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, disc: np.ndarray) -> np.ndarray:
+    """Discounted overshoot (linear + squared) of the predicted travel past the point where the
+    front bumper is ``margin`` before the held stop line [m]; zero where no line is held."""
+    assert isinstance(cfg, StopLineConfig)
+    if ctx.stop_line is None:
+        return np.zeros(f.shape[:2], dtype=np.float32)
+    limit = np.nan_to_num(ctx.stop_line - ctx.front - float(cfg.margin), posinf=1e6)  # [B]
+    travelled = np.cumsum(np.maximum(f.progress, 0.0), axis=-1)
+    over = np.maximum(travelled - limit[:, None, None], 0.0)
+    return (over + over**2) @ disc
+
+
 def stop_at(f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, disc: np.ndarray) -> np.ndarray:
     """Discounted overshoot (linear + squared) past the stop point ``before_end`` m before the
     route's end [m]; zero when no point is set."""
@@ -312,6 +351,7 @@ TERMS: dict[str, Term] = {
     "speed_limit": speed_limit,
     "proximity": proximity,
     "comfort": comfort,
+    "stop_line": stop_line,
     "stop_at": stop_at,
     "pedestrian_margin": pedestrian_margin,
 }
@@ -353,6 +393,7 @@ __all__ = [
     "PedestrianMarginConfig",
     "ProximityConfig",
     "StopAtConfig",
+    "StopLineConfig",
     "TermConfig",
     "polyline_distance",
     "polyline_projection",

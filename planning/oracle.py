@@ -33,6 +33,7 @@ from planning.decision import Decision, decision_of
 from planning.futures import Futures
 from planning.optim.base import Plan, SamplerConfig
 from planning.proposals import ProposalConfig, route_proposals
+from planning.stop_lines import StopLineMemory
 from sim_bridge.api import ObjectFeature, Observation, StepEvents
 
 
@@ -88,6 +89,8 @@ class OraclePlanner(Agent):
                 f"(got {cfg.optim.samples}); raise it, trim agent.proposals, or set agent.use_proposals=false"
             )
         self.optimizer = make_optimizer(cfg.optimizer, cfg.optim, seed=int(cfg.seed) * 1_000_003 + int(seed))
+        self.stop_lines = StopLineMemory()
+        """Which stop line each world holds (a red light; a stop sign until served)."""
         self.costs = Costs(cfg.costs)
         self.last_costs: dict[str, np.ndarray] = {}
         """Per-term costs ``{term: [B]}`` of the plans chosen at the last decision."""
@@ -112,6 +115,8 @@ class OraclePlanner(Agent):
             )
         B = self.info.num_worlds
         self.optimizer.reset(B, worlds)
+        self.stop_lines.front = self.info.ego.length / 2
+        self.stop_lines.reset(B, worlds)
         seeded = [w for w in worlds if w in self._pending_seeds]
         if seeded:
             self.optimizer.seed(seeded, [self._pending_seeds.pop(w) for w in seeded])
@@ -146,7 +151,9 @@ class OraclePlanner(Agent):
         def rollout_fn(actions: np.ndarray) -> Futures:
             return self.rollout(snapshot, start_pose, start_progress, actions)
 
-        context = CostContext.from_ego(obs.ego, self.info.dt, self.info.ego.max_accel)
+        vehicle = self.info.ego
+        context = CostContext.from_ego(obs.ego, self.info.dt, vehicle.max_accel,
+                                       self.stop_lines.update(obs.ego), vehicle.length / 2)  # fmt: skip
         proposals = None
         if self.config.use_proposals and self.config.proposals.count > 0:
             proposals = route_proposals(

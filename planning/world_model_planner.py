@@ -39,6 +39,7 @@ from planning.futures import Futures, NonFiniteModelOutput
 from planning.kinematics import bicycle_rollout
 from planning.optim.base import Plan, SamplerConfig
 from planning.proposals import ProposalConfig, route_proposals
+from planning.stop_lines import StopLineMemory
 from sim_bridge.api import EgoFeature, Observation
 
 
@@ -131,6 +132,8 @@ class WorldModelPlanner(Agent):
         self.model = model.eval()
         self.source = ModelFutures(self.model, cfg.event_window)
         self.optimizer = make_optimizer(cfg.optimizer, cfg.optim, seed=int(cfg.seed) * 1_000_003 + int(seed))
+        self.stop_lines = StopLineMemory()
+        """Which stop line each world holds (a red light; a stop sign until served)."""
         self.costs = Costs(cfg.costs)
         self.last_costs: dict[str, np.ndarray] = {}
         """Per-term costs ``{term: [B]}`` of the plans chosen at the last decision."""
@@ -158,6 +161,8 @@ class WorldModelPlanner(Agent):
     def _reset(self, worlds: list[int]) -> None:
         B = self.info.num_worlds
         self.optimizer.reset(B, worlds)
+        self.stop_lines.front = self.info.ego.length / 2
+        self.stop_lines.reset(B, worlds)
         seeded = [w for w in worlds if w in self._pending_seeds]
         if seeded:
             self.optimizer.seed(seeded, [self._pending_seeds.pop(w) for w in seeded])
@@ -209,7 +214,9 @@ class WorldModelPlanner(Agent):
         if bad:
             raise AgentError(f"planner: the world model's latent is NaN/inf for world(s) {bad}")
 
-        context = CostContext.from_ego(obs.ego, self.info.dt, self.info.ego.max_accel)
+        vehicle = self.info.ego
+        context = CostContext.from_ego(obs.ego, self.info.dt, vehicle.max_accel,
+                                       self.stop_lines.update(obs.ego), vehicle.length / 2)  # fmt: skip
 
         def rollout_fn(actions: np.ndarray) -> Futures:
             try:

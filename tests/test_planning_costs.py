@@ -61,7 +61,7 @@ def only(term: str, **settings) -> Costs:
     """Costs with every term off but ``term`` (weight 1 unless given)."""
     cfg = CostsConfig()
     for name in ("collision", "off_road", "red_light", "stop_sign", "progress", "route", "lanes",
-                 "speed_limit", "proximity", "comfort", "stop_at", "pedestrian_margin"):  # fmt: skip
+                 "speed_limit", "proximity", "comfort", "stop_line", "stop_at", "pedestrian_margin"):  # fmt: skip
         getattr(cfg, name).weight = 0.0
     sub = getattr(cfg, term)
     sub.weight = 1.0
@@ -493,3 +493,41 @@ def test_compiled_bicycle_rollout_is_the_bicycle_step_iterated(seed, speed):
         np.testing.assert_allclose(xy[:, :, h, 1], y, atol=1e-3)
         np.testing.assert_allclose(yaw[:, :, h], psi, atol=1e-4)
         np.testing.assert_allclose(v[:, :, h], vel, atol=1e-4)
+
+
+def test_stop_line_memory_holds_red_lights_and_a_stop_sign_until_served():
+    from planning.stop_lines import StopLineMemory
+
+    def ego(d, red=0.0, sign=0.0, speed=5.0):
+        e = np.zeros((1, EGO_DIM), dtype=np.float32)
+        e[0, EgoFeature.STOP_DISTANCE], e[0, EgoFeature.SPEED] = d, speed
+        e[0, EgoFeature.STOP_IS_RED], e[0, EgoFeature.STOP_IS_SIGN] = red, sign
+        return e
+
+    mem = StopLineMemory(1, front=2.3)
+    assert mem.update(ego(50.0))[0] == np.inf  # nothing ahead (the cap)
+    assert mem.update(ego(20.0, red=1.0))[0] == 20.0  # a red light: held
+    assert mem.update(ego(18.0))[0] == np.inf  # green: free
+    assert mem.update(ego(15.0, sign=1.0))[0] == 15.0  # a stop sign: held …
+    assert mem.update(ego(8.0, sign=1.0, speed=0.0))[0] == 8.0  # … stopped, but 5.7 m away: still held
+    assert mem.update(ego(6.0, sign=1.0, speed=0.05))[0] == np.inf  # stopped 3.7 m before it: served
+    assert mem.update(ego(4.0, sign=1.0))[0] == np.inf  # and stays served while driving on
+    assert mem.update(ego(30.0, sign=1.0))[0] == 30.0  # the next stop sign: held again
+    mem.reset(1, [0])
+    assert mem.update(ego(6.0, sign=1.0, speed=0.0))[0] == np.inf  # served at once after a reset
+
+
+def test_stop_line_costs_travel_past_the_held_line_only():
+    """Two sequences at 1 m per step for 10 steps: one held line 8 m ahead (the front 2.3 m and a
+    1 m margin leave 4.7 m to travel) costs the steps beyond 4.7 m; a stopped sequence costs
+    nothing; no held line costs nothing."""
+    costs = only("stop_line", margin=1.0, weight=1.0)
+    prog = np.stack([np.ones(H), np.zeros(H)]).astype(np.float32)
+    ctx = context()
+    held = CostContext(**{**ctx.__dict__, "stop_line": np.array([8.0], np.float32), "front": 2.3})
+    cost = costs(futures(progress=prog), np.zeros((1, 2, H, 2)), held)["stop_line"][0]
+    over = np.maximum(np.arange(1, H + 1) - 4.7, 0.0)
+    np.testing.assert_allclose(cost[0], ((over + over**2) * 0.97 ** np.arange(H)).sum(), rtol=1e-5)
+    assert cost[1] == 0.0
+    free = CostContext(**{**ctx.__dict__, "stop_line": np.array([np.inf], np.float32)})
+    assert np.all(costs(futures(progress=prog), np.zeros((1, 2, H, 2)), free)["stop_line"] == 0.0)
