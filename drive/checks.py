@@ -96,7 +96,51 @@ def load(name: str, overrides: list[str]) -> DictConfig:
         raise ConfigProblem(_one_line(exc)) from exc
     if problems:
         raise ConfigProblem("; ".join(problems))
+    align_sensors(cfg, [o.key_or_group for _, o in parsed])
     return cfg
+
+
+def checkpoint_bev_history(path: str) -> int | None:
+    """The BEV history frames (``sim.bev.history``) a world-model checkpoint was trained with,
+    from its BEV channel count; ``None`` when the file is no world-model checkpoint."""
+    import torch
+
+    from sim_bridge.sensors.layout import DYNAMIC_CHANNELS, BevChannel
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # unreadable here: the agent's own loading says what is wrong
+        return None
+    shape = (ckpt.get("shapes") or {}).get("bev_shape") if isinstance(ckpt, dict) else None
+    if not shape:
+        return None
+    extra = int(shape[0]) - len(BevChannel)
+    return extra // len(DYNAMIC_CHANNELS) if extra >= 0 and extra % len(DYNAMIC_CHANNELS) == 0 else None
+
+
+def align_sensors(cfg: DictConfig, given: list[str]) -> None:
+    """Give the simulator the BEV history the agent's (or driver's, or ``drive wm-eval``'s)
+    checkpoint was trained with, so that ``agent.checkpoint=…`` is all a user names; a
+    ``sim.bev.history`` given on the command line that differs from the checkpoint's is a
+    :class:`ConfigProblem`."""
+    if "sim" not in cfg:
+        return
+    for role in ("agent", "driver", ""):
+        node = cfg.get(role) if role else cfg
+        path = node.get("checkpoint") if isinstance(node, DictConfig) else None
+        if not isinstance(path, str) or not path or not Path(path).is_file():
+            continue
+        key = f"{role}.checkpoint" if role else "checkpoint"
+        history = checkpoint_bev_history(path)
+        bev = OmegaConf.select(cfg, "sim.bev")
+        if history is None or bev is None or int(bev.history) == history:
+            continue
+        if "sim.bev.history" in given:
+            raise ConfigProblem(
+                f"sim.bev.history={int(bev.history)}, but {key}={path} was trained with "
+                f"sim.bev.history={history}: leave it out (it follows the checkpoint) or give {history}"
+            )
+        bev.history = history
 
 
 def _parse(overrides: list[str]) -> list[tuple[str, Override]]:

@@ -366,3 +366,22 @@ def test_stop_at_task_rests_the_planner_at_the_point_without_retraining(tmp_path
         assert abs(result.route_completion - stop_point) < 100.0 * 3.0 / 130.0  # … within 3 m of the point
     else:
         assert result.route_completion > 95.0
+
+
+def test_the_simulator_follows_the_checkpoints_bev_history(tmp_path, one_torch_thread):
+    """A checkpoint trained with two BEV history frames (14 channels) sets ``sim.bev.history=2``
+    for ``drive eval``; a contradicting ``sim.bev.history`` on the command line is refused."""
+    from drive.checks import ConfigProblem, load
+
+    ckpt = save_checkpoint(kinematic_model((14, 96, 96)), tmp_path / "model.pt")
+    cfg = load("eval", ["agent=planner", f"agent.checkpoint={ckpt}", "suite=smoke"])
+    assert cfg.sim.bev.history == 2
+    assert (
+        load("eval", ["agent=planner", f"agent.checkpoint={ckpt}", "sim.bev.history=2"]).sim.bev.history == 2
+    )
+    with pytest.raises(
+        ConfigProblem, match=r"sim.bev.history=0, but agent.checkpoint=.* trained with sim.bev.history=2"
+    ):
+        load("eval", ["agent=planner", f"agent.checkpoint={ckpt}", "sim.bev.history=0"])
+    plain = save_checkpoint(kinematic_model((10, 96, 96)), tmp_path / "plain.pt")
+    assert load("eval", ["agent=planner", f"agent.checkpoint={plain}"]).sim.bev.history == 0
