@@ -250,6 +250,20 @@ def test_the_trainer_reads_branches_and_situations_and_keeps_branches_with_their
     assert any(root[i] != i for i in train.episodes.tolist() + val.episodes.tolist())  # branches are in
 
 
+def test_a_hazards_collection_extends_on_resume_with_new_ids_and_stored_parents(tmp_path):
+    out = tmp_path / "grown"
+    assert _collect(out, "hours=0.005") == 0
+    first = read_manifest(out)
+    assert _collect(out) == 0  # hours=0.01: the same job's share grows
+    grown = read_manifest(out)
+    assert grown.complete and grown.runs == 2 and 0.01 <= grown.totals()["hours"] < 0.01 + 2 * 0.1 / 3600
+    assert {s.sha256 for s in first.shards} <= {s.sha256 for s in grown.shards}
+    ids = [i for s in grown.shards for i in s.seeds]
+    assert len(ids) == len(set(ids))
+    assert {r for s in grown.shards for r in s.roots} <= set(ids)  # every branch's parent is stored
+    assert grown.totals()["kind_seconds"]["branch"] > first.totals()["kind_seconds"].get("branch", 0.0)
+
+
 def test_a_collection_from_before_recipes_resumes_as_plain_exploration(tmp_path, capsys):
     out = tmp_path / "plain"
     args = [f"out={out}", "executor=inline", "worlds=2", "towns=[grid:0]", "job_hours=0.002"]

@@ -27,6 +27,7 @@ checks this against the exam as expanded for ``drive eval``.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,9 +110,14 @@ def is_situation(seed: int, share: float, footprint: Footprint) -> bool:
 
 def placeable(families: list[str], town: MapRef, spread: float) -> list[str]:
     """The ``families`` a town can place: a situation of the family alone is built for one of
-    :data:`PROBE_SEEDS` (a few milliseconds each), in the given order."""
+    :data:`PROBE_SEEDS` (a few milliseconds each; remembered per process), in the given order."""
+    return [f for f in families if _places(f, town, spread)]
+
+
+@functools.cache
+def _places(family: str, town: MapRef, spread: float) -> bool:
     empty = Footprint(frozenset(), frozenset(), {})
-    return [f for f in families if any(situation(s, town, [f], spread, empty) for s in PROBE_SEEDS)]
+    return any(situation(s, town, [family], spread, empty) is not None for s in PROBE_SEEDS)
 
 
 def draw_params(family: str, spread: float, rng: np.random.Generator) -> dict[str, Any]:
