@@ -226,7 +226,8 @@ def make_driver(node: dict[str, Any], seed: int) -> Agent:
 def run_job(job: CollectJob) -> dict[str, Any]:
     """Drive ``job.seconds`` of simulated experience and write it as shards (worker side).
 
-    Returns ``{"job", "shards": [ShardInfo dicts], "steps", "wall_seconds"}``.
+    Returns ``{"job", "shards": [ShardInfo dicts], "steps", "branch_steps", "branch_points",
+    "wall_seconds"}`` (steps recorded, branches included; of them in branches; branch points).
     """
     with _lock(Path(job.out) / WORKERS_LOCK_FILE, fcntl.LOCK_SH):
         return _run_job(job)
@@ -258,8 +259,8 @@ def _run_job(job: CollectJob) -> dict[str, Any]:
         seeds = [next_seed() for _ in worlds]
         specs = []
         for w, s in zip(worlds, seeds, strict=True):
-            spec = situation(s, town, families, situ.spread, footprint) if (
-                families and is_situation(s, situ.share, footprint)) else None  # fmt: skip
+            chosen = bool(families) and is_situation(s, situ.share, footprint)
+            spec = situation(s, town, families, situ.spread, footprint) if chosen else None
             specs.append(world_spec(st, s) if spec is None else spec.world)
             metas[w] = (
                 EpisodeMeta() if spec is None else EpisodeMeta(EpisodeKind.SITUATION, family=spec.family)
