@@ -9,6 +9,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from drive.pipelines.branches import BranchesConfig
+from drive.pipelines.situations import SituationsConfig
 from drive.world import WorldConfig
 from planning import registry
 from planning.bc import BCNetConfig
@@ -183,6 +185,14 @@ class CollectConfig:
     """A job writes a shard once this many steps of finished episodes are buffered."""
     seed: int = field(default=0, metadata={"min": 0})
     """Seed of the collection (every episode's seed derives from it, the job and the run)."""
+    recipe: str = "explore"
+    """Name of the data recipe (``recipe=explore|hazards``: ``drive/conf/recipe/<name>.yaml`` sets
+    ``situations`` and ``branches``): ``explore``, random routes only; ``hazards``, with
+    scenario-family situations and counterfactual branches."""
+    situations: SituationsConfig = field(default_factory=SituationsConfig)
+    """Scenario-family situations mixed into the episodes (``drive/pipelines/situations.py``)."""
+    branches: BranchesConfig = field(default_factory=BranchesConfig)
+    """Counterfactual branches at hazard moments (``drive/pipelines/branches.py``)."""
     out: str = "outputs/collect/${driver.name}"
     """Collection folder (manifest.json + shards); re-running the same command resumes it."""
 

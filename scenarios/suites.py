@@ -79,24 +79,38 @@ def _entry_ref(entry: dict[str, Any], where: str, base: Path) -> MapRef | None:
     return MapRef(town=town.get("town", "grid"), seed=int(town.get("seed", 0)), xodr=xodr)
 
 
-def expand_entry(entry: dict[str, Any], where: str, base: Path, tag: str | None = None) -> list[ScenarioSpec]:
-    """The scenarios of one suite entry (``where`` names it in errors). ``tag`` goes into the
-    names after the family (default: the map's :func:`map_tag` where the entry gives a town)."""
+@dataclass(frozen=True)
+class EntryGrid:
+    """A family entry of a suite, unexpanded: its family, map (``None``: the family's own), grid
+    points (in expansion order) and seeds."""
+
+    family: str
+    town: MapRef | None
+    points: tuple[dict[str, Any], ...]
+    seeds: tuple[int, ...]
+
+
+def _check_keys(entry: dict[str, Any], where: str) -> None:
     unknown = set(entry) - _ENTRY_KEYS
     if unknown:
         raise SuiteError(
             f"{where}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(sorted(_ENTRY_KEYS))}"
         )
-    if "file" in entry:
-        if "family" in entry:
-            raise SuiteError(f"{where}: give either 'file' or 'family', not both")
-        path = Path(entry["file"])
-        if not path.is_absolute():
-            path = base / path if (base / path).exists() else PACKAGE_ROOT / path
-        try:
-            return load_scenarios(path)
-        except (ScenarioError, OSError) as exc:
-            raise SuiteError(f"{where}: {exc}") from exc
+
+
+def _file_path(entry: dict[str, Any], where: str, base: Path) -> Path:
+    if "family" in entry:
+        raise SuiteError(f"{where}: give either 'file' or 'family', not both")
+    path = Path(entry["file"])
+    if not path.is_absolute():
+        path = base / path if (base / path).exists() else PACKAGE_ROOT / path
+    return path
+
+
+def entry_grid(entry: dict[str, Any], where: str, base: Path) -> EntryGrid:
+    """The family, map, grid points and seeds of a family entry, checked (``where`` names it in
+    errors), without building anything."""
+    _check_keys(entry, where)
     family = entry.get("family")
     if family not in FAMILIES:
         raise SuiteError(f"{where}.family: {family!r} is not one of {', '.join(sorted(FAMILIES))}")
@@ -106,14 +120,31 @@ def expand_entry(entry: dict[str, Any], where: str, base: Path, tag: str | None 
     params = entry.get("params") or {}
     if not isinstance(params, dict):
         raise SuiteError(f"{where}.params: expected a mapping of parameter → value or list of values")
-    ref = _entry_ref(entry, where, base)
+    axes = [(k, v if isinstance(v, list) else [v]) for k, v in params.items()]
+    points = tuple(
+        dict(zip((k for k, _ in axes), values, strict=True))
+        for values in itertools.product(*(v for _, v in axes))
+    )
+    return EntryGrid(str(family), _entry_ref(entry, where, base), points, tuple(seeds))
+
+
+def expand_entry(entry: dict[str, Any], where: str, base: Path, tag: str | None = None) -> list[ScenarioSpec]:
+    """The scenarios of one suite entry (``where`` names it in errors). ``tag`` goes into the
+    names after the family (default: the map's :func:`map_tag` where the entry gives a town)."""
+    if "file" in entry:
+        _check_keys(entry, where)
+        path = _file_path(entry, where, base)
+        try:
+            return load_scenarios(path)
+        except (ScenarioError, OSError) as exc:
+            raise SuiteError(f"{where}: {exc}") from exc
+    grid = entry_grid(entry, where, base)
+    family, ref, seeds = grid.family, grid.town, grid.seeds
     if tag is None:
         tag = map_tag(ref) if ref is not None else ""
     prefix = f"{family}_{tag}_" if tag else f"{family}_"
-    axes = [(k, v if isinstance(v, list) else [v]) for k, v in params.items()]
     out = []
-    for index, values in enumerate(itertools.product(*(v for _, v in axes))):
-        point = dict(zip((k for k, _ in axes), values, strict=True))
+    for index, point in enumerate(grid.points):
         for seed in seeds:
             try:
                 out.append(
@@ -152,6 +183,69 @@ def suite_from_dict(data: Any, source: str = "<suite>", base: Path | None = None
     if dupes:
         raise SuiteError(f"{source}: scenario names must be unique; repeated: {dupes[:5]}")
     return Suite(name=str(data.get("name", "suite")), scenarios=tuple(scenarios), source=source)
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What a suite's episodes use, read without building them: the maps (``MapRef.key()``), the
+    seeds, and per family the parameter points (over the family's defaults, as
+    ``ScenarioSpec.params`` holds them, as sorted ``(name, value)`` tuples). Collection keeps its
+    scenario-family situations off a held-out suite's footprint (``drive.pipelines.situations``)."""
+
+    towns: frozenset[str]
+    seeds: frozenset[int]
+    points: dict[str, frozenset[tuple[tuple[str, Any], ...]]]
+
+    def holds_point(self, family: str, params: dict[str, Any]) -> bool:
+        """Whether ``params`` (over the family's defaults) is one of the suite's points of ``family``."""
+        return param_point(family, params) in self.points.get(family, frozenset())
+
+    def __or__(self, other: Footprint) -> Footprint:
+        families = set(self.points) | set(other.points)
+        return Footprint(
+            self.towns | other.towns,
+            self.seeds | other.seeds,
+            {f: self.points.get(f, frozenset()) | other.points.get(f, frozenset()) for f in families},
+        )
+
+
+def param_point(family: str, params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """``params`` over ``family``'s defaults as sorted ``(name, value)`` pairs (a hashable key)."""
+    return tuple(sorted({**FAMILIES[family].defaults, **params}.items()))
+
+
+def suite_footprint(path: str | Path) -> Footprint:
+    """The :class:`Footprint` of the suite file at ``path`` (family entries are read, not built;
+    scenario-file entries are loaded)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SuiteError(f"cannot read suite {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"{path}: not valid YAML: {exc}") from exc
+    entries = data.get("entries") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise SuiteError(f"{path}: a suite is a mapping with a non-empty list of 'entries'")
+    towns: set[str] = set()
+    seeds: set[int] = set()
+    points: dict[str, set[tuple[tuple[str, Any], ...]]] = {}
+    for i, entry in enumerate(entries):
+        where = f"{path}: entries[{i}]"
+        if not isinstance(entry, dict):
+            raise SuiteError(f"{where} must be a mapping")
+        if "file" in entry:
+            for spec in expand_entry(entry, where, path.parent):
+                towns.add(spec.world.map.key())
+                seeds.add(spec.seed)
+                if spec.family in FAMILIES:
+                    points.setdefault(spec.family, set()).add(param_point(spec.family, spec.params))
+            continue
+        grid = entry_grid(entry, where, path.parent)
+        towns.add((grid.town or FAMILIES[grid.family].town).key())
+        seeds.update(grid.seeds)
+        points.setdefault(grid.family, set()).update(param_point(grid.family, p) for p in grid.points)
+    return Footprint(frozenset(towns), frozenset(seeds), {f: frozenset(p) for f, p in points.items()})
 
 
 def load_suite(path: str | Path) -> Suite:

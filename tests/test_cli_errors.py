@@ -53,6 +53,7 @@ def test_unknown_keys_are_refused_with_the_nearest_real_field(tmp_path, key):
         ("eval", "executor=foo", "one of inline, local, ray"),
         ("render", "steps=-5", ">= 1"),
         ("collect", "vehicles=[5, -1]", ">= 0"),
+        ("collect", "branches.k=0", ">= 1"),
     ],
 )
 def test_values_out_of_range_are_refused_when_the_config_is_composed(tmp_path, command, value, allowed):
@@ -380,6 +381,7 @@ def test_report_plots_count_in_integers_and_keep_the_legend_off_the_bars(monkeyp
             "drive collect: town 'xodr:nowhere.xodr': no OpenDRIVE file",
         ),
         (["eval", "agent.name=foo"], "drive eval: agent: unknown agent 'foo'; known agents:"),
+        (["collect", "recipe=hazards", "towns=[grid:7]"], "drive collect: towns ['grid:7'] are held out"),
     ],
 )
 def test_names_that_would_fail_every_job_or_episode_are_refused_up_front(tmp_path, args, message):

@@ -94,6 +94,29 @@ def test_compose_curve_plans() -> None:
     assert cfg.out == "outputs/curve/quick"
 
 
+def test_planner_learns_from_the_hazards_recipe_and_planner_explore_from_plain_exploration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from drive.pipelines import curve as curve_module
+
+    cfg = compose_config("curve", ["curve.budgets=[0.1,0.5]", "curve.seeds=[3]", f"out={tmp_path}"])
+    curve = curve_module.Curve(cfg)
+    data = {j.learner: j.data for j in curve.jobs() if j.seed is not None}
+    assert data == {"planner": str(tmp_path / "data/explore-hazards-s3"),
+                    "planner_explore": str(tmp_path / "data/explore-s3"), "bc": str(tmp_path / "data/expert-s3")}  # fmt: skip
+    calls: list[list[str]] = []
+    monkeypatch.setattr(curve_module, "_command", lambda name, overrides: calls.append([name, *overrides]))
+    curve.collect(curve.jobs())
+    recipes = {next(a for a in c if a.startswith("out=")): [a for a in c if a.startswith(("recipe=", "driver="))]
+               for c in calls}  # fmt: skip
+    assert recipes == {
+        f"out={tmp_path / 'data/explore-hazards-s3'}": ["driver=explore", "recipe=hazards"],
+        f"out={tmp_path / 'data/explore-s3'}": ["driver=explore", "recipe=explore"],
+        f"out={tmp_path / 'data/expert-s3'}": ["driver=expert", "recipe=explore"],
+    }
+    assert all("hours=0.5" in c for c in calls)  # one collection of the largest budget each
+
+
 TINY = [
     "curve=quick", "curve.budgets=[0.005,0.01]", "executor=local", "workers=1", "tensorboard=true",
     'curve.collect=["worlds=2","job_hours=0.01","towns=[grid:0]","shard_steps=50","max_episode_seconds=20"]',

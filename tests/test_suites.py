@@ -1,6 +1,7 @@
 """The ``nhtsa`` and ``exam`` suites: they compose through Hydra like ``drive eval suite=<name>``,
 expand into uniquely named scenarios, cover every family, and the exam is held out from the nhtsa
-suite (seeds, parameter values) and from experience collection (towns)."""
+suite (seeds, parameter values) and from experience collection (towns; the scenario-family
+situations of ``recipe=hazards``: towns, seeds, parameter values)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 import pytest
 
 from drive.cli import compose_config
+from drive.pipelines.collect import episode_seed, map_ref
 from drive.pipelines.eval import resolve_suite
+from drive.pipelines.situations import held_out, is_situation, placeable, situation
 from drive.schemas import CollectConfig
 from scenarios.families import FAMILIES
 from scenarios.spec import ScenarioSpec
@@ -91,6 +94,41 @@ def test_exam_is_disjoint_from_nhtsa_in_seeds_and_parameters(nhtsa, exam) -> Non
         grid_points.setdefault(spec.family, set()).add(tuple(sorted(spec.params.items())))
     for spec in held.scenarios:  # every exam parameter point is off the nhtsa grid
         assert tuple(sorted(spec.params.items())) not in grid_points[spec.family], spec.name
+
+
+def test_collection_situations_are_disjoint_from_the_exam_in_towns_seeds_and_parameters(exam) -> None:
+    """As the nhtsa suite is: the scenario-family situations ``drive collect recipe=hazards`` mixes
+    into its episodes never use the exam's towns, seeds or parameter points."""
+    _, held = exam
+    cfg = compose_config("collect", ["recipe=hazards"])
+    situ = cfg.situations
+    assert situ.share > 0.0 and list(situ.held_out) == ["exam"]
+    footprint = held_out(list(situ.held_out))
+    # what collection reads from the exam file is what `drive eval suite=exam` expands
+    assert footprint.towns == {s.world.map.key() for s in held.scenarios}
+    assert footprint.seeds == {s.seed for s in held.scenarios}
+    assert all(footprint.holds_point(s.family, s.params) for s in held.scenarios)
+    # the situations of the first episodes of every job of the default towns (job 0's episode
+    # seeds include the exam's 100-102)
+    collected = []
+    for job, town in enumerate(str(t) for t in cfg.towns):
+        ref = map_ref(town)
+        families = placeable(list(situ.families), ref, situ.spread)
+        for i in range(120 if job == 0 else 30):
+            seed = episode_seed(int(cfg.seed), job, 0, i)
+            spec = situation(seed, ref, families, situ.spread, footprint) if is_situation(
+                seed, situ.share, footprint) else None  # fmt: skip
+            if spec is not None:
+                collected.append(spec)
+    assert len(collected) > 80 and len({s.family for s in collected}) >= 10
+    assert not {_key(s) for s in collected} & {_key(s) for s in held.scenarios}
+    assert not {s.world.map.key() for s in collected} & {s.world.map.key() for s in held.scenarios}
+    assert not {s.seed for s in collected} & {s.seed for s in held.scenarios}
+    exam_points: dict[str, set[tuple[tuple[str, Any], ...]]] = {}
+    for spec in held.scenarios:
+        exam_points.setdefault(spec.family, set()).add(tuple(sorted(spec.params.items())))
+    for spec in collected:
+        assert tuple(sorted(spec.params.items())) not in exam_points.get(spec.family, set()), spec.name
 
 
 def test_exam_parameters_stay_within_the_range_the_nhtsa_grid_spans_or_near_it(exam) -> None:

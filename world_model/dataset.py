@@ -6,7 +6,9 @@ so the first 0.1 h, 0.5 h and 1 h of one collection are nested subsets. ``hours=
 
 **Split.** Whole episodes go to ``val`` when a hash of (episode id, ``seed``) falls below
 ``val_fraction``, else to ``train``. The hash depends on the episode alone, so the splits of nested
-prefixes are nested too (an episode never changes side when the budget grows).
+prefixes are nested too (an episode never changes side when the budget grows). A counterfactual
+branch is hashed by its parent's id (``ShardInfo.roots``): it starts from one of the parent's
+states, so it lands on the parent's side and validation never sees a state training saw.
 
 **Windows.** ``T`` consecutive steps of one episode, starting at any step that leaves at least
 ``min_valid`` steps of the episode in the window (default ``T // 2``; an episode shorter than that
@@ -111,10 +113,11 @@ class WindowDataset:
         """Decision period [s]."""
         # --- which episodes: the prefix, then the split
         ids = np.array([manifest.shards[k].seeds[e] for k, eps in prefix for e in eps], dtype=np.int64)
+        roots = np.array([manifest.shards[k].roots[e] for k, eps in prefix for e in eps], dtype=np.int64)
         lengths = np.array([manifest.shards[k].lengths[e] for k, eps in prefix for e in eps], dtype=np.int64)
         self.prefix_seconds = float(lengths.sum() * self.dt)
         """Simulated time of the budget prefix, both splits [s]."""
-        in_val = episode_unit(ids, seed) < val_fraction
+        in_val = episode_unit(roots, seed) < val_fraction  # a branch goes where its parent goes
         keep = {"train": ~in_val, "val": in_val, "all": np.ones_like(in_val)}[split]
         kept = set(ids[keep].tolist())
 

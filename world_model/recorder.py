@@ -15,7 +15,7 @@ import numpy as np
 
 from sim_bridge.api import EgoFeature, ObjectFeature, Observation, StepEvents
 from world_model.batch import EVENT, NUM_EVENTS
-from world_model.shards import EndReason, Episode, pack_bev
+from world_model.shards import EndReason, Episode, EpisodeMeta, pack_bev
 
 #: ``nearest`` is capped at this distance (and is this value when no actor is listed) [m]
 NEAREST_CAP = 50.0
@@ -61,16 +61,22 @@ class EpisodeRecorder:
         self.num_worlds = int(num_worlds)
         self._id = np.full(self.num_worlds, -1, dtype=np.int64)
         self._town: list[str] = [""] * self.num_worlds
+        self._meta: list[EpisodeMeta] = [EpisodeMeta()] * self.num_worlds
         self._steps: list[list[tuple[np.ndarray, ...]]] = [[] for _ in range(self.num_worlds)]
         self._bev_shape: tuple[int, int, int] | None = None
 
-    def begin(self, worlds: Sequence[int], ids: Sequence[int], town: str) -> None:
-        """Open episodes ``ids`` (their seeds) in ``worlds``, all on map ``town`` (a map key)."""
-        for w, i in zip(worlds, ids, strict=True):
+    def begin(
+        self, worlds: Sequence[int], ids: Sequence[int], town: str, metas: Sequence[EpisodeMeta] | None = None
+    ) -> None:
+        """Open episodes ``ids`` (their seeds) in ``worlds``, all on map ``town`` (a map key),
+        coming from where ``metas`` say (default: plain episodes)."""
+        metas = [EpisodeMeta()] * len(worlds) if metas is None else metas
+        for w, i, meta in zip(worlds, ids, metas, strict=True):
             if self._id[w] >= 0:
                 raise RuntimeError(f"world {w} still has episode {self._id[w]} open; end it first")
             self._id[w] = int(i)
             self._town[w] = town
+            self._meta[w] = meta
             self._steps[w] = []
 
     def lengths(self) -> np.ndarray:
@@ -107,5 +113,5 @@ class EpisodeRecorder:
             assert self._bev_shape is not None
             out.append(Episode(id=eid, town=self._town[w], end=EndReason(reason), bev_bits=bits,
                                bev_shape=self._bev_shape, ego=ego.astype(np.float32), objects=objects,
-                               objects_mask=mask, action=action, events=rows))  # fmt: skip
+                               objects_mask=mask, action=action, events=rows, meta=self._meta[w]))  # fmt: skip
         return out

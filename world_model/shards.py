@@ -30,7 +30,20 @@ member              dtype, shape                     what
 ``event_names``     str ``[K]``                      the event columns when written
 ``dt``              float64 ``[]``                   decision period [s]
 ``format``          int64 ``[]``                     :data:`FORMAT_VERSION`
+``ep_kind``         int8 ``[M]``                     :class:`EpisodeKind` (optional, see below)
+``ep_parent``       int64 ``[M]``                    a branch's parent episode id, else -1
+``ep_fork_step``    int32 ``[M]``                    step of the parent a branch starts at, else -1
+``ep_family``       int16 ``[M]``                    index into ``families`` (-1: none)
+``ep_sequence``     int16 ``[M]``                    a branch's index into ``sequences`` (-1: none)
+``families``        str ``[U]``                      scenario families of situations and their branches
+``sequences``       str ``[U]``                      names of the branches' action sequences
 ==================  ===============================  =============================================
+
+The last seven members (:data:`OPTIONAL`) describe where an episode comes from
+(:class:`EpisodeMeta`): a plain episode (a random route with traffic), a scenario-family
+*situation*, or a counterfactual *branch* forked from another episode at one of its steps and
+driven by a fixed action sequence. Shards written before they existed lack them and read as plain
+episodes; a reader that does not know them (``np.load``) ignores them.
 
 Shards and the manifest are written atomically (temporary file, fsync, ``os.replace``), so a kill
 at any instant leaves complete files only. :func:`read_shard` refuses a truncated or corrupt shard
@@ -65,11 +78,16 @@ COMPRESS_LEVEL = 1
 PER_STEP = ("bev_bits", "ego", "objects", "objects_mask", "action", "events", "episode", "step", "town")
 PER_EPISODE = ("ep_id", "ep_start", "ep_length", "ep_end")
 META = ("bev_shape", "towns", "event_names", "dt", "format")
-ARRAYS = PER_STEP + PER_EPISODE + META
+#: members describing each episode's origin (:class:`EpisodeMeta`); absent from older shards
+OPTIONAL_PER_EPISODE = ("ep_kind", "ep_parent", "ep_fork_step", "ep_family", "ep_sequence")
+OPTIONAL = (*OPTIONAL_PER_EPISODE, "families", "sequences")
+ARRAYS = PER_STEP + PER_EPISODE + META + OPTIONAL
 _DTYPES = {
     "bev_bits": np.uint8, "ego": np.float32, "objects": np.float16, "objects_mask": np.bool_,
     "action": np.float32, "events": np.float32, "episode": np.int64, "step": np.int32, "town": np.int16,
     "ep_id": np.int64, "ep_start": np.int64, "ep_length": np.int64, "ep_end": np.int8,
+    "ep_kind": np.int8, "ep_parent": np.int64, "ep_fork_step": np.int32, "ep_family": np.int16,
+    "ep_sequence": np.int16,
 }  # fmt: skip
 
 
@@ -83,6 +101,41 @@ class EndReason(enum.IntEnum):
     OFF_ROUTE = 3
     BUDGET = 4
     """The collection job's budget ran out mid-episode."""
+    HORIZON = 5
+    """A counterfactual branch reached its length."""
+
+
+class EpisodeKind(enum.IntEnum):
+    """Where an episode comes from (``ep_kind``; the manifest counts simulated time per kind)."""
+
+    PLAIN = 0
+    """A random route with background traffic."""
+    SITUATION = 1
+    """A scenario-family episode (a hazard placed on the route)."""
+    BRANCH = 2
+    """A counterfactual branch: forked from another episode's state, driven by a fixed action
+    sequence."""
+
+
+@dataclass(frozen=True)
+class EpisodeMeta:
+    """Where an episode comes from (see :class:`EpisodeKind`)."""
+
+    kind: EpisodeKind = EpisodeKind.PLAIN
+    family: str = ""
+    """Scenario family of a situation, and of the branches forked from one ('' otherwise)."""
+    parent: int = -1
+    """A branch's parent episode id (-1 otherwise)."""
+    fork_step: int = -1
+    """The step of the parent whose state the branch starts from (its first observation is the
+    parent's observation at that step; -1 otherwise)."""
+    sequence: str = ""
+    """A branch's action sequence (``keep``, ``brake`` …; '' otherwise)."""
+
+    def root(self, episode: int) -> int:
+        """The episode a branch was forked from, else ``episode`` itself: the unit a train /
+        validation split keeps together (a branch shares its parent's states)."""
+        return self.parent if self.kind == EpisodeKind.BRANCH and self.parent >= 0 else int(episode)
 
 
 class ShardError(ValueError):
@@ -119,6 +172,7 @@ class Episode:
     """``float32 [T, 2]``"""
     events: np.ndarray
     """``float32 [T, NUM_EVENTS]``"""
+    meta: EpisodeMeta = field(default_factory=EpisodeMeta)
 
     @property
     def steps(self) -> int:
@@ -172,12 +226,20 @@ class ShardInfo:
     """Collection job that wrote it."""
     seq: int
     """Its number among the job's shards."""
+    roots: tuple[int, ...] = ()
+    """Per episode: the episode a branch was forked from, else the episode itself
+    (:meth:`EpisodeMeta.root`); empty in manifests written before branches (read: ``seeds``)."""
+    kinds: dict[str, float] = field(default_factory=dict)
+    """Simulated seconds per :class:`EpisodeKind` name (``plain``, ``situation``, ``branch``)."""
+    families: dict[str, float] = field(default_factory=dict)
+    """Simulated seconds per scenario family (situations and their branches)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "file": self.file, "sha256": self.sha256, "bytes": self.bytes, "steps": self.steps,
             "episodes": self.episodes, "sim_seconds": self.sim_seconds, "seeds": list(self.seeds), "lengths": list(self.lengths),
             "towns": dict(self.towns), "ends": dict(self.ends), "job": self.job, "seq": self.seq,
+            "roots": list(self.roots), "kinds": dict(self.kinds), "families": dict(self.families),
         }  # fmt: skip
 
     @classmethod
@@ -185,6 +247,10 @@ class ShardInfo:
         d = dict(data)
         d["seeds"] = tuple(int(s) for s in d["seeds"])
         d["lengths"] = tuple(int(n) for n in d["lengths"])
+        # manifests written before episode kinds: every episode plain, its own root
+        d["roots"] = tuple(int(s) for s in d.get("roots") or d["seeds"])
+        d["kinds"] = dict(d.get("kinds") or {EpisodeKind.PLAIN.name.lower(): d["sim_seconds"]})
+        d["families"] = dict(d.get("families") or {})
         return cls(**d)
 
 
@@ -227,6 +293,9 @@ def encode_shard(
     if (lengths < 1).any():
         raise ValueError("every episode of a shard needs at least one step")
     town_of = np.array([towns.index(e.town) for e in episodes], dtype=np.int16)
+    metas = [e.meta for e in episodes]
+    families = sorted({m.family for m in metas if m.family})
+    sequences = sorted({m.sequence for m in metas if m.sequence})
     return {
         "bev_bits": np.concatenate([e.bev_bits for e in episodes]),
         "ego": np.concatenate([e.ego for e in episodes]).astype(np.float32, copy=False),
@@ -246,7 +315,33 @@ def encode_shard(
         "event_names": np.array(EVENT_NAMES, dtype=np.str_),
         "dt": np.array(float(dt)),
         "format": np.array(FORMAT_VERSION, dtype=np.int64),
+        "ep_kind": np.array([int(m.kind) for m in metas], dtype=np.int8),
+        "ep_parent": np.array([m.parent for m in metas], dtype=np.int64),
+        "ep_fork_step": np.array([m.fork_step for m in metas], dtype=np.int32),
+        "ep_family": np.array([families.index(m.family) if m.family else -1 for m in metas], dtype=np.int16),
+        "ep_sequence": np.array(
+            [sequences.index(m.sequence) if m.sequence else -1 for m in metas], dtype=np.int16
+        ),
+        "families": np.array(families, dtype=np.str_),
+        "sequences": np.array(sequences, dtype=np.str_),
     }
+
+
+def episode_metas(arrays: dict[str, np.ndarray]) -> list[EpisodeMeta]:
+    """The :class:`EpisodeMeta` of each episode of a shard's arrays (all plain for a shard written
+    before the :data:`OPTIONAL` members existed)."""
+    M = len(arrays["ep_id"])
+    if "ep_kind" not in arrays:
+        return [EpisodeMeta() for _ in range(M)]
+    families = [str(f) for f in arrays["families"]]
+    sequences = [str(q) for q in arrays["sequences"]]
+    columns = (
+        arrays[n].tolist() for n in ("ep_kind", "ep_parent", "ep_fork_step", "ep_family", "ep_sequence")
+    )
+    return [
+        EpisodeMeta(EpisodeKind(k), families[f] if f >= 0 else "", p, t, sequences[q] if q >= 0 else "")
+        for k, p, t, f, q in zip(*columns, strict=True)
+    ]
 
 
 def npz_bytes(arrays: dict[str, np.ndarray], level: int = COMPRESS_LEVEL) -> bytes:
@@ -277,12 +372,22 @@ def _info(name: str, data: bytes, arrays: dict[str, np.ndarray], dt: float, job:
     for e in arrays["ep_end"]:
         key = EndReason(int(e)).name.lower()
         ends[key] = ends.get(key, 0) + 1
+    metas = episode_metas(arrays)
+    kinds: dict[str, float] = {}
+    families: dict[str, float] = {}
+    for meta, n in zip(metas, lengths.tolist(), strict=True):
+        kind = meta.kind.name.lower()
+        kinds[kind] = round(kinds.get(kind, 0.0) + n * dt, 6)
+        if meta.family:
+            families[meta.family] = round(families.get(meta.family, 0.0) + n * dt, 6)
     steps = int(lengths.sum())
     return ShardInfo(
         file=name, sha256=sha256_bytes(data), bytes=len(data), steps=steps, episodes=len(lengths),
         sim_seconds=round(steps * dt, 6), seeds=tuple(int(i) for i in arrays["ep_id"]),
         lengths=tuple(int(n) for n in lengths), towns=towns,
         ends=ends, job=job, seq=seq,
+        roots=tuple(m.root(int(i)) for m, i in zip(metas, arrays["ep_id"].tolist(), strict=True)),
+        kinds=kinds, families=families,
     )  # fmt: skip
 
 
@@ -344,6 +449,13 @@ def read_shard(path: str | Path, sha256: str | None = None, arrays: Collection[s
                 raise ShardError(f"shard {path}: missing arrays {missing} (present: {sorted(npz.files)})")
             for name in (*want, *PER_EPISODE, *META):
                 out[name] = npz[name]
+            present = [n for n in OPTIONAL if n in npz.files]
+            if present and len(present) != len(OPTIONAL):
+                raise ShardError(
+                    f"shard {path}: has {present} of the episode-origin arrays {list(OPTIONAL)}, not all"
+                )
+            for name in present:
+                out[name] = npz[name]
     except ShardError:
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as e:
@@ -378,8 +490,16 @@ def _check(path: Path, a: dict[str, np.ndarray]) -> None:
         raise fail(f"wrong dtypes {wrong}")
     lengths = a["ep_length"]
     M = len(a["ep_id"])
-    if any(len(a[n]) != M for n in PER_EPISODE) or M == 0:
-        raise fail(f"episode table lengths differ or are empty: { {n: len(a[n]) for n in PER_EPISODE} }")
+    table = [n for n in (*PER_EPISODE, *OPTIONAL_PER_EPISODE) if n in a]
+    if any(len(a[n]) != M for n in table) or M == 0:
+        raise fail(f"episode table lengths differ or are empty: { {n: len(a[n]) for n in table} }")
+    if "ep_kind" in a:
+        kinds = {int(k) for k in EpisodeKind}
+        if not set(a["ep_kind"].tolist()) <= kinds:
+            raise fail(f"ep_kind holds values outside {sorted(kinds)}")
+        for index, table_name in (("ep_family", "families"), ("ep_sequence", "sequences")):
+            if len(a[index]) and (a[index].min() < -1 or a[index].max() >= len(a[table_name])):
+                raise fail(f"{index} indices out of range of the {table_name} table")
     S = int(lengths.sum())
     per_step = {n: len(a[n]) for n in PER_STEP if n in a}
     if any(v != S for v in per_step.values()):
@@ -442,15 +562,22 @@ class Manifest:
         seconds = sum(s.sim_seconds for s in self.shards)
         towns: dict[str, float] = {}
         ends: dict[str, int] = {}
+        kinds: dict[str, float] = {}
+        families: dict[str, float] = {}
         for s in self.shards:
             for t, v in s.towns.items():
                 towns[t] = round(towns.get(t, 0.0) + v, 6)
             for k, v in s.ends.items():
                 ends[k] = ends.get(k, 0) + v
+            for k, v in s.kinds.items():
+                kinds[k] = round(kinds.get(k, 0.0) + v, 6)
+            for k, v in s.families.items():
+                families[k] = round(families.get(k, 0.0) + v, 6)
         return {
             "shards": len(self.shards), "steps": steps, "episodes": sum(s.episodes for s in self.shards),
             "sim_seconds": round(seconds, 6), "hours": round(seconds / 3600.0, 9),
             "bytes": sum(s.bytes for s in self.shards), "town_seconds": towns, "ends": ends,
+            "kind_seconds": kinds, "family_seconds": families,
         }  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:

@@ -12,9 +12,23 @@ collision or at the route's end (``done``), or is cut after ``max_episode_second
 strays ``max_route_deviation`` from its route, or when the job's budget runs out; the world then
 restarts alone (a partial reset) with a fresh seed.
 
+**Recipes.** ``recipe=explore`` (the default) drives only such episodes. ``recipe=hazards`` mixes
+in *situations*: ``situations.share`` of the episodes are built by a scenario family on the job's
+town, off the held-out exam (``drive.pipelines.situations``); and records *counterfactual
+branches*: at hazard moments (``drive.pipelines.hazards``) a world is forked into
+``branches.k`` action sequences of ``branches.steps`` decisions, each stored as an episode of its
+own (``drive.pipelines.branches``). Every kind of step counts in the budget: a job stops when its
+recorded steps (its worlds' and its branches') reach its share. A world branches at most every
+``branches.every`` seconds (and not in an episode's first ``every``), and only while the branches
+stay within ``branches.max_share`` of the job's steps recorded so far, so branch points spread over
+the whole job. The manifest counts simulated time per kind (``plain``,
+``situation``, ``branch``) and per scenario family.
+
 **Seeds.** Episode ``i`` of job ``k`` in run ``r`` (the ``r``-th start of this collection) has seed
 and id ``((seed · 10⁴ + k) · 10³ + r) · 10⁵ + i``: unique within a collection, never repeated by a
-resume, and enough to replay the episode (simulator and exploration driver are seeded with it).
+resume, and enough to replay the episode (simulator, exploration driver and situation are seeded
+with it). Branches take ids from the same sequence (a branch is replayed from its parent's id and
+step, ``EpisodeMeta``).
 
 **Resume.** Re-running the same command continues: shards already written are kept and count
 towards the budget (including those a killed run wrote but had not yet entered in the manifest:
@@ -23,7 +37,8 @@ repairs a collection: a listed shard that is missing or damaged (its checksum di
 from the manifest (a damaged file is kept as ``*.corrupt``) and its share collected again. The
 collection's settings must match the stored ones (``hours``, ``workers``, ``executor`` and ``out``
 may change; a larger ``hours`` extends the collection); otherwise the run is refused, naming the
-differing fields. A lock file keeps two collections from writing one folder at once.
+differing fields (a collection written before recipes existed resumes as ``recipe=explore``). A
+lock file keeps two collections from writing one folder at once.
 
 **Order.** The manifest lists shards round-robin over jobs (every job's first shard, then every
 job's second, …), so a budget prefix (``world_model.dataset``) draws on every town early.
@@ -48,9 +63,21 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from drive import build
+from drive.pipelines.branches import Brancher, BranchesConfig
+from drive.pipelines.hazards import at_hazard
+from drive.pipelines.situations import (
+    SituationError,
+    SituationsConfig,
+    check_towns,
+    held_out,
+    is_situation,
+    placeable,
+    situation,
+)
 from planning import registry
 from planning.base import Agent, AgentInfo
 from scenarios.executors import error_text, make_executor
+from scenarios.suites import Footprint
 from sim_bridge import runfolder
 from sim_bridge.api import MapRef, Simulator, WorldSpec
 from sim_bridge.maps.towns import TOWNS
@@ -58,6 +85,8 @@ from world_model.recorder import EpisodeRecorder
 from world_model.shards import (
     EndReason,
     Episode,
+    EpisodeKind,
+    EpisodeMeta,
     Manifest,
     ManifestError,
     ShardError,
@@ -74,6 +103,8 @@ log = logging.getLogger("drive.collect")
 
 #: config keys that may change when a collection is resumed (everything else must match)
 RESUMABLE = ("hours", "workers", "executor", "out")
+#: config keys added with the recipes: a stored collection without them is a plain-exploration one
+RECIPE_KEYS = ("recipe", "situations", "branches")
 #: bounds of the episode seed scheme (see module doc)
 MAX_JOBS, MAX_RUNS, MAX_EPISODES = 10_000, 1_000, 100_000
 LOCK_FILE = "collect.lock"
@@ -129,6 +160,12 @@ class CollectJob:
     driver: dict[str, Any]
     """The ``driver`` config (plain)."""
     shard_steps: int
+    situations: dict[str, Any]
+    """The ``situations`` config (plain)."""
+    branches: dict[str, Any]
+    """The ``branches`` config (plain)."""
+    held_out: Footprint | None
+    """What situations must stay off (None when there are none)."""
 
 
 def episode_seed(seed: int, job: int, run: int, index: int) -> int:
@@ -189,7 +226,8 @@ def make_driver(node: dict[str, Any], seed: int) -> Agent:
 def run_job(job: CollectJob) -> dict[str, Any]:
     """Drive ``job.seconds`` of simulated experience and write it as shards (worker side).
 
-    Returns ``{"job", "shards": [ShardInfo dicts], "steps", "wall_seconds"}``.
+    Returns ``{"job", "shards": [ShardInfo dicts], "steps", "branch_steps", "branch_points",
+    "wall_seconds"}`` (steps recorded, branches included; of them in branches; branch points).
     """
     with _lock(Path(job.out) / WORKERS_LOCK_FILE, fcntl.LOCK_SH):
         return _run_job(job)
@@ -201,32 +239,73 @@ def _run_job(job: CollectJob) -> dict[str, Any]:
     sim = _simulator(job.sim)
     agent = make_driver(job.driver, seed=episode_seed(job.seed, job.job, job.run, 0))
     B, dt = sim.num_worlds, sim.dt
-    batches = max(math.ceil(job.seconds / (B * dt) - 1e-9), 1)
+    budget = max(math.ceil(job.seconds / dt - 1e-9), 1)  # steps to record, worlds and branches together
     max_steps = max(round(st.max_episode_seconds / dt), 1)
     counter = iter(range(MAX_EPISODES + 1))
+    situ = build.from_dict(SituationsConfig, job.situations)
+    town = map_ref(st.town)
+    families = placeable(list(situ.families), town, situ.spread) if situ.share > 0.0 else []
+    footprint = job.held_out or Footprint(frozenset(), frozenset(), {})
+    bcfg = build.from_dict(BranchesConfig, job.branches)
+    brancher = Brancher(sim, bcfg, st.route_end_distance, st.max_route_deviation) if bcfg.enabled else None
+    episode = np.full(B, -1, dtype=np.int64)  # id of each world's open episode
+    metas = [EpisodeMeta()] * B
+    last_fork = np.zeros(B, dtype=np.int64)  # step of each world's last branch point (or start)
+
+    def next_seed() -> int:
+        return episode_seed(job.seed, job.job, job.run, next(counter))
 
     def restart(worlds: list[int], full: bool) -> Any:
-        seeds = [episode_seed(job.seed, job.job, job.run, next(counter)) for _ in worlds]
-        specs = [world_spec(st, s) for s in seeds]
+        seeds = [next_seed() for _ in worlds]
+        specs = []
+        for w, s in zip(worlds, seeds, strict=True):
+            chosen = bool(families) and is_situation(s, situ.share, footprint)
+            spec = situation(s, town, families, situ.spread, footprint) if chosen else None
+            specs.append(world_spec(st, s) if spec is None else spec.world)
+            metas[w] = (
+                EpisodeMeta() if spec is None else EpisodeMeta(EpisodeKind.SITUATION, family=spec.family)
+            )
         obs = sim.reset(specs, seeds, worlds=None if full else worlds)
         agent.seed(worlds, seeds)
         routes = tuple(sim.route(b) for b in range(B))
         info = AgentInfo(num_worlds=B, dt=dt, ego=sim.ego_vehicle, road_map=sim.road_map, routes=routes)
         agent.reset(info, worlds=None if full else worlds)
-        recorder.begin(worlds, seeds, st.town)
+        recorder.begin(worlds, seeds, st.town, [metas[w] for w in worlds])
+        episode[worlds] = seeds
+        last_fork[worlds] = 0  # no branch point in an episode's first `every` (its start is a standstill)
         return obs
 
     recorder = EpisodeRecorder(B)
     obs = restart(list(range(B)), full=True)
     finished: list[Episode] = []
     shards: list[ShardInfo] = []
+    used = branch_steps = branch_points = 0  # steps recorded; of them in branches; branch points
 
     def flush(at_least: int) -> None:
         if finished and sum(e.steps for e in finished) >= at_least:
             shards.append(write_shard(job.out, finished, dt, job.job, job.first_seq + len(shards)))
             finished.clear()
 
-    for i in range(batches):
+    while True:
+        # --- branch points: worlds at a hazard moment, not too soon after their last (or their
+        # start), while branches stay within their share of what is recorded so far (so branch
+        # points spread over the whole job) and the job's budget leaves room for one more step
+        if brancher is not None:
+            cost = brancher.k * int(bcfg.steps)
+            lengths = recorder.lengths()
+            due = at_hazard(obs, bcfg.hazards, bcfg.triggers) & (lengths - last_fork >= brancher.every)
+            for b in np.flatnonzero(due).tolist():
+                if branch_steps + cost > bcfg.max_share * (used + cost) or used + cost + B > budget:
+                    break
+                ids = [next_seed() for _ in range(brancher.k)]
+                branches = brancher.run(
+                    sim, b, obs, int(episode[b]), int(lengths[b]), metas[b].family, ids, st.town
+                )
+                steps = sum(e.steps for e in branches)
+                used, branch_steps, branch_points = used + steps, branch_steps + steps, branch_points + 1
+                last_fork[b] = lengths[b]
+                finished += branches
+        last = used + B >= budget
         action = agent.act(obs)
         nxt, events = sim.step(action)
         # --- why episodes end (later rules win): truncations, then the terminal ones; the budget last
@@ -236,21 +315,28 @@ def _run_job(job: CollectJob) -> dict[str, Any]:
         reason[events.route_deviation > st.max_route_deviation] = EndReason.OFF_ROUTE
         reason[route_end] = EndReason.ROUTE_END
         reason[events.collision] = EndReason.COLLISION
-        if i == batches - 1:
+        if last:
             reason[reason < 0] = EndReason.BUDGET
         recorder.record(obs, action, nxt, events, done=events.collision | route_end)
+        used += B
         ended = np.flatnonzero(reason >= 0).tolist()
         if ended:
             finished += recorder.end(ended, [EndReason(int(reason[b])) for b in ended])
-            if i < batches - 1:
+            if not last:
                 nxt = restart(ended, full=False)
         obs = nxt
         flush(job.shard_steps)
+        if last:
+            break
     flush(1)
+    if brancher is not None:
+        brancher.close()
     return {
         "job": job.job,
         "shards": [s.to_dict() for s in shards],
-        "steps": batches * B,
+        "steps": used,
+        "branch_steps": branch_steps,
+        "branch_points": branch_points,
         "wall_seconds": time.perf_counter() - start,
     }
 
@@ -321,6 +407,42 @@ class Collection:
                 raise CollectError(f"town {town!r}: no OpenDRIVE file at {ref.xodr}")
         self.cfg = cfg
         self.manifest: Manifest | None = None
+        self.held_out = self._check_recipe()
+
+    def _check_recipe(self) -> Footprint | None:
+        """Refuse situations and branches that cannot run as configured; the held-out footprint
+        situations stay off (None without situations)."""
+        cfg = self.cfg
+        branches = cfg.branches
+        if branches.enabled:
+            backend = cfg.sim.get("backend") or "embedded"
+            if backend != "embedded":
+                raise CollectError(
+                    f"branches need a simulator that can fork its worlds (sim=embedded), not sim={backend}; "
+                    "set branches.enabled=false (or recipe=explore)"
+                )
+            if not branches.sequences or not branches.triggers:
+                raise CollectError(
+                    "branches.sequences and branches.triggers must each name at least one entry "
+                    "(or set branches.enabled=false)"
+                )
+        if not float(cfg.situations.share) > 0.0:
+            return None
+        towns = [str(t) for t in cfg.towns]
+        refs = [map_ref(t) for t in towns]
+        try:
+            footprint = held_out([str(n) for n in cfg.situations.held_out])
+            check_towns(towns, refs, footprint)
+        except SituationError as e:
+            raise CollectError(str(e)) from None
+        families = [str(f) for f in cfg.situations.families]
+        for town, ref in zip(towns, refs, strict=True):
+            if not placeable(families, ref, float(cfg.situations.spread)):
+                raise CollectError(
+                    f"town {town} can place none of situations.families ({', '.join(families)}); "
+                    "add families that fit it (e.g. cut_in_highway, lead_vehicle_brake on highway towns) or drop it"
+                )
+        return footprint
 
     # -- manifest -------------------------------------------------------------------------
 
@@ -330,6 +452,9 @@ class Collection:
         if (self.out / "manifest.json").exists():
             manifest = read_manifest(self.out)
             stored = {k: v for k, v in manifest.config.items() if k not in RESUMABLE}
+            if self.held_out is None and not self.cfg.branches.enabled:
+                for key in RECIPE_KEYS:  # written before recipes: plain exploration, as this one
+                    stored.setdefault(key, fixed[key])
             diff = [d.path for d in runfolder.differences(stored, fixed)]
             if diff:
                 raise CollectError(
@@ -451,7 +576,9 @@ class Collection:
             )
             jobs.append(CollectJob(job=k, run=self.manifest.runs - 1, seconds=budget - seconds, first_seq=shards,
                                    out=str(self.out), seed=int(cfg.seed), settings=settings, sim=sim,
-                                   driver=self.config["driver"], shard_steps=int(cfg.shard_steps)))  # fmt: skip
+                                   driver=self.config["driver"], shard_steps=int(cfg.shard_steps),
+                                   situations=self.config["situations"], branches=self.config["branches"],
+                                   held_out=self.held_out))  # fmt: skip
         return jobs
 
     def finish_job(self, job: CollectJob, outcome: Any) -> tuple[bool, list[ShardInfo]]:
@@ -490,6 +617,8 @@ def _summary(manifest: Manifest, before: float, wall: float) -> dict[str, Any]:
         else None,
         "ends": totals["ends"],
         "town_hours": {k: round(v / 3600.0, 4) for k, v in totals["town_seconds"].items()},
+        "kind_hours": {k: round(v / 3600.0, 4) for k, v in sorted(totals["kind_seconds"].items())},
+        "family_hours": {k: round(v / 3600.0, 4) for k, v in sorted(totals["family_seconds"].items())},
     }
 
 
@@ -510,8 +639,9 @@ def _collect(collection: Collection) -> int:
     manifest = collection.open(dt=float(cfg.sim.decision_dt))
     before = manifest.totals()["sim_seconds"]
     jobs = collection.pending()
-    log.info("collection %s: %.3f of %.3f simulated hours stored; %d job(s) to run (driver %s, %d worlds each)",
-             collection.out, before / 3600.0, collection.hours, len(jobs), cfg.driver.name, int(cfg.worlds))  # fmt: skip
+    log.info("collection %s: %.3f of %.3f simulated hours stored; %d job(s) to run (driver %s, recipe %s, %d worlds each)",
+             collection.out, before / 3600.0, collection.hours, len(jobs), cfg.driver.name, cfg.recipe,
+             int(cfg.worlds))  # fmt: skip
     start = time.perf_counter()
     failed: list[str] = []
 
@@ -520,9 +650,9 @@ def _collect(collection: Collection) -> int:
         hours = manifest.totals()["hours"]
         if ok:
             n = len(outcome["shards"])
-            log.info("job %d (%s): %.1f s simulated in %.1f s, %d shard(s); %.3f / %.3f h",
-                     job.job, job.settings.town, outcome["steps"] * manifest.dt, outcome["wall_seconds"], n,
-                     hours, collection.hours)  # fmt: skip
+            log.info("job %d (%s): %.1f s simulated (%.1f s in %d branch points) in %.1f s, %d shard(s); %.3f / %.3f h",
+                     job.job, job.settings.town, outcome["steps"] * manifest.dt, outcome["branch_steps"] * manifest.dt,
+                     outcome["branch_points"], outcome["wall_seconds"], n, hours, collection.hours)  # fmt: skip
         else:
             failed.append(f"job {job.job}: {error_text(outcome)}")
             log.error("job %d (%s) failed; its shards so far are kept, re-run to finish it:\n%s",

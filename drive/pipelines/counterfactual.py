@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from drive import build
+from drive.pipelines.branches import branch_actions
 from drive.pipelines.collect import map_ref
 from drive.schemas import CounterfactualConfig
 from planning.base import Agent, AgentInfo
@@ -80,15 +81,9 @@ def source_driver(name: str) -> Agent:
 
 
 def action_sequences(last: np.ndarray, cfg: CounterfactualConfig, rng: np.random.Generator) -> np.ndarray:
-    """``float32 [K, H, 2]`` the branches tried from a state whose last action was ``last [2]``."""
-    H = int(cfg.horizon)
-    accel, steer = float(last[0]), float(last[1])
-    fixed = [(accel, steer), (-1.0, steer), (1.0, steer), (accel, cfg.swerve), (accel, -cfg.swerve)]
-    seqs = [np.tile(np.array(a, dtype=np.float64), (H, 1)) for a in fixed]
-    for _ in range(int(cfg.random_sequences)):  # smooth: a random walk from the last action
-        steps = rng.normal(0.0, [0.3, 0.08], size=(H, 2))
-        seqs.append(np.clip(np.array([accel, steer]) + np.cumsum(steps, axis=0), -1.0, 1.0))
-    return np.stack(seqs).astype(np.float32)
+    """``float32 [K, H, 2]`` the branches tried from a state whose last action was ``last [2]``
+    (the sequences collection's branches follow: ``drive.pipelines.branches.branch_actions``)."""
+    return branch_actions(sequence_names(cfg), last, int(cfg.horizon), float(cfg.swerve), rng)
 
 
 def sequence_names(cfg: CounterfactualConfig) -> list[str]:

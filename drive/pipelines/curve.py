@@ -3,7 +3,8 @@
 **What runs.** For every learner × budget × seed (``curve=default``: budgets 0.1 … 4 h, 3 seeds):
 
 1. *collect* — one collection per seed and data kind, of the largest budget
-   (``out/data/<driver>-s<seed>``, ``drive collect``); every budget trains on its nested prefix
+   (``out/data/<driver>-s<seed>``, or ``<driver>-<recipe>-s<seed>`` for a recipe other than
+   ``explore``; ``drive collect``); every budget trains on its nested prefix
    (``world_model.dataset.select_prefix``: the first whole episodes reaching that many simulated
    hours), so the 0.5 h data are the first half of the 1 h data;
 2. *train* — ``drive train`` (planner learners) or ``drive train-bc`` (bc) on that prefix
@@ -11,9 +12,10 @@
 3. *examine* — ``drive eval`` of the trained agent on the exam suite (``…/exam``).
 
 Learners (:data:`LEARNERS`): ``planner`` — the world-model planner on a model trained on its own
-exploration (``drive collect driver=explore``); ``planner_explore`` — the ablation slot, for now
-*the same recipe as planner* (same data, same training) until the richer exploration recipe lands;
-``bc`` — behaviour cloning of the expert's demonstrations of the same hours
+exploration with hazards (``drive collect driver=explore recipe=hazards``: scenario-family
+situations and counterfactual branches mixed in, all within the same hours); ``planner_explore`` —
+the same planner and training on plain exploration (``recipe=explore``), the ablation of that
+data recipe; ``bc`` — behaviour cloning of the expert's demonstrations of the same hours
 (``drive collect driver=expert``). References (lane follower, expert) are examined once and drawn
 as horizontal lines.
 
@@ -122,17 +124,20 @@ class Learner:
     agent: str
     """``agent=…`` of its exam."""
     doc: str
+    recipe: str = "explore"
+    """``drive collect recipe=…`` of its data (``drive/conf/recipe/``)."""
 
 
 LEARNERS: dict[str, Learner] = {
     "planner": Learner(
-        "explore", "train", "planner", "world-model planner, model trained on its own exploration"
-    ),
-    "planner_explore": Learner(
         "explore",
         "train",
         "planner",
-        "ablation slot: for now the same recipe as planner (richer exploration to come)",
+        "world-model planner, model trained on its own exploration with situations and branches",
+        recipe="hazards",
+    ),
+    "planner_explore": Learner(
+        "explore", "train", "planner", "world-model planner, model trained on plain exploration (ablation)"
     ),
     "bc": Learner("expert", "train_bc", "bc", "behaviour cloning of the expert's demonstrations"),
 }
@@ -240,8 +245,10 @@ class Curve:
         self.suite = str(cfg.suite.name)
         self.records_path = self.out / RECORDS_FILE
 
-    def collection(self, driver: str, seed: int) -> Path:
-        return self.out / "data" / f"{driver}-s{seed}"
+    def collection(self, learner: Learner, seed: int) -> Path:
+        """The collection ``learner`` trains on for ``seed`` (shared by learners of one data kind)."""
+        kind = learner.driver if learner.recipe == "explore" else f"{learner.driver}-{learner.recipe}"
+        return self.out / "data" / f"{kind}-s{seed}"
 
     def jobs(self) -> list[CurveJob]:
         """Every point of the plan (budgets ascending), then the references."""
@@ -252,7 +259,7 @@ class Curve:
                 for name in p.learners:
                     learner = LEARNERS[name]
                     base = self.out / "runs" / name / f"h{budget:g}-s{seed}"
-                    data = self.collection(learner.driver, seed)
+                    data = self.collection(learner, seed)
                     extra = p.train if learner.trainer == "train" else p.train_bc
                     train = [f"data={data}", f"hours={budget}", f"out={base / 'train'}", *extra]
                     jobs.append(CurveJob(key=job_key(name, budget, seed), learner=name, agent=learner.agent,
@@ -279,11 +286,12 @@ class Curve:
     def collect(self, jobs: list[CurveJob]) -> None:
         """Collect (or resume, or extend) every collection the pending ``jobs`` train on."""
         hours = max(float(b) for b in self.plan.budgets)
-        needed = sorted({(LEARNERS[j.learner].driver, int(j.seed)) for j in jobs if j.seed is not None})
-        for driver, seed in needed:
-            out = self.collection(driver, seed)
-            log.info("collection %s: %g h of driver %s, seed %d", out, hours, driver, seed)
-            overrides = [f"driver={driver}", f"hours={hours}", f"seed={seed}", f"out={out}",
+        needed = {self.collection(LEARNERS[j.learner], int(j.seed)): (LEARNERS[j.learner], int(j.seed))
+                  for j in jobs if j.seed is not None}  # fmt: skip
+        for out, (learner, seed) in sorted(needed.items()):
+            driver, recipe = learner.driver, learner.recipe
+            log.info("collection %s: %g h of driver %s, recipe %s, seed %d", out, hours, driver, recipe, seed)
+            overrides = [f"driver={driver}", f"recipe={recipe}", f"hours={hours}", f"seed={seed}", f"out={out}",
                          f"executor={self.cfg.executor}", *self.plan.collect]  # fmt: skip
             if self.cfg.workers is not None:
                 overrides.append(f"workers={self.cfg.workers}")
