@@ -8,7 +8,10 @@ so the first 0.1 h, 0.5 h and 1 h of one collection are nested subsets. ``hours=
 ``val_fraction``, else to ``train``. The hash depends on the episode alone, so the splits of nested
 prefixes are nested too (an episode never changes side when the budget grows). A counterfactual
 branch is hashed by its parent's id (``ShardInfo.roots``): it starts from one of the parent's
-states, so it lands on the parent's side and validation never sees a state training saw.
+states, so it lands on the parent's side and validation never sees a state training saw. A
+prefix so small that every root hashes to one side (a few episodes and their branches) gives the
+root nearest the border to the other side, so both splits hold something; only such prefixes
+break the nesting.
 
 **Windows.** ``T`` consecutive steps of one episode, starting at any step that leaves at least
 ``min_valid`` steps of the episode in the window (default ``T // 2``; an episode shorter than that
@@ -117,7 +120,15 @@ class WindowDataset:
         lengths = np.array([manifest.shards[k].lengths[e] for k, eps in prefix for e in eps], dtype=np.int64)
         self.prefix_seconds = float(lengths.sum() * self.dt)
         """Simulated time of the budget prefix, both splits [s]."""
-        in_val = episode_unit(roots, seed) < val_fraction  # a branch goes where its parent goes
+        unit = episode_unit(roots, seed)
+        in_val = unit < val_fraction  # a branch goes where its parent goes
+        # a tiny prefix of few roots (e.g. one exploration episode and its branches beside a
+        # situation) can hash every root to one side: give each side the root nearest the border
+        if 0.0 < val_fraction < 1.0 and len(np.unique(roots)) >= 2:
+            if in_val.all():
+                in_val &= roots != roots[np.argmax(unit)]
+            elif not in_val.any():
+                in_val |= roots == roots[np.argmin(unit)]
         keep = {"train": ~in_val, "val": in_val, "all": np.ones_like(in_val)}[split]
         kept = set(ids[keep].tolist())
 
