@@ -14,6 +14,7 @@ runs, and the project's own errors at run time (a bad suite, map, shard, checkpo
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import os
 import sys
@@ -33,8 +34,9 @@ HELP, CFG, DEBUG = ("-h", "--help"), "--cfg", "--debug"
 COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
     ("demo",): (
         "demo",
-        "drive.pipelines.render:run_demo",
-        "run the main job on the embedded simulator and write a GIF",
+        "drive.pipelines.demo:run",
+        "the main job in minutes: collect, train, drive the planner on a suite beside the expert and "
+        "the lane follower; table, report, GIF (resumable)",
     ),
     ("render",): (
         "render",
@@ -185,10 +187,14 @@ def _usage() -> str:
 
 
 def command_help(words: tuple[str, ...], cfg: DictConfig) -> str:
-    """Every key of the command: type, value in this composition, allowed values, description."""
+    """Every key of the command: type, value in this composition, allowed values, description;
+    before them, the paragraphs of the schema's docstring after its first (if any)."""
     name = " ".join(words)
     lines = [f"drive {name}: {COMMANDS[words][2]}", "",
              f"usage: drive {name} [key=value ...] [--cfg] [--help] [--debug]", ""]  # fmt: skip
+    about = (inspect.getdoc(OmegaConf.get_type(cfg)) or "").replace("``", "").split("\n\n")[1:]
+    for paragraph in about:
+        lines += [*paragraph.splitlines(), ""]
     groups = {g: c for g, c in group_choices().items() if g in cfg}
     if groups:
         lines.append("groups (pick a file of drive/conf/<group>/, e.g. `agent=expert`):")
