@@ -36,6 +36,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,14 @@ def checkpoint_of(train_out: Path) -> Path:
     except (OSError, ValueError):
         return train_out / "best.pt"
     return Path(summary.get("best_checkpoint") or summary["checkpoint"])
+
+
+def cpu_seconds() -> float:
+    """CPU time [s] of this process and of its finished child processes (a stage's worker pool
+    has ended when the stage returns), user and system: against the wall time, how much of the
+    machine a stage had."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def stages(cfg: DictConfig, checkpoint: Path) -> list[Stage]:
@@ -171,18 +180,19 @@ def _run(cfg: DictConfig, out: Path) -> int:
         record = done.get(stage.key)
         if record is not None and stage.output.exists():
             log.info("%s: finished in an earlier run (%.1f s), reused", label, record["wall_seconds"])
-            times[stage.key] = {"wall_seconds": record["wall_seconds"], "reused": True}
+            times[stage.key] = {"wall_seconds": record["wall_seconds"], "cpu_seconds": record.get("cpu_seconds"),
+                                "reused": True}  # fmt: skip
         else:
             log.info("%s: %s: drive %s %s", label, stage.doc, stage.command, " ".join(stage.overrides))
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), cpu_seconds()
             run_command(stage.command, list(stage.overrides))
-            wall = round(time.perf_counter() - t0, 1)
+            wall, cpu = round(time.perf_counter() - t0, 1), round(cpu_seconds() - cpu0, 1)
             finished = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
             line = {"stage": stage.key, "command": [stage.command, *stage.overrides], "wall_seconds": wall,
-                    "finished": finished}  # fmt: skip
+                    "cpu_seconds": cpu, "finished": finished}  # fmt: skip
             runfolder.append_line(out / STAGES_FILE, (json.dumps(line) + "\n").encode())
-            times[stage.key] = {"wall_seconds": wall, "reused": False}
-            log.info("%s: done in %.1f s", label, wall)
+            times[stage.key] = {"wall_seconds": wall, "cpu_seconds": cpu, "reused": False}
+            log.info("%s: done in %.1f s (CPU %.1f s, worker processes included)", label, wall, cpu)
         if stage.key == "train":  # the planner drives the checkpoint the training wrote
             plan = stages(cfg, checkpoint_of(out / "train"))
 
