@@ -153,9 +153,10 @@ class DemoConfig:
     executor: str = field(default="local", metadata={"choices": EXECUTORS})
     """Executor of the collection and of the suites: ``local`` (process pool), ``inline`` or ``ray``."""
     workers: int | None = field(default=None, metadata={"min": 0})
-    """Worker processes of the collection and of the suites (default one per core)."""
+    """Worker processes of the suites (default one per core); the collection's are among
+    ``collect`` (one in ``demo.yaml``)."""
     collect: list[str] = field(default_factory=list)
-    """Further overrides of the ``drive collect`` stage (e.g. ``[worlds=8]``)."""
+    """Further overrides of the ``drive collect`` stage (e.g. ``[worlds=8, workers=2]``)."""
     train: list[str] = field(default_factory=list)
     """Further overrides of the ``drive train`` stage (e.g. ``[model.latent=32]``)."""
     eval: list[str] = field(default_factory=list)

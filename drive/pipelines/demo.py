@@ -96,12 +96,13 @@ def cpu_seconds() -> float:
 def stages(cfg: DictConfig, checkpoint: Path) -> list[Stage]:
     """Every stage of the demo in ``cfg.out``, in order; the planner's with ``checkpoint``."""
     out = Path(cfg.out)
-    runner = [f"executor={cfg.executor}"] + ([f"workers={cfg.workers}"] if cfg.workers is not None else [])
+    workers = [f"workers={cfg.workers}"] if cfg.workers is not None else []
     own: dict[str, list[str]] = {str(k): list(v) for k, v in cfg.agents.items()}
     collect, train = out / "collect", out / "train"
     plan = [
         Stage("collect", "collect",
-              ("driver=explore", f"hours={cfg.hours}", f"seed={cfg.seed}", f"out={collect}", *runner, *cfg.collect),
+              ("driver=explore", f"hours={cfg.hours}", f"seed={cfg.seed}", f"out={collect}", f"executor={cfg.executor}",
+               *cfg.collect),
               collect / "manifest.json", f"{cfg.hours:g} simulated hours of exploration"),
         Stage("train", "train",
               (f"data={collect}", f"hours={cfg.hours}", f"max_minutes={cfg.train_minutes}",
@@ -112,8 +113,8 @@ def stages(cfg: DictConfig, checkpoint: Path) -> list[Stage]:
         model = [f"agent.checkpoint={checkpoint}"] if agent == PLANNER else []
         plan.append(
             Stage(f"eval/{agent}", "eval",
-                  (f"agent={agent}", f"suite_file={out / SUITE_FILE}", f"out={out / 'eval' / agent}", *runner,
-                   *cfg.eval, *model, *own.get(agent, [])),
+                  (f"agent={agent}", f"suite_file={out / SUITE_FILE}", f"out={out / 'eval' / agent}",
+                   f"executor={cfg.executor}", *workers, *cfg.eval, *model, *own.get(agent, [])),
                   out / "eval" / agent / "summary.json", f"{agent} on suite {cfg.suite.name}")
         )  # fmt: skip
     plan.append(
