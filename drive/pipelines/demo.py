@@ -28,7 +28,8 @@ differing field. ``out/stages.jsonl`` gets one record per finished stage (its co
 time); a re-run reuses every recorded stage whose outputs are still there and runs the others,
 each of which resumes from what a killed run left (collection shards, ``last.pt``, suite
 ``results.jsonl``). A training cut short by a kill restarts its wall-time budget from its last
-checkpoint.
+checkpoint. A stage whose output was deleted runs again, and only it (the stages after it keep
+their results): to start over, delete the run folder or give another ``out``.
 """
 
 from __future__ import annotations
