@@ -14,6 +14,7 @@ runs, and the project's own errors at run time (a bad suite, map, shard, checkpo
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import os
 import sys
@@ -24,7 +25,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from drive.checks import CONF_DIR, ConfigProblem, compose_raw, group_choices, load
 from drive.fields import describe_rules, schema_fields
 
-__all__ = ["COMMANDS", "CONF_DIR", "compose_config", "main"]
+__all__ = ["COMMANDS", "CONF_DIR", "StageFailed", "command_config", "compose_config", "main", "run_command"]
 
 #: command-line switches (everything else is a ``key=value`` override)
 HELP, CFG, DEBUG = ("-h", "--help"), "--cfg", "--debug"
@@ -33,8 +34,9 @@ HELP, CFG, DEBUG = ("-h", "--help"), "--cfg", "--debug"
 COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
     ("demo",): (
         "demo",
-        "drive.pipelines.render:run_demo",
-        "run the main job on the embedded simulator and write a GIF",
+        "drive.pipelines.demo:run",
+        "the main job in minutes: collect, train, drive the planner on a suite beside the expert and "
+        "the lane follower; table, report, GIF (resumable)",
     ),
     ("render",): (
         "render",
@@ -110,6 +112,47 @@ def compose_config(name: str, overrides: list[str]) -> DictConfig:
     return compose_raw(name, overrides)
 
 
+class StageFailed(RuntimeError):
+    """A command run as a stage of another (:func:`run_command`) refused or failed; the message
+    names the command and says why."""
+
+
+def _label(name: str) -> tuple[str, str]:
+    """``("drive <words>", "module:function")`` of the command of primary config ``name``."""
+    words, target = next((w, t) for w, (conf, t, _) in COMMANDS.items() if conf == name)
+    return f"drive {' '.join(words)}", target
+
+
+def command_config(name: str, overrides: list[str]) -> DictConfig:
+    """The config of the command of primary config ``name`` with ``overrides``, checked as on the
+    command line (:func:`drive.checks.load`); a bad one raises :class:`StageFailed`."""
+    label, _ = _label(name)
+    try:
+        return load(name, overrides)
+    except ConfigProblem as exc:
+        raise StageFailed(f"{label}: bad configuration: {exc}") from None
+
+
+def run_command(name: str, overrides: list[str]) -> None:
+    """Run the command of primary config ``name`` (``collect``, ``train``, ``eval``…) in this
+    process, as ``drive <command> <overrides>`` would: its config composed and checked
+    (:func:`command_config`), then its pipeline called. How the pipelines made of other
+    commands (``drive curve``, ``drive demo``) run their stages. A bad configuration, a
+    pipeline's refusal (``SystemExit``) or a non-zero status raises :class:`StageFailed`; the
+    project's own errors (:func:`user_errors`) pass through unchanged."""
+    label, target = _label(name)
+    cfg = command_config(name, overrides)
+    module, func = target.split(":")
+    try:
+        rc = getattr(importlib.import_module(module), func)(cfg)
+    except SystemExit as exc:  # a pipeline's refusal (mismatched resume, missing data…)
+        if isinstance(exc.code, str):
+            raise StageFailed(f"{label}: {exc.code.removeprefix(f'{label}: ')}") from None
+        rc = exc.code
+    if rc:
+        raise StageFailed(f"{label} {' '.join(overrides)} exited with status {rc}")
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """The project's own error types: their message says what to do, a traceback adds nothing."""
     from drive.pipelines.collect import CollectError
@@ -123,13 +166,14 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from sim_bridge.carla.connection import CarlaConnectionError
     from sim_bridge.maps.road_map import MapError
     from sim_bridge.replay import ReplayError
+    from sim_bridge.runfolder import RunFolderBusy
     from world_model.dataset import DatasetError
     from world_model.shards import ManifestError, ShardError
     from world_model.train import CheckpointError, CheckpointMismatchError, DeviceError
 
     return (CollectError, AgentError, FamilyError, ManifestMismatch, RunBusy, ScenarioError, SuiteError, MapError,
             ReplayError, ManifestError, ShardError, CheckpointError, CheckpointMismatchError, DatasetError,
-            DeviceError, UnknownAgent, BackendError, CarlaConnectionError)  # fmt: skip
+            DeviceError, UnknownAgent, BackendError, CarlaConnectionError, StageFailed, RunFolderBusy)  # fmt: skip
 
 
 def _usage() -> str:
@@ -143,10 +187,14 @@ def _usage() -> str:
 
 
 def command_help(words: tuple[str, ...], cfg: DictConfig) -> str:
-    """Every key of the command: type, value in this composition, allowed values, description."""
+    """Every key of the command: type, value in this composition, allowed values, description;
+    before them, the paragraphs of the schema's docstring after its first (if any)."""
     name = " ".join(words)
     lines = [f"drive {name}: {COMMANDS[words][2]}", "",
              f"usage: drive {name} [key=value ...] [--cfg] [--help] [--debug]", ""]  # fmt: skip
+    about = (inspect.getdoc(OmegaConf.get_type(cfg)) or "").replace("``", "").split("\n\n")[1:]
+    for paragraph in about:
+        lines += [*paragraph.splitlines(), ""]
     groups = {g: c for g, c in group_choices().items() if g in cfg}
     if groups:
         lines.append("groups (pick a file of drive/conf/<group>/, e.g. `agent=expert`):")

@@ -53,13 +53,6 @@ class RenderConfig:
 
 
 @dataclass
-class DemoConfig(RenderConfig):
-    """``drive demo``: the main job on the embedded default (for now: a lane follower to a GIF)."""
-
-    out: str = "outputs/demo/demo.gif"
-
-
-@dataclass
 class BenchSimConfig:
     """``drive bench sim``: simulator throughput per configuration, one JSON line each."""
 
@@ -125,6 +118,59 @@ class EvalConfig:
     """GIFs of the worst episodes in the report."""
     tensorboard: bool = True
     """Write TensorBoard scalars next to the report."""
+
+
+@dataclass
+class DemoConfig:
+    """``drive demo``: the main job on the embedded default, in minutes (``drive/pipelines/demo.py``).
+
+    Stages, each an existing command run in this process, in the run folder ``out``:
+      1. collect: ``hours`` of exploration (``drive collect driver=explore``) → out/collect
+      2. train: the world model on all of it, ``train_minutes`` or ``train_steps`` (``drive train``) → out/train
+      3. eval/<agent>: the planner on that model, then each of ``references``, on ``suite``
+         (``drive eval``) → out/eval/<agent>
+      4. render: the planner with the trajectories it imagined (``drive render agent=planner``)
+         → out/planner.gif
+    Then the table on stdout, out/demo.md, out/report.html, out/demo.json.
+
+    Re-running the same command reuses the finished stages (out/stages.jsonl) and resumes the
+    others; other settings (but ``out``, ``workers``, ``executor``) are refused, naming the fields."""
+
+    suite: SuiteConfig = field(default_factory=SuiteConfig)
+    """The suite every agent drives (``suite=smoke``; ``suite=<name>`` picks ``drive/conf/suite/<name>.yaml``)."""
+    hours: float = field(default=0.2, metadata={"gt": 0})
+    """Simulated hours of exploration to collect (``drive collect driver=explore``), all of them
+    trained on [h]."""
+    train_minutes: float = field(default=3.0, metadata={"gt": 0})
+    """Wall-time budget of the world model's training (``drive train max_minutes``) [min]."""
+    train_steps: int = field(default=4000, metadata={"min": 1})
+    """Step budget of the training (``optim.steps``); it stops at whichever budget ends first."""
+    references: list[str] = field(default_factory=lambda: ["expert", "lane_follower"])
+    """Agents that drive the suite beside the planner (``agent=<name>`` of ``drive eval``; agents
+    that need no training: expert, lane_follower, oracle_planner, …)."""
+    gif_steps: int = field(default=150, metadata={"min": 1})
+    """Decision steps of the planner's GIF episode (``drive render agent=planner``)."""
+    seed: int = field(default=0, metadata={"min": 0})
+    """Seed of the collection and of the GIF's episode."""
+    executor: str = field(default="local", metadata={"choices": EXECUTORS})
+    """Executor of the collection and of the suites: ``local`` (process pool), ``inline`` or ``ray``."""
+    workers: int | None = field(default=None, metadata={"min": 0})
+    """Worker processes of the suites (default one per core); the collection's are among
+    ``collect`` (one in ``demo.yaml``)."""
+    collect: list[str] = field(default_factory=list)
+    """Further overrides of the ``drive collect`` stage (e.g. ``[worlds=8, workers=2]``)."""
+    train: list[str] = field(default_factory=list)
+    """Further overrides of the ``drive train`` stage (e.g. ``[model.latent=32]``)."""
+    eval: list[str] = field(default_factory=list)
+    """Further overrides of every ``drive eval`` stage (e.g. ``[worst_gifs=0]``)."""
+    render: list[str] = field(default_factory=list)
+    """Further overrides of the ``drive render`` stage (e.g. ``[every=1, fps=10]``)."""
+    agents: dict[str, list[str]] = field(default_factory=dict)
+    """Overrides of one agent's suite run, e.g. ``{planner: [agent.optim.samples=64]}``; the
+    planner's apply to its GIF too."""
+    out: str = "outputs/demo"
+    """Run folder (``run.json``, ``stages.jsonl``, ``collect/``, ``train/``, ``eval/<agent>/``,
+    ``planner.gif``, ``demo.md``, ``report.html``); re-running the same command resumes it."""
 
 
 @dataclass

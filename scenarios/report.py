@@ -98,16 +98,38 @@ def _row(name: str, stats: dict[str, Any]) -> list[str]:
     return out
 
 
+def _aligned(header: list[str], groups: list[list[list[str]]]) -> str:
+    """Plain-text table: ``header``, then each group of rows after a rule, columns aligned."""
+    rows = [header] + [r for g in groups for r in g]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+
+    def line(r: list[str]) -> str:
+        return "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True))
+
+    lines = [line(header)]
+    for group in groups:
+        lines.append("  ".join("-" * w for w in widths))
+        lines += [line(r) for r in group]
+    return "\n".join(lines)
+
+
 def family_table(summary: dict[str, Any]) -> str:
     """The per-family table (plain text, aligned), overall last."""
-    rows = [[h for h, _, _ in _COLUMNS]]
-    rows += [_row(name, stats) for name, stats in summary["families"].items()]
-    rows.append(_row("ALL", summary["overall"]))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.insert(len(lines) - 1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    families = [_row(name, stats) for name, stats in summary["families"].items()]
+    return _aligned([h for h, _, _ in _COLUMNS], [families, [_row("ALL", summary["overall"])]])
+
+
+def agents_table(summaries: dict[str, dict[str, Any]], families: bool = True) -> str:
+    """Several agents on one suite (``{agent: suite summary}``), the columns of
+    :func:`family_table`: one block per agent, its overall row (``ALL``) first, then (with
+    ``families``) one row per family."""
+    groups = []
+    for agent, summary in summaries.items():
+        rows = [[agent, *_row("ALL", summary["overall"])]]
+        if families:
+            rows += [["", *_row(name, stats)] for name, stats in summary["families"].items()]
+        groups.append(rows)
+    return _aligned(["agent", *(h for h, _, _ in _COLUMNS)], groups)
 
 
 def _png(fig: Any) -> str:

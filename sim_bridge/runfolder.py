@@ -39,6 +39,7 @@ from typing import Any
 
 __all__ = [
     "FieldDiff",
+    "RunFolderBusy",
     "SettingsMismatch",
     "append_line",
     "check_settings",
@@ -53,6 +54,10 @@ __all__ = [
     "write_bytes_atomic",
     "write_json_atomic",
 ]
+
+
+class RunFolderBusy(RuntimeError):
+    """Another process holds a run folder's lock (the message says which and what to do)."""
 
 
 class SettingsMismatch(ValueError):
@@ -115,11 +120,16 @@ def remove_stale_tmp(folder: str | os.PathLike[str]) -> int:
 
 
 @contextlib.contextmanager
-def locked(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Exclusive advisory ``flock`` on ``path`` (released by the kernel if the process dies)."""
+def locked(path: str | os.PathLike[str], busy: str = "") -> Iterator[None]:
+    """Exclusive advisory ``flock`` on ``path`` (released by the kernel if the process dies). With
+    ``busy``, a lock held elsewhere raises :class:`RunFolderBusy` with that message at once
+    instead of waiting for it."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy else 0))
+        except BlockingIOError:
+            raise RunFolderBusy(busy) from None
         yield
     finally:
         os.close(fd)

@@ -14,7 +14,7 @@ import pytest
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from drive.cli import compose_config, main
+from drive.cli import StageFailed, compose_config, main, run_command
 
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
@@ -96,3 +96,10 @@ def test_bench_sim_prints_one_json_line_per_configuration(tmp_path):
             r["world_steps_per_s"] * 0.1, rel=0.02
         )
         assert r["peak_rss_mb"] > 50
+
+
+def test_run_command_runs_a_pipeline_in_process_and_words_its_refusals():
+    with pytest.raises(StageFailed, match=r"^drive train: bad configuration: steps=5: .*optim\.steps"):
+        run_command("train", ["steps=5"])
+    with pytest.raises(StageFailed, match=r"^drive train: give the collection folder"):
+        run_command("train", [])  # the pipeline's own refusal (SystemExit), its prefix not repeated

@@ -119,3 +119,27 @@ def test_code_version_is_the_commit_of_this_checkout() -> None:
     ).stdout.strip()
     assert version.removesuffix("+dirty") == head
     assert runfolder.code_version("/") == ""
+
+
+def test_locked_with_busy_refuses_at_once_while_another_process_holds_the_lock(tmp_path: Path) -> None:
+    lock = tmp_path / "run.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from sim_bridge.runfolder import locked
+            with locked({str(lock)!r}):
+                print("held", flush=True)
+                time.sleep(30)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        busy = pytest.raises(runfolder.RunFolderBusy, match="another run is here")
+        with busy, runfolder.locked(lock, busy="another run is here"):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with runfolder.locked(lock, busy="another run is here"):  # released when its holder died
+        pass

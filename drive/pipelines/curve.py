@@ -35,15 +35,11 @@ skips the jobs in ``curve.jsonl`` and resumes the others where they stopped (col
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import importlib
 import json
 import logging
 import math
-import os
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,18 +166,13 @@ def job_key(learner: str, budget: float, seed: int) -> str:
 
 
 def _command(name: str, overrides: list[str]) -> None:
-    """Compose ``drive <name>``'s config with ``overrides`` and run its pipeline in this process."""
-    from drive.cli import COMMANDS, compose_config
+    """Run ``drive <name>`` with ``overrides`` in this process (:func:`drive.cli.run_command`)."""
+    from drive.cli import StageFailed, run_command
 
-    target = next(t for (conf, t, _) in COMMANDS.values() if conf == name)
-    module, func = target.split(":")
-    cfg = compose_config(name, overrides)
     try:
-        rc = getattr(importlib.import_module(module), func)(cfg)
-    except SystemExit as e:  # the pipelines' refusals (mismatched resume, missing data)
-        raise CurveError(f"{name}: {e}") from None
-    if rc:
-        raise CurveError(f"{name} {' '.join(overrides)} exited with status {rc}")
+        run_command(name, overrides)
+    except StageFailed as e:  # a bad stage config, the pipelines' refusals (mismatched resume, missing data)
+        raise CurveError(str(e)) from None
 
 
 def prefix_hours(data: str | Path, hours: float) -> float:
@@ -302,19 +293,6 @@ def _no_nan(obj: Any) -> Any:
     raise TypeError(f"not JSON: {obj!r}")
 
 
-@contextlib.contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    fd = os.open(out / LOCK_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CurveError(f"another `drive curve` is running in {out} (it holds {LOCK_FILE})") from None
-        yield
-    finally:
-        os.close(fd)
-
-
 def _clean(record: dict[str, Any]) -> dict[str, Any]:
     """NaN → None (JSON has none; a suite of crashed episodes can have NaN figures)."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
@@ -327,9 +305,10 @@ def run(cfg: DictConfig) -> int:
     try:
         curve = Curve(cfg)
         curve.out.mkdir(parents=True, exist_ok=True)
-        with _exclusive(curve.out):
+        with runfolder.locked(curve.out / LOCK_FILE, busy=f"another `drive curve` is running in {curve.out} "
+                              f"(it holds {LOCK_FILE})"):  # fmt: skip
             return _run(curve)
-    except (CurveError, runfolder.SettingsMismatch) as e:
+    except (CurveError, runfolder.SettingsMismatch, runfolder.RunFolderBusy) as e:
         print(f"drive curve: {e}", file=sys.stderr)
         return 2
 

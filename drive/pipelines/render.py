@@ -1,4 +1,4 @@
-"""``drive render`` / ``drive demo``: an episode to a GIF or MP4, the map view beside the ego's BEV.
+"""``drive render``: an episode to a GIF or MP4, the map view beside the ego's BEV.
 
 An agent that plans (``planner``, ``oracle_planner``: it has ``last_decision``) is drawn with what
 it imagined at each decision (``drive.pipelines.plan_view``): its sampled paths coloured by cost,
@@ -93,9 +93,3 @@ def run(cfg: DictConfig) -> int:
         f"route progress {progress:.1f} m"
     )
     return 0
-
-
-def run_demo(cfg: DictConfig) -> int:
-    """The main job on the embedded default. Until the learning pipeline lands, a lane follower
-    drives a short route through the town and the episode is written to a GIF."""
-    return run(cfg)
