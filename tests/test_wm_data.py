@@ -363,7 +363,6 @@ def test_npz_is_readable_by_numpy(tmp_path, good_arrays):
         np.testing.assert_array_equal(npz["ego"], good_arrays["ego"])
 
 
-
 def test_a_prefix_whose_episodes_all_hash_to_one_side_still_gives_both_splits(tmp_path):
     """Two episodes that both hash to ``train`` at ``val_fraction=0.3``: the one nearest the border
     goes to ``val``, so a tiny budget still trains and validates."""
