@@ -10,8 +10,8 @@ prefixes are nested too (an episode never changes side when the budget grows). A
 branch is hashed by its parent's id (``ShardInfo.roots``): it starts from one of the parent's
 states, so it lands on the parent's side and validation never sees a state training saw. A
 prefix so small that every root hashes to one side (a few episodes and their branches) gives the
-root nearest the border to the other side, so both splits hold something; only such prefixes
-break the nesting.
+root nearest the border to the other side, so both splits hold something; a prefix of one
+episode and its branches splits the branches themselves. Only such prefixes break the nesting.
 
 **Windows.** ``T`` consecutive steps of one episode, starting at any step that leaves at least
 ``min_valid`` steps of the episode in the window (default ``T // 2``; an episode shorter than that
@@ -120,6 +120,8 @@ class WindowDataset:
         lengths = np.array([manifest.shards[k].lengths[e] for k, eps in prefix for e in eps], dtype=np.int64)
         self.prefix_seconds = float(lengths.sum() * self.dt)
         """Simulated time of the budget prefix, both splits [s]."""
+        if len(np.unique(roots)) < 2:  # one episode and its branches: split the branches apart
+            roots = ids
         unit = episode_unit(roots, seed)
         in_val = unit < val_fraction  # a branch goes where its parent goes
         # a tiny prefix of few roots (e.g. one exploration episode and its branches beside a
