@@ -53,7 +53,7 @@ class _Client:
 
     ticks: int = 0  # ``tick_cue`` calls answered
     cycled: int = 0  # ``ticks`` when it last sent ``apply_batch``
-    woken: int = -1  # ``ticks`` when its TM was last woken
+    woken: float = 0.0  # when its TM was last woken [s, monotonic]
     in_flight: int = 0  # calls being answered
     last: float = 0.0  # when a call of it last started or ended [s, monotonic]
 
@@ -134,17 +134,18 @@ class TrafficManagerWatch:
                     c.ticks += 1
 
     def hung(self, now: float) -> list[TrafficManagerAddress]:
-        """The Traffic Managers to wake at time ``now`` [s, monotonic]; each hang is reported once."""
+        """The Traffic Managers to wake at time ``now`` [s, monotonic]: again every ``wake_after``
+        while one stays hung (a wake-up that comes before its thread waits is lost too)."""
         if not self._synchronous():
             return []
         out = []
         with self._lock:
             for tm in self._tms.values():
                 c = self._clients.get(tm.owner)
-                if c is None or c.in_flight or c.ticks <= c.cycled or c.woken == c.ticks:
+                if c is None or c.in_flight or c.ticks <= c.cycled:
                     continue
-                if now - c.last >= self.wake_after:
-                    c.woken = c.ticks
+                if now - max(c.last, c.woken) >= self.wake_after:
+                    c.woken = now
                     out.append(tm)
         return out
 
