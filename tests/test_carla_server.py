@@ -273,15 +273,6 @@ def _lane_offset_body(tm_line: str) -> str:
         """
 
 
-#: the client's Traffic Manager against this server has hung or lagged on CI's loaded machine
-#: (stop 15; issue 13 stays open for it): CI skips the tests that rely on it, developers run them
-CLIENT_TM = pytest.mark.skipif(
-    os.environ.get("CI") == "true",
-    reason="the client's Traffic Manager has hung or lagged against this server on CI's loaded machine (issue 13)",
-)
-
-
-@CLIENT_TM
 def test_autopilot_by_the_clients_traffic_manager_drives_along_its_lane(server: CarlaServer) -> None:
     tm_port = _free_port()
     line = f"tm = client.get_trafficmanager({tm_port}); tm.set_synchronous_mode(True); car.set_autopilot(True, {tm_port})"
@@ -479,7 +470,6 @@ def _before_a_light(server: CarlaServer, distance: float) -> tuple[int, list[flo
     raise AssertionError("the grid town has no traffic light with a long enough approach")
 
 
-@CLIENT_TM
 def test_traffic_lights_are_actors_and_the_traffic_manager_stops_at_red(server: CarlaServer) -> None:
     sig, (x, y, yaw), stop_along, heading = _before_a_light(server, 35.0)
     tm_port = _free_port()
