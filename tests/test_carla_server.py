@@ -482,6 +482,7 @@ def test_traffic_lights_are_actors_and_the_traffic_manager_stops_at_red(server: 
         for light in lights:
             light.set_state(carla.TrafficLightState.Red)
         tm = client.get_trafficmanager({tm_port}); tm.set_synchronous_mode(True)
+        world.tick()  # the new TM's first cycle is over (a car registered during it stays parked)
         car = world.spawn_actor(library.find("vehicle.audi.a2"),
                                 carla.Transform(carla.Location(x={x}, y={y}, z=0.3), carla.Rotation(yaw={yaw})))
         car.set_autopilot(True, {tm_port})

@@ -30,6 +30,13 @@ wait for the TM (its done flag is left set): it degrades, it never hangs.
 
 The other unlocked pair (the TM's done flag, lost while the main thread checks it) would leave
 no tick without a cycle; it needs a preemption inside a few instructions and was never seen.
+
+A second client race no server can undo: a new TM (or one back from asynchronous mode) first runs
+one cycle on the last frame its client received; a vehicle registered before that cycle but spawned
+after that frame is taken for destroyed and never driven (seen on a loaded machine: a TM car
+standing still for 300 ticks, its TM sending empty batches and asking the car's box every cycle,
+as for an actor it does not drive). Clients tick once after ``tm.set_synchronous_mode(True)``
+before they register vehicles (the bridge does).
 """
 
 from __future__ import annotations
