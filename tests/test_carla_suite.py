@@ -78,15 +78,6 @@ def _eval(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-#: Suites through a CARLA-protocol server, run as subprocesses: on CI's loaded 2-core machine a
-#: retried episode has been seen waiting on the server past every time-out (stop 15, issue 13 left
-#: open for it); developers run them (`pytest tests/test_carla_suite.py`), CI skips them.
-SUITE_ON_SERVER = pytest.mark.skipif(
-    os.environ.get("CI") == "true",
-    reason="a suite through the CARLA-protocol server can hang on CI (issue 13)",
-)
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[int]:
     port = _free_port()
@@ -98,7 +89,6 @@ def server() -> Iterator[int]:
         proc.wait(timeout=60)
 
 
-@SUITE_ON_SERVER
 def test_smoke_suite_through_the_bridge_agrees_with_the_embedded_run(server: int, tmp_path: Path) -> None:
     carla = _eval(
         "sim=carla", f"sim.port={server}", f"sim.tm_port={_free_port()}", "sim.timeout=60",
@@ -165,7 +155,6 @@ def test_workers_above_one_per_server_are_refused(tmp_path: Path) -> None:
     assert bench.returncode == 1 and "workers=2" in bench.stderr  # its default is 2
 
 
-@SUITE_ON_SERVER
 def test_a_server_killed_mid_suite_is_restarted_and_the_suite_completes(tmp_path: Path) -> None:
     port = _free_port()
     first = _serve(port)
@@ -207,7 +196,6 @@ def test_a_server_killed_mid_suite_is_restarted_and_the_suite_completes(tmp_path
     assert "running them again" in text
 
 
-@SUITE_ON_SERVER
 def test_drive_bench_carla_prints_one_json_line_per_measurement(tmp_path: Path) -> None:
     suite = tmp_path / "one.yaml"
     suite.write_text(

@@ -36,6 +36,9 @@ class ServeCarlaConfig:
     """Seed of the embedded world."""
     destroy_on_disconnect: bool = False
     """Destroy a client's actors when it disconnects (CARLA keeps them)."""
+    tm_wake_after: float = 2.0
+    """Wake a client's Traffic Manager that missed its tick signal (a 0.9.16 client race) after
+    this long [s]; 0: never (see ``sim_bridge.carla_server.tm_watch``)."""
     sim: EmbeddedConfig = field(default_factory=EmbeddedConfig)
     """Slots, limits and NPC driver of the served world (``num_worlds`` and ``render_bev`` are
     ignored: one world, no BEV); ``physics_dt`` is the step without ``fixed_delta_seconds``."""
@@ -50,6 +53,7 @@ def server_config(cfg: ServeCarlaConfig) -> CarlaServerConfig:
         map=MapRef(town=cfg.town, seed=cfg.map_seed, xodr=cfg.xodr),
         seed=cfg.seed,
         destroy_on_disconnect=cfg.destroy_on_disconnect,
+        tm_wake_after=cfg.tm_wake_after,
         sim=EmbeddedConfig(
             num_worlds=1,
             physics_dt=sim.physics_dt,

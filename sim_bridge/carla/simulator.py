@@ -109,6 +109,7 @@ class CarlaSimulator(Simulator):
         self._client: Any = None
         self._world: Any = None
         self._tm: Any = None
+        self._tm_synchronous = False  # its first cycle in synchronous mode is behind it
         self._map: RoadMap | None = None
         self._map_key: str | None = None
         self._observer: Observer | None = None
@@ -170,6 +171,7 @@ class CarlaSimulator(Simulator):
             self._world.apply_settings(settings)
             if self._tm is not None:
                 self._tm.set_synchronous_mode(False)
+                self._tm_synchronous = False
         except RuntimeError:
             pass  # the server is gone: nothing left to release
         self._world = None
@@ -209,6 +211,7 @@ class CarlaSimulator(Simulator):
                 f"sim.timeout={cfg.timeout:g} s)"
             )
         self._spawned, self._ego, self._client, self._world, self._tm = [], None, None, None, None
+        self._tm_synchronous = False
         self._scripted = []
         self._map_key = None  # a restarted server may serve another map: check on reset
         return error
@@ -256,6 +259,14 @@ class CarlaSimulator(Simulator):
         self._tm = client.get_trafficmanager(cfg.tm_port)
         self._tm.set_synchronous_mode(True)
         self._tm.set_random_device_seed(int(seed))
+        if not self._tm_synchronous:
+            # The client's Traffic Manager, new or back from asynchronous mode, first runs one
+            # cycle on the last frame it has; a vehicle handed to it during that cycle but absent
+            # from that frame is taken for destroyed and never driven (seen on a loaded machine:
+            # a scenario car standing still all episode). A tick waits for a synchronous cycle,
+            # so that one is over before this episode's vehicles are registered.
+            self._tick()
+            self._tm_synchronous = True
         rng = np.random.default_rng(seed)
         library = world.get_blueprint_library()
 

@@ -15,10 +15,11 @@ transforms, target velocity, ``set_actor_autopilot``), controls (``apply_control
 ``apply_control_to_walker``), ``apply_batch`` (spawn with ``do_after``, destroy, vehicle and walker
 control, transform, autopilot), ``tick_cue``, weather, traffic lights (``set_traffic_light_state``,
 ``freeze_traffic_light``, ``freeze_all_traffic_lights``, ``reset_all_traffic_lights``,
-``get_group_traffic_lights``), vehicle light states, the Traffic Manager registry. Streams: the
-world state every tick (actors, vehicle controls and the light each vehicle stands at, traffic-light
-states with their OpenDRIVE ids) and collision events. See :mod:`sim_bridge.carla_server.world`
-for the physics mapping.
+``get_group_traffic_lights``), vehicle light states, the Traffic Manager registry (and waking a
+client's Traffic Manager that lost its tick signal: :mod:`sim_bridge.carla_server.tm_watch`).
+Streams: the world state every tick (actors, vehicle controls and the light each vehicle stands
+at, traffic-light states with their OpenDRIVE ids) and collision events. See
+:mod:`sim_bridge.carla_server.world` for the physics mapping.
 
 Not served (the call's error names it): cameras, lidars and other rendered sensors, AI walker
 controllers and navigation, physics control, recorder and replayer, vehicle doors and Ackermann
@@ -40,6 +41,7 @@ from typing import Any
 from sim_bridge.api import MapRef
 from sim_bridge.carla_server import wire
 from sim_bridge.carla_server.blueprints import LIBRARY
+from sim_bridge.carla_server.tm_watch import TrafficManagerWatch
 from sim_bridge.carla_server.transport import RpcServer, StreamServer
 from sim_bridge.carla_server.world import WORLD_STREAM, ServerWorld, SpawnError
 from sim_bridge.embedded.config import EmbeddedConfig
@@ -61,6 +63,10 @@ class CarlaServerConfig:
     """Seed of the embedded world."""
     destroy_on_disconnect: bool = False
     """Destroy the actors a client spawned when it disconnects (CARLA keeps them)."""
+    tm_wake_after: float = 2.0
+    """Wake a client's Traffic Manager that missed its tick signal after this long [s] (0: never;
+    see :mod:`sim_bridge.carla_server.tm_watch`). Its cycle normally starts within milliseconds of
+    the tick, and within about 0.15 s on a loaded 2-core machine."""
     sim: EmbeddedConfig = field(
         default_factory=lambda: EmbeddedConfig(num_worlds=1, threads=1, render_bev=False, physics_dt=0.05)
     )
@@ -81,7 +87,7 @@ class CarlaServer:
         stream_port = self._rpc.port + 1 if cfg.port else 0
         self._streams = StreamServer(cfg.host, stream_port, self._subscribed)
         self.world = ServerWorld(cfg.map, cfg.seed, cfg.sim, self._streams.send, cfg.host, self._streams.port)
-        self._tm: dict[int, list] = {}  # Traffic Manager port → [host, port]
+        self.traffic_managers = TrafficManagerWatch(cfg.tm_wake_after, self._synchronous)
         self._map_ref = cfg.map
         self._pending_xodr: str | None = None
         self._stop = threading.Event()
@@ -102,6 +108,7 @@ class CarlaServer:
         self._streams.start()
         self._rpc.start()
         self._ticker.start()
+        self.traffic_managers.start()
         log.info(
             "CARLA %s server on %s:%d (streams :%d), map %s",
             wire.CARLA_VERSION, self.config.host, self.port, self.stream_port, self.world.map_name,
@@ -110,6 +117,7 @@ class CarlaServer:
 
     def stop(self) -> None:
         self._stop.set()
+        self.traffic_managers.stop()
         self._rpc.stop()
         self._streams.stop()
         self.world.sim.close()
@@ -141,12 +149,14 @@ class CarlaServer:
                 f"(this server speaks CARLA {wire.CARLA_VERSION} for the calls listed in sim_bridge.carla_server)"
             )
         try:
-            return handler(cid, *args)
+            with self.traffic_managers.call(cid, name):
+                return handler(cid, *args)
         except (SpawnError, KeyError, ValueError, TypeError, IndexError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             return wire.error(f"{name}: {message}")
 
     def _disconnected(self, cid: int) -> None:
+        self.traffic_managers.disconnected(cid)
         if self.config.destroy_on_disconnect:
             n = self.world.destroy_owned_by(cid)
             if n:
@@ -166,6 +176,9 @@ class CarlaServer:
             self.world.tick()
             next_time += self.world.dt
             self._stop.wait(max(0.0, next_time - time.monotonic()))
+
+    def _synchronous(self) -> bool:
+        return bool(self.world.settings.synchronous_mode)
 
     def _token(self, stream_id: int) -> bytes:
         return wire.stream_token(stream_id, self.config.host, self.stream_port)
@@ -392,16 +405,17 @@ class CarlaServer:
     # ------------------------------------------------------------------ Traffic Manager registry
 
     def rpc_is_traffic_manager_running(self, cid: int, port: int) -> list:
-        return wire.ok(int(port) in self._tm)
+        return wire.ok(self.traffic_managers.get(port) is not None)
 
     def rpc_add_traffic_manager_running(self, cid: int, info: list) -> list:
         host, port = info
-        self._tm[int(port)] = [str(host), int(port)]
+        self.traffic_managers.register(cid, str(host), int(port))
         return wire.ok(True)
 
     def rpc_get_traffic_manager_running(self, cid: int, port: int) -> list:
-        return wire.ok(self._tm.get(int(port), ["", 0]))
+        tm = self.traffic_managers.get(port)
+        return wire.ok([tm.host, tm.port] if tm is not None else ["", 0])
 
     def rpc_destroy_traffic_manager(self, cid: int, port: int) -> list:
-        self._tm.pop(int(port), None)
+        self.traffic_managers.remove(port)
         return wire.void()
