@@ -209,6 +209,16 @@ class Footprint:
         )
 
 
+def _read_yaml(path: Path) -> Any:
+    """The YAML of the suite file at ``path``; :class:`SuiteError` naming it when unreadable."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SuiteError(f"cannot read suite {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"{path}: not valid YAML: {exc}") from exc
+
+
 def param_point(family: str, params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     """``params`` over ``family``'s defaults as sorted ``(name, value)`` pairs (a hashable key)."""
     return tuple(sorted({**FAMILIES[family].defaults, **params}.items()))
@@ -218,12 +228,7 @@ def suite_footprint(path: str | Path) -> Footprint:
     """The :class:`Footprint` of the suite file at ``path`` (family entries are read, not built;
     scenario-file entries are loaded)."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise SuiteError(f"cannot read suite {path}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise SuiteError(f"{path}: not valid YAML: {exc}") from exc
+    data = _read_yaml(path)
     entries = data.get("entries") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
         raise SuiteError(f"{path}: a suite is a mapping with a non-empty list of 'entries'")
@@ -251,12 +256,7 @@ def suite_footprint(path: str | Path) -> Footprint:
 def load_suite(path: str | Path) -> Suite:
     """Expand the suite file at ``path`` (see module doc)."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise SuiteError(f"cannot read suite {path}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise SuiteError(f"{path}: not valid YAML: {exc}") from exc
+    data = _read_yaml(path)
     if isinstance(data, dict) and "entries" not in data and "world" in data:
         # one scenario file: a suite of that scenario alone
         return suite_from_dict({"name": path.stem, "entries": [{"file": path.name}]}, str(path), path.parent)
