@@ -81,7 +81,7 @@ def test_plot_draws_the_records_numbers(tmp_path: Path) -> None:
 
 def test_compose_curve_plans() -> None:
     cfg = compose_config("curve", [])
-    assert cfg.suite.name == "exam" and list(cfg.curve.budgets) == [0.1, 0.25, 0.5, 1.0, 2.0, 4.0]
+    assert cfg.suite.name == "exam" and list(cfg.curve.budgets) == [0.25, 1.0, 4.0]
     assert list(cfg.curve.seeds) == [0, 1, 2] and list(cfg.curve.learners) == [
         "planner",
         "planner_explore",

@@ -1,6 +1,6 @@
 """``drive curve``: hours to competence, for the world-model planner and for behaviour cloning.
 
-**What runs.** For every learner × budget × seed (``curve=default``: budgets 0.1 … 4 h, 3 seeds):
+**What runs.** For every learner × budget × seed (``curve=default``: budgets 0.25, 1, 4 h, 3 seeds):
 
 1. *collect* — one collection per seed and data kind, of the largest budget
    (``out/data/<driver>-s<seed>``, or ``<driver>-<recipe>-s<seed>`` for a recipe other than
