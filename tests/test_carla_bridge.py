@@ -346,3 +346,43 @@ def test_the_bridge_reports_stop_sign_runs_by_the_embedded_rule(server: CarlaSer
             stopped,
         )  # stopped, crossed: none
     assert abs(r["carla_ran"]["step"] - r["embedded_ran"]["step"]) <= 1
+
+
+WALKERS = """
+import json
+import numpy as np
+from sim_bridge.api import ActorKind, MapRef, Pose, WorldSpec
+from sim_bridge.carla import CarlaConfig, CarlaSimulator
+from sim_bridge.maps.catalog import load_map
+from sim_bridge.maps.road_map import LaneType
+
+rm = load_map(MapRef("grid"))
+lane = int(rm.driving_lanes[np.argmax(rm.lane_length[rm.driving_lanes])])
+xy, yaw = rm.pose_at(np.array([lane]), np.array([10.0]))
+spec = WorldSpec(map=MapRef("grid"), ego=Pose(float(xy[0, 0]), float(xy[0, 1]), float(yaw[0])), vehicles=0,
+                 pedestrians=4)
+sim = CarlaSimulator(CarlaConfig(port={port}, tm_port={tm_port}, timeout=20.0))
+sim.reset(spec, seed=0)
+def walkers():
+    a = sim.actor_arrays()
+    return {{int(a.ids[0, j]): (float(a.x[0, j]), float(a.y[0, j])) for j in range(a.shape[1])
+            if a.active[0, j] and a.kind[0, j] == int(ActorKind.PEDESTRIAN)}}
+start = walkers()
+for _ in range(30):  # 3 s
+    obs, _ = sim.step(np.array([[-1.0, 0.0]]))
+end = walkers()
+moved = [float(np.hypot(end[i][0] - start[i][0], end[i][1] - start[i][1])) for i in start if i in end]
+pts = np.array([end[i] for i in end]).reshape(-1, 2)
+proj = rm.project(pts, np.zeros(len(pts)), lane_types=(LaneType.SIDEWALK,), max_distance=1.0)
+sim.close()
+print("RESULT " + json.dumps(dict(n=len(start), moved=moved, on_sidewalk=(proj.lane >= 0).tolist())), flush=True)
+"""
+
+
+def test_background_pedestrians_walk_the_sidewalks_led_by_ai_walker_controllers(server: CarlaServer) -> None:
+    r = _run(WALKERS.format(port=server.port, tm_port=_free_port()))
+    assert r["n"] == 4
+    assert len(r["moved"]) == 4 and min(r["moved"]) > 2.0  # 1.1 to 1.7 m/s for 3 s
+    assert all(r["on_sidewalk"])
+    kinds = [a.blueprint.id for a in server.world.actors.values()]
+    assert not [k for k in kinds if k.startswith(("walker.", "controller."))]  # closed: all destroyed

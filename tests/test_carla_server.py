@@ -512,6 +512,56 @@ def test_traffic_lights_are_actors_and_the_traffic_manager_stops_at_red(server: 
     assert r["later"] > stop_along + 5.0  # and drove on at green
 
 
+def test_an_ai_walker_controller_walks_its_walker_along_the_sidewalk(server: CarlaServer) -> None:
+    from sim_bridge.frames import map_to_carla
+    from sim_bridge.maps.road_map import LaneType
+
+    rm = server.world.road_map
+    lanes = rm.sidewalk_lanes
+    lane = int(lanes[np.argmax(rm.lane_length[lanes])])
+    xy, yaw = rm.pose_at(np.array([lane]), np.array([0.5 * rm.lane_length[lane]]))
+    x, y, cyaw = (float(v[0]) for v in map_to_carla(xy[:, 0], xy[:, 1], yaw))
+    r = _client(
+        server.port,
+        f"""
+        bp = library.find("walker.pedestrian.0002")
+        bp.set_attribute("speed", "1.5")
+        walker = world.spawn_actor(bp, carla.Transform(carla.Location(x={x}, y={y}, z=1.0), carla.Rotation(yaw={cyaw})))
+        world.tick()
+        ai = world.spawn_actor(library.find("controller.ai.walker"), carla.Transform(), attach_to=walker)
+        world.tick()
+        start = walker.get_location()
+        for _ in range(10):
+            world.tick()
+        still = walker.get_location().distance(start)
+        ai.start()
+        ai.go_to_location(start + carla.Location(x=20.0))  # the client's navigation: not seen by the server
+        ai.set_max_speed(1.5)
+        for _ in range(60):  # 3 s
+            world.tick()
+        end = walker.get_location()
+        speed = walker.get_velocity().length()
+        ai.stop()
+        ai.destroy()
+        world.tick()
+        world.tick()
+        out(still=still, walked=end.distance(start), end=[end.x, end.y], speed=speed,
+            after=walker.get_velocity().length(), nav=world.get_random_location_from_navigation())
+        walker.destroy()
+        """,
+    )
+    assert r["still"] < 0.01  # a controller not started leaves its walker standing
+    assert r["speed"] == pytest.approx(1.5, abs=0.05)  # the walker's speed attribute
+    assert 3.0 < r["walked"] < 1.5 * 3.0 + 0.2
+    from sim_bridge.frames import carla_to_map
+
+    ex, ey, _ = carla_to_map(r["end"][0], r["end"][1], 0.0)
+    proj = rm.project(np.array([[ex, ey]]), np.zeros(1), lane_types=(LaneType.SIDEWALK,), max_distance=1.0)
+    assert proj.lane[0] >= 0  # along the sidewalk
+    assert r["after"] == 0.0  # its controller destroyed, it stands
+    assert r["nav"] is None  # no navigation mesh here
+
+
 def test_asynchronous_mode_ticks_on_its_own(server: CarlaServer) -> None:
     cfg = CarlaServerConfig(port=0, sim=server.config.sim)  # a fresh server starts asynchronous, as CARLA's
     with CarlaServer(cfg) as other:

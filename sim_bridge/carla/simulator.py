@@ -3,8 +3,9 @@
 One server is one world (``num_worlds`` = 1). ``reset`` loads the spec's map on the server when it
 differs (``generate_opendrive_world`` from our OpenDRIVE, so the server's roads are ours), puts
 the server in synchronous mode with ``fixed_delta_seconds = physics_dt``, spawns the ego at the
-route start with collision and lane-invasion sensors, the scenario actors and the background
-traffic (Traffic Manager autopilot), and ticks once. ``step`` applies the action as a
+route start with collision and lane-invasion sensors, the scenario actors, the background
+traffic (Traffic Manager autopilot) and background pedestrians (AI walker controllers,
+:mod:`sim_bridge.carla.walkers`), and ticks once. ``step`` applies the action as a
 ``VehicleControl`` and ticks ``decision_dt / physics_dt`` times. Actor states come back from the
 world snapshot, converted to our frame here (:mod:`sim_bridge.frames`) and nowhere else, and go
 through the shared sensors (:class:`~sim_bridge.sensors.observe.Observer`) into the same
@@ -23,14 +24,14 @@ Scenario actors and their triggered behaviours: :mod:`sim_bridge.carla.scenario_
 Faults: a server that does not answer within ``timeout`` (absent, hung, lost mid-episode) raises
 :class:`~sim_bridge.carla.connection.CarlaConnectionError` (a ``SimulatorUnavailable``: the
 episode is recorded crashed, never scored); the simulator drops its client, and the next ``reset``
-reconnects and first destroys the vehicles, walkers and sensors it did not spawn (left by the
-interrupted episode or by a client that died). A map load waits ``load_timeout``. Restarting a
+reconnects and first destroys the vehicles, walkers, sensors and controllers it did not spawn
+(left by the interrupted episode or by a client that died). A map load waits ``load_timeout``. Restarting a
 lost server (``restart_command``) is the runner's (``drive eval``), before it runs the interrupted
 episodes again.
 
 Not yet on CARLA (documented gaps): signal timing
-(``spec.signals``: the server's own cycle runs), background pedestrians (CARLA's need AI walker
-controllers), opening doors.
+(``spec.signals``: the server's own cycle runs), opening doors; background pedestrians are spawned
+once per episode, not kept around the ego as the embedded backend keeps them.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from sim_bridge.api import (
 from sim_bridge.carla.config import CarlaConfig
 from sim_bridge.carla.connection import CarlaConnectionError, connect
 from sim_bridge.carla.scenario_actors import ScriptedActor, spawn_scenario_actor
+from sim_bridge.carla.walkers import Walkers, spawn_walkers, start_walkers, stop_walkers
 from sim_bridge.carla_server.wire import CARLA_VERSION
 from sim_bridge.frames import carla_to_map, map_to_carla, wrap_angle
 from sim_bridge.maps.catalog import load_map
@@ -116,6 +118,7 @@ class CarlaSimulator(Simulator):
         self._routes = RouteBatch(1)
         self._route: Route | None = None
         self._spawned: list[Any] = []  # carla actors of this episode, sensors first
+        self._walkers = Walkers()  # background pedestrians and their AI controllers
         self._ego: Any = None
         self._info: dict[int, tuple[int, float, float, float, float]] = {}  # id → kind, l, w, bbox x, y
         self._lock = threading.Lock()
@@ -187,14 +190,15 @@ class CarlaSimulator(Simulator):
         self._client = connect(cfg.host, cfg.port, cfg.timeout)
 
     def _clear_leftovers(self, world: Any) -> None:
-        """Destroy the vehicles, walkers and sensors in the world that this episode did not spawn:
+        """Destroy the vehicles, walkers, sensors and AI controllers in the world that this episode
+        did not spawn:
         those of a client that died (its worker crashed, its server connection was lost) would
         otherwise stand on the road. The bridge owns the server's world (one world per server)."""
         import carla
 
         ours = {a.id for a in self._spawned}
         left = [a.id for a in world.get_actors()
-                if a.type_id.split(".")[0] in ("vehicle", "walker", "sensor") and a.id not in ours]  # fmt: skip
+                if a.type_id.split(".")[0] in ("vehicle", "walker", "sensor", "controller") and a.id not in ours]  # fmt: skip
         if left:
             self._client.apply_batch_sync([carla.command.DestroyActor(i) for i in left], False)
 
@@ -212,6 +216,7 @@ class CarlaSimulator(Simulator):
             )
         self._spawned, self._ego, self._client, self._world, self._tm = [], None, None, None, None
         self._tm_synchronous = False
+        self._walkers = Walkers()
         self._scripted = []
         self._map_key = None  # a restarted server may serve another map: check on reset
         return error
@@ -319,6 +324,12 @@ class CarlaSimulator(Simulator):
             self._scripted.append(scripted)
             self._spawned.append(scripted.actor)
         self._spawn_background(world, library, spec, rng, ex, ey)
+        self._walkers = spawn_walkers(
+            client, world, library, rm, spec.pedestrians, (ex, ey),
+            (BACKGROUND_MIN_DISTANCE, spec.traffic_radius), rng, self._transform,
+        )  # fmt: skip
+        self._spawned[:0] = self._walkers.controllers  # destroyed before their walkers
+        self._spawned += self._walkers.walkers
         self._find_lights(world, rm, spec)
 
         # --- first state
@@ -329,6 +340,7 @@ class CarlaSimulator(Simulator):
         self._steps = 0
         self._t0 = float(self._world.get_snapshot().timestamp.elapsed_seconds)
         self._tick()
+        start_walkers(self._walkers, self._transform)  # their walkers are in a frame now
         self._hold_lights(spec)
         self._arrays = self._read()
         self._history = [self._arrays.copy() for _ in range(cfg.bev.history)]
@@ -435,6 +447,8 @@ class CarlaSimulator(Simulator):
     def _destroy_episode(self) -> None:
         import carla
 
+        stop_walkers(self._walkers)
+        self._walkers = Walkers()
         sensors = [a for a in self._spawned if a.type_id.startswith("sensor.")]
         for sensor in sensors:  # the lane-invasion sensor runs in this process: stop it here
             sensor.stop()

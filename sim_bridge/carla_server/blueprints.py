@@ -67,6 +67,8 @@ _VEHICLES = (
     ("vehicle.mercedes.coupe_2020", (2.34, 1.00, 0.70)),
     ("vehicle.carlamotors.carlacola", (2.60, 1.30, 1.25)),
 )
+#: CARLA's AI walker controller: spawned attached to a walker (see ``ServerWorld.start_walker_ai``)
+WALKER_AI = "controller.ai.walker"
 _WALKERS = tuple(f"walker.pedestrian.{i:04d}" for i in range(1, 6))
 _STATICS = (
     ("static.prop.streetbarrier", (0.60, 0.20, 0.50)),
@@ -113,6 +115,7 @@ def _library() -> tuple[Blueprint, ...]:
         ("sensor.other.lane_invasion", "sensor,other,lane_invasion"),
     ):
         out.append(Blueprint(len(out) + 1, name, tags, None, (0.0, 0.0, 0.0), (_role(),)))
+    out.append(Blueprint(len(out) + 1, WALKER_AI, "controller,ai,walker", None, (0.0, 0.0, 0.0), (_role(),)))
     out.append(Blueprint(len(out) + 1, "spectator", "spectator", None))
     return tuple(out)
 

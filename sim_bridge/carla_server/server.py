@@ -21,8 +21,15 @@ Streams: the world state every tick (actors, vehicle controls and the light each
 at, traffic-light states with their OpenDRIVE ids) and collision events. See
 :mod:`sim_bridge.carla_server.world` for the physics mapping.
 
-Not served (the call's error names it): cameras, lidars and other rendered sensors, AI walker
-controllers and navigation, physics control, recorder and replayer, vehicle doors and Ackermann
+AI walker controllers (``controller.ai.walker``): once started (the client's ``start()``, seen as
+its walker's collisions turned off), the walker walks along the sidewalks at its ``speed``
+attribute, as our background pedestrians; ``go_to_location`` and ``set_max_speed`` are the
+client's own navigation, which needs a navigation mesh this server does not serve (the client
+prints ``NAV: failed``, ``get_random_location_from_navigation()`` is ``None``): never seen here.
+Destroying the controller stops its walker.
+
+Not served (the call's error names it): cameras, lidars and other rendered sensors, navigation
+meshes, physics control, recorder and replayer, vehicle doors and Ackermann
 control, debug drawing, map layers, environment objects.
 """
 
@@ -38,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim_bridge.api import MapRef
+from sim_bridge.api import ActorKind, MapRef
 from sim_bridge.carla_server import wire
 from sim_bridge.carla_server.blueprints import LIBRARY
 from sim_bridge.carla_server.tm_watch import TrafficManagerWatch
@@ -356,6 +363,15 @@ class CarlaServer:
         return wire.void()
 
     def rpc_set_actor_enable_gravity(self, cid: int, actor_id: int, enabled: bool) -> list:
+        return wire.void()
+
+    def rpc_set_actor_collisions(self, cid: int, actor_id: int, enabled: bool) -> list:
+        """Collisions stay on; but the 0.9.16 client's ``WalkerAIController.start()`` turns its
+        walker's off, the one call of it the server sees: that walker starts walking."""
+        with self.world.lock:
+            actor = self.world.actors.get(int(actor_id))
+            if not enabled and actor is not None and actor.blueprint.kind == ActorKind.PEDESTRIAN:
+                self.world.start_walker_ai(actor.id)
         return wire.void()
 
     # ------------------------------------------------------------------ ticks and batches

@@ -37,7 +37,7 @@ import numpy as np
 
 from sim_bridge.api import ActorKind, ActorSpec, MapRef, Pose, WorldSpec
 from sim_bridge.carla_server import wire
-from sim_bridge.carla_server.blueprints import BY_ID, SPECTATOR, TRAFFIC_LIGHT, Blueprint
+from sim_bridge.carla_server.blueprints import BY_ID, SPECTATOR, TRAFFIC_LIGHT, WALKER_AI, Blueprint
 from sim_bridge.embedded.config import EmbeddedConfig
 from sim_bridge.embedded.simulator import EmbeddedSimulator
 from sim_bridge.frames import carla_to_map, map_to_carla
@@ -295,6 +295,9 @@ class ServerWorld:
                 self.destroy(child)
             if actor.slot >= 0:
                 self.sim.remove_actor(0, actor.slot)
+            parent = self.actors.get(actor.parent)
+            if actor.blueprint.id == WALKER_AI and parent is not None and parent.slot >= 0:
+                self.sim.set_walker_command(0, parent.slot, 0.0, 0.0)  # its walker stands again
             del self.actors[actor_id]
             self.destroyed[actor_id] = actor.blueprint
             return True
@@ -332,6 +335,21 @@ class ServerWorld:
             actor = self.body(actor_id, ActorKind.PEDESTRIAN)
             _, _, yaw = carla_to_map(0.0, 0.0, math.degrees(math.atan2(dy, dx)))
             self.sim.set_walker_command(0, actor.slot, float(yaw), speed if math.hypot(dx, dy) > 0 else 0.0)
+
+    def start_walker_ai(self, walker_id: int) -> bool:
+        """Walker ``walker_id``'s ``controller.ai.walker`` started: the walker walks along the nearest
+        sidewalk (within 2 m) at its ``speed`` attribute [m/s] (default 1.4), as our background
+        pedestrians do; whether it does (``False``: it has no AI controller, or no sidewalk is near).
+        """
+        with self.lock:
+            walker = self.body(walker_id, ActorKind.PEDESTRIAN)
+            if not any(a.parent == walker_id and a.blueprint.id == WALKER_AI for a in self.actors.values()):
+                return False
+            try:
+                speed = float(walker.attribute("speed") or 1.4)
+            except ValueError:
+                speed = 1.4
+            return self.sim.set_walker_autopilot(0, walker.slot, speed if speed > 0.0 else 1.4)
 
     def set_autopilot(self, actor_id: int, enabled: bool) -> None:
         with self.lock:

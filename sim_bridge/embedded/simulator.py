@@ -362,19 +362,30 @@ class EmbeddedSimulator(Simulator):
         if beh.kind in (BehaviourKind.CROSS, BehaviourKind.STOPPED):
             st.mode[b, a] = STAND
             return
-        proj = rm.project(
-            np.array([[p.x, p.y]]), np.array([p.yaw]), lane_types=(LaneType.SIDEWALK,), max_distance=1.0
-        )
-        if proj.lane[0] >= 0:
-            st.mode[b, a] = WALK_SIDEWALK
-            st.lane[b, a], st.s[b, a], st.p_lat[b, a] = (
-                int(proj.lane[0]),
-                float(proj.s[0]),
-                float(proj.lateral[0]),
-            )
-            st.p_dir[b, a] = 1.0 if abs(proj.heading_error[0]) < math.pi / 2 else -1.0
-        else:
+        if not self._onto_sidewalk(b, a, max_distance=1.0):
             st.mode[b, a] = WALK_FREE
+
+    def _onto_sidewalk(self, b: int, a: int, max_distance: float) -> bool:
+        """Have pedestrian ``a`` walk along the sidewalk lane within ``max_distance`` [m] of it (in
+        the direction nearer its yaw); whether there was one."""
+        st, rm = self.state, self._map
+        assert rm is not None
+        proj = rm.project(
+            np.array([[st.x[b, a], st.y[b, a]]]),
+            np.array([st.yaw[b, a]]),
+            lane_types=(LaneType.SIDEWALK,),
+            max_distance=max_distance,
+        )
+        if proj.lane[0] < 0:
+            return False
+        st.mode[b, a] = WALK_SIDEWALK
+        st.lane[b, a], st.s[b, a], st.p_lat[b, a] = (
+            int(proj.lane[0]),
+            float(proj.s[0]),
+            float(proj.lateral[0]),
+        )
+        st.p_dir[b, a] = 1.0 if abs(proj.heading_error[0]) < math.pi / 2 else -1.0
+        return True
 
     def _place_static(self, b: int, a: int, actor: ActorSpec, actor_id: int) -> None:
         st = self.state
@@ -828,6 +839,18 @@ class EmbeddedSimulator(Simulator):
         st = self.state
         st.accel_cmd[b, slot] = accel
         st.steer_cmd[b, slot] = steer
+
+    def set_walker_autopilot(self, b: int, slot: int, speed: float, max_distance: float = 2.0) -> bool:
+        """Hand pedestrian ``slot`` to the pedestrian model, as a background pedestrian: walk along
+        the sidewalk within ``max_distance`` [m] at ``speed`` [m/s], turning back or crossing at its
+        ends. Whether there was a sidewalk that near (if not, the pedestrian stands)."""
+        st = self.state
+        st.p_speed[b, slot] = speed
+        st.p_target_lane[b, slot] = -1
+        if self._onto_sidewalk(b, slot, max_distance):
+            return True
+        st.mode[b, slot] = STAND
+        return False
 
     def set_walker_command(self, b: int, slot: int, yaw: float, speed: float) -> None:
         """Walk pedestrian ``slot`` along ``yaw`` [rad] at ``speed`` [m/s] until changed (0 stands)."""
