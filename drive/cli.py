@@ -68,6 +68,12 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
         "drive.pipelines.train:run",
         "train the JEPA world model on a budget prefix of a collection (resumable)",
     ),
+    ("learn",): (
+        "learn",
+        "drive.pipelines.learn:run",
+        "the world model from the planner's own experience: explore, train, then planner-driven rounds "
+        "of collection and fine-tuning within one budget of hours (resumable)",
+    ),
     ("train-bc",): (
         "train_bc",
         "drive.pipelines.train_bc:run",

@@ -255,6 +255,12 @@ class TrainConfig:
     """Collection folder written by ``drive collect`` (manifest.json + shards)."""
     hours: float | None = field(default=0.5, metadata={"gt": 0})
     """Budget: the first this many simulated hours of the collection (null: all) [h]."""
+    extra_data: list[str] = field(default_factory=list)
+    """Further collections trained on whole, beside the prefix of ``data`` (e.g. the planner's own
+    rounds, ``drive learn``); split by the same hash, sampled uniformly over all windows."""
+    init: str | None = None
+    """Start from this checkpoint's weights (same architecture and data shapes) instead of a
+    fresh initialisation; the normalisation is refitted on this run's data (fine-tuning)."""
     window: int = field(default=0, metadata={"min": 0})
     """Steps per training window (0: ``loss.horizon + 1``)."""
     val_fraction: float = field(default=0.1, metadata={"min": 0, "max": 0.9})
@@ -470,9 +476,11 @@ def register() -> None:
 
     from drive.pipelines.bench_carla import BenchCarlaConfig
     from drive.pipelines.curve import CurveConfig
+    from drive.pipelines.learn import LearnConfig
     from drive.pipelines.serve_carla import ServeCarlaConfig
 
     cs.store(name="curve_schema", node=CurveConfig)
+    cs.store(name="learn_schema", node=LearnConfig)
 
     cs.store(name="serve_carla_schema", node=ServeCarlaConfig)
     cs.store(name="bench_carla_schema", node=BenchCarlaConfig)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sim_bridge.api import EgoFeature, ObjectFeature, Observation, StepEvents
 from sim_bridge.sensors.layout import EGO_DIM, OBJECT_DIM
 from world_model.batch import EVENT, NUM_EVENTS
-from world_model.dataset import episode_unit, open_dataset
+from world_model.dataset import DatasetError, WindowMix, episode_unit, open_dataset
 from world_model.proximity import GAP_CAP, NEAREST_VISIBLE
 from world_model.recorder import NEAREST_CAP, EpisodeRecorder, step_events
 from world_model.shards import (
@@ -375,3 +375,31 @@ def test_a_prefix_whose_episodes_all_hash_to_one_side_still_gives_both_splits(tm
     val = open_dataset(folder, window=4, split="val", val_fraction=0.3, seed=seed)
     assert len(_episodes(train)) == 1 and len(_episodes(val)) == 1
     assert _episodes(val) == {int(np.argmin(episode_unit(np.array([0, 1]), seed)))}
+
+
+def test_window_mix_holds_every_window_of_every_part_in_the_order_asked(collection, tmp_path):
+    other = tmp_path / "other"
+    make_collection(other, [[20, 7], [33]], seed=5)  # ids 0, 1, 2: they meet the first's ids
+    a = open_dataset(collection, window=6, split="all")
+    b = open_dataset(other, window=6, split="all")
+    mix = WindowMix([a, b])
+    assert len(mix) == len(a) + len(b) and mix.sim_seconds == a.sim_seconds + b.sim_seconds
+    assert mix.prefix_seconds == a.prefix_seconds + b.prefix_seconds and len(mix.ego) == a.steps + b.steps
+    assert len(set(mix.episodes.tolist())) == len(a.episodes) + len(b.episodes)  # ids kept apart
+    idx = np.array([len(a) + 3, 0, len(mix) - 1, 5, len(a)])
+    got = mix.batch(idx)
+    for row, i in enumerate(idx):
+        part, j = (a, i) if i < len(a) else (b, i - len(a))
+        want = part.batch([j])
+        np.testing.assert_array_equal(got.ego[row], want.ego[0])  # column 0: episode id, 1: step
+        np.testing.assert_array_equal(got.bev[row], want.bev[0])
+        np.testing.assert_array_equal(got.valid[row], want.valid[0])
+        assert (got.episode[row] >> 58) == (i >= len(a))
+    seen = np.concatenate(
+        [np.stack([b_.episode, b_.start], 1) for b_ in mix.iterate(7, rng=np.random.default_rng(0))]
+    )
+    assert len({tuple(r) for r in seen.tolist()}) == len(mix)
+    with pytest.raises(IndexError):
+        mix.batch([len(mix)])
+    with pytest.raises(DatasetError, match="window 8 vs 6"):
+        WindowMix([a, open_dataset(other, window=8, split="all")])

@@ -31,6 +31,7 @@ memory is only what the batches touch and the cache is shared between processes.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import warnings
 from collections.abc import Iterator, Sequence
@@ -323,3 +324,95 @@ def open_dataset(
     prefix = select_prefix(manifest, hours)
     return WindowDataset(path, manifest, prefix, window, split, val_fraction, seed, min_valid,
                          None if cache_dir is None else Path(cache_dir))  # fmt: skip
+
+
+class WindowMix:
+    """Several :class:`WindowDataset` s as one source of windows (``drive train extra_data=…``):
+    the window indices of ``parts[0]`` come first, then those of ``parts[1]`` …, so sampling is
+    uniform over every window of every part. The parts must share the window length, the BEV
+    shape and the ego vector's width. Episode ids are offset by ``part << 58`` so that two
+    collections' ids never meet (collection episode ids stay far below ``2**58``)."""
+
+    def __init__(self, parts: Sequence[WindowDataset]) -> None:
+        if not parts:
+            raise ValueError("WindowMix needs at least one dataset")
+        first = parts[0]
+        for p in parts[1:]:
+            if (
+                p.window != first.window
+                or p.bev_shape != first.bev_shape
+                or p.ego.shape[1] != first.ego.shape[1]
+            ):
+                raise DatasetError(
+                    f"{p.path} cannot train beside {first.path}: window {p.window} vs {first.window}, BEV "
+                    f"{p.bev_shape} vs {first.bev_shape}, ego width {p.ego.shape[1]} vs {first.ego.shape[1]} "
+                    "(collect every part with the same sim.bev settings)"
+                )
+        self.parts = list(parts)
+        self.window = first.window
+        self.dt = first.dt
+        self.bev_shape = first.bev_shape
+        self.split = first.split
+        self._offsets = np.cumsum([0] + [len(p) for p in parts])
+
+    def __len__(self) -> int:
+        return int(self._offsets[-1])
+
+    @property
+    def ego(self) -> np.ndarray:
+        """``float32 [S, E]`` every part's ego vectors, concatenated."""
+        return np.concatenate([p.ego for p in self.parts])
+
+    @property
+    def episodes(self) -> np.ndarray:
+        """Episode ids of every part (offset per part, see the class doc)."""
+        return np.concatenate([p.episodes + (k << 58) for k, p in enumerate(self.parts)])
+
+    @property
+    def steps(self) -> int:
+        return sum(p.steps for p in self.parts)
+
+    @property
+    def sim_seconds(self) -> float:
+        """Simulated time of this split, every part [s]."""
+        return sum(p.sim_seconds for p in self.parts)
+
+    @property
+    def prefix_seconds(self) -> float:
+        """Simulated time of every part's budget prefix, both splits [s]."""
+        return sum(p.prefix_seconds for p in self.parts)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(p.nbytes for p in self.parts)
+
+    def batch(self, indices: Sequence[int] | np.ndarray) -> Windows:
+        """The windows at ``indices`` (``[B]`` in ``[0, len)``), in the given order."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError(f"window indices must lie in [0, {len(self)}); got {idx.min()}…{idx.max()}")
+        part = np.searchsorted(self._offsets, idx, side="right") - 1
+        pieces, where = [], []
+        for k in np.unique(part):
+            pick = np.flatnonzero(part == k)
+            pieces.append(self.parts[int(k)].batch(idx[pick] - self._offsets[k]))
+            pieces[-1] = dataclasses.replace(pieces[-1], episode=pieces[-1].episode + (int(k) << 58))
+            where.append(pick)
+        order = np.argsort(np.concatenate(where), kind="stable")  # back to the order asked for
+        fields = {f.name: np.concatenate([getattr(b, f.name) for b in pieces])[order]
+                  for f in dataclasses.fields(Windows) if getattr(pieces[0], f.name) is not None}  # fmt: skip
+        return Windows(**fields)
+
+    def sample(self, rng: np.random.Generator, batch_size: int) -> Windows:
+        """``batch_size`` windows drawn uniformly (over all parts) with replacement."""
+        return self.batch(rng.integers(0, len(self), size=batch_size))
+
+    def iterate(self, batch_size: int, shuffle: bool = True, rng: np.random.Generator | None = None,
+                drop_last: bool = False) -> Iterator[Windows]:  # fmt: skip
+        """Every window once, in batches (shuffled with ``rng`` when ``shuffle``)."""
+        order = np.arange(len(self))
+        if shuffle:
+            order = (rng if rng is not None else np.random.default_rng()).permutation(order)
+        stop = len(order) - (len(order) % batch_size if drop_last else 0)
+        for i in range(0, stop, batch_size):
+            yield self.batch(order[i : i + batch_size])

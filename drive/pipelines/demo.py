@@ -34,64 +34,27 @@ their results): to start over, delete the run folder or give another ``out``.
 
 from __future__ import annotations
 
-import datetime
-import json
 import logging
-import resource
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from drive.cli import command_config, run_command
+from drive.cli import command_config
+from drive.pipelines.stages import STAGES_FILE, Stage, checkpoint_of, cpu_seconds, recorded, run_stage
 from scenarios.suites import Suite, suite_from_dict
 from sim_bridge import runfolder
 
 log = logging.getLogger("drive.demo")
 
-STAGES_FILE = "stages.jsonl"
 SUITE_FILE = "suite.yaml"
 LOCK_FILE = "demo.lock"
 #: settings that may change when a demo resumes (where and how it runs, not what it computes)
 RESUMABLE = ("out", "workers", "executor")
 #: the agent that learns; every other agent of the demo is a reference
 PLANNER = "planner"
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One step of the demo: a command, its overrides and the file a finished run of it leaves."""
-
-    key: str
-    """``collect``, ``train``, ``eval/<agent>`` or ``render``."""
-    command: str
-    """Primary config of the command (``drive/conf/<command>.yaml``)."""
-    overrides: tuple[str, ...]
-    output: Path
-    """Written last by the command: a recorded stage is reused only while it exists."""
-    doc: str
-    """What the stage does, in words (logged)."""
-
-
-def checkpoint_of(train_out: Path) -> Path:
-    """The checkpoint the planner drives with: the training's ``best.pt`` (lowest validation loss)
-    when it wrote one, else ``last.pt``; before training, where ``best.pt`` will be."""
-    try:
-        summary = json.loads((train_out / "summary.json").read_text())
-    except (OSError, ValueError):
-        return train_out / "best.pt"
-    return Path(summary.get("best_checkpoint") or summary["checkpoint"])
-
-
-def cpu_seconds() -> float:
-    """CPU time [s] of this process and of its finished child processes (a stage's worker pool
-    has ended when the stage returns), user and system: against the wall time, how much of the
-    machine a stage had."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def stages(cfg: DictConfig, checkpoint: Path) -> list[Stage]:
@@ -174,27 +137,11 @@ def _run(cfg: DictConfig, out: Path) -> int:
     if not (out / SUITE_FILE).exists() or (out / SUITE_FILE).read_bytes() != suite_yaml:
         runfolder.write_bytes_atomic(out / SUITE_FILE, suite_yaml)
 
-    done = {r["stage"]: r for r in runfolder.read_lines(out / STAGES_FILE) if "stage" in r}
+    done = recorded(out)
     times: dict[str, dict[str, Any]] = {}
     for i in range(len(plan)):
         stage = plan[i]
-        label = f"[{i + 1}/{len(plan)}] {stage.key}"
-        record = done.get(stage.key)
-        if record is not None and stage.output.exists():
-            log.info("%s: finished in an earlier run (%.1f s), reused", label, record["wall_seconds"])
-            times[stage.key] = {"wall_seconds": record["wall_seconds"], "cpu_seconds": record.get("cpu_seconds"),
-                                "reused": True}  # fmt: skip
-        else:
-            log.info("%s: %s: drive %s %s", label, stage.doc, stage.command, " ".join(stage.overrides))
-            t0, cpu0 = time.perf_counter(), cpu_seconds()
-            run_command(stage.command, list(stage.overrides))
-            wall, cpu = round(time.perf_counter() - t0, 1), round(cpu_seconds() - cpu0, 1)
-            finished = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-            line = {"stage": stage.key, "command": [stage.command, *stage.overrides], "wall_seconds": wall,
-                    "cpu_seconds": cpu, "finished": finished}  # fmt: skip
-            runfolder.append_line(out / STAGES_FILE, (json.dumps(line) + "\n").encode())
-            times[stage.key] = {"wall_seconds": wall, "cpu_seconds": cpu, "reused": False}
-            log.info("%s: done in %.1f s (CPU %.1f s, worker processes included)", label, wall, cpu)
+        times[stage.key] = run_stage(out, stage, done, f"[{i + 1}/{len(plan)}] {stage.key}", log)
         if stage.key == "train":  # the planner drives the checkpoint the training wrote
             plan = stages(cfg, checkpoint_of(out / "train"))
 
@@ -205,4 +152,4 @@ def _run(cfg: DictConfig, out: Path) -> int:
     return 0
 
 
-__all__ = ["RESUMABLE", "Stage", "checkpoint_of", "run", "stages"]
+__all__ = ["RESUMABLE", "STAGES_FILE", "Stage", "checkpoint_of", "cpu_seconds", "run", "stages"]

@@ -40,9 +40,18 @@ from sim_bridge import runfolder
 from sim_bridge.runfolder import write_json_atomic
 from sim_bridge.sensors.pictures import bev_to_rgb
 from world_model.config import LossConfig, ModelConfig, OptimConfig
-from world_model.dataset import WindowDataset, open_dataset
+from world_model.dataset import DatasetError, WindowDataset, WindowMix, open_dataset
 from world_model.model import WorldModel
-from world_model.train import RetrievalProbe, resolve_device, train
+from world_model.train import (
+    CHECKPOINT_FILE,
+    CheckpointError,
+    CheckpointMismatchError,
+    RetrievalProbe,
+    check_shapes,
+    read_checkpoint,
+    resolve_device,
+    train,
+)
 
 log = logging.getLogger("drive.train")
 
@@ -134,8 +143,11 @@ def check_run(out: Path, settings: dict[str, Any]) -> None:
     write_json_atomic(path, settings)
 
 
-def open_splits(cfg: DictConfig, window: int) -> tuple[WindowDataset, WindowDataset | None]:
-    """The train split and (when it holds episodes) the validation split of the budget prefix."""
+def open_splits(
+    cfg: DictConfig, window: int
+) -> tuple[WindowDataset | WindowMix, WindowDataset | WindowMix | None]:
+    """The train split and (when it holds episodes) the validation split of the budget prefix of
+    ``cfg.data``, with every collection of ``cfg.extra_data`` whole beside it."""
     kwargs: dict[str, Any] = dict(
         hours=None if cfg.hours is None else float(cfg.hours),
         window=window,
@@ -143,9 +155,22 @@ def open_splits(cfg: DictConfig, window: int) -> tuple[WindowDataset, WindowData
         seed=int(cfg.split_seed),
         cache_dir=cfg.cache_dir,
     )
-    data = open_dataset(cfg.data, split="train", **kwargs)
+    extra = [str(p) for p in (cfg.get("extra_data") or [])]
+
+    def split(name: str) -> WindowDataset | WindowMix:
+        parts = [open_dataset(cfg.data, split=name, **kwargs)]
+        for path in extra:  # whole collections beside the budget prefix
+            try:
+                parts.append(open_dataset(path, split=name, **{**kwargs, "hours": None}))
+            except DatasetError as exc:  # a tiny extra collection can hold no validation episode
+                if name == "train":
+                    raise
+                log.warning("%s: no validation episodes (%s)", path, exc)
+        return parts[0] if len(parts) == 1 else WindowMix(parts)
+
+    data = split("train")
     try:
-        val = open_dataset(cfg.data, split="val", **kwargs)
+        val = split("val")
     except ValueError as exc:
         log.warning("no validation split: %s", exc)
         val = None
@@ -184,6 +209,8 @@ def run(cfg: DictConfig) -> int:
     )
     torch.manual_seed(optim_cfg.seed)
     model = WorldModel(model_cfg, data.bev_shape, int(data.ego.shape[1]))  # type: ignore[arg-type]
+    if cfg.get("init") and not (out / CHECKPOINT_FILE).exists():
+        init_weights(model, str(cfg.init))
     callback = TensorBoardCallback(out / "tensorboard" if cfg.tensorboard else None)
     try:
         summary = train(model, data, val, loss_cfg, optim_cfg, out, callback, device, float(cfg.max_minutes))
@@ -192,6 +219,9 @@ def run(cfg: DictConfig) -> int:
     summary.update(
         data=str(cfg.data),
         hours=cfg.hours,
+        extra_data=[str(p) for p in (cfg.get("extra_data") or [])],
+        init=cfg.get("init"),
+        data_sim_hours=round(data.prefix_seconds / 3600.0, 4),
         train_sim_hours=round(data.sim_seconds / 3600.0, 4),
         val_sim_hours=None if val is None else round(val.sim_seconds / 3600.0, 4),
         threads=torch.get_num_threads(),
@@ -203,6 +233,18 @@ def run(cfg: DictConfig) -> int:
     brief.update({k: round(v, 4) for k, v in summary["eval"].items() if _headline(k) and math.isfinite(v)})
     print(json.dumps(brief), flush=True)
     return 0
+
+
+def init_weights(model: WorldModel, path: str) -> None:
+    """Load the weights of the checkpoint at ``path`` into ``model`` (fine-tuning); raises
+    ``SystemExit`` naming the differing fields when the checkpoint is another architecture."""
+    try:
+        state = read_checkpoint(path, "cpu")
+        check_shapes(state["shapes"], model, path)
+    except (OSError, CheckpointError, CheckpointMismatchError) as e:
+        raise SystemExit(f"drive train: init={path}: {e}") from None
+    model.load_state_dict(state["model"])
+    log.info("init: weights of %s", path)
 
 
 def json_safe(obj: Any) -> Any:
