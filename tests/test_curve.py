@@ -35,13 +35,15 @@ def test_the_bar_is_mean_ds_80_success_70_and_no_pedestrian_collision() -> None:
     assert "driving score >= 80" in describe_bar() and "70%" in describe_bar()
 
 
+KINDS = ("collisions_pedestrian", "collisions_vehicle", "collisions_layout", "red_light")
+SUMMARY = {"overall": {"driving_score": {"mean": 85.0}, "success_rate": 0.75, "km_driven": 2.0, "episodes": 8,
+                       "crashed": 0, "agent_errors": 1, "infractions": dict.fromkeys(KINDS, 0) | {"collisions_pedestrian": 1},
+                       "infractions_per_km": {"collisions_pedestrian": 0.5, "collisions_vehicle": 1.0,
+                                              "collisions_layout": 0.5, "red_light": 3.0}}}  # fmt: skip
+
+
 def test_exam_metrics_read_a_suite_summary() -> None:
-    kinds = ("collisions_pedestrian", "collisions_vehicle", "collisions_layout", "red_light")
-    summary = {"overall": {"driving_score": {"mean": 85.0}, "success_rate": 0.75, "km_driven": 2.0, "episodes": 8,
-                           "crashed": 0, "agent_errors": 1, "infractions": dict.fromkeys(kinds, 0) | {"collisions_pedestrian": 1},
-                           "infractions_per_km": {"collisions_pedestrian": 0.5, "collisions_vehicle": 1.0,
-                                                  "collisions_layout": 0.5, "red_light": 3.0}}}  # fmt: skip
-    m = exam_metrics(summary)
+    m = exam_metrics(SUMMARY)
     assert m["collisions_per_km"] == 2.0 and m["pedestrian_collisions"] == 1 and m["agent_errors"] == 1
     assert failures(m) == ["1 pedestrian collision(s)"]
 
@@ -189,3 +191,38 @@ def test_quick_curve_killed_and_resumed_finishes_every_record_once(tmp_path: Pat
     bad = subprocess.run([*cmd[:-1], 'curve.train_bc=["optim.lr=0.5"]', f"out={out}"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert bad.returncode == 2 and "curve.train_bc" in bad.stderr
+
+
+def test_planner_rounds_learns_on_a_prefix_of_the_shared_hazards_collection_and_counts_its_rounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from drive.pipelines import curve as curve_module
+
+    cfg = compose_config("curve", ["curve.learners=[planner,planner_rounds]", "curve.budgets=[0.5]",
+                                   "curve.seeds=[2]", "curve.references=[]", f"out={tmp_path}"])  # fmt: skip
+    jobs = {j.learner: j for j in curve_module.Curve(cfg).jobs()}
+    assert jobs["planner_rounds"].data == jobs["planner"].data  # one hazards collection per seed
+    over = jobs["planner_rounds"].train_overrides
+    assert jobs["planner_rounds"].trainer == "learn" and f"base={jobs['planner'].data}" in over
+    assert "hours=0.5" in over and "seed=2" in over and "executor=inline" in over
+    assert 'train=["optim.steps=3000","max_minutes=10","threads=1"]' in over  # the plan's train, handed on
+    # the job's record: the last round's checkpoint, and every hour of every kind
+    job = jobs["planner_rounds"]
+    train_out = Path(str(job.train_out))
+    ckpt = train_out / "train" / "2" / "best.pt"
+
+    def fake(name: str, overrides: list[str]) -> None:
+        if name == "learn":
+            train_out.mkdir(parents=True, exist_ok=True)
+            hours = {"budget": 0.5, "base": 0.2502, "rounds": [0.125, 0.1251], "total": 0.5003}
+            (train_out / "learn.json").write_text(json.dumps({"hours": hours, "checkpoint": str(ckpt)}))
+        else:
+            assert f"agent.checkpoint={ckpt}" in overrides
+            exam = Path(next(o[4:] for o in overrides if o.startswith("out=")))
+            exam.mkdir(parents=True)
+            (exam / "summary.json").write_text(json.dumps(SUMMARY))
+
+    monkeypatch.setattr(curve_module, "_command", fake)
+    record = curve_module.run_job(job)
+    assert record["data_hours"] == 0.5003 and record["hours_by_kind"]["rounds"] == [0.125, 0.1251]
+    assert record["checkpoint"] == str(ckpt)

@@ -86,6 +86,9 @@ class CurvePlan:
     """Overrides of every ``drive train`` (planner learners)."""
     train_bc: list[str] = field(default_factory=list)
     """Overrides of every ``drive train-bc``."""
+    learn: list[str] = field(default_factory=list)
+    """Overrides of every ``drive learn`` (learners with planner-driven rounds; ``train`` is passed
+    on as its ``train`` list)."""
     eval: list[str] = field(default_factory=list)
     """Overrides of every exam ``drive eval`` (e.g. ``worst_gifs=0``)."""
     agents: dict[str, list[str]] = field(default_factory=dict)
@@ -134,6 +137,14 @@ LEARNERS: dict[str, Learner] = {
     ),
     "planner_explore": Learner(
         "explore", "train", "planner", "world-model planner, model trained on plain exploration (ablation)"
+    ),
+    "planner_rounds": Learner(
+        "explore",
+        "learn",
+        "planner",
+        "world-model planner, half the hours explored with hazards, half driven by the planner itself in two "
+        "rounds of collection and fine-tuning (drive learn)",
+        recipe="hazards",
     ),
     "bc": Learner("expert", "train_bc", "bc", "behaviour cloning of the expert's demonstrations"),
 }
@@ -194,10 +205,16 @@ def run_job(job: CurveJob) -> dict[str, Any]:
     if job.trainer is not None:
         assert job.train_out is not None and job.data is not None and job.budget is not None
         _command(job.trainer, list(job.train_overrides))
-        train_out = Path(job.train_out)
-        best = train_out / "best.pt"
-        checkpoint = str(best if best.exists() else train_out / "last.pt")
-        record["data_hours"] = round(prefix_hours(job.data, job.budget), 6)
+        if job.trainer == "learn":  # rounds: the last round's model; every hour of every kind counted
+            learned = json.loads((Path(job.train_out) / "learn.json").read_text())
+            checkpoint, train_out = learned["checkpoint"], Path(learned["checkpoint"]).parent
+            record["data_hours"] = learned["hours"]["total"]
+            record["hours_by_kind"] = {"base": learned["hours"]["base"], "rounds": learned["hours"]["rounds"]}
+        else:
+            train_out = Path(job.train_out)
+            best = train_out / "best.pt"
+            checkpoint = str(best if best.exists() else train_out / "last.pt")
+            record["data_hours"] = round(prefix_hours(job.data, job.budget), 6)
         with contextlib.suppress(OSError, ValueError):
             record["train_summary"] = {k: v for k, v in json.loads((train_out / "summary.json").read_text()).items()
                                        if k in ("steps", "best_step", "wall_seconds", "stopped_by")}  # fmt: skip
@@ -251,8 +268,15 @@ class Curve:
                     learner = LEARNERS[name]
                     base = self.out / "runs" / name / f"h{budget:g}-s{seed}"
                     data = self.collection(learner, seed)
-                    extra = p.train if learner.trainer == "train" else p.train_bc
-                    train = [f"data={data}", f"hours={budget}", f"out={base / 'train'}", *extra]
+                    if (
+                        learner.trainer == "learn"
+                    ):  # base: a prefix of the shared collection; rounds in the job
+                        train = [f"base={data}", f"hours={budget}", f"seed={seed}", f"out={base / 'train'}",
+                                 "executor=inline", *_as_list("train", p.train),
+                                 *p.learn]  # fmt: skip
+                    else:
+                        extra = p.train if learner.trainer == "train" else p.train_bc
+                        train = [f"data={data}", f"hours={budget}", f"out={base / 'train'}", *extra]
                     jobs.append(CurveJob(key=job_key(name, budget, seed), learner=name, agent=learner.agent,
                                          budget=budget, seed=seed, data=str(data), trainer=learner.trainer,
                                          train_out=str(base / "train"), train_overrides=tuple(train),
@@ -287,6 +311,11 @@ class Curve:
             if self.cfg.workers is not None:
                 overrides.append(f"workers={self.cfg.workers}")
             _command("collect", overrides)
+
+
+def _as_list(key: str, values: list[str]) -> list[str]:
+    """``['key=["a=1","b=2"]']``: a list of overrides handed on as one list-valued override."""
+    return [f"{key}=[" + ",".join(json.dumps(str(v)) for v in values) + "]"] if values else []
 
 
 def _no_nan(obj: Any) -> Any:
