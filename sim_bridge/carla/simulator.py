@@ -167,6 +167,7 @@ class CarlaSimulator(Simulator):
             return
         try:
             self._destroy_episode()
+            self._world.reset_all_traffic_lights()  # CARLA's own cycle again, for whoever comes next
             settings = self._world.get_settings()
             settings.synchronous_mode = False
             settings.fixed_delta_seconds = None
@@ -217,6 +218,7 @@ class CarlaSimulator(Simulator):
         self._tm_synchronous = False
         self._walkers = Walkers()
         self._scripted = []
+        self._lights = TrafficLights()
         self._map_key = None  # a restarted server may serve another map: check on reset
         return error
 
