@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -34,10 +35,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _run(code: str, timeout: float = 300.0) -> dict:
+def _run(code: str, timeout: float = 300.0, env: dict | None = None) -> dict:
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        env=ENV,
+        env={**ENV, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -515,3 +516,60 @@ def test_a_parked_cars_door_opens_on_carla_as_on_the_embedded_backend(server: Ca
     hit = {name: next(i for i, h in enumerate(run["hits"]) if h == run["car"]) for name, run in r.items()}
     assert hit["carla"] > opened["carla"] and hit["embedded"] > opened["embedded"]
     assert abs(hit["carla"] - hit["embedded"]) <= 2
+
+
+TM_WAKE = """
+import json
+import logging
+import numpy as np
+from sim_bridge.api import ActorKind, ActorSpec, MapRef, Pose, WorldSpec
+from sim_bridge.carla import CarlaConfig, CarlaSimulator
+from sim_bridge.maps.catalog import load_map
+
+woken = []
+class Woken(logging.Handler):
+    def emit(self, record):
+        woken.append(record.getMessage())
+logging.getLogger("sim_bridge.carla.simulator").addHandler(Woken())
+
+rm = load_map(MapRef("grid"))
+lane = int(rm.driving_lanes[np.argmax(rm.lane_length[rm.driving_lanes])])
+xy, yaw = rm.pose_at(np.array([lane, lane]), np.array([10.0, 30.0]))
+ego = Pose(float(xy[0, 0]), float(xy[0, 1]), float(yaw[0]))
+car = ActorSpec(ActorKind.VEHICLE, Pose(float(xy[1, 0]), float(xy[1, 1]), float(yaw[1])), target_speed=6.0)
+spec = WorldSpec(map=MapRef("grid"), ego=ego, actors=(car,), vehicles=0, pedestrians=0, route_length=150.0)
+sim = CarlaSimulator(CarlaConfig(port={port}, tm_port={tm_port}, timeout=20.0, tm_wake_after=2.0))
+sim.reset(spec, seed=0)
+a = sim.actor_arrays()
+car_id, start = int(a.ids[0, 1]), np.array([a.x[0, 1], a.y[0, 1]])
+for _ in range(30):
+    sim.step(np.array([[-1.0, 0.0]]))
+a = sim.actor_arrays()
+j = int(np.flatnonzero(a.ids[0] == car_id)[0])
+moved = float(np.hypot(a.x[0, j] - start[0], a.y[0, j] - start[1]))
+sim.close()
+print("RESULT " + json.dumps(dict(woken=woken, moved=moved)), flush=True)
+"""
+
+
+def test_the_bridge_wakes_a_traffic_manager_that_lost_its_tick_signal(tmp_path: Path) -> None:
+    """The 0.9.16 client's Traffic Manager can miss a tick's signal and hang ``world.tick()`` for
+    good (carla#9172; ``sim_bridge.carla.tick_watch``). A preloaded shim makes it miss the first
+    one, every time; with the server's own watch off (as on a CARLA server) the bridge wakes it
+    and the episode runs on, the TM's car driving."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("needs a C compiler to build the shim that loses the signal")
+    shim = tmp_path / "tm_lost_wakeup.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", str(shim), str(ROOT / "tests" / "tm_lost_wakeup.c"), "-ldl"],
+                   check=True, capture_output=True)  # fmt: skip
+    cfg = CarlaServerConfig(
+        port=0,
+        tm_wake_after=0.0,
+        sim=EmbeddedConfig(num_worlds=1, threads=1, render_bev=False, physics_dt=0.05),
+    )
+    with CarlaServer(cfg) as srv:
+        r = _run(TM_WAKE.format(port=srv.port, tm_port=_free_port()), env={"LD_PRELOAD": str(shim)})
+        assert srv.traffic_managers.wakeups == 0  # the server did not wake it: the bridge did
+    assert len(r["woken"]) >= 1 and "carla#9172" in r["woken"][0]
+    assert r["moved"] > 5.0  # 3 s at up to 6 m/s: the TM drove its car after the wake-up

@@ -31,7 +31,8 @@ episode is recorded crashed, never scored); the simulator drops its client, and 
 reconnects and first destroys the vehicles, walkers, sensors and controllers it did not spawn
 (left by the interrupted episode or by a client that died). A map load waits ``load_timeout``. Restarting a
 lost server (``restart_command``) is the runner's (``drive eval``), before it runs the interrupted
-episodes again.
+episodes again. A tick stuck on the client's own Traffic Manager, which can miss a tick's signal
+(carla#9172), is woken after ``tm_wake_after`` on any server (:mod:`sim_bridge.carla.tick_watch`).
 
 Not yet on CARLA (a documented gap): background pedestrians are spawned once per episode, not
 kept around the ego as the embedded backend keeps them.
@@ -39,6 +40,7 @@ kept around the ego as the embedded backend keeps them.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from typing import Any
@@ -57,7 +59,9 @@ from sim_bridge.carla.config import CarlaConfig
 from sim_bridge.carla.connection import CarlaConnectionError, connect
 from sim_bridge.carla.lights import TrafficLights
 from sim_bridge.carla.scenario_actors import ScriptedActor, spawn_scenario_actor
+from sim_bridge.carla.tick_watch import TickWatch
 from sim_bridge.carla.walkers import Walkers, spawn_walkers, start_walkers, stop_walkers
+from sim_bridge.carla_server.tm_watch import wake_traffic_manager
 from sim_bridge.carla_server.wire import CARLA_VERSION
 from sim_bridge.frames import carla_to_map, map_to_carla, wrap_angle
 from sim_bridge.geometry import open_door
@@ -68,6 +72,8 @@ from sim_bridge.sensors.ego import ego_lane
 from sim_bridge.sensors.frame import ActorArrays, EgoKinematics, SensorFrame
 from sim_bridge.sensors.observe import Observer
 from sim_bridge.violations import signal_violations, stop_lines
+
+log = logging.getLogger(__name__)
 
 #: seconds between BEV history frames (as the embedded backend)
 HISTORY_PERIOD = 0.5
@@ -116,6 +122,8 @@ class CarlaSimulator(Simulator):
         self._world: Any = None
         self._tm: Any = None
         self._tm_synchronous = False  # its first cycle in synchronous mode is behind it
+        self._tm_waits = False  # it is in synchronous mode: a tick waits for its cycle
+        self._tick_watch = TickWatch(cfg.tm_wake_after, self._wake_tm)
         self._map: RoadMap | None = None
         self._map_key: str | None = None
         self._observer: Observer | None = None
@@ -174,9 +182,10 @@ class CarlaSimulator(Simulator):
             self._world.apply_settings(settings)
             if self._tm is not None:
                 self._tm.set_synchronous_mode(False)
-                self._tm_synchronous = False
+                self._tm_synchronous = self._tm_waits = False
         except RuntimeError:
             pass  # the server is gone: nothing left to release
+        self._tick_watch.stop()
         self._world = None
 
     # ------------------------------------------------------------------ reset
@@ -215,7 +224,7 @@ class CarlaSimulator(Simulator):
                 f"sim.timeout={cfg.timeout:g} s)"
             )
         self._spawned, self._ego, self._client, self._world, self._tm = [], None, None, None, None
-        self._tm_synchronous = False
+        self._tm_synchronous = self._tm_waits = False
         self._walkers = Walkers()
         self._scripted = []
         self._lights = TrafficLights()
@@ -264,6 +273,7 @@ class CarlaSimulator(Simulator):
         world.apply_settings(settings)
         self._tm = client.get_trafficmanager(cfg.tm_port)
         self._tm.set_synchronous_mode(True)
+        self._tm_waits = True
         self._tm.set_random_device_seed(int(seed))
         if not self._tm_synchronous:
             # The client's Traffic Manager, new or back from asynchronous mode, first runs one
@@ -499,16 +509,32 @@ class CarlaSimulator(Simulator):
 
     def _tick(self) -> int:
         """One server tick; a server that stopped answering raises :class:`CarlaConnectionError`
-        naming it (the episode must not be scored)."""
+        naming it (the episode must not be scored). A tick stuck on the client's own Traffic
+        Manager is woken after ``tm_wake_after`` (:meth:`_wake_tm`)."""
         cfg = self.config
         try:
-            return int(self._world.tick(cfg.timeout))
+            with self._tick_watch.ticking():
+                return int(self._world.tick(cfg.timeout))
         except RuntimeError as exc:
             raise CarlaConnectionError(
                 f"the CARLA server at {cfg.host}:{cfg.port} stopped answering (tick: {exc}); "
                 f"the episode is incomplete and not scored (CARLA {CARLA_VERSION} expected, "
                 f"sim.timeout={cfg.timeout:g} s)"
             ) from exc
+
+    def _wake_tm(self) -> None:
+        """A tick has not returned after ``tm_wake_after``: if the client's Traffic Manager is in
+        synchronous mode, it may have missed the tick's signal (carla#9172): make it run the
+        cycle (on its own RPC server, this host's ``tm_port``: :mod:`sim_bridge.carla.tick_watch`)."""
+        if not self._tm_waits:
+            return
+        cfg = self.config
+        log.warning(
+            "a tick of the CARLA server at %s:%d has not returned after %g s: waking the client's Traffic "
+            "Manager (port %d), which may have missed its tick signal (carla-simulator/carla#9172)",
+            cfg.host, cfg.port, cfg.tm_wake_after, cfg.tm_port,
+        )  # fmt: skip
+        wake_traffic_manager("127.0.0.1", cfg.tm_port)
 
     def _read(self) -> ActorArrays:
         """Every vehicle, walker and prop now, the ego in slot 0, the nearest first (map frame)."""
