@@ -27,7 +27,7 @@ the bridge sees the car's box widened by ``door_width`` on that side, by the rul
 shares (:func:`sim_bridge.geometry.open_door`), and the server collides with the door: our
 server (``drive serve-carla``) widens the car's body exactly so, the blueprint's ``door_width``
 attribute (ours; set here from the spec) saying how far; a CARLA server swings the model's own
-door, whose reach is the model's (about 1 m), not ``door_width``.
+door as far as that model opens it, whatever ``door_width`` says.
 """
 
 from __future__ import annotations
