@@ -188,6 +188,7 @@ def _register_builtin() -> None:
                 "timeout",
                 "load_timeout",
                 "tm_port",
+                "tm_wake_after",
                 "restart_command",
                 "restart_wait",
             ),

@@ -4,7 +4,8 @@ One implementation for everything that asks whether two boxes touch or how far a
 embedded simulator's contacts (``sim_bridge.embedded.contact``) and the privileged expert's
 clearance checks. A box is its centre ``x, y`` [m], heading ``yaw`` [rad, counter-clockwise from
 +x] and ``length × width`` [m]. (The criteria's time-to-collision sweeps the same four axes over
-time in closed form, vectorised over rows: ``scenarios.criteria.ttc_of_rows``.)
+time in closed form, vectorised over rows: ``scenarios.criteria.ttc_of_rows``.) A parked car's
+opened door is one box too, the car's widened on the door's side (:func:`open_door`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numba
+import numpy as np
 
 
 @numba.njit(cache=True, inline="always")
@@ -77,3 +79,14 @@ def boxes_overlap(
     if dx * dx + dy * dy > reach * reach:
         return False
     return box_gap(x1, y1, yaw1, l1, w1, x2, y2, yaw2, l2, w2)[0] <= 0.0
+
+
+def open_door(x, y, yaw, width, door, side):
+    """A car's box with a door open: ``width`` grows by ``door`` [m] on the ``side`` (+1 left, -1
+    right, of the car's own frame), the other side staying in place. Takes and returns the box
+    centre ``x, y`` [m] and ``width`` [m] (scalars or arrays of one shape), ``yaw`` [rad].
+
+    One rule for every backend: the embedded OPEN_DOOR behaviour, the CARLA-protocol server's
+    ``open_vehicle_door`` and the CARLA bridge's view of the car with its door open."""
+    shift = 0.5 * door * side
+    return x - np.sin(yaw) * shift, y + np.cos(yaw) * shift, width + door

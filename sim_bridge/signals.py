@@ -3,7 +3,9 @@ runs them; the scenario families and the CARLA-protocol server read them).
 
 The lights of one junction form a group; within it, lights whose approaches are parallel or
 opposite share a phase (north-south, then east-west). Phases take turns: green, yellow, all-red.
-Each world runs every group's cycle from a seeded offset; a spec can freeze single lights.
+Each world runs every group's cycle from a seeded offset (:func:`signal_offsets`); a spec can
+freeze single lights. The CARLA bridge sets CARLA's lights from these same functions
+(:mod:`sim_bridge.carla.lights`), so both backends show the same light at the same time.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from sim_bridge.api import LightState
+from sim_bridge.api import LightState, SignalTiming
 from sim_bridge.maps.road_map import RoadMap, SignalKind
 
 _GREEN, _YELLOW, _RED = int(LightState.GREEN), int(LightState.YELLOW), int(LightState.RED)
@@ -67,6 +69,21 @@ def build_signal_plan(rm: RoadMap) -> SignalPlan:
     plan = SignalPlan(group, phase, num_phases, is_light)
     rm.cache["signal_plan"] = plan
     return plan
+
+
+def signal_timing(timing: SignalTiming) -> np.ndarray:
+    """``float [3]`` (green, yellow, all-red) [s], as :func:`signal_states` takes it per world."""
+    return np.array([timing.green, timing.yellow, timing.all_red], dtype=np.float64)
+
+
+def signal_offsets(plan: SignalPlan, timing: SignalTiming, rng: np.random.Generator) -> np.ndarray:
+    """``float [S]`` cycle offset of every signal [s]: one seeded point of its group's cycle (one
+    draw of ``rng`` per group, the same for every backend given the same ``rng`` state), or 0
+    without ``random_offset``; 0 for signals in no group (stop signs)."""
+    per_phase = float(signal_timing(timing).sum())
+    groups = int(plan.group.max()) + 1 if len(plan.group) else 0
+    group_offset = rng.random(max(groups, 1)) if timing.random_offset else np.zeros(max(groups, 1))
+    return np.where(plan.group >= 0, group_offset[plan.group] * per_phase * plan.num_phases, 0.0)
 
 
 @numba.njit(cache=True)

@@ -25,6 +25,7 @@ import pytest
 pytest.importorskip("carla")
 
 from sim_bridge.carla_server import CarlaServer, CarlaServerConfig, wire
+from sim_bridge.carla_server.world import LIGHT_TIMES
 from sim_bridge.embedded.config import EmbeddedConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -251,6 +252,60 @@ def test_collision_sensor_reports_the_vehicle_hit(server: CarlaServer) -> None:
     assert frame <= r["last_frame"]
     assert r["impulse_along"] < 0.0  # pushed back, against the direction of travel
     assert r["sensor_type"] == "sensor.other.collision" and r["lane_type"] == "sensor.other.lane_invasion"
+
+
+def test_a_car_with_dynamic_doors_opens_one_into_the_road(server: CarlaServer) -> None:
+    """``open_door`` (RPC ``open_vehicle_door``): an open front-left door widens the car's body
+    to its left by the blueprint's ``door_width``, as the embedded OPEN_DOOR behaviour; the car's
+    transform stays; a car without dynamic doors does not change, nor a second door on the same
+    side; closing restores."""
+    r = _client(
+        server.port,
+        """
+        doors = {bp.id: bp.get_attribute("has_dynamic_doors").as_bool() for bp in library.filter("vehicle.*")}
+        bp = library.find("vehicle.mercedes.coupe_2020")
+        bp.set_attribute("door_width", "1.3")
+        tf = spawn_points[20]
+        car = world.spawn_actor(bp, tf)
+        plain = world.spawn_actor(library.find("vehicle.audi.a2"),
+                                  carla.Transform(tf.location + tf.get_forward_vector() * 12.0, tf.rotation))
+        world.tick()
+        car.open_door(carla.VehicleDoor.FL)
+        plain.open_door(carla.VehicleDoor.FL)
+        car.open_door(carla.VehicleDoor.RL)  # the same side: no wider
+        world.tick()
+        loc = car.get_transform()
+        out(doors=doors, car=car.id, plain=plain.id, moved=loc.location.distance_2d(tf.location),
+            yaw=loc.rotation.yaw - tf.rotation.yaw)
+        """,
+    )
+    assert r["doors"]["vehicle.mercedes.coupe_2020"] and r["doors"]["vehicle.lincoln.mkz_2020"]
+    assert not r["doors"]["vehicle.audi.a2"]
+    assert r["moved"] < 0.05 and abs(r["yaw"]) < 1e-3  # the car stays where it stands
+    world, st = server.world, server.world.sim.state
+    car, plain = world.actors[r["car"]].slot, world.actors[r["plain"]].slot
+    assert st.width[0, car] == pytest.approx(2.0 + 1.3) and st.width[0, plain] == pytest.approx(1.8)
+    # the body's centre 0.65 m to the car's left (+y of its own frame, ours) of its origin
+    origin = world.transform_of(world.actors[r["car"]])
+    from sim_bridge.frames import carla_to_map
+
+    ox, oy, yaw = carla_to_map(origin.x, origin.y, origin.yaw)
+    left = -math.sin(yaw) * (st.x[0, car] - ox) + math.cos(yaw) * (st.y[0, car] - oy)
+    ahead = math.cos(yaw) * (st.x[0, car] - ox) + math.sin(yaw) * (st.y[0, car] - oy)
+    assert left == pytest.approx(0.65, abs=1e-6) and ahead == pytest.approx(0.0, abs=1e-6)
+    closed = _client(
+        server.port,
+        f"""
+        car = world.get_actor({r["car"]})
+        car.close_door(carla.VehicleDoor.All)
+        world.tick()
+        out(moved=car.get_transform().location.distance(carla.Location({origin.x}, {origin.y}, 0.0)))
+        """,
+    )
+    assert closed["moved"] < 0.05
+    assert st.width[0, car] == pytest.approx(2.0) and world.transform_of(world.actors[r["car"]]) == origin
+    for actor_id in (r["car"], r["plain"]):
+        world.destroy(actor_id)
 
 
 # ----------------------------------------------------------------------------------- autopilot
@@ -510,6 +565,48 @@ def test_traffic_lights_are_actors_and_the_traffic_manager_stops_at_red(server: 
     assert held["speed"] < 0.1
     assert stop_along - 12.0 < held["along"] < stop_along  # waited before the stop line
     assert r["later"] > stop_along + 5.0  # and drove on at green
+
+
+def test_traffic_light_times_freeze_and_group_reset(server: CarlaServer) -> None:
+    """``set_green_time`` / ``yellow`` / ``red`` show in the light's state; once every light has the
+    same times the world's cycle runs on them; ``freeze`` holds the state shown, ``reset_group``
+    lets the group's lights cycle again."""
+    world = server.world
+    before = world.sim.state.sig_timing[0].tolist()
+    try:
+        r = _client(
+            server.port,
+            """
+            lights = list(world.get_actors().filter("traffic.traffic_light"))
+            one = lights[0]
+            one.set_green_time(4.0); one.set_yellow_time(1.5); one.set_red_time(0.5)
+            world.tick()
+            first = [(l.get_green_time(), l.get_yellow_time(), l.get_red_time()) for l in lights[:2]]
+            for light in lights[1:]:
+                light.set_green_time(4.0); light.set_yellow_time(1.5); light.set_red_time(0.5)
+            world.tick()
+            state = one.state
+            one.freeze(True)
+            held = []
+            for _ in range(200):  # 10 s: more than a phase
+                world.tick()
+                held.append(one.state == state)
+            frozen = one.is_frozen()
+            group = [l.id for l in one.get_group_traffic_lights()]
+            one.reset_group()
+            world.tick()
+            out(first=first, held=all(held), frozen=frozen, after=one.is_frozen(), group=group)
+            """,
+        )
+        assert r["first"] == [[4.0, 1.5, 0.5], before]  # one light set, the others as they were
+        assert r["held"] and r["frozen"] and not r["after"]
+        assert len(r["group"]) >= 2
+        assert world.sim.state.sig_timing[0].tolist() == [4.0, 1.5, 0.5]  # all alike: the cycle's
+    finally:
+        for light in world.light_signal:
+            for phase, seconds in zip(LIGHT_TIMES, before, strict=True):
+                world.set_light_time(light, phase, seconds)
+    assert world.sim.state.sig_timing[0].tolist() == before
 
 
 def test_an_ai_walker_controller_walks_its_walker_along_the_sidewalk(server: CarlaServer) -> None:

@@ -1,18 +1,23 @@
-"""The CARLA server's watch over its clients' Traffic Managers (no ``carla`` client needed).
+"""The CARLA server's watch over its clients' Traffic Managers, and the bridge's over its own ticks
+(no ``carla`` client needed).
 
-The hang it undoes is reproduced with the real client in ``test_carla_server.py``
-(``test_a_traffic_manager_that_lost_its_tick_signal_is_woken``); here its rule and its call.
+The hang they undo is reproduced with the real client in ``test_carla_server.py``
+(``test_a_traffic_manager_that_lost_its_tick_signal_is_woken``) and ``test_carla_bridge.py``
+(``test_the_bridge_wakes_a_traffic_manager_that_lost_its_tick_signal``); here their rules and call.
 """
 
 from __future__ import annotations
 
+import itertools
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import msgpack
 import pytest
 
+from sim_bridge.carla.tick_watch import TickWatch
 from sim_bridge.carla_server.tm_watch import TrafficManagerWatch
 
 
@@ -110,3 +115,27 @@ def test_a_traffic_manager_that_is_gone_is_reported_not_raised() -> None:
     tm = watch.get(port)
     assert tm is not None and not watch.wake(tm)
     assert watch.wakeups == 0
+
+
+def test_a_tick_running_past_wake_after_is_woken_again_while_it_runs() -> None:
+    woken: list[float] = []
+    watch = TickWatch(wake_after=0.2, wake=lambda: woken.append(time.monotonic()))
+    try:
+        for _ in range(3):
+            with watch.ticking():
+                time.sleep(0.02)  # quick ticks: nothing to wake
+        assert woken == []
+        start = time.monotonic()
+        with watch.ticking():
+            time.sleep(1.0)  # stuck: woken after 0.2 s, then every 0.2 s
+        n = len(woken)
+        assert 2 <= n <= 5 and watch.wakeups == n
+        assert woken[0] - start >= 0.19 and all(b - a >= 0.19 for a, b in itertools.pairwise(woken))
+        time.sleep(0.3)
+        assert len(woken) == n  # the tick returned: no more
+    finally:
+        watch.stop()
+    off = TickWatch(wake_after=0.0, wake=lambda: woken.append(0.0))
+    with off.ticking():
+        time.sleep(0.1)
+    assert off.wakeups == 0 and off._thread is None  # 0: never, and no thread

@@ -33,6 +33,11 @@ class CarlaConfig(BackendConfig):
     """How long a restarted server may take to answer [s]."""
     tm_port: int = 8000
     """Traffic Manager port (background traffic and cruising scenario vehicles)."""
+    tm_wake_after: float = 5.0
+    """Wake the client's Traffic Manager when a tick has not returned after this long [s] (0:
+    never): the carla 0.9.16 client's TM can miss a tick's signal and hang it for good
+    (:mod:`sim_bridge.carla.tick_watch`). A CARLA tick takes tens of milliseconds; ``drive
+    serve-carla`` wakes a hung TM itself after 2 s."""
     physics_dt: float = 0.05
     """``fixed_delta_seconds`` of CARLA's synchronous mode [s]."""
     decision_dt: float = 0.1

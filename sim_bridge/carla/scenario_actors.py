@@ -11,11 +11,23 @@ STOPPED        hand brake until triggered, then CRUISE
 BRAKE          CRUISE, then off the autopilot with ``brake = decel / max_brake`` when triggered
 CUT_IN         CRUISE, then ``force_lane_change`` to the ``lane_change`` side when triggered
 CROSS          pedestrians: stand, then walk along their yaw at ``speed`` when triggered
-OPEN_DOOR      stands; the door is not opened (not modelled on CARLA yet)
+OPEN_DOOR      parked cars: stand (hand brake); when triggered, ``open_door`` on the ``lane_change``
+               side (``VehicleDoor.FL`` for +1, left of the car, ``FR`` for -1); see below
 =============  ==================================================================================
 
 Triggers as the embedded backend's: the ego closer than ``trigger_distance`` (centre to centre)
-or the episode time past ``trigger_time``, whichever first.
+or the episode time past ``trigger_time``, whichever first, checked after every step (the
+simulator calls :meth:`ScriptedActor.update` with the ego's centre and the episode time then).
+
+Opening doors. A parked car whose door opens is spawned from a blueprint with
+``has_dynamic_doors`` (:data:`DOOR_BLUEPRINTS` first, the narrowest), placed so that its door
+side lies where the spec's box has it (CARLA's car is wider than the spec's 1.8 m: the rest goes
+towards the kerb, and the lane stays as free as on the embedded backend). Once its door is open
+the bridge sees the car's box widened by ``door_width`` on that side, by the rule every backend
+shares (:func:`sim_bridge.geometry.open_door`), and the server collides with the door: our
+server (``drive serve-carla``) widens the car's body exactly so, the blueprint's ``door_width``
+attribute (ours; set here from the spec) saying how far; a CARLA server swings the model's own
+door as far as that model opens it, whatever ``door_width`` says.
 """
 
 from __future__ import annotations
@@ -32,6 +44,11 @@ from sim_bridge.frames import map_to_carla
 VEHICLE_BLUEPRINT = "vehicle.audi.a2"
 WALKER_BLUEPRINT = "walker.pedestrian.0001"
 PROP_BLUEPRINT = "static.prop.streetbarrier"
+#: blueprints of parked cars that open a door, tried in turn (CARLA vehicles with dynamic doors,
+#: the narrowest first); else any with ``has_dynamic_doors``
+DOOR_BLUEPRINTS = ("vehicle.mercedes.coupe_2020", "vehicle.lincoln.mkz_2020")
+#: width of a scenario static without one, as the embedded backend's [m]
+STATIC_WIDTH = 1.8
 #: CARLA brake 1 decelerates about this much (the embedded limit, and our server's) [m/s²]
 FULL_BRAKE_DECEL = 8.0
 
@@ -51,6 +68,8 @@ class ScriptedActor:
     tm: Any  # carla.TrafficManager
     tm_port: int
     triggered: bool = False
+    door: tuple[float, int] | None = None
+    """Once its door is open: how far it sticks out [m] and its side (+1 left, -1 right)."""
 
     def update(self, ego_x: float, ego_y: float, time: float) -> None:
         """Fire the trigger when due (map frame [m], episode time [s])."""
@@ -81,6 +100,9 @@ class ScriptedActor:
                 self.tm.force_lane_change(self.actor, beh.lane_change < 0)  # CARLA: True = to the right
         elif kind == ActorKind.PEDESTRIAN and beh.kind in (BehaviourKind.CROSS, BehaviourKind.STOPPED):
             _walk(self.actor, self.spec)
+        elif beh.kind == BehaviourKind.OPEN_DOOR and self.actor.type_id.startswith("vehicle."):
+            self.actor.open_door(carla.VehicleDoor.FL if beh.lane_change > 0 else carla.VehicleDoor.FR)
+            self.door = (float(beh.door_width), int(beh.lane_change))
 
 
 def _walk(actor: Any, spec: ActorSpec) -> None:
@@ -88,6 +110,17 @@ def _walk(actor: Any, spec: ActorSpec) -> None:
 
     speed = spec.target_speed if spec.target_speed is not None else (spec.speed or 1.4)
     actor.apply_control(carla.WalkerControl(direction=_velocity(spec.pose.yaw, 1.0), speed=float(speed)))
+
+
+def _door_blueprint(library: Any) -> Any:
+    """A parked-car blueprint with doors that open (:data:`DOOR_BLUEPRINTS` first)."""
+
+    def has_doors(bp: Any) -> bool:
+        return bool(bp.has_attribute("has_dynamic_doors") and bp.get_attribute("has_dynamic_doors").as_bool())
+
+    found = [bp for name in DOOR_BLUEPRINTS for bp in library.filter(name) if bp.id == name]
+    found += list(library.filter("vehicle.*"))
+    return next((bp for bp in found if has_doors(bp)), library.find(VEHICLE_BLUEPRINT))
 
 
 def spawn_scenario_actor(
@@ -103,10 +136,25 @@ def spawn_scenario_actor(
 
     p, kind, beh = spec.pose, ActorKind(spec.kind), spec.behaviour
     static_car = kind == ActorKind.STATIC and (spec.length or 4.4) > 3.0
-    name = {ActorKind.VEHICLE: VEHICLE_BLUEPRINT, ActorKind.PEDESTRIAN: WALKER_BLUEPRINT}.get(
-        kind, VEHICLE_BLUEPRINT if static_car else PROP_BLUEPRINT
-    )
-    actor = world.spawn_actor(library.find(name), transform(p.x, p.y, p.yaw))
+    door = static_car and beh.kind == BehaviourKind.OPEN_DOOR
+    if door:
+        bp = _door_blueprint(library)
+        if bp.has_attribute("door_width"):  # our server's: how far the door sticks out
+            bp.set_attribute("door_width", f"{beh.door_width:g}")
+    else:
+        name = {ActorKind.VEHICLE: VEHICLE_BLUEPRINT, ActorKind.PEDESTRIAN: WALKER_BLUEPRINT}.get(
+            kind, VEHICLE_BLUEPRINT if static_car else PROP_BLUEPRINT
+        )
+        bp = library.find(name)
+    actor = world.spawn_actor(bp, transform(p.x, p.y, p.yaw))
+    if door and beh.lane_change:
+        # the door side where the spec's box has it; CARLA's box centre is bbox.location off the
+        # actor's origin (its y to the right: ours flipped)
+        bb = actor.bounding_box
+        lateral = (0.5 * (spec.width or STATIC_WIDTH) - bb.extent.y) * beh.lane_change + bb.location.y
+        if abs(lateral) > 1e-3:
+            c, s = math.cos(p.yaw), math.sin(p.yaw)
+            actor.set_transform(transform(p.x - s * lateral, p.y + c * lateral, p.yaw))
     scripted = ScriptedActor(actor, spec, tm, tm_port)
     if kind == ActorKind.VEHICLE and beh.kind != BehaviourKind.STOPPED:
         actor.set_autopilot(True, tm_port)

@@ -15,11 +15,15 @@ Action → control: ``accel`` ≥ 0 is ``throttle = accel``, < 0 is ``brake = -a
 (> 0 left) is ``steer = -steer`` (CARLA steers right for > 0).
 
 Traffic lights: CARLA's ``traffic.traffic_light`` actors are matched to our signals by OpenDRIVE
-id; their states feed ``light_states``, the BEV and the ``red_light`` event; ``spec.signal_states``
-freezes lights. Red-light and stop-sign runs come from the ego's pose after every server tick,
-by the rule every backend shares (``sim_bridge.violations``).
+id and run on our cycle: the bridge sets them to the states the embedded backend computes from
+``spec.signals`` (timing, seeded phase offsets, groups) and ``spec.signal_states``, step by step
+(:mod:`sim_bridge.carla.lights`); their states as CARLA reports them feed ``light_states``, the BEV
+and the ``red_light`` event. Red-light and stop-sign runs come from the ego's pose after every
+server tick, by the rule every backend shares (``sim_bridge.violations``).
 
-Scenario actors and their triggered behaviours: :mod:`sim_bridge.carla.scenario_actors`.
+Scenario actors and their triggered behaviours (parked cars opening their doors too):
+:mod:`sim_bridge.carla.scenario_actors`; triggers are checked after every step, as on the embedded
+backend, against the episode time (``physics_dt`` per tick of a step, from 0 at reset).
 
 Faults: a server that does not answer within ``timeout`` (absent, hung, lost mid-episode) raises
 :class:`~sim_bridge.carla.connection.CarlaConnectionError` (a ``SimulatorUnavailable``: the
@@ -27,15 +31,16 @@ episode is recorded crashed, never scored); the simulator drops its client, and 
 reconnects and first destroys the vehicles, walkers, sensors and controllers it did not spawn
 (left by the interrupted episode or by a client that died). A map load waits ``load_timeout``. Restarting a
 lost server (``restart_command``) is the runner's (``drive eval``), before it runs the interrupted
-episodes again.
+episodes again. A tick stuck on the client's own Traffic Manager, which can miss a tick's signal
+(carla#9172), is woken after ``tm_wake_after`` on any server (:mod:`sim_bridge.carla.tick_watch`).
 
-Not yet on CARLA (documented gaps): signal timing
-(``spec.signals``: the server's own cycle runs), opening doors; background pedestrians are spawned
-once per episode, not kept around the ego as the embedded backend keeps them.
+Not yet on CARLA (a documented gap): background pedestrians are spawned once per episode, not
+kept around the ego as the embedded backend keeps them.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from typing import Any
@@ -45,7 +50,6 @@ import numpy as np
 from sim_bridge.api import (
     ActorKind,
     EgoVehicle,
-    LightState,
     Observation,
     Simulator,
     StepEvents,
@@ -53,17 +57,23 @@ from sim_bridge.api import (
 )
 from sim_bridge.carla.config import CarlaConfig
 from sim_bridge.carla.connection import CarlaConnectionError, connect
+from sim_bridge.carla.lights import TrafficLights
 from sim_bridge.carla.scenario_actors import ScriptedActor, spawn_scenario_actor
+from sim_bridge.carla.tick_watch import TickWatch
 from sim_bridge.carla.walkers import Walkers, spawn_walkers, start_walkers, stop_walkers
+from sim_bridge.carla_server.tm_watch import wake_traffic_manager
 from sim_bridge.carla_server.wire import CARLA_VERSION
 from sim_bridge.frames import carla_to_map, map_to_carla, wrap_angle
+from sim_bridge.geometry import open_door
 from sim_bridge.maps.catalog import load_map
-from sim_bridge.maps.road_map import MapError, Projection, RoadMap, Route, SignalKind
+from sim_bridge.maps.road_map import MapError, Projection, RoadMap, Route
 from sim_bridge.routes import RouteBatch
 from sim_bridge.sensors.ego import ego_lane
 from sim_bridge.sensors.frame import ActorArrays, EgoKinematics, SensorFrame
 from sim_bridge.sensors.observe import Observer
 from sim_bridge.violations import signal_violations, stop_lines
+
+log = logging.getLogger(__name__)
 
 #: seconds between BEV history frames (as the embedded backend)
 HISTORY_PERIOD = 0.5
@@ -112,6 +122,8 @@ class CarlaSimulator(Simulator):
         self._world: Any = None
         self._tm: Any = None
         self._tm_synchronous = False  # its first cycle in synchronous mode is behind it
+        self._tm_waits = False  # it is in synchronous mode: a tick waits for its cycle
+        self._tick_watch = TickWatch(cfg.tm_wake_after, self._wake_tm)
         self._map: RoadMap | None = None
         self._map_key: str | None = None
         self._observer: Observer | None = None
@@ -123,9 +135,8 @@ class CarlaSimulator(Simulator):
         self._info: dict[int, tuple[int, float, float, float, float]] = {}  # id → kind, l, w, bbox x, y
         self._lock = threading.Lock()
         self._scripted: list[ScriptedActor] = []
-        self._t0 = 0.0  # server time at the episode's start [s]
-        self._light_actors: list[Any] = []  # CARLA traffic lights matched to our signals
-        self._stop_light: np.ndarray | None = None  # [K] index into _light_actors (len: none)
+        self._lights = TrafficLights()  # CARLA's traffic lights on our signal cycle
+        self._time = 0.0  # episode time: physics_dt per tick of a step, from 0 at reset [s]
         self._stop_ok = np.zeros(0, dtype=np.bool_)  # [K] the ego has stopped properly at each stop sign
         self._hits: list[tuple[int, str]] = []  # (other id, other type) since the last step
         self._invasions = 0
@@ -155,28 +166,26 @@ class CarlaSimulator(Simulator):
 
     def light_states(self) -> np.ndarray:
         """``int8 [1, K]`` state of every stop line, read from CARLA's traffic lights at the last
-        reset or step (matched to our signals by OpenDRIVE id; stop signs and unmatched lines green)."""
-        k = 0 if self._map is None else len(self._map.stop_lane)
-        if self._stop_light is None or len(self._stop_light) != k:
-            return np.full((1, k), int(LightState.GREEN), dtype=np.int8)
-        carla_state = np.array([int(light.state) for light in self._light_actors] + [2], dtype=np.int64)
-        ours = 2 - carla_state[self._stop_light]  # CARLA: Red 0, Yellow 1, Green 2; ours: GREEN 0 … RED 2
-        return np.where((ours >= 0) & (ours <= 2), ours, int(LightState.GREEN)).astype(np.int8)[None, :]
+        reset or step (matched to our signals by OpenDRIVE id and run on our cycle:
+        :mod:`sim_bridge.carla.lights`; stop signs and unmatched lines green)."""
+        return self._lights.line_states(0 if self._map is None else len(self._map.stop_lane))
 
     def close(self) -> None:
         if self._world is None:
             return
         try:
             self._destroy_episode()
+            self._world.reset_all_traffic_lights()  # CARLA's own cycle again, for whoever comes next
             settings = self._world.get_settings()
             settings.synchronous_mode = False
             settings.fixed_delta_seconds = None
             self._world.apply_settings(settings)
             if self._tm is not None:
                 self._tm.set_synchronous_mode(False)
-                self._tm_synchronous = False
+                self._tm_synchronous = self._tm_waits = False
         except RuntimeError:
             pass  # the server is gone: nothing left to release
+        self._tick_watch.stop()
         self._world = None
 
     # ------------------------------------------------------------------ reset
@@ -215,9 +224,10 @@ class CarlaSimulator(Simulator):
                 f"sim.timeout={cfg.timeout:g} s)"
             )
         self._spawned, self._ego, self._client, self._world, self._tm = [], None, None, None, None
-        self._tm_synchronous = False
+        self._tm_synchronous = self._tm_waits = False
         self._walkers = Walkers()
         self._scripted = []
+        self._lights = TrafficLights()
         self._map_key = None  # a restarted server may serve another map: check on reset
         return error
 
@@ -263,6 +273,7 @@ class CarlaSimulator(Simulator):
         world.apply_settings(settings)
         self._tm = client.get_trafficmanager(cfg.tm_port)
         self._tm.set_synchronous_mode(True)
+        self._tm_waits = True
         self._tm.set_random_device_seed(int(seed))
         if not self._tm_synchronous:
             # The client's Traffic Manager, new or back from asynchronous mode, first runs one
@@ -330,7 +341,8 @@ class CarlaSimulator(Simulator):
         )  # fmt: skip
         self._spawned[:0] = self._walkers.controllers  # destroyed before their walkers
         self._spawned += self._walkers.walkers
-        self._find_lights(world, rm, spec)
+        self._time = 0.0
+        self._lights.start(world, rm, spec, seed)
 
         # --- first state
         self._stop_ok = np.zeros(len(rm.stop_lane), dtype=np.bool_)
@@ -338,72 +350,15 @@ class CarlaSimulator(Simulator):
         self._yaw_rate[:] = 0.0
         self._accel_lon[:] = 0.0
         self._steps = 0
-        self._t0 = float(self._world.get_snapshot().timestamp.elapsed_seconds)
         self._tick()
         start_walkers(self._walkers, self._transform)  # their walkers are in a frame now
-        self._hold_lights(spec)
+        self._lights.hold(self._time, self._tick)
         self._arrays = self._read()
         self._history = [self._arrays.copy() for _ in range(cfg.bev.history)]
         with self._lock:
             self._hits, self._invasions = [], 0
         obs, _ = self._measure(driven=0.0, hits=[], invasions=0)
         return obs
-
-    def _find_lights(self, world: Any, rm: RoadMap, spec: WorldSpec) -> None:
-        """Match CARLA's traffic lights to our signals by OpenDRIVE id; freeze ``spec.signal_states``."""
-        import carla
-
-        index = {xodr_id: i for i, xodr_id in enumerate(rm.signal_xodr_id)}
-        self._light_actors = []
-        by_signal: dict[int, Any] = {}
-        for light in world.get_actors().filter("traffic.traffic_light*"):
-            sig = index.get(light.get_opendrive_id())
-            if sig is not None and rm.signal_kind[sig] == SignalKind.TRAFFIC_LIGHT:
-                by_signal[sig] = light
-        self._light_actors = list(by_signal.values())
-        slot = {sig: i for i, sig in enumerate(by_signal)}
-        none = len(self._light_actors)  # reads as green
-        self._stop_light = np.array([slot.get(int(sig), none) for sig in rm.stop_signal], dtype=np.int64)
-        world.reset_all_traffic_lights()
-        states = {LightState.GREEN: carla.TrafficLightState.Green, LightState.YELLOW: carla.TrafficLightState.Yellow,
-                  LightState.RED: carla.TrafficLightState.Red}  # fmt: skip
-        for sig, state in spec.signal_states:
-            if sig not in by_signal:
-                raise ValueError(
-                    f"signal_states names signal {sig}, which is no traffic light of the CARLA world"
-                )
-            by_signal[sig].set_state(states[LightState(state)])
-            by_signal[sig].freeze(True)
-
-    def _hold_lights(self, spec: WorldSpec, attempts: int = 3) -> None:
-        """Make sure the server holds ``spec.signal_states`` before the episode starts: read the
-        lights after the first tick and set and freeze again those that do not show their state
-        (a server may apply a light change a tick late), ticking once per attempt."""
-        import carla
-
-        rm = self._map
-        if rm is None or not spec.signal_states:
-            return
-        states = {LightState.GREEN: carla.TrafficLightState.Green, LightState.YELLOW: carla.TrafficLightState.Yellow,
-                  LightState.RED: carla.TrafficLightState.Red}  # fmt: skip
-        line_of = {int(sig): k for k, sig in enumerate(rm.stop_signal)}
-        for _ in range(attempts):
-            now = self.light_states()[0]
-            wrong = [
-                (sig, st) for sig, st in spec.signal_states if sig in line_of and now[line_of[sig]] != int(st)
-            ]
-            if not wrong:
-                return
-            assert self._stop_light is not None
-            for sig, st in wrong:
-                light = self._light_actors[int(self._stop_light[line_of[sig]])]
-                light.set_state(states[LightState(st)])
-                light.freeze(True)
-            self._tick()
-        raise CarlaConnectionError(
-            f"the CARLA server at {self.config.host}:{self.config.port} did not hold the traffic lights "
-            f"{[sig for sig, _ in spec.signal_states]} in the states the scenario sets"
-        )
 
     def _transform(self, x: float, y: float, yaw: float) -> Any:
         import carla
@@ -498,15 +453,20 @@ class CarlaSimulator(Simulator):
         yaw0, v0 = float(self._arrays.yaw[0, 0]), float(self._arrays.speed[0, 0])
         driven = 0.0
         px, py = x0, y0
-        now = float(self._world.get_snapshot().timestamp.elapsed_seconds) - self._t0
-        for scripted in self._scripted:
-            scripted.update(x0, y0, now)
         red, stop_run = np.full(1, -1, np.int32), np.full(1, -1, np.int32)
-        for _ in range(self._ticks):
+        for k in range(self._ticks):
+            time = self._time + self.config.physics_dt
+            if k == self._ticks - 1:
+                self._lights.show(time)  # the step's end state, in the world state of its last tick
             self._tick()
+            self._time = time
             x, y = self._signal_events(light_before, px, py, red, stop_run)
             driven += math.hypot(x - px, y - py)
             px, py = x, y
+        # triggers after the step, for the next one (as the embedded backend's): an opened door
+        # is in this step's observation
+        for scripted in self._scripted:
+            scripted.update(px, py, self._time)
         with self._lock:
             hits, invasions = self._hits, self._invasions
             self._hits, self._invasions = [], 0
@@ -549,16 +509,32 @@ class CarlaSimulator(Simulator):
 
     def _tick(self) -> int:
         """One server tick; a server that stopped answering raises :class:`CarlaConnectionError`
-        naming it (the episode must not be scored)."""
+        naming it (the episode must not be scored). A tick stuck on the client's own Traffic
+        Manager is woken after ``tm_wake_after`` (:meth:`_wake_tm`)."""
         cfg = self.config
         try:
-            return int(self._world.tick(cfg.timeout))
+            with self._tick_watch.ticking():
+                return int(self._world.tick(cfg.timeout))
         except RuntimeError as exc:
             raise CarlaConnectionError(
                 f"the CARLA server at {cfg.host}:{cfg.port} stopped answering (tick: {exc}); "
                 f"the episode is incomplete and not scored (CARLA {CARLA_VERSION} expected, "
                 f"sim.timeout={cfg.timeout:g} s)"
             ) from exc
+
+    def _wake_tm(self) -> None:
+        """A tick has not returned after ``tm_wake_after``: if the client's Traffic Manager is in
+        synchronous mode, it may have missed the tick's signal (carla#9172): make it run the
+        cycle (on its own RPC server, this host's ``tm_port``: :mod:`sim_bridge.carla.tick_watch`)."""
+        if not self._tm_waits:
+            return
+        cfg = self.config
+        log.warning(
+            "a tick of the CARLA server at %s:%d has not returned after %g s: waking the client's Traffic "
+            "Manager (port %d), which may have missed its tick signal (carla-simulator/carla#9172)",
+            cfg.host, cfg.port, cfg.tm_wake_after, cfg.tm_port,
+        )  # fmt: skip
+        wake_traffic_manager("127.0.0.1", cfg.tm_port)
 
     def _read(self) -> ActorArrays:
         """Every vehicle, walker and prop now, the ego in slot 0, the nearest first (map frame)."""
@@ -600,6 +576,13 @@ class CarlaSimulator(Simulator):
             vel = np.array([[v.x, v.y] for _, _, v in rows])
             speed = vel[:, 0] * np.cos(cyaw) + vel[:, 1] * np.sin(cyaw)
             x, y, yaw = carla_to_map(cx, cy, np.degrees(cyaw))
+            width = info[:, 2].copy()
+            doors = {s.actor.id: s.door for s in self._scripted if s.door is not None}
+            if doors:  # parked cars with a door open: their box widened on that side
+                row_ids = np.array([r[0] for r in rows])
+                j = np.flatnonzero(np.isin(row_ids, list(doors)))
+                door, side = np.array([doors[int(i)] for i in row_ids[j]]).T
+                x[j], y[j], width[j] = open_door(x[j], y[j], yaw[j], width[j], door, side)
             order = np.concatenate([[0], 1 + np.argsort(np.hypot(x[1:] - x[0], y[1:] - y[0]))])[:N]
             n = len(order)
             for name, values in (
@@ -608,7 +591,7 @@ class CarlaSimulator(Simulator):
                 ("yaw", yaw),
                 ("speed", speed),
                 ("length", info[:, 1]),
-                ("width", info[:, 2]),
+                ("width", width),
             ):
                 out[name][0, :n] = np.asarray(values)[order]
             kind[0, :n] = info[order, 0]

@@ -2,7 +2,9 @@
 
 Vehicles carry CARLA's bounding-box extents of the same model (half length, half width, half
 height [m]), so that client code sizing things from ``actor.bounding_box`` sees familiar numbers
-and our boxes collide where CARLA's would.
+and our boxes collide where CARLA's would. The vehicles whose doors open on CARLA
+(``has_dynamic_doors``) open them here too (``open_door``, see ``ServerWorld.set_door``), as far as
+their ``door_width`` attribute says (ours: CARLA has none, its doors are the model's).
 """
 
 from __future__ import annotations
@@ -57,16 +59,18 @@ def _role() -> Attribute:
     return Attribute("role_name", T.STRING, "", ("autopilot", "scenario", "ego"), True)
 
 
-#: id, extent (CARLA's, [m])
+#: id, extent (CARLA's, [m]), doors that open (CARLA's ``has_dynamic_doors``)
 _VEHICLES = (
-    ("vehicle.lincoln.mkz_2020", (2.45, 1.06, 0.76)),
-    ("vehicle.tesla.model3", (2.40, 1.08, 0.74)),
-    ("vehicle.audi.a2", (1.86, 0.90, 0.77)),
-    ("vehicle.nissan.micra", (1.83, 0.90, 0.77)),
-    ("vehicle.toyota.prius", (2.26, 1.00, 0.76)),
-    ("vehicle.mercedes.coupe_2020", (2.34, 1.00, 0.70)),
-    ("vehicle.carlamotors.carlacola", (2.60, 1.30, 1.25)),
+    ("vehicle.lincoln.mkz_2020", (2.45, 1.06, 0.76), True),
+    ("vehicle.tesla.model3", (2.40, 1.08, 0.74), False),
+    ("vehicle.audi.a2", (1.86, 0.90, 0.77), False),
+    ("vehicle.nissan.micra", (1.83, 0.90, 0.77), False),
+    ("vehicle.toyota.prius", (2.26, 1.00, 0.76), False),
+    ("vehicle.mercedes.coupe_2020", (2.34, 1.00, 0.70), True),
+    ("vehicle.carlamotors.carlacola", (2.60, 1.30, 1.25), False),
 )
+#: how far an opened door sticks out when the client sets no ``door_width`` [m]
+DOOR_WIDTH = 1.0
 #: CARLA's AI walker controller: spawned attached to a walker (see ``ServerWorld.start_walker_ai``)
 WALKER_AI = "controller.ai.walker"
 _WALKERS = tuple(f"walker.pedestrian.{i:04d}" for i in range(1, 6))
@@ -78,8 +82,10 @@ _STATICS = (
 
 def _library() -> tuple[Blueprint, ...]:
     out: list[Blueprint] = []
-    for name, extent in _VEHICLES:
+    for name, extent, doors in _VEHICLES:
         _, make, model = name.split(".")
+        # ours, not CARLA's (whose doors are the model's): how far the door opens into the road
+        door_width = (Attribute("door_width", T.FLOAT, f"{DOOR_WIDTH:g}", (), True),) if doors else ()
         attrs: tuple[Attribute, ...] = (
             _role(),
             Attribute("color", T.RGB_COLOR, "17,37,103", ("17,37,103", "255,255,255", "0,0,0"), True),
@@ -89,9 +95,10 @@ def _library() -> tuple[Blueprint, ...]:
             Attribute("object_type", T.STRING, ""),
             Attribute("special_type", T.STRING, ""),
             Attribute("has_lights", T.BOOL, "true"),
-            Attribute("has_dynamic_doors", T.BOOL, "false"),
+            Attribute("has_dynamic_doors", T.BOOL, "true" if doors else "false"),
             Attribute("sticky_control", T.BOOL, "true", (), True),
             Attribute("terramechanics", T.BOOL, "false", (), True),
+            *door_width,
         )
         out.append(Blueprint(len(out) + 1, name, f"vehicle,{make},{model}", ActorKind.VEHICLE, extent, attrs))
     for name in _WALKERS:

@@ -12,10 +12,12 @@ with spawn points, ``get_map_data`` = our OpenDRIVE, ``get_required_files``,
 (``get_actor_definitions``), actors (``spawn_actor``, ``spawn_actor_with_parent``,
 ``destroy_actor``, ``get_actors_by_id``, ``get_actor_bounding_box``, ``get_spectator``,
 transforms, target velocity, ``set_actor_autopilot``), controls (``apply_control_to_vehicle``,
-``apply_control_to_walker``), ``apply_batch`` (spawn with ``do_after``, destroy, vehicle and walker
-control, transform, autopilot), ``tick_cue``, weather, traffic lights (``set_traffic_light_state``,
-``freeze_traffic_light``, ``freeze_all_traffic_lights``, ``reset_all_traffic_lights``,
-``get_group_traffic_lights``), vehicle light states, the Traffic Manager registry (and waking a
+``apply_control_to_walker``), vehicle doors (``open_vehicle_door``, ``close_vehicle_door``: an
+open side door widens the car's body, as the embedded OPEN_DOOR behaviour), ``apply_batch`` (spawn
+with ``do_after``, destroy, vehicle and walker control, transform, autopilot), ``tick_cue``,
+weather, traffic lights (``set_traffic_light_state``, ``set_traffic_light_green_time`` / ``yellow``
+/ ``red``, ``freeze_traffic_light``, ``freeze_all_traffic_lights``, ``reset_all_traffic_lights``,
+``reset_traffic_light_group``, ``get_group_traffic_lights``), vehicle light states, the Traffic Manager registry (and waking a
 client's Traffic Manager that lost its tick signal: :mod:`sim_bridge.carla_server.tm_watch`).
 Streams: the world state every tick (actors, vehicle controls and the light each vehicle stands
 at, traffic-light states with their OpenDRIVE ids) and collision events. See
@@ -29,8 +31,8 @@ prints ``NAV: failed``, ``get_random_location_from_navigation()`` is ``None``): 
 Destroying the controller stops its walker.
 
 Not served (the call's error names it): cameras, lidars and other rendered sensors, navigation
-meshes, physics control, recorder and replayer, vehicle doors and Ackermann
-control, debug drawing, map layers, environment objects.
+meshes, physics control, recorder and replayer, Ackermann control, debug drawing,
+map layers, environment objects.
 """
 
 from __future__ import annotations
@@ -291,8 +293,25 @@ class CarlaServer:
         return wire.void()
 
     def rpc_freeze_traffic_light(self, cid: int, actor_id: int, freeze: bool) -> list:
-        if not freeze:
-            self.world.set_light(int(actor_id), None)
+        self.world.freeze_light(int(actor_id), bool(freeze))
+        return wire.void()
+
+    def rpc_set_traffic_light_green_time(self, cid: int, actor_id: int, seconds: float) -> list:
+        self.world.set_light_time(int(actor_id), "green", float(seconds))
+        return wire.void()
+
+    def rpc_set_traffic_light_yellow_time(self, cid: int, actor_id: int, seconds: float) -> list:
+        self.world.set_light_time(int(actor_id), "yellow", float(seconds))
+        return wire.void()
+
+    def rpc_set_traffic_light_red_time(self, cid: int, actor_id: int, seconds: float) -> list:
+        self.world.set_light_time(int(actor_id), "red", float(seconds))
+        return wire.void()
+
+    def rpc_reset_traffic_light_group(self, cid: int, actor_id: int) -> list:
+        """The group's lights follow the world's cycle again (held states released)."""
+        for light in self.world.group_of(int(actor_id)):
+            self.world.set_light(light, None)
         return wire.void()
 
     def rpc_get_group_traffic_lights(self, cid: int, actor_id: int) -> list:
@@ -338,6 +357,14 @@ class CarlaServer:
 
     def rpc_apply_control_to_walker(self, cid: int, actor_id: int, control: list) -> list:
         self.world.apply_walker_control(int(actor_id), control)
+        return wire.void()
+
+    def rpc_open_vehicle_door(self, cid: int, actor_id: int, door: int) -> list:
+        self.world.set_door(int(actor_id), int(door), True)
+        return wire.void()
+
+    def rpc_close_vehicle_door(self, cid: int, actor_id: int, door: int) -> list:
+        self.world.set_door(int(actor_id), int(door), False)
         return wire.void()
 
     def rpc_set_actor_autopilot(self, cid: int, actor_id: int, enabled: bool) -> list:

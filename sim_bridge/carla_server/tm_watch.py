@@ -26,7 +26,8 @@ the TM's own RPC server (its address, registered by ``add_traffic_manager_runnin
 it again; the TM thread, which read synchronous mode before it waited, runs the missed cycle,
 wakes the main thread and goes back to waiting in synchronous mode. A wake-up while the client
 was merely slow would run one extra TM cycle on the same frame, and the next few ticks might not
-wait for the TM (its done flag is left set): it degrades, it never hangs.
+wait for the TM (its done flag is left set): it degrades, it never hangs. (The bridge wakes its own
+TM the same way from the client side, for servers that do not: ``sim_bridge.carla.tick_watch``.)
 
 The other unlocked pair (the TM's done flag, lost while the main thread checks it) would leave
 no tick without a cycle; it needs a preemption inside a few instructions and was never seen.
@@ -165,28 +166,36 @@ class TrafficManagerWatch:
                 self.wake(tm)
 
     def wake(self, tm: TrafficManagerAddress) -> bool:
-        """Make ``tm`` run its missed cycle (``set_synchronous_mode`` False, then True, on its RPC
-        server); whether it answered."""
+        """Make ``tm`` run its missed cycle (:func:`wake_traffic_manager`); whether it answered."""
         log.warning(
             "the Traffic Manager at %s:%d (client %d) missed its tick signal (a race in the CARLA "
             "0.9.16 client, carla-simulator/carla#9172): waking it",
             tm.host, tm.port, tm.owner,
         )  # fmt: skip
-        requests = [msgpack.packb([0, i, "set_synchronous_mode", [i == 1]]) for i in (0, 1)]
-        try:
-            with socket.create_connection((tm.host, tm.port), timeout=5.0) as sock:
-                sock.sendall(b"".join(requests))  # in one write: the TM is back in synchronous mode
-                unpacker = msgpack.Unpacker()  # before its thread, woken, finishes the cycle
-                replies: list = []
-                while len(replies) < len(requests):
-                    data = sock.recv(1 << 12)
-                    if not data:
-                        break
-                    unpacker.feed(data)
-                    replies.extend(unpacker)
-        except OSError as exc:
-            log.warning("could not wake the Traffic Manager at %s:%d: %s", tm.host, tm.port, exc)
-            return False
-        with self._lock:
-            self.wakeups += 1
-        return len(replies) == len(requests)
+        woken = wake_traffic_manager(tm.host, tm.port)
+        if woken:
+            with self._lock:
+                self.wakeups += 1
+        return woken
+
+
+def wake_traffic_manager(host: str, port: int) -> bool:
+    """Make the Traffic Manager whose RPC server is at ``host:port`` run a cycle it missed:
+    ``set_synchronous_mode(False)`` then ``(True)`` (see the module doc); whether it answered both.
+    One implementation for this server's watch and the bridge's (``sim_bridge.carla.tick_watch``)."""
+    requests = [msgpack.packb([0, i, "set_synchronous_mode", [i == 1]]) for i in (0, 1)]
+    try:
+        with socket.create_connection((host, port), timeout=5.0) as sock:
+            sock.sendall(b"".join(requests))  # in one write: the TM is back in synchronous mode
+            unpacker = msgpack.Unpacker()  # before its thread, woken, finishes the cycle
+            replies: list = []
+            while len(replies) < len(requests):
+                data = sock.recv(1 << 12)
+                if not data:
+                    break
+                unpacker.feed(data)
+                replies.extend(unpacker)
+    except OSError as exc:
+        log.warning("could not wake the Traffic Manager at %s:%d: %s", host, port, exc)
+        return False
+    return len(replies) == len(requests)

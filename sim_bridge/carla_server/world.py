@@ -18,6 +18,9 @@ right of way) drives vehicles handed to it by the legacy ``set_actor_autopilot``
 ``SetAutopilot`` batch command; the client's own Traffic Manager drives through ``apply_batch``
 like any client.
 
+Vehicle doors (``open_door``): an open side door widens the car's body on its side, as the embedded
+OPEN_DOOR behaviour does (:meth:`ServerWorld.set_door`).
+
 Collision sensors report, every tick, each actor their parent's box is in contact with (the
 simulator's collision response leaves crashed bodies touching; CARLA also reports a persisting
 contact every frame), with an impulse of 1500 kg × the relative velocity.
@@ -41,7 +44,7 @@ from sim_bridge.carla_server.blueprints import BY_ID, SPECTATOR, TRAFFIC_LIGHT, 
 from sim_bridge.embedded.config import EmbeddedConfig
 from sim_bridge.embedded.simulator import EmbeddedSimulator
 from sim_bridge.frames import carla_to_map, map_to_carla
-from sim_bridge.geometry import box_gap
+from sim_bridge.geometry import box_gap, open_door
 from sim_bridge.maps.road_map import RoadMap, SignalKind
 
 #: bodies closer than this are in contact (a collision sensor fires) [m]
@@ -60,6 +63,8 @@ LIGHT_UNION = np.dtype(
      ("pole", "<u4"), ("frozen", "u1"), ("state", "u1")]
 )  # fmt: skip
 assert LIGHT_UNION.itemsize == wire.TRAFFIC_LIGHT_DATA.size
+#: a traffic light's times, the columns of ``ServerWorld._light_timing`` (as ``sig_timing``'s) [s]
+LIGHT_TIMES = ("green", "yellow", "red")
 #: a vehicle within this distance before a light's stop line is "at" that light, as in CARLA's trigger
 #: boxes (the Traffic Manager brakes hard once there) [m]
 LIGHT_RANGE = 6.0
@@ -82,6 +87,7 @@ class Actor:
     transform: wire.Transform = field(default_factory=wire.Transform)  # bodiless actors
     owner: int = 0  # connection that spawned it
     listening: bool = False
+    doors: frozenset[int] = frozenset()  # sides of its open doors (+1 left, -1 right)
 
     @property
     def is_sensor(self) -> bool:
@@ -147,6 +153,8 @@ class ServerWorld:
             self._control = np.zeros((n, 3))  # [slot, (throttle, steer, brake)] as the client sent it
             self._control_flags = np.zeros((n, 3), np.uint8)  # [slot, (hand_brake, reverse, manual)]
             self._gear = np.zeros(n, np.int32)
+            #: [slot] how far the body's centre lies left of the actor's origin (an open door's) [m]
+            self._door_shift = np.zeros(n)
             #: blueprints of destroyed actors: a client's Traffic Manager may still ask their boxes
             self.destroyed: dict[int, Blueprint] = {}
             self._add_traffic_lights()
@@ -163,6 +171,8 @@ class ServerWorld:
         self._lane_stop = np.full(rm.num_lanes + 1, -1, np.int64)  # lane → its light's stop line
         is_light = rm.signal_kind == SignalKind.TRAFFIC_LIGHT
         self._sign_ids = np.array([i.encode()[:31] for i in rm.signal_xodr_id], dtype="S32")
+        #: [signal, LIGHT_TIMES] each light's times [s], as the client set them
+        self._light_timing = np.tile(self.sim.state.sig_timing[0], (len(rm.signal_kind), 1))
         for k in range(len(rm.stop_lane)):
             sig = int(rm.stop_signal[k])
             if is_light[sig]:
@@ -205,6 +215,34 @@ class ServerWorld:
                 frozen[0, sig] = 2 - state
             else:
                 raise ValueError(f"traffic-light state {state} is not Red (0), Yellow (1) or Green (2)")
+
+    def freeze_light(self, actor_id: int, frozen: bool) -> None:
+        """Hold traffic light ``actor_id`` in the state it shows (a state set before stays), or
+        let it follow its cycle again."""
+        with self.lock:
+            sig = self.light_signal.get(int(actor_id))
+            if sig is None:
+                raise KeyError(f"traffic light {actor_id} does not exist")
+            state = int(self._signal_states()[sig])
+            if not frozen:
+                self.set_light(actor_id, None)
+            elif self.sim.state.frozen_light[0, sig] < 0 and state <= 2:
+                self.set_light(actor_id, state)
+
+    def set_light_time(self, actor_id: int, phase: str, seconds: float) -> None:
+        """Traffic light ``actor_id``'s ``phase`` time (one of :data:`LIGHT_TIMES`) [s]: what the
+        world state reports for it; the world's cycle (one timing for every light) follows once
+        every light has the same times, as a client that times all lights alike sets them."""
+        with self.lock:
+            sig = self.light_signal.get(int(actor_id))
+            if sig is None:
+                raise KeyError(f"traffic light {actor_id} does not exist")
+            if not seconds >= 0.0:
+                raise ValueError(f"a traffic light's time must be >= 0 s; got {seconds}")
+            self._light_timing[sig, LIGHT_TIMES.index(phase)] = float(seconds)
+            rows = self._light_timing[list(self.light_signal.values())]
+            if (rows == rows[0]).all() and rows[0].sum() > 0.0:
+                self.sim.state.sig_timing[0] = rows[0]
 
     def freeze_all_lights(self, frozen: bool) -> None:
         with self.lock:
@@ -280,6 +318,7 @@ class ServerWorld:
                     self.sim.state.p_speed[0, actor.slot] = 1.4
                 self._prev_velocity[actor.slot] = 0.0
                 self._control[actor.slot], self._control_flags[actor.slot], self._gear[actor.slot] = 0.0, 0, 0
+                self._door_shift[actor.slot] = 0.0
             else:
                 actor.transform = tf
             self.actors[actor.id] = actor
@@ -367,7 +406,9 @@ class ServerWorld:
                 return
             st = self.sim.state
             x, y, yaw = carla_to_map(transform.x, transform.y, transform.yaw)
-            st.x[0, actor.slot], st.y[0, actor.slot], st.yaw[0, actor.slot] = x, y, yaw
+            shift = self._door_shift[actor.slot]
+            st.x[0, actor.slot], st.y[0, actor.slot] = x - math.sin(yaw) * shift, y + math.cos(yaw) * shift
+            st.yaw[0, actor.slot] = yaw
             if st.lane[0, actor.slot] >= 0:  # on autopilot: find its lane again
                 self.sim.set_autopilot(0, actor.slot, True)
 
@@ -379,12 +420,49 @@ class ServerWorld:
     def transform_of(self, actor: Actor) -> wire.Transform:
         """Where ``actor`` is now (CARLA frame)."""
         if actor.slot >= 0:
-            st = self.sim.state
-            x, y, yaw = map_to_carla(st.x[0, actor.slot], st.y[0, actor.slot], st.yaw[0, actor.slot])
+            ox, oy = self._origins(np.array([actor.slot]))
+            x, y, yaw = map_to_carla(ox[0], oy[0], self.sim.state.yaw[0, actor.slot])
             return wire.Transform(float(x), float(y), 0.0, 0.0, float(yaw), 0.0)
         if actor.parent and actor.parent in self.actors:
             return self.transform_of(self.actors[actor.parent]).compose(actor.relative)
         return actor.transform
+
+    def _origins(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``[N]`` x, y of the actors' origins (map frame) [m]: their bodies' centres, but for cars
+        with a door open, whose body is widened on that side (:meth:`set_door`)."""
+        st = self.sim.state
+        x, y, yaw, shift = st.x[0, slots], st.y[0, slots], st.yaw[0, slots], self._door_shift[slots]
+        return x + np.sin(yaw) * shift, y - np.cos(yaw) * shift
+
+    def set_door(self, actor_id: int, door: int, opened: bool) -> None:
+        """Open or close vehicle ``actor_id``'s door ``door`` (``carla.VehicleDoor``: FL 0, FR 1,
+        RL 2, RR 3, Hood 4, Trunk 5, All 6). An open side door widens the car's body on its side
+        by the ``door_width`` attribute, as the embedded OPEN_DOOR behaviour
+        (:func:`sim_bridge.geometry.open_door`): it collides and shows there; the actor's transform
+        stays the car's. Vehicles without ``has_dynamic_doors``, the hood and the trunk: nothing
+        changes (CARLA opens what the model has)."""
+        sides = {0: (1,), 1: (-1,), 2: (1,), 3: (-1,), 4: (), 5: (), 6: (1, -1)}.get(int(door))
+        if sides is None:
+            raise ValueError(f"vehicle door {door} is none of FL 0, FR 1, RL 2, RR 3, Hood 4, Trunk 5, All 6")
+        with self.lock:
+            actor = self.body(actor_id, ActorKind.VEHICLE)
+            defaults = actor.blueprint.defaults()
+            if defaults.get("has_dynamic_doors", (0, "false"))[1] != "true" or not sides:
+                return
+            try:
+                reach = float(actor.attribute("door_width") or defaults["door_width"][1])
+            except ValueError:
+                reach = float(defaults["door_width"][1])
+            actor.doors = actor.doors | set(sides) if opened else actor.doors - set(sides)
+            k = actor.slot
+            st = self.sim.state
+            ox, oy = (float(v[0]) for v in self._origins(np.array([k])))
+            yaw = float(st.yaw[0, k])
+            x, y, width = ox, oy, 2.0 * actor.blueprint.extent[1]
+            for side in sorted(actor.doors):
+                x, y, width = open_door(x, y, yaw, width, reach, side)
+            st.x[0, k], st.y[0, k], st.width[0, k] = x, y, width
+            self._door_shift[k] = -math.sin(yaw) * (x - ox) + math.cos(yaw) * (y - oy)
 
     # ------------------------------------------------------------------ settings and ticks
 
@@ -425,7 +503,7 @@ class ServerWorld:
         bodies = np.array([i for i, a in enumerate(actors) if a.slot >= 0], dtype=np.int64)
         if len(bodies):
             slots = np.array([actors[i].slot for i in bodies])
-            x, y, yaw, v = st.x[0, slots], st.y[0, slots], st.yaw[0, slots], st.speed[0, slots]
+            (x, y), yaw, v = self._origins(slots), st.yaw[0, slots], st.speed[0, slots]
             cx, cy, cyaw = map_to_carla(x, y, yaw)
             tf = np.zeros((len(bodies), 6))
             tf[:, 0], tf[:, 1], tf[:, 4] = cx, cy, cyaw
@@ -470,7 +548,7 @@ class ServerWorld:
             sig = np.array([self.light_signal[actors[i].id] for i in rows], dtype=np.int64)
             light = np.zeros(len(rows), LIGHT_UNION)
             light["sign_id"] = self._sign_ids[sig]
-            light["green"], light["yellow"], light["red"] = st.sig_timing[0]
+            light["green"], light["yellow"], light["red"] = self._light_timing[sig].T
             light["frozen"] = st.frozen_light[0, sig] >= 0
             light["state"] = self._signal_states()[sig]
             raw = rec.view(np.uint8).reshape(len(rec), wire.ACTOR_RECORD.itemsize)

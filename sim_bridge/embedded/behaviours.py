@@ -11,6 +11,7 @@ import numpy as np
 
 from sim_bridge.api import ActorKind, BehaviourKind
 from sim_bridge.embedded.state import STAND, WALK_FREE, WorldState
+from sim_bridge.geometry import open_door
 
 _TRIGGERED_KINDS = (
     BehaviourKind.STOPPED,
@@ -43,8 +44,7 @@ def update_triggers(state: WorldState) -> None:
     # statics: OPEN_DOOR widens the box on one side, keeping the other side in place
     door = fire & (state.kind == ActorKind.STATIC) & (state.beh_kind == BehaviourKind.OPEN_DOOR)
     if door.any():
-        shift = 0.5 * state.door[door] * state.beh_dir[door]
-        yaw = state.yaw[door]
-        state.x[door] = state.base_x[door] - np.sin(yaw) * shift
-        state.y[door] = state.base_y[door] + np.cos(yaw) * shift
-        state.width[door] = state.base_width[door] + state.door[door]
+        box = (state.base_x[door], state.base_y[door], state.yaw[door], state.base_width[door])
+        state.x[door], state.y[door], state.width[door] = open_door(
+            *box, state.door[door], state.beh_dir[door]
+        )

@@ -71,7 +71,7 @@ from sim_bridge.routes import RouteBatch
 from sim_bridge.sensors.ego import ego_lane
 from sim_bridge.sensors.frame import ActorArrays, EgoKinematics, SensorFrame
 from sim_bridge.sensors.observe import Observer
-from sim_bridge.signals import SignalPlan, build_signal_plan, signal_states
+from sim_bridge.signals import SignalPlan, build_signal_plan, signal_offsets, signal_states, signal_timing
 
 #: the ego's box and wheelbase [m]
 EGO_LENGTH, EGO_WIDTH, EGO_WHEELBASE = 4.6, 1.9, 2.8
@@ -218,14 +218,8 @@ class EmbeddedSimulator(Simulator):
         rng = np.random.default_rng(seed)
         st.seed[b] = world_seed(seed)
         st.W[f.NEXT_ID, b] = 1000
-        st.sig_timing[b] = (spec.signals.green, spec.signals.yellow, spec.signals.all_red)
-        plan = self._signals
-        per_phase = float(st.sig_timing[b].sum())
-        groups = int(plan.group.max()) + 1 if len(plan.group) else 0
-        group_offset = rng.random(max(groups, 1)) if spec.signals.random_offset else np.zeros(max(groups, 1))
-        st.signal_offset[b] = np.where(
-            plan.group >= 0, group_offset[plan.group] * per_phase * plan.num_phases, 0.0
-        )
+        st.sig_timing[b] = signal_timing(spec.signals)
+        st.signal_offset[b] = signal_offsets(self._signals, spec.signals, rng)  # rng's first draws
         for sig, light in spec.signal_states:
             if not 0 <= sig < st.frozen_light.shape[1]:
                 raise ValueError(
