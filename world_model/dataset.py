@@ -95,7 +95,31 @@ def select_prefix(manifest: Manifest, hours: float | None) -> list[tuple[int, li
     return out
 
 
-class WindowDataset:
+class _Windowed:
+    """Sampling and iteration over any source of numbered windows (``len`` and ``batch``)."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def batch(self, indices: Sequence[int] | np.ndarray) -> Windows:
+        raise NotImplementedError
+
+    def sample(self, rng: np.random.Generator, batch_size: int) -> Windows:
+        """``batch_size`` windows drawn uniformly (over every window) with replacement."""
+        return self.batch(rng.integers(0, len(self), size=batch_size))
+
+    def iterate(self, batch_size: int, shuffle: bool = True, rng: np.random.Generator | None = None,
+                drop_last: bool = False) -> Iterator[Windows]:  # fmt: skip
+        """Every window once, in batches (shuffled with ``rng`` when ``shuffle``)."""
+        order = np.arange(len(self))
+        if shuffle:
+            order = (rng if rng is not None else np.random.default_rng()).permutation(order)
+        stop = len(order) - (len(order) % batch_size if drop_last else 0)
+        for i in range(0, stop, batch_size):
+            yield self.batch(order[i : i + batch_size])
+
+
+class WindowDataset(_Windowed):
     """Windows of ``window`` steps over the selected episodes (see module doc)."""
 
     def __init__(
@@ -254,20 +278,6 @@ class WindowDataset:
                        episode=self._episode[idx].copy(), start=self._local[idx].copy(),
                        proximity=proximity)  # fmt: skip
 
-    def sample(self, rng: np.random.Generator, batch_size: int) -> Windows:
-        """``batch_size`` windows drawn uniformly with replacement."""
-        return self.batch(rng.integers(0, len(self), size=batch_size))
-
-    def iterate(self, batch_size: int, shuffle: bool = True, rng: np.random.Generator | None = None,
-                drop_last: bool = False) -> Iterator[Windows]:  # fmt: skip
-        """Every window once, in batches (shuffled with ``rng`` when ``shuffle``)."""
-        order = np.arange(len(self))
-        if shuffle:
-            order = (rng if rng is not None else np.random.default_rng()).permutation(order)
-        stop = len(order) - (len(order) % batch_size if drop_last else 0)
-        for i in range(0, stop, batch_size):
-            yield self.batch(order[i : i + batch_size])
-
 
 def _cached(cache_dir: Path, sha256: str, bits: np.ndarray) -> np.ndarray:
     """The shard's packed BEV as a read-only memory map of ``cache_dir/<sha256>.bev_bits.npy``
@@ -326,7 +336,7 @@ def open_dataset(
                          None if cache_dir is None else Path(cache_dir))  # fmt: skip
 
 
-class WindowMix:
+class WindowMix(_Windowed):
     """Several :class:`WindowDataset` s as one source of windows (``drive train extra_data=…``):
     the window indices of ``parts[0]`` come first, then those of ``parts[1]`` …, so sampling is
     uniform over every window of every part. The parts must share the window length, the BEV
@@ -402,17 +412,3 @@ class WindowMix:
         fields = {f.name: np.concatenate([getattr(b, f.name) for b in pieces])[order]
                   for f in dataclasses.fields(Windows) if getattr(pieces[0], f.name) is not None}  # fmt: skip
         return Windows(**fields)
-
-    def sample(self, rng: np.random.Generator, batch_size: int) -> Windows:
-        """``batch_size`` windows drawn uniformly (over all parts) with replacement."""
-        return self.batch(rng.integers(0, len(self), size=batch_size))
-
-    def iterate(self, batch_size: int, shuffle: bool = True, rng: np.random.Generator | None = None,
-                drop_last: bool = False) -> Iterator[Windows]:  # fmt: skip
-        """Every window once, in batches (shuffled with ``rng`` when ``shuffle``)."""
-        order = np.arange(len(self))
-        if shuffle:
-            order = (rng if rng is not None else np.random.default_rng()).permutation(order)
-        stop = len(order) - (len(order) % batch_size if drop_last else 0)
-        for i in range(0, stop, batch_size):
-            yield self.batch(order[i : i + batch_size])
