@@ -1,7 +1,7 @@
 """The competence bar of the exam, defined once, and "hours to competence".
 
 A learner *passes* the exam at one budget and seed when its exam run reaches every threshold of
-:data:`BAR` (mean Driving Score, success rate, no collision with a pedestrian). Its *hours to
+:data:`BAR` (mean Driving Score, success rate, no at-fault collision with a pedestrian). Its *hours to
 competence* is the smallest budget at which every seed passes; ``None`` ("not reached") when no
 budget does. :func:`describe_bar` is the sentence every report prints.
 """
@@ -25,18 +25,22 @@ class CompetenceBar:
     min_success_rate: float = 0.70
     """Share of episodes completed without a failure (0-1)."""
     max_pedestrian_collisions: int = 0
-    """Collisions with pedestrians over the whole exam."""
+    """At-fault collisions with pedestrians over the whole exam (nuPlan's rule, ``scenarios.criteria``:
+    the ego's front into the walker, or the ego moving into a stopped one). A walker stepping into
+    the side or rear of the ego does not count: the privileged expert has one such collision on the
+    exam (``urban_route``, a pedestrian into its rear), and a bar its ceiling cannot pass would
+    measure the crowd, not the driver. The total is reported beside it."""
 
 
 BAR = CompetenceBar()
-"""The bar of the project's question (mean DS ≥ 80, success ≥ 70 %, no pedestrian collision)."""
+"""The bar of the project's question (mean DS ≥ 80, success ≥ 70 %, no at-fault pedestrian collision)."""
 
 
 def describe_bar(bar: CompetenceBar = BAR) -> str:
     """The bar in words, as every curve output prints it."""
     return (
         f"competence bar: mean driving score >= {bar.min_driving_score:g}, success rate >= "
-        f"{bar.min_success_rate:.0%}, pedestrian collisions <= {bar.max_pedestrian_collisions} "
+        f"{bar.min_success_rate:.0%}, at-fault pedestrian collisions <= {bar.max_pedestrian_collisions} "
         "(every seed of a budget must pass)"
     )
 
@@ -45,10 +49,13 @@ def exam_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
     """The figures the bar and the curve read, from a suite summary (``scenarios.metrics.summarise``)."""
     overall = summary["overall"]
     per_km = overall["infractions_per_km"]
+    pedestrians = int(overall["infractions"]["collisions_pedestrian"])
+    at_fault = overall.get("at_fault_collisions")  # absent in summaries written before it existed
     return {
         "driving_score": float(overall["driving_score"]["mean"]),
         "success_rate": float(overall["success_rate"]),
-        "pedestrian_collisions": int(overall["infractions"]["collisions_pedestrian"]),
+        "pedestrian_collisions": pedestrians,
+        "pedestrian_collisions_at_fault": int(at_fault["collisions_pedestrian"]) if at_fault else pedestrians,
         "collisions_per_km": float(sum(per_km[k] for k in COLLISION_KINDS)),
         "km_driven": float(overall["km_driven"]),
         "episodes": int(overall["episodes"]),
@@ -64,8 +71,10 @@ def failures(metrics: Mapping[str, Any], bar: CompetenceBar = BAR) -> list[str]:
         out.append(f"driving score {metrics['driving_score']:.1f} < {bar.min_driving_score:g}")
     if not metrics["success_rate"] >= bar.min_success_rate:
         out.append(f"success {metrics['success_rate']:.0%} < {bar.min_success_rate:.0%}")
-    if not metrics["pedestrian_collisions"] <= bar.max_pedestrian_collisions:
-        out.append(f"{metrics['pedestrian_collisions']} pedestrian collision(s)")
+    # records written before the at-fault count existed hold only the total: read it (stricter)
+    pedestrians = metrics.get("pedestrian_collisions_at_fault", metrics["pedestrian_collisions"])
+    if not pedestrians <= bar.max_pedestrian_collisions:
+        out.append(f"{pedestrians} at-fault pedestrian collision(s)")
     if metrics.get("crashed"):
         out.append(f"{metrics['crashed']} crashed episode(s)")
     return out

@@ -284,6 +284,10 @@ def _group_stats(results: Sequence[EpisodeResult]) -> dict[str, Any]:
     out["success_rate"] = sum(f["success"] for f in figs) / len(figs) if figs else 0.0
     counts = Counter(i.kind for r in results for i in r.infractions)
     out["infractions"] = {kind.value: counts[kind] for kind in InfractionKind}
+    at_fault = Counter(i.kind for r in results for i in r.infractions if i.at_fault)
+    out["at_fault_collisions"] = {
+        kind.value: at_fault[kind] for kind in InfractionKind if kind.value.startswith("collisions_")
+    }
     out["infractions_per_km"] = infractions_per_km(results)
     out["km_driven"] = km_driven(results)
     out["km_outside_route_lanes"] = (

@@ -29,10 +29,19 @@ def test_the_bar_is_mean_ds_80_success_70_and_no_pedestrian_collision() -> None:
     assert passes(metrics(80.0, 0.70))
     assert failures(metrics(79.9, 0.70)) == ["driving score 79.9 < 80"]
     assert failures(metrics(95.0, 0.69)) == ["success 69% < 70%"]
-    assert failures(metrics(95.0, 0.9, ped=1)) == ["1 pedestrian collision(s)"]
+    assert failures(metrics(95.0, 0.9, ped=1)) == [
+        "1 at-fault pedestrian collision(s)"
+    ]  # total only: read it
+    # the bar counts the collisions at the ego's fault; a walker into the ego's rear does not fail it
+    assert passes(metrics(95.0, 0.9, ped=1) | {"pedestrian_collisions_at_fault": 0})
+    assert failures(metrics(95.0, 0.9, ped=2) | {"pedestrian_collisions_at_fault": 1}) == [
+        "1 at-fault pedestrian collision(s)"
+    ]
     assert not passes(metrics(float("nan"), 1.0))  # a NaN score never passes
     assert not passes(metrics(90.0, 0.9, crashed=1))  # crashed episodes are never silently scored
-    assert "driving score >= 80" in describe_bar() and "70%" in describe_bar()
+    assert (
+        "driving score >= 80" in describe_bar() and "70%" in describe_bar() and "at-fault" in describe_bar()
+    )
 
 
 KINDS = ("collisions_pedestrian", "collisions_vehicle", "collisions_layout", "red_light")
@@ -45,7 +54,13 @@ SUMMARY = {"overall": {"driving_score": {"mean": 85.0}, "success_rate": 0.75, "k
 def test_exam_metrics_read_a_suite_summary() -> None:
     m = exam_metrics(SUMMARY)
     assert m["collisions_per_km"] == 2.0 and m["pedestrian_collisions"] == 1 and m["agent_errors"] == 1
-    assert failures(m) == ["1 pedestrian collision(s)"]
+    assert m["pedestrian_collisions_at_fault"] == 1  # a summary without the at-fault count: the total
+    assert failures(m) == ["1 at-fault pedestrian collision(s)"]
+    overall = SUMMARY["overall"] | {
+        "at_fault_collisions": {"collisions_pedestrian": 0, "collisions_vehicle": 0}
+    }
+    m = exam_metrics({"overall": overall})
+    assert (m["pedestrian_collisions"], m["pedestrian_collisions_at_fault"]) == (1, 0) and passes(m)
 
 
 def test_hours_to_competence_is_the_first_budget_all_of_whose_seeds_pass() -> None:

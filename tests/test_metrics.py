@@ -272,6 +272,8 @@ def test_summarise_families_crashed_and_counts():
     assert overall["driving_score"]["std"] == pytest.approx(np.std(ds, ddof=1))
     assert overall["success_rate"] == pytest.approx(1 / 3)
     assert overall["infractions"]["collisions_vehicle"] == 1
+    assert overall["at_fault_collisions"]["collisions_vehicle"] == 0  # `result` leaves at_fault unset
+    assert "red_light" not in overall["at_fault_collisions"]
     assert overall["km_driven"] == pytest.approx(2.8)
     assert overall["infractions_per_km"]["collisions_vehicle"] == pytest.approx(1 / 2.8)
     fam = out["families"]
@@ -288,6 +290,19 @@ def test_summarise_families_crashed_and_counts():
     assert seeds["driving_score_std_within_scenario"] == pytest.approx(math.sqrt(800))
     assert seeds["seeds"] == 2
     assert seeds["driving_score_over_seed_means"]["mean"] == pytest.approx((30.0 + 100.0) / 2)
+
+
+def test_summarise_counts_at_fault_collisions_apart():
+    r = result(name="x_s1", family="x", seed=1, rc=100.0)
+    r.infractions = [inf(K.COLLISION_PEDESTRIAN, at_fault=False), inf(K.COLLISION_PEDESTRIAN, at_fault=True),
+                     inf(K.COLLISION_VEHICLE, at_fault=True), inf(K.COLLISION_STATIC, at_fault=None)]  # fmt: skip
+    overall = summarise([r])["overall"]
+    assert overall["infractions"]["collisions_pedestrian"] == 2
+    assert overall["at_fault_collisions"] == {
+        "collisions_pedestrian": 1,
+        "collisions_vehicle": 1,
+        "collisions_layout": 0,
+    }
 
 
 def test_summarise_empty_suite():

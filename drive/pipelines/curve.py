@@ -19,8 +19,8 @@ data recipe; ``bc`` — behaviour cloning of the expert's demonstrations of the 
 (``drive collect driver=expert``). References (lane follower, expert) are examined once and drawn
 as horizontal lines.
 
-**The bar** is ``scenarios.competence.BAR`` (mean DS ≥ 80, success ≥ 70 %, no pedestrian
-collision), printed in every output; a learner's hours to competence is the smallest budget all
+**The bar** is ``scenarios.competence.BAR`` (mean DS ≥ 80, success ≥ 70 %, no at-fault
+pedestrian collision), printed in every output; a learner's hours to competence is the smallest budget all
 of whose seeds pass ("not reached" is a valid answer).
 
 **Run folder** (``out``): ``run.json`` (settings manifest; a resume must match it but for

@@ -23,8 +23,9 @@ def _fmt(v: Any, spec: str) -> str:
 
 
 def table(records: list[dict[str, Any]]) -> str:
-    """One line per record: learner, budget, seed, exam figures, pass or what failed."""
-    head = f"{'learner':<16} {'hours':>6} {'seed':>4} {'data h':>7} {'DS':>6} {'success':>7} {'coll/km':>8} {'ped':>4}  verdict"
+    """One line per record: learner, budget, seed, exam figures (``ped``: pedestrian collisions,
+    ``at-f``: those at the ego's fault, which the bar counts), pass or what failed."""
+    head = f"{'learner':<16} {'hours':>6} {'seed':>4} {'data h':>7} {'DS':>6} {'success':>7} {'coll/km':>8} {'ped':>4} {'at-f':>4}  verdict"
     lines = [describe_bar(), head, "-" * len(head)]
     for r in records:
         verdict = "PASS" if r["passed"] else "below: " + "; ".join(r.get("failures", []))
@@ -32,7 +33,8 @@ def table(records: list[dict[str, Any]]) -> str:
             f"{r['learner']:<16} {_fmt(r.get('budget_hours'), 'g'):>6} {_fmt(r.get('seed'), 'd'):>4} "
             f"{_fmt(r.get('data_hours'), '.3f'):>7} {_fmt(r['driving_score'], '.1f'):>6} "
             f"{_fmt(r['success_rate'], '.0%'):>7} {_fmt(r['collisions_per_km'], '.2f'):>8} "
-            f"{r['pedestrian_collisions']:>4}  {verdict}"
+            f"{r['pedestrian_collisions']:>4} {r.get('pedestrian_collisions_at_fault', r['pedestrian_collisions']):>4}  "
+            f"{verdict}"
         )
     return "\n".join(lines)
 
