@@ -385,3 +385,17 @@ def test_the_simulator_follows_the_checkpoints_bev_history(tmp_path, one_torch_t
         load("eval", ["agent=planner", f"agent.checkpoint={ckpt}", "sim.bev.history=0"])
     plain = save_checkpoint(kinematic_model((10, 96, 96)), tmp_path / "plain.pt")
     assert load("eval", ["agent=planner", f"agent.checkpoint={plain}"]).sim.bev.history == 0
+
+
+def test_the_tuned_planner_preset_has_the_tuned_oracles_weights():
+    """``agent=planner_tuned`` prices futures as ``agent=oracle_planner_tuned`` does, so the exam gap
+    between the two is the model's, not the weights'."""
+    from drive.cli import compose_config
+
+    planner = compose_config("eval", ["suite=smoke", "agent=planner_tuned"]).agent
+    oracle = compose_config("eval", ["suite=smoke", "agent=oracle_planner_tuned"]).agent
+    assert planner.name == "planner"
+    assert planner.costs == oracle.costs and planner.proposals == oracle.proposals
+    assert planner.optim.horizon == oracle.optim.horizon == 20
+    default = compose_config("eval", ["suite=smoke", "agent=planner"]).agent
+    assert default.costs != planner.costs  # the preset is not the default
