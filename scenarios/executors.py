@@ -227,10 +227,19 @@ class LocalExecutor(Executor):
         running: dict[Future[Any], tuple[int, int]] = {}  # future → (slot, item index)
         queue = iter(range(len(items)))
         clean = False
+
+        def submit(slot: int, index: int) -> None:
+            try:
+                future = slots[slot].submit(fn, items[index])
+            except BrokenProcessPool:  # its worker died after delivering its last outcome
+                slots[slot].shutdown(wait=True)  # (a library aborting the process on its way out)
+                slots[slot] = new_slot()
+                future = slots[slot].submit(fn, items[index])
+            running[future] = (slot, index)
+
         try:
             for slot in range(len(slots)):
-                index = next(queue)
-                running[slots[slot].submit(fn, items[index])] = (slot, index)
+                submit(slot, next(queue))
             while running:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -250,7 +259,7 @@ class LocalExecutor(Executor):
                     deliver(index, outcome)
                     following = next(queue, None)
                     if following is not None:
-                        running[slots[slot].submit(fn, items[following])] = (slot, following)
+                        submit(slot, following)
             clean = True
         finally:
             for pool in slots:

@@ -561,7 +561,7 @@ def test_the_bridge_wakes_a_traffic_manager_that_lost_its_tick_signal(tmp_path: 
     if cc is None:
         pytest.skip("needs a C compiler to build the shim that loses the signal")
     shim = tmp_path / "tm_lost_wakeup.so"
-    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", str(shim), str(ROOT / "tests" / "tm_lost_wakeup.c"), "-ldl"],
+    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", str(shim), str(ROOT / "tests" / "tm_lost_wakeup.c"), "-ldl", "-lpthread"],
                    check=True, capture_output=True)  # fmt: skip
     cfg = CarlaServerConfig(
         port=0,

@@ -344,7 +344,7 @@ def test_a_traffic_manager_that_lost_its_tick_signal_is_woken(server: CarlaServe
     if cc is None:
         pytest.skip("needs a C compiler to build the shim that loses the signal")
     shim = tmp_path / "tm_lost_wakeup.so"
-    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", str(shim), str(ROOT / "tests" / "tm_lost_wakeup.c"), "-ldl"],
+    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", str(shim), str(ROOT / "tests" / "tm_lost_wakeup.c"), "-ldl", "-lpthread"],
                    check=True, capture_output=True)  # fmt: skip
     before = server.traffic_managers.wakeups
     tm_port = _free_port()
@@ -362,6 +362,30 @@ def test_autopilot_by_the_npc_driver_drives_along_its_lane(server: CarlaServer) 
 
 
 # ----------------------------------------------------------------------------------- actors
+
+
+def test_a_spawn_into_another_body_fails_as_on_carla(server: CarlaServer) -> None:
+    r = _client(
+        server.port,
+        """
+        bp = library.find("vehicle.audi.a2")
+        first = world.spawn_actor(bp, spawn_points[40])
+        try:
+            world.spawn_actor(bp, spawn_points[40])
+            raised = ""
+        except RuntimeError as exc:
+            raised = str(exc)
+        tried = world.try_spawn_actor(bp, spawn_points[40])
+        batch = client.apply_batch_sync([carla.command.SpawnActor(bp, spawn_points[40])])
+        first.destroy()
+        again = world.try_spawn_actor(bp, spawn_points[40])
+        out(raised=raised, tried=tried is None, batch=batch[0].error, again=again is not None)
+        again.destroy()
+        """,
+    )
+    assert "collision at spawn position" in r["raised"]
+    assert r["tried"] and "collision at spawn position" in r["batch"]
+    assert r["again"]  # the place is free once the first car is gone
 
 
 def test_batch_spawn_and_destroy(server: CarlaServer) -> None:

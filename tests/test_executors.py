@@ -51,6 +51,20 @@ def sigkill_on_two(x: int) -> int:
     return x * x
 
 
+def die_after_returning_two(x: int) -> int:
+    """Item 2 returns, then its process dies (as the CARLA client aborts its process from a
+    thread after the episode's result is sent, when its server is gone)."""
+    if x == 2:
+        import time
+
+        def die() -> None:
+            time.sleep(0.2)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        threading.Thread(target=die, daemon=True).start()
+    return x * x
+
+
 def worker_facts(x: int) -> tuple[int, str | None, str | None]:
     """(pid, NUMBA_NUM_THREADS when this module was imported, OMP_NUM_THREADS now)."""
     return os.getpid(), NUMBA_THREADS_AT_IMPORT, os.environ.get("OMP_NUM_THREADS")
@@ -122,6 +136,20 @@ def test_a_dying_worker_is_reported_as_a_crash_and_the_rest_complete(fn: Any) ->
     collector = run(LocalExecutor(2), fn, list(range(6)))
     assert_failure_reported(collector, 2, WorkerCrashed, [0, 1, 3, 4, 5])
     assert "item 2 died" in str(collector.outcomes[2])
+
+
+def test_a_worker_that_dies_after_delivering_is_replaced_before_the_next_item() -> None:
+    import time
+
+    collector = Collector()
+
+    def on_result(item: Any, outcome: Any) -> None:
+        collector(item, outcome)
+        if item == 2:
+            time.sleep(1.5)  # the worker of item 2 dies meanwhile: its pool is broken
+
+    LocalExecutor(1).map(die_after_returning_two, list(range(5)), on_result)
+    assert collector.outcomes == {x: x * x for x in range(5)}  # nothing charged to the next item
 
 
 def test_an_unpicklable_item_is_reported_for_that_item_only() -> None:

@@ -310,6 +310,8 @@ class ServerWorld:
                     kind=bp.kind, pose=Pose(float(x), float(y), float(yaw)),
                     length=2.0 * bp.extent[0], width=2.0 * bp.extent[1],
                 )  # fmt: skip
+                if bp.kind != ActorKind.STATIC:
+                    self._check_spawn_clear(bp_id, spec)
                 try:
                     actor.slot = self.sim.add_actor(0, spec)
                 except ValueError as exc:
@@ -323,6 +325,21 @@ class ServerWorld:
                 actor.transform = tf
             self.actors[actor.id] = actor
             return actor
+
+    def _check_spawn_clear(self, bp_id: str, spec: ActorSpec) -> None:
+        """CARLA refuses to spawn a body into another (``spawn_actor`` raises, ``try_spawn_actor``
+        returns ``None``, a batch ``SpawnActor`` reports the error): the same message here when
+        the new box overlaps a vehicle or walker already in the world."""
+        st = self.sim.state
+        slots = [a.slot for a in self.actors.values() if a.slot >= 0 and a.blueprint.kind != ActorKind.STATIC]
+        p = spec.pose
+        for k in slots:
+            gap = box_gap(
+                p.x, p.y, p.yaw, float(spec.length or 0.0), float(spec.width or 0.0),
+                float(st.x[0, k]), float(st.y[0, k]), float(st.yaw[0, k]), float(st.length[0, k]), float(st.width[0, k]),
+            )[0]  # fmt: skip
+            if gap < 0.0:
+                raise SpawnError(f"Spawn failed because of collision at spawn position ({bp_id})")
 
     def destroy(self, actor_id: int) -> bool:
         """Destroy an actor and what is attached to it; ``False`` if it does not exist."""
