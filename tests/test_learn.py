@@ -70,3 +70,23 @@ def test_learn_runs_a_planner_round_counts_every_hour_and_resumes(tmp_path):
     proc = drive("train", f"data={out / 'data' / 'base'}", "hours=null", f"init={summary['checkpoint']}",
                  f"out={tmp_path / 'other'}", *train, "model.latent=8", cwd=tmp_path)  # fmt: skip
     assert proc.returncode != 0 and "model.latent" in proc.stderr and "init=" in proc.stderr
+
+
+def test_run_locked_refuses_a_second_run_into_the_same_folder(tmp_path) -> None:
+    from drive.pipelines.stages import run_locked
+    from sim_bridge import runfolder
+
+    out = tmp_path / "run" / "nested"  # created on the way in
+    inner: list[int] = []
+
+    def body(folder):
+        assert folder == out and folder.is_dir()
+        with pytest.raises(
+            runfolder.RunFolderBusy, match=r"another `drive learn` is running in .*learn\.lock"
+        ):
+            run_locked(out, "learn", "learn.lock", lambda _: inner.append(1) or 0)
+        return 7
+
+    assert run_locked(out, "learn", "learn.lock", body) == 7
+    assert inner == []  # the second body never ran
+    assert run_locked(out, "learn", "learn.lock", lambda _: 3) == 3  # released after the first

@@ -43,7 +43,15 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from drive.cli import command_config
-from drive.pipelines.stages import STAGES_FILE, Stage, checkpoint_of, cpu_seconds, recorded, run_stage
+from drive.pipelines.stages import (
+    STAGES_FILE,
+    Stage,
+    checkpoint_of,
+    cpu_seconds,
+    recorded,
+    run_locked,
+    run_stage,
+)
 from scenarios.suites import Suite, suite_from_dict
 from sim_bridge import runfolder
 
@@ -114,12 +122,7 @@ def check(cfg: DictConfig, plan: list[Stage]) -> Suite:
 
 
 def run(cfg: DictConfig) -> int:
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with runfolder.locked(
-        out / LOCK_FILE, busy=f"another `drive demo` is running in {out} (it holds {LOCK_FILE})"
-    ):
-        return _run(cfg, out)
+    return run_locked(Path(cfg.out), "demo", LOCK_FILE, lambda out: _run(cfg, out))
 
 
 def _run(cfg: DictConfig, out: Path) -> int:

@@ -34,7 +34,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from drive.pipelines.stages import Stage, checkpoint_of, recorded, run_stage
+from drive.pipelines.stages import Stage, checkpoint_of, recorded, run_locked, run_stage
 from scenarios.executors import EXECUTORS
 from sim_bridge import runfolder
 
@@ -131,12 +131,7 @@ def stages(cfg: DictConfig) -> list[Stage]:
 
 
 def run(cfg: DictConfig) -> int:
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with runfolder.locked(
-        out / LOCK_FILE, busy=f"another `drive learn` is running in {out} (it holds {LOCK_FILE})"
-    ):
-        return _run(cfg, out)
+    return run_locked(Path(cfg.out), "learn", LOCK_FILE, lambda out: _run(cfg, out))
 
 
 def _run(cfg: DictConfig, out: Path) -> int:

@@ -13,6 +13,7 @@ import json
 import logging
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,4 +86,14 @@ def run_stage(out: Path, stage: Stage, done: dict[str, dict[str, Any]], label: s
     return {"wall_seconds": wall, "cpu_seconds": cpu, "reused": False}
 
 
-__all__ = ["STAGES_FILE", "Stage", "checkpoint_of", "cpu_seconds", "recorded", "run_stage"]
+def run_locked(out: Path, command: str, lock_file: str, body: Callable[[Path], int]) -> int:
+    """Create the run folder ``out``, hold its ``lock_file`` (a second ``drive <command>`` into the
+    same folder is refused, naming the holder) and return ``body(out)``."""
+    out.mkdir(parents=True, exist_ok=True)
+    with runfolder.locked(
+        out / lock_file, busy=f"another `drive {command}` is running in {out} (it holds {lock_file})"
+    ):
+        return body(out)
+
+
+__all__ = ["STAGES_FILE", "Stage", "checkpoint_of", "cpu_seconds", "recorded", "run_locked", "run_stage"]
