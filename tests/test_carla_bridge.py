@@ -16,6 +16,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -389,6 +390,151 @@ def test_background_pedestrians_walk_the_sidewalks_led_by_ai_walker_controllers(
     assert all(r["on_sidewalk"])
     kinds = [a.blueprint.id for a in server.world.actors.values()]
     assert not [k for k in kinds if k.startswith(("walker.", "controller."))]  # closed: all destroyed
+
+
+WALKERS_KEPT = """
+import json
+import sys
+import numpy as np
+from sim_bridge.api import ActorKind, MapRef, Pose, WorldSpec
+from sim_bridge.carla import CarlaConfig, CarlaSimulator
+from sim_bridge.carla.walkers import WALKER_REFRESH_PERIOD
+from sim_bridge.maps.catalog import load_map
+
+rm = load_map(MapRef("grid"))
+lane = int(rm.driving_lanes[np.argmax(rm.lane_length[rm.driving_lanes])])
+xy, yaw = rm.pose_at(np.array([lane]), np.array([10.0]))
+ego = Pose(float(xy[0, 0]), float(xy[0, 1]), float(yaw[0]))
+spec = WorldSpec(map=MapRef("grid"), ego=ego, ego_speed=12.0, vehicles=0, pedestrians=4, traffic_radius={radius},
+                 route_length=150.0)
+sim = CarlaSimulator(CarlaConfig(port={port}, tm_port={tm_port}, timeout=20.0))
+every = round(WALKER_REFRESH_PERIOD / sim.dt)
+def walkers():
+    a = sim.actor_arrays()
+    return {{int(a.ids[0, j]): (float(a.x[0, j]), float(a.y[0, j])) for j in range(a.shape[1])
+            if a.active[0, j] and a.kind[0, j] == int(ActorKind.PEDESTRIAN)}}
+runs = []
+for run in range(2):  # the same seed twice: the same walkers, at the same places
+    sim.reset(spec, seed=0)
+    first, seen, after_refresh = walkers(), set(), []
+    for k in range(60):  # 6 s at about 12 m/s
+        a = sim.actor_arrays()
+        ex, ey = float(a.x[0, 0]), float(a.y[0, 0])  # where the bridge sees the ego at the step's start
+        sim.step(np.array([[0.0, 0.0]]))
+        now = walkers()
+        seen |= set(now)
+        if k % every == every - 1:  # the bridge replaced the far walkers at this step's start
+            after_refresh.append(sorted(float(np.hypot(x - ex, y - ey)) for x, y in now.values()))
+    a = sim.actor_arrays()
+    runs.append(dict(first=sorted(first), seen=sorted(seen), after_refresh=after_refresh,
+                     driven=float(np.hypot(a.x[0, 0] - xy[0, 0], a.y[0, 0] - xy[0, 1])),
+                     walkers=sorted(w.id for w in sim._walkers.walkers),
+                     controllers=sorted(c.id for c in sim._walkers.controllers)))
+print("RESULT " + json.dumps(runs), flush=True)
+sys.stdin.readline()  # the test reads the server's actors now
+sim.close()
+"""
+
+
+def test_background_pedestrians_are_kept_within_the_traffic_radius_of_the_ego(server: CarlaServer) -> None:
+    """The ego drives about 70 m, more than twice the 30 m ``traffic_radius``: every second the bridge
+    destroys the walkers (and their AI controllers) it has left behind and spawns as many around it,
+    so after each replacement all four are within the radius; the server holds exactly the walkers
+    and controllers the bridge tracks (the replaced ones destroyed), and the same seed gives the
+    same walkers at the same places."""
+    radius = 30.0
+    code = WALKERS_KEPT.format(port=server.port, tm_port=_free_port(), radius=radius)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)], env=ENV, cwd=ROOT, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        lines = [proc.stdout.readline()]
+        while lines[-1] and not lines[-1].startswith("RESULT "):
+            lines.append(proc.stdout.readline())
+        with server.world.lock:  # the last episode still runs: its actors on the server
+            live = {i: a.blueprint.id for i, a in server.world.actors.items()}
+            destroyed = set(server.world.destroyed)
+    finally:
+        out, err = proc.communicate("\n", timeout=120)
+    assert proc.returncode == 0 and lines[-1].startswith("RESULT "), (
+        f"bridge run failed (rc {proc.returncode}):\n{''.join(lines)}{out}\n{err}"
+    )
+    runs = json.loads(lines[-1][len("RESULT ") :])
+    for r in runs:
+        assert r["driven"] > 2.0 * radius
+        assert len(r["after_refresh"]) == 6
+        for dists in r["after_refresh"]:  # 0.5 m: the walkers' 0.1 s step, float32 poses
+            assert len(dists) == 4 and max(dists) <= radius + 0.5, r["after_refresh"]
+        replaced = set(r["seen"]) - set(r["walkers"])
+        assert set(r["first"]) & replaced and len(r["seen"]) >= 8  # left behind, replaced
+    for again, once in zip(runs[1]["after_refresh"], runs[0]["after_refresh"], strict=True):
+        assert again == pytest.approx(once, abs=1e-3)  # the same seed, the same walkers
+    last = runs[-1]
+    assert sorted(i for i, b in live.items() if b.startswith("walker.")) == last["walkers"]
+    assert sorted(i for i, b in live.items() if b.startswith("controller.")) == last["controllers"]
+    assert set(last["seen"]) - set(last["walkers"]) <= destroyed
+    kinds = [a.blueprint.id for a in server.world.actors.values()]
+    assert not [k for k in kinds if k.startswith(("walker.", "controller."))]  # closed: all destroyed
+
+
+class _FakeActor:
+    """A walker or controller: its id; ``stop`` is logged."""
+
+    def __init__(self, actor_id: int, log: list) -> None:
+        self.id, self._log = actor_id, log
+
+    def stop(self) -> None:
+        self._log.append(("stop", self.id))
+
+
+def test_walkers_left_behind_are_destroyed_controller_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``keep_walkers_near`` on a fake client: the walker beyond the radius and the one the server
+    no longer has lose their controllers (stopped, then destroyed before the walkers, in one
+    batch, CARLA's order); the near one is kept, and as many as are missing are spawned."""
+    import carla
+
+    from sim_bridge.api import MapRef
+    from sim_bridge.carla import walkers as w
+    from sim_bridge.maps.catalog import load_map
+
+    log: list = []
+    where = {1: (10.0, -5.0), 2: (40.0, 0.0)}  # CARLA frame: 11.2 m and 40 m from the ego at 0, 0
+    group = w.Walkers(
+        walkers=[_FakeActor(i, log) for i in (1, 2, 3)],  # 3: gone from the server
+        controllers=[_FakeActor(i, log) for i in (11, 12, 13)],
+        targets=[(0.0, 0.0, 0.0)] * 3,
+        speeds=[1.2, 1.4, 1.6],
+    )
+    snapshot = SimpleNamespace(
+        find=lambda i: (
+            SimpleNamespace(get_transform=lambda: carla.Transform(carla.Location(*where[i], 0.0)))
+            if i in where
+            else None
+        )
+    )
+    world = SimpleNamespace(get_snapshot=lambda: snapshot)
+    client = SimpleNamespace(
+        apply_batch_sync=lambda batch, _due: log.append(("destroy", [c.actor_id for c in batch])) or []
+    )
+    asked: list = []
+    new = w.Walkers(
+        walkers=[_FakeActor(4, log)],
+        controllers=[_FakeActor(14, log)],
+        targets=[(1.0, 2.0, 0.0)],
+        speeds=[1.5],
+    )
+    monkeypatch.setattr(w, "spawn_walkers", lambda *a: asked.append((a[4], a[6])) or new)
+    kept, spawned = w.keep_walkers_near(
+        client, world, None, load_map(MapRef("grid")), group, 3, (0.0, 0.0), (15.0, 30.0),
+        np.random.default_rng(0), lambda x, y, yaw: None,
+    )  # fmt: skip
+    assert log == [("stop", 12), ("stop", 13), ("destroy", [12, 13, 2, 3])]
+    assert [a.id for a in kept.walkers] == [1] and [a.id for a in kept.controllers] == [11]
+    assert kept.speeds == [1.2]
+    assert asked == [(2, (15.0, 30.0))] and spawned is new  # two missing, at 15 to 30 m
+    assert [a.id for a in (kept + spawned).walkers] == [1, 4]
 
 
 SIGNAL_CYCLE = """

@@ -34,8 +34,11 @@ lost server (``restart_command``) is the runner's (``drive eval``), before it ru
 episodes again. A tick stuck on the client's own Traffic Manager, which can miss a tick's signal
 (carla#9172), is woken after ``tm_wake_after`` on any server (:mod:`sim_bridge.carla.tick_watch`).
 
-Not yet on CARLA (a documented gap): background pedestrians are spawned once per episode, not
-kept around the ego as the embedded backend keeps them.
+Background pedestrians are kept around the ego as the embedded backend keeps them: every
+``WALKER_REFRESH_PERIOD`` (1 s) of an episode, at the start of a step, the walkers farther than
+``spec.traffic_radius`` from the ego are destroyed and new ones spawned, up to ``spec.pedestrians``,
+between ``BACKGROUND_MIN_DISTANCE`` and the radius, drawn from the episode's seeded generator; they
+are started after the step's first tick (:func:`~sim_bridge.carla.walkers.keep_walkers_near`).
 """
 
 from __future__ import annotations
@@ -60,7 +63,13 @@ from sim_bridge.carla.connection import CarlaConnectionError, connect
 from sim_bridge.carla.lights import TrafficLights
 from sim_bridge.carla.scenario_actors import ScriptedActor, spawn_scenario_actor
 from sim_bridge.carla.tick_watch import TickWatch
-from sim_bridge.carla.walkers import Walkers, spawn_walkers, start_walkers, stop_walkers
+from sim_bridge.carla.walkers import (
+    WALKER_REFRESH_PERIOD,
+    Walkers,
+    destroy_walkers,
+    keep_walkers_near,
+    start_walkers,
+)
 from sim_bridge.carla_server.tm_watch import wake_traffic_manager
 from sim_bridge.carla_server.wire import CARLA_VERSION
 from sim_bridge.frames import carla_to_map, map_to_carla, wrap_angle
@@ -130,7 +139,10 @@ class CarlaSimulator(Simulator):
         self._routes = RouteBatch(1)
         self._route: Route | None = None
         self._spawned: list[Any] = []  # carla actors of this episode, sensors first
-        self._walkers = Walkers()  # background pedestrians and their AI controllers
+        self._walkers = Walkers()  # background pedestrians and their AI controllers (not in _spawned)
+        self._spec: WorldSpec | None = None  # this episode's
+        self._rng = np.random.default_rng()  # this episode's, seeded at reset: where walkers spawn
+        self._library: Any = None  # the server's blueprint library
         self._ego: Any = None
         self._info: dict[int, tuple[int, float, float, float, float]] = {}  # id → kind, l, w, bbox x, y
         self._lock = threading.Lock()
@@ -225,7 +237,7 @@ class CarlaSimulator(Simulator):
             )
         self._spawned, self._ego, self._client, self._world, self._tm = [], None, None, None, None
         self._tm_synchronous = self._tm_waits = False
-        self._walkers = Walkers()
+        self._walkers, self._library = Walkers(), None
         self._scripted = []
         self._lights = TrafficLights()
         self._map_key = None  # a restarted server may serve another map: check on reset
@@ -285,6 +297,7 @@ class CarlaSimulator(Simulator):
             self._tm_synchronous = True
         rng = np.random.default_rng(seed)
         library = world.get_blueprint_library()
+        self._spec, self._rng, self._library = spec, rng, library
 
         # --- ego at the route start, with its sensors
         if spec.ego is not None:
@@ -335,12 +348,7 @@ class CarlaSimulator(Simulator):
             self._scripted.append(scripted)
             self._spawned.append(scripted.actor)
         self._spawn_background(world, library, spec, rng, ex, ey)
-        self._walkers = spawn_walkers(
-            client, world, library, rm, spec.pedestrians, (ex, ey),
-            (BACKGROUND_MIN_DISTANCE, spec.traffic_radius), rng, self._transform,
-        )  # fmt: skip
-        self._spawned[:0] = self._walkers.controllers  # destroyed before their walkers
-        self._spawned += self._walkers.walkers
+        new_walkers = self._keep_walkers_near(ex, ey)
         self._time = 0.0
         self._lights.start(world, rm, spec, seed)
 
@@ -351,7 +359,7 @@ class CarlaSimulator(Simulator):
         self._accel_lon[:] = 0.0
         self._steps = 0
         self._tick()
-        start_walkers(self._walkers, self._transform)  # their walkers are in a frame now
+        start_walkers(new_walkers, self._transform)  # their walkers are in a frame now
         self._lights.hold(self._time, self._tick)
         self._arrays = self._read()
         self._history = [self._arrays.copy() for _ in range(cfg.bev.history)]
@@ -373,6 +381,19 @@ class CarlaSimulator(Simulator):
         import carla
 
         return carla.Vector3D(float(speed * math.cos(yaw)), float(-speed * math.sin(yaw)), 0.0)
+
+    def _keep_walkers_near(self, ex: float, ey: float) -> Walkers:
+        """Destroy the background walkers beyond ``spec.traffic_radius`` of the ego at ``ex, ey``
+        (map frame) [m] and spawn new ones up to ``spec.pedestrians``
+        (:func:`~sim_bridge.carla.walkers.keep_walkers_near`); the new ones, to start after a tick."""
+        spec = self._spec
+        assert spec is not None and self._map is not None
+        kept, new = keep_walkers_near(
+            self._client, self._world, self._library, self._map, self._walkers, spec.pedestrians,
+            (ex, ey), (BACKGROUND_MIN_DISTANCE, spec.traffic_radius), self._rng, self._transform,
+        )  # fmt: skip
+        self._walkers = kept + new
+        return new
 
     def _spawn_background(
         self, world: Any, library: Any, spec: WorldSpec, rng: np.random.Generator, ex, ey
@@ -402,7 +423,7 @@ class CarlaSimulator(Simulator):
     def _destroy_episode(self) -> None:
         import carla
 
-        stop_walkers(self._walkers)
+        destroy_walkers(self._client, self._walkers)
         self._walkers = Walkers()
         sensors = [a for a in self._spawned if a.type_id.startswith("sensor.")]
         for sensor in sensors:  # the lane-invasion sensor runs in this process: stop it here
@@ -454,11 +475,15 @@ class CarlaSimulator(Simulator):
         driven = 0.0
         px, py = x0, y0
         red, stop_run = np.full(1, -1, np.int32), np.full(1, -1, np.int32)
+        every = max(1, round(WALKER_REFRESH_PERIOD / self.dt))
+        new_walkers = self._keep_walkers_near(x0, y0) if self._steps % every == every - 1 else Walkers()
         for k in range(self._ticks):
             time = self._time + self.config.physics_dt
             if k == self._ticks - 1:
                 self._lights.show(time)  # the step's end state, in the world state of its last tick
             self._tick()
+            if k == 0:
+                start_walkers(new_walkers, self._transform)  # their walkers are in a frame now
             self._time = time
             x, y = self._signal_events(light_before, px, py, red, stop_run)
             driven += math.hypot(x - px, y - py)
