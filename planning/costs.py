@@ -43,7 +43,10 @@ Terms (lower is better):
 - ``stop_at``: overshoot past a stop point ``before_end`` metres before the route's end (linear +
   squared) [m];
 - ``pedestrian_margin``: squared shortfall of the pedestrian distance below ``margin``, as a share
-  of the margin (``Futures.pedestrian``, else the nearest actor of any kind).
+  of the margin (``Futures.pedestrian``, else the nearest actor of any kind);
+- ``disagreement``: the discounted sum of the ensemble's spread of the per-step collision
+  probability, ``Σ γ^h σ_h`` (``Futures.collision_spread``; zero for a single model): the price of a
+  plan whose risk the members cannot agree on (``planning.ensemble``).
 
 Letters: ``B`` worlds, ``N`` sequences, ``H`` horizon, ``R`` route targets.
 """
@@ -224,6 +227,9 @@ class CostsConfig:
     stop_line: StopLineConfig = field(default_factory=StopLineConfig)
     stop_at: StopAtConfig = field(default_factory=StopAtConfig)
     pedestrian_margin: PedestrianMarginConfig = field(default_factory=PedestrianMarginConfig)
+    disagreement: TermConfig = field(default_factory=lambda: TermConfig(0.0))
+    """Per discounted step of one standard deviation of the ensemble's collision probability
+    (0: off; only an ensemble, ``agent.ensemble``, has a spread)."""
 
 
 # ------------------------------------------------------------------------------------ terms
@@ -339,6 +345,15 @@ def pedestrian_margin(
     return (short**2) @ disc
 
 
+def disagreement(
+    f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, disc: np.ndarray
+) -> np.ndarray:
+    """Discounted spread of the ensemble members' per-step collision probability (0 without one)."""
+    if f.collision_spread is None:
+        return np.zeros(f.shape[:2], dtype=np.float32)
+    return f.collision_spread @ disc
+
+
 #: term names → functions (the order of the returned dict)
 TERMS: dict[str, Term] = {
     "collision": _event("collision"),
@@ -354,6 +369,7 @@ TERMS: dict[str, Term] = {
     "stop_line": stop_line,
     "stop_at": stop_at,
     "pedestrian_margin": pedestrian_margin,
+    "disagreement": disagreement,
 }
 
 

@@ -71,6 +71,12 @@ class Futures:
       ego's forward corridor [m] (the model's head is capped at 30 m);
     - ``pedestrian``: optional ``[B, N, H]`` distance to the nearest pedestrian [m]; ``None`` when
       the source cannot tell pedestrians apart (NaN / ``inf`` entries mean "unknown" / "none").
+
+    How sure the source is:
+
+    - ``collision_spread``: optional ``[B, N, H]`` standard deviation of the per-step collision
+      probability across an ensemble's members (:class:`planning.ensemble.EnsembleFutures`);
+      ``None`` for a single model or the simulator.
     """
 
     collision: np.ndarray
@@ -84,12 +90,13 @@ class Futures:
     nearest: np.ndarray
     gap_ahead: np.ndarray
     pedestrian: np.ndarray | None = None
+    collision_spread: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         shape = np.shape(self.collision)
         if len(shape) != 3:
             raise ValueError(f"Futures.collision must be [B, N, H]; got shape {shape}")
-        for name in (*STEP_FIELDS, "xy", "pedestrian"):
+        for name in (*STEP_FIELDS, "xy", "pedestrian", "collision_spread"):
             value = getattr(self, name)
             if value is None:
                 continue

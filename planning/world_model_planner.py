@@ -3,7 +3,8 @@
 Each decision, for all ``B`` worlds at once: *encode* the observations to latents ``z0 [B, D]``;
 *plan* with the configured optimiser (CEM or MPPI, ``planning.optim``) whose ``rollout_fn`` rolls
 ``[B, N, H, 2]`` action sequences out in the model in one batched call and reads its heads
-(:class:`planning.futures.ModelFutures`), whose ``cost_fn`` is the weighted named terms of
+(:class:`planning.futures.ModelFutures`; with ``ensemble`` checkpoints, the members' mean future
+and their spread, :class:`planning.ensemble.EnsembleFutures`), whose ``cost_fn`` is the weighted named terms of
 ``planning.costs`` on those futures and the ego vector's route, and whose first-iteration
 candidates include route-following proposals (``planning.proposals``); *execute* the first action
 of the best plan. The plan, shifted by one step, warm-starts the next decision of the same world
@@ -62,6 +63,11 @@ class PlannerConfig:
 
     checkpoint: str | None = None
     """World-model checkpoint written by ``drive train`` (``best.pt`` or ``last.pt``); required."""
+    ensemble: list[str] = field(default_factory=list)
+    """More checkpoints planned with together with ``checkpoint`` as one ensemble (each trained
+    on the same sensor setup, typically the same data from another ``optim.seed``): costs read the
+    members' mean future, and ``costs.disagreement`` prices their spread (``planning.ensemble``).
+    Empty: ``checkpoint`` alone."""
     device: str = "cpu"
     """Torch device of the model."""
     threads: int = 1
@@ -99,7 +105,8 @@ class WorldModelPlanner(Agent):
     """Encode → plan → first action, for ``B`` worlds (see the module doc).
 
     ``model``: a :class:`world_model.model.WorldModel` to plan with instead of loading
-    ``config.checkpoint`` (tests, benchmarks).
+    ``config.checkpoint`` (tests, benchmarks), or a list of them: an ensemble
+    (:class:`planning.ensemble.EnsembleFutures`; ``config.ensemble`` adds loaded members).
     """
 
     name = "planner"
@@ -107,6 +114,7 @@ class WorldModelPlanner(Agent):
     def __init__(self, config: PlannerConfig | None = None, seed: int = 0, model: Any = None) -> None:
         import torch
 
+        from planning.ensemble import EnsembleFutures
         from planning.futures import ModelFutures
         from planning.optim import make_optimizer
 
@@ -129,8 +137,16 @@ class WorldModelPlanner(Agent):
             from world_model.train import load_model
 
             model = load_model(cfg.checkpoint, cfg.device)
-        self.model = model.eval()
-        self.source = ModelFutures(self.model, cfg.event_window)
+        members = list(model) if isinstance(model, list | tuple) else [model]
+        if cfg.ensemble:
+            from world_model.train import load_model
+
+            members += [load_model(path, cfg.device) for path in cfg.ensemble]
+        self.model = members[0].eval()
+        """The (first) world model: its BEV shape and ego size are what the planner expects."""
+        self.source: ModelFutures | EnsembleFutures = ModelFutures(self.model, cfg.event_window)
+        if len(members) > 1:
+            self.source = EnsembleFutures([m.eval() for m in members], cfg.event_window)
         self.optimizer = make_optimizer(cfg.optimizer, cfg.optim, seed=int(cfg.seed) * 1_000_003 + int(seed))
         self.stop_lines = StopLineMemory()
         """Which stop line each world holds (a red light; a stop sign until served)."""
@@ -210,7 +226,9 @@ class WorldModelPlanner(Agent):
             z0 = self.source.encode(obs.bev, obs.ego)
         except ValueError as e:  # a non-finite ego vector
             raise AgentError(f"planner: cannot encode the observation: {e}") from e
-        bad = np.flatnonzero(~torch.isfinite(z0).all(dim=1).numpy()).tolist()
+        latents = z0 if isinstance(z0, list) else [z0]  # an ensemble encodes once per member
+        finite = torch.stack([torch.isfinite(z).all(dim=1) for z in latents]).all(dim=0)
+        bad = np.flatnonzero(~finite.numpy()).tolist()
         if bad:
             raise AgentError(f"planner: the world model's latent is NaN/inf for world(s) {bad}")
 

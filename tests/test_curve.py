@@ -16,7 +16,7 @@ import pytest
 
 from drive.cli import compose_config
 from drive.pipelines.curve import CurvePlan, summary_by_learner
-from drive.pipelines.curve_report import plot
+from drive.pipelines.curve_report import markdown, plot
 from scenarios.competence import BAR, describe_bar, exam_metrics, failures, hours_to_competence, passes
 
 
@@ -94,6 +94,18 @@ def test_plot_draws_the_records_numbers(tmp_path: Path) -> None:
         records, CurvePlan(learners=["planner", "bc"], budgets=[0.1, 1.0], seeds=[0, 1])
     )
     assert summary["planner"]["hours_to_competence"] == 1.0 and summary["bc"]["hours_to_competence"] is None
+
+
+def test_curve_md_names_trainings_cut_short_by_their_wall_time_cap() -> None:
+    records = [_record("planner", 1.0, 0, 70.0, 1.0, False), _record("planner", 1.0, 1, 72.0, 1.0, False)]
+    records[0]["train_summary"] = {"steps": 3000, "stopped_by": "steps"}
+    records[1]["train_summary"] = {"steps": 2680, "stopped_by": "max_minutes"}
+    plan = CurvePlan(learners=["planner"], budgets=[1.0], seeds=[0, 1])
+    md = markdown(records, summary_by_learner(records, plan), "exam")
+    assert "Not step-budgeted:** 1 training(s)" in md and f"{records[1]['key']} (2680 steps)" in md
+    assert records[0]["key"] + " (" not in md
+    del records[1]["train_summary"]
+    assert "Not step-budgeted" not in markdown(records, summary_by_learner(records, plan), "exam")
 
 
 def test_compose_curve_plans() -> None:

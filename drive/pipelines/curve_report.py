@@ -119,8 +119,24 @@ def markdown(records: list[dict[str, Any]], summary: dict[str, dict[str, Any]], 
             verdict = "passes the bar" if r["passed"] else "below the bar (" + "; ".join(r["failures"]) + ")"
             lines.append(f"- {r['learner']}: DS {_fmt(r['driving_score'], '.1f')}, success "
                          f"{_fmt(r['success_rate'], '.0%')}, {_fmt(r['collisions_per_km'], '.2f')} collisions/km: {verdict}")  # fmt: skip
+    cut = cut_short(records)
+    if cut:
+        lines += ["", f"**Not step-budgeted:** {len(cut)} training(s) stopped at their wall-time cap "
+                  "(`max_minutes`) before their step budget, so those points depend on how busy the "
+                  "machine was: " + ", ".join(f"{k} ({n} steps)" for k, n in cut) + "."]  # fmt: skip
     lines += ["", "Every run:", "", "```", table(records), "```", "", "![curve](curve.svg)", ""]
     return "\n".join(lines)
+
+
+def cut_short(records: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """``(key, steps)`` of the records whose training stopped at its wall-time cap rather than at its
+    step budget (``train_summary.stopped_by``): a curve is deterministic only without them."""
+    out = []
+    for r in records:
+        summary = r.get("train_summary") or {}
+        if summary.get("stopped_by", "steps") != "steps":
+            out.append((str(r["key"]), int(summary.get("steps", 0))))
+    return out
 
 
 def write_outputs(
