@@ -373,6 +373,10 @@ class WmEvalConfig:
 
     checkpoint: str = MISSING
     """A ``last.pt`` written by ``drive train``."""
+    ensemble: list[str] = field(default_factory=list)
+    """More checkpoints that join ``checkpoint`` as one ensemble in the counterfactual part (its
+    predictions are the members' mean, as the planner's ``agent.ensemble``); the other figures are
+    ``checkpoint``'s alone."""
     data: str = MISSING
     """Collection folder with the held-out episodes (e.g. a collection with another seed)."""
     hours: float | None = field(default=None, metadata={"gt": 0})

@@ -16,6 +16,7 @@ from world_model.counterfactual import (
     choice_accuracy,
     compose_motion,
     counterfactual_metrics,
+    mean_branches,
     mean_spearman,
     paired_auroc,
     predict_branches,
@@ -64,6 +65,19 @@ def test_risk_composes_per_step_probabilities():
     b = _branches([[[0.5, 0.5, 0.0]]], off_road=[[[0.0, 0.0, 1.0]]])
     assert b.risk("collision")[0, 0] == pytest.approx(0.75)
     assert b.total_risk()[0, 0] == pytest.approx(1.75)
+
+
+def test_an_ensembles_branches_are_the_members_mean_valid_where_all_are():
+    valid = np.ones((1, 2, 3), bool)
+    valid[0, 1, 2] = False
+    a = _branches(np.full((1, 2, 3), 0.2), speed=np.full((1, 2, 3), 4.0))
+    b = _branches(np.full((1, 2, 3), 0.6), speed=np.full((1, 2, 3), 6.0), valid=valid)
+    m = mean_branches([a, b])
+    np.testing.assert_allclose(m.collision, 0.4)
+    np.testing.assert_allclose(m.speed, 5.0)
+    np.testing.assert_array_equal(m.valid, valid)
+    one = mean_branches([a])
+    np.testing.assert_array_equal(one.collision, a.collision)
 
 
 def test_compose_motion_is_a_square_for_left_turns():
@@ -156,12 +170,13 @@ def test_wm_eval_runs_the_counterfactual_evaluation_on_a_tiny_checkpoint(tmp_pat
                  cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = tmp_path / "eval.json"
-    proc = drive("wm-eval", f"checkpoint={run / 'last.pt'}", f"data={data}", "horizon=4",
+    proc = drive("wm-eval", f"checkpoint={run / 'last.pt'}", f"ensemble=[{run / 'best.pt'}]", f"data={data}", "horizon=4",
                  f"out={report}", "counterfactual.families=[lead_vehicle_brake,pedestrian_crossing]",
                  "counterfactual.seeds=[200]", "counterfactual.at_steps=[20,45]", "counterfactual.horizon=6",
                  "counterfactual.random_sequences=1", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     cf = json.loads(report.read_text())["counterfactual"]
+    assert cf["ensemble"] == [str(run / "last.pt"), str(run / "best.pt")]
     assert cf["sequences"] == ["keep", "brake", "accelerate", "swerve_left", "swerve_right", "random_0"]
     assert set(cf["by_kind"]) == {"braking_lead", "crossing_pedestrian"}
     assert cf["all"]["states"] == sum(m["states"] for m in cf["by_kind"].values()) >= 2

@@ -89,6 +89,14 @@ def predict_branches(model: WorldModel, z0: torch.Tensor, actions: np.ndarray) -
     return Branches(**ev, xy=xy, speed=motion[..., 3], valid=np.ones((S, K, H), dtype=bool))
 
 
+def mean_branches(members: list[Branches]) -> Branches:
+    """The members' mean of predicted :class:`Branches` (an ensemble's prediction; ``valid`` where
+    every member is)."""
+    fields = [name for name in Branches.__dataclass_fields__ if name != "valid"]
+    mean = {name: np.mean([getattr(b, name) for b in members], axis=0) for name in fields}
+    return Branches(**mean, valid=np.logical_and.reduce([b.valid for b in members]))
+
+
 def paired_auroc(score: np.ndarray, label: np.ndarray) -> tuple[float, int, int]:
     """Within-state ranking AUROC of ``score [S, K]`` against 0/1 ``label [S, K]``: over every pair
     (positive, negative branch) of the same state, the share where the positive scores higher

@@ -39,7 +39,7 @@ from scenarios.families import FAMILIES, make_scenario
 from sim_bridge.api import Observation
 from sim_bridge.embedded.simulator import EmbeddedSimulator
 from world_model.batch import EVENT
-from world_model.counterfactual import Branches, counterfactual_metrics, predict_branches
+from world_model.counterfactual import Branches, counterfactual_metrics, mean_branches, predict_branches
 from world_model.model import WorldModel
 from world_model.recorder import step_events
 
@@ -189,13 +189,18 @@ def _take(b: Branches, rows: np.ndarray) -> Branches:
 
 @torch.no_grad()
 def evaluate_counterfactual(
-    model: WorldModel, sim_node: dict[str, Any], cfg: CounterfactualConfig, device: torch.device
+    model: WorldModel | list[WorldModel],
+    sim_node: dict[str, Any],
+    cfg: CounterfactualConfig,
+    device: torch.device,
 ) -> dict[str, Any]:
-    """The counterfactual report: figures over all states and per hazard kind (JSON-ready)."""
+    """The counterfactual report: figures over all states and per hazard kind (JSON-ready). A list
+    of models is an ensemble: its prediction is the members' mean (``mean_branches``)."""
     states, actions, true = collect_states(sim_node, cfg)
     bev = torch.from_numpy(np.stack([s.obs.bev[0] for s in states])).to(device)
     ego = torch.from_numpy(np.stack([s.obs.ego[0] for s in states])).to(device)
-    pred = predict_branches(model, model.encode(bev, ego), actions)
+    members = model if isinstance(model, list) else [model]
+    pred = mean_branches([predict_branches(m, m.encode(bev, ego), actions) for m in members])
     kinds = np.array([HAZARD_KIND.get(s.family, s.family) for s in states])
     report: dict[str, Any] = {
         "horizon": int(cfg.horizon),

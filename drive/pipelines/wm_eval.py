@@ -371,7 +371,9 @@ def run(cfg: DictConfig) -> int:
             len(cf.seeds),
             len(cf.at_steps),
         )
-        report["counterfactual"] = evaluate_counterfactual(model, sim_node, cf, device)
+        members = [model, *(load_model(path, device) for path in cfg.ensemble)]
+        report["counterfactual"] = evaluate_counterfactual(members, sim_node, cf, device)
+        report["counterfactual"]["ensemble"] = [str(cfg.checkpoint), *map(str, cfg.ensemble)]
     out = Path(cfg.out) if cfg.out else Path(cfg.checkpoint).with_name("wm_eval.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     if cfg.probe.enabled:
