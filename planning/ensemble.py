@@ -6,7 +6,9 @@ encodes the observation with every member, rolls the same ``[B, N, H, 2]`` seque
 (:class:`planning.futures.ModelFutures`) and returns one :class:`planning.futures.Futures`:
 
 - every field is the members' mean (event probabilities, ego geometry, proximities): averaging
-  independent errors is what makes an ensemble's ranking better than its members';
+  independent errors is what makes an ensemble's ranking better than its members'; or, with
+  ``reduce="median"``, their element-wise median, which a single member far off the others (one
+  that predicts leaving the road for every plan) cannot move;
 - ``collision_spread [B, N, H]`` is the members' standard deviation of the per-step collision
   probability, which the ``disagreement`` cost term prices (``agent.costs.disagreement.weight``),
   so that a plan the members cannot agree on pays for it (epistemic risk, as in PETS or MBPO).
@@ -26,15 +28,22 @@ import numpy as np
 
 from planning.futures import STEP_FIELDS, Futures, ModelFutures
 
+#: how the members' futures are combined
+REDUCTIONS = ("mean", "median")
+
 
 class EnsembleFutures:
     """Futures of ``K`` world models (see the module doc). ``models``: the members, each a
     :class:`world_model.model.WorldModel` with the same BEV shape and ego size; ``event_window``:
-    as :class:`ModelFutures` (every member must have that window)."""
+    as :class:`ModelFutures` (every member must have that window); ``reduce``: ``mean`` or
+    ``median`` of the members."""
 
-    def __init__(self, models: Sequence[Any], event_window: int | None = None) -> None:
+    def __init__(self, models: Sequence[Any], event_window: int | None = None, reduce: str = "mean") -> None:
         if not models:
             raise ValueError("an ensemble needs at least one world model")
+        if reduce not in REDUCTIONS:
+            raise ValueError(f"ensemble reduce={reduce!r}; allowed: {', '.join(REDUCTIONS)}")
+        self.reduce = reduce
         first = models[0]
         for i, m in enumerate(models[1:], start=1):
             if tuple(m.bev_shape) != tuple(first.bev_shape) or m.ego_dim != first.ego_dim:
@@ -64,7 +73,9 @@ class EnsembleFutures:
         mean: dict[str, Any] = {}
         for name in (*STEP_FIELDS, "xy"):
             stack = np.stack([getattr(f, name) for f in outs])
-            if name in ("nearest", "gap_ahead"):  # inf means "nothing there": the mean of the finite ones
+            if self.reduce == "median":  # an infinite distance ("nothing there") sorts as the largest
+                mean[name] = np.median(stack, axis=0).astype(np.float32)
+            elif name in ("nearest", "gap_ahead"):  # inf means "nothing there": the mean of the finite ones
                 finite = np.isfinite(stack)
                 count = finite.sum(axis=0)
                 total = np.where(finite, stack, 0.0).sum(axis=0)
@@ -75,4 +86,4 @@ class EnsembleFutures:
         return Futures(**mean, pedestrian=None, collision_spread=collision.std(axis=0).astype(np.float32))
 
 
-__all__ = ["EnsembleFutures"]
+__all__ = ["REDUCTIONS", "EnsembleFutures"]

@@ -68,6 +68,9 @@ class PlannerConfig:
     on the same sensor setup, typically the same data from another ``optim.seed``): costs read the
     members' mean future, and ``costs.disagreement`` prices their spread (``planning.ensemble``).
     Empty: ``checkpoint`` alone."""
+    ensemble_reduce: str = field(default="mean", metadata={"choices": ("mean", "median")})
+    """How the members' futures combine: ``mean`` or element-wise ``median`` (robust to one
+    member far off the others)."""
     device: str = "cpu"
     """Torch device of the model."""
     threads: int = 1
@@ -146,7 +149,7 @@ class WorldModelPlanner(Agent):
         """The (first) world model: its BEV shape and ego size are what the planner expects."""
         self.source: ModelFutures | EnsembleFutures = ModelFutures(self.model, cfg.event_window)
         if len(members) > 1:
-            self.source = EnsembleFutures([m.eval() for m in members], cfg.event_window)
+            self.source = EnsembleFutures([m.eval() for m in members], cfg.event_window, cfg.ensemble_reduce)
         self.optimizer = make_optimizer(cfg.optimizer, cfg.optim, seed=int(cfg.seed) * 1_000_003 + int(seed))
         self.stop_lines = StopLineMemory()
         """Which stop line each world holds (a red light; a stop sign until served)."""

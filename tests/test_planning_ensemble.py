@@ -64,6 +64,18 @@ def test_the_ensemble_future_is_the_members_mean_and_its_spread_their_std(one_to
     assert mixed.collision_spread[0, 0].max() < mixed.collision_spread[0, 2].max()
 
 
+def test_the_median_ensemble_is_not_moved_by_one_member_far_off_the_others(one_torch_thread):
+    members = [kinematic_model(), cautious_model(0.3), cautious_model(12.0)]  # the last sees risk everywhere
+    acts = sequences()
+    singles = [rollout(ModelFutures(m), 8.0, 12.0, acts) for m in members]
+    median = rollout(EnsembleFutures(members, reduce="median"), 8.0, 12.0, acts)
+    mean = rollout(EnsembleFutures(members), 8.0, 12.0, acts)
+    np.testing.assert_allclose(median.collision, singles[1].collision, rtol=1e-5, atol=1e-7)
+    assert (mean.collision[0, 0] > median.collision[0, 0] + 0.1).any()  # the mean is pulled up
+    with pytest.raises(ValueError, match="allowed: mean, median"):
+        EnsembleFutures(members, reduce="max")
+
+
 def test_one_member_is_that_member_with_no_spread(one_torch_thread):
     model, acts = kinematic_model(), sequences()
     alone = rollout(ModelFutures(model), 6.0, 20.0, acts)
