@@ -67,7 +67,9 @@ class PlannerConfig:
     """More checkpoints planned with together with ``checkpoint`` as one ensemble (each trained
     on the same sensor setup, typically the same data from another ``optim.seed``): costs read the
     members' mean future, and ``costs.disagreement`` prices their spread (``planning.ensemble``).
-    Empty: ``checkpoint`` alone."""
+    Empty: ``checkpoint`` alone. Measured on the exam with three seeds of one 1 h hazards collection
+    (``planner_tuned``): DS 70.0 against the members' 78.4 / 60.0 / 69.3, at-fault pedestrian
+    collisions 4 against 0 / 22 / 15 (README, "Ensembles")."""
     ensemble_reduce: str = field(default="mean", metadata={"choices": ("mean", "median")})
     """How the members' futures combine: ``mean`` or element-wise ``median`` (robust to one
     member far off the others)."""
