@@ -23,7 +23,7 @@ from sim_bridge.api import ObjectFeature as OF
 from sim_bridge.embedded.config import EmbeddedConfig
 from sim_bridge.embedded.simulator import EmbeddedSimulator
 from sim_bridge.sensors.layout import EGO_DIM, OBJECT_DIM
-from world_model.batch import NUM_EVENTS
+from world_model.batch import EVENT, NUM_EVENTS
 from world_model.dataset import open_dataset
 from world_model.shards import (
     OPTIONAL,
@@ -114,6 +114,33 @@ def test_sequences_are_named_and_shaped_as_asked():
     acts = branch_actions(names, np.array([0.2, 0.1]), 16, 0.5, np.random.default_rng(0))
     assert acts.shape == (6, 16, 2) and acts.dtype == np.float32 and np.abs(acts).max() <= 1.0
     np.testing.assert_allclose(acts[:5, 0], [[0.2, 0.1], [-1.0, 0.1], [1.0, 0.1], [0.2, 0.5], [0.2, -0.5]])
+    # standing (the last action a brake): the swerves pull away, the rest is as before
+    still = branch_actions(names, np.array([-1.0, 0.0]), 16, 0.5, np.random.default_rng(0), True, 0.5)
+    np.testing.assert_allclose(still[:5, 0], [[-1.0, 0.0], [-1.0, 0.0], [1.0, 0.0], [0.5, 0.5], [0.5, -0.5]])
+    moving = branch_actions(names, np.array([-1.0, 0.0]), 16, 0.5, np.random.default_rng(0), False, 0.5)
+    np.testing.assert_allclose(moving[3:5, 0], [[-1.0, 0.5], [-1.0, -0.5]])
+
+
+def test_swerve_branches_from_a_standstill_move_off_sideways():
+    spec = make_scenario("lead_vehicle_brake", {"lead_gap": 15.0}, seed=11, town=MapRef("highway", 0))
+    sim = EmbeddedSimulator(EmbeddedConfig(num_worlds=1, threads=1))
+    obs = sim.reset([spec.world], [11])
+    for _ in range(40):  # brake to a standstill
+        obs, _ = sim.step(np.array([[-1.0, 0.0]]))
+    assert obs.ego[0, EgoFeature.SPEED] < 0.1
+    brancher = Brancher(sim, BranchesConfig(enabled=True, k=5, steps=12), route_end_distance=5.0,
+                        max_route_deviation=30.0)  # fmt: skip
+    by_name = {
+        e.meta.sequence: e
+        for e in brancher.run(sim, 0, obs, 1, 40, "lead_vehicle_brake", range(5), "highway:0")
+    }
+    brancher.close()
+    sim.close()
+    top = {n: float(e.ego[:, EgoFeature.SPEED].max()) for n, e in by_name.items()}
+    assert top["keep"] < 0.1 and top["brake"] < 0.1  # held the brake
+    assert top["swerve_left"] > 1.0 and top["swerve_right"] > 1.0, top  # moved off
+    turn = {n: float(e.events[:, EVENT["dyaw"]].sum()) for n, e in by_name.items() if n.startswith("swerve")}
+    assert turn["swerve_left"] > 0.05 and turn["swerve_right"] < -0.05, turn  # to each side
 
 
 def test_branches_start_from_the_parent_state_bit_for_bit_and_follow_their_own_actions():

@@ -8,7 +8,10 @@ simulator, each driven for ``steps`` decisions by one action sequence of :data:`
 - ``keep``: the last action (the ego vector's previous action) held;
 - ``brake``: full braking, the last steering held;
 - ``accelerate``: full throttle, the last steering held;
-- ``swerve_left`` / ``swerve_right``: the last acceleration held, steering ``±swerve``;
+- ``swerve_left`` / ``swerve_right``: the last acceleration held, steering ``±swerve``; from a
+  standstill (slower than ``hazards.standstill_speed``) at least ``pull_away`` of throttle, since
+  the last action there is a brake and a swerve that never moves shows nothing: what moving off
+  sideways does, past a parked car or into one, is what a model trained without it cannot rank;
 - ``random``: a smooth random walk from the last action (each one drawn afresh).
 
 Each branch is recorded exactly as collection records episodes (``world_model.recorder``) and
@@ -65,6 +68,9 @@ class BranchesConfig:
     exploration), so this share sets how much of the budget goes to branches."""
     swerve: float = field(default=0.5, metadata={"gt": 0, "max": 1})
     """Steering of the swerve sequences [normalised]."""
+    pull_away: float = field(default=0.5, metadata={"min": 0, "max": 1})
+    """Least throttle of the swerve sequences from a standstill [normalised] (0: the last
+    acceleration, a brake there, held as when moving)."""
     triggers: list[str] = field(default_factory=lambda: list(TRIGGERS), metadata={"choices": TRIGGERS})
     """Hazard moments that start a branch point (``drive.pipelines.hazards``)."""
     hazards: HazardConfig = field(default_factory=HazardConfig)
@@ -84,17 +90,20 @@ def sequence_names(sequences: Sequence[str], k: int) -> list[str]:
 
 
 def branch_actions(
-    names: Sequence[str], last: np.ndarray, horizon: int, swerve: float, rng: np.random.Generator
-) -> np.ndarray:
+    names: Sequence[str], last: np.ndarray, horizon: int, swerve: float, rng: np.random.Generator,
+    standing: bool = False, pull_away: float = 0.0,
+) -> np.ndarray:  # fmt: skip
     """``float32 [K, H, 2]``: the sequences ``names`` (of :func:`sequence_names`) from a state whose
-    last action was ``last [2]`` (accel, steer); the random ones drawn from ``rng`` in order."""
+    last action was ``last [2]`` (accel, steer); the random ones drawn from ``rng`` in order. When
+    the ego is ``standing``, the swerves use at least ``pull_away`` of throttle."""
     accel, steer = float(last[0]), float(last[1])
+    swerve_accel = max(accel, float(pull_away)) if standing else accel
     fixed = {
         "keep": (accel, steer),
         "brake": (-1.0, steer),
         "accelerate": (1.0, steer),
-        "swerve_left": (accel, swerve),
-        "swerve_right": (accel, -swerve),
+        "swerve_left": (swerve_accel, swerve),
+        "swerve_right": (swerve_accel, -swerve),
     }
     seqs = []
     for name in names:
@@ -147,7 +156,10 @@ class Brancher:
         K, H = self.k, int(self.cfg.steps)
         last = obs.ego[world, [EgoFeature.PREV_ACCEL, EgoFeature.PREV_STEER]].astype(np.float64)
         rng = np.random.default_rng([_TAG, int(parent), int(fork_step)])
-        actions = branch_actions(self.names, last, H, float(self.cfg.swerve), rng)
+        standing = bool(obs.ego[world, EgoFeature.SPEED] < self.cfg.hazards.standstill_speed)
+        actions = branch_actions(
+            self.names, last, H, float(self.cfg.swerve), rng, standing, float(self.cfg.pull_away)
+        )
         sim = self.sim
         sim.fork(source.snapshot([world]), world)
         now = sim.observe()
