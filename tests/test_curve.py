@@ -232,7 +232,7 @@ def test_planner_rounds_learns_on_a_prefix_of_the_shared_hazards_collection_and_
     over = jobs["planner_rounds"].train_overrides
     assert jobs["planner_rounds"].trainer == "learn" and f"base={jobs['planner'].data}" in over
     assert "hours=0.5" in over and "seed=2" in over and "executor=inline" in over
-    assert 'train=["optim.steps=3000","max_minutes=10","threads=1"]' in over  # the plan's train, handed on
+    assert 'train=["optim.steps=3000","max_minutes=60","threads=1"]' in over  # the plan's train, handed on
     # the job's record: the last round's checkpoint, and every hour of every kind
     job = jobs["planner_rounds"]
     train_out = Path(str(job.train_out))
