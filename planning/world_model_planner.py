@@ -36,6 +36,7 @@ import numpy as np
 from planning.base import Agent, AgentError
 from planning.costs import CostContext, Costs, CostsConfig, polyline_projection
 from planning.decision import Decision, decision_of
+from planning.ensemble import REDUCTIONS
 from planning.futures import Futures, NonFiniteModelOutput
 from planning.kinematics import bicycle_rollout
 from planning.optim.base import Plan, SamplerConfig
@@ -70,7 +71,7 @@ class PlannerConfig:
     Empty: ``checkpoint`` alone. Measured on the exam with three seeds of one 1 h hazards collection
     (``planner_tuned``): DS 70.0 against the members' 78.4 / 60.0 / 69.3, at-fault pedestrian
     collisions 4 against 0 / 22 / 15 (README, "Ensembles")."""
-    ensemble_reduce: str = field(default="mean", metadata={"choices": ("mean", "median")})
+    ensemble_reduce: str = field(default="mean", metadata={"choices": REDUCTIONS})
     """How the members' futures combine: ``mean`` or element-wise ``median`` (robust to one
     member far off the others)."""
     device: str = "cpu"
