@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from planning.kinematics import bicycle_step
+from planning.route_geometry import polyline_distance
 from sim_bridge.api import NUM_ROUTE_TARGETS, EgoFeature, EgoVehicle
 
 ROUTE_X = [int(EgoFeature.ROUTE_X0) + 2 * k for k in range(NUM_ROUTE_TARGETS)]
@@ -35,6 +36,12 @@ class ProposalConfig:
     """Target speeds as fractions of the speed limit (0: come to a stop)."""
     lateral_offsets: list[float] = field(default_factory=lambda: [-1.0, 0.0, 1.0])
     """Offsets of the followed path from the route, + left [m]."""
+    hold_offset: bool = True
+    """Also follow the route at the ego's own lateral offset from it, at every speed fraction: the
+    lane it is in, when that is not the route's (passing a parked car in the next lane, the route
+    still in the blocked one). Without it a planner standing beside an obstacle mid-pass only had
+    proposals steering back into it and samples around "stay stopped" (measured on the exam's
+    ``parked_obstacle``, with the obstacle handled by ``geometry.statics=bev``)."""
     full_brake: bool = True
     """Add a sequence of full braking, straight ahead."""
     lookahead: float = 5.0
@@ -51,7 +58,8 @@ class ProposalConfig:
     @property
     def count(self) -> int:
         """``P``, the number of proposals."""
-        return len(self.speed_fractions) * len(self.lateral_offsets) + int(self.full_brake)
+        offsets = len(self.lateral_offsets) + int(self.hold_offset)
+        return len(self.speed_fractions) * offsets + int(self.full_brake)
 
 
 def pursuit_steer(tx: np.ndarray, ty: np.ndarray, lookahead: np.ndarray, vehicle: EgoVehicle) -> np.ndarray:
@@ -75,9 +83,21 @@ def route_curvature(route: np.ndarray) -> np.ndarray:
     return np.max(np.abs(2.0 * route[..., 1] / d**2), axis=-1)
 
 
+def lateral_offset(route: np.ndarray) -> np.ndarray:
+    """``[B]`` signed distance of the ego (the origin) from the route targets' polyline ``[B, R, 2]``,
+    + left [m]: the distance to the polyline, signed by the side of the first segment (extended
+    backwards: the targets start a few metres ahead) the ego is on."""
+    dist = polyline_distance(np.zeros((route.shape[0], 1, 2), dtype=np.float32), route)[:, 0]
+    a = route[:, 0]
+    d = route[:, 1] - a if route.shape[1] > 1 else a
+    side = d[:, 0] * (0.0 - a[:, 1]) - d[:, 1] * (0.0 - a[:, 0])  # cross(d, origin - a)
+    return np.where(side >= 0.0, 1.0, -1.0) * dist
+
+
 def offset_paths(route: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """The route targets ``[B, R, 2]`` shifted by each lateral offset ``[O]`` along the route's
-    normal (+ left), with one extra point :data:`EXTENSION` m beyond the last target → ``[B, O, R + 1, 2]``."""
+    """The route targets ``[B, R, 2]`` shifted by each lateral offset ``[O]`` (or per world
+    ``[B, O]``) along the route's normal (+ left), with one extra point :data:`EXTENSION` m beyond
+    the last target → ``[B, O, R + 1, 2]``."""
     ahead = np.diff(route, axis=1)  # [B, R-1, 2]
     seg = np.concatenate([route[:, :1], ahead], axis=1)  # the first target's direction: from the ego
     norm = np.linalg.norm(seg, axis=-1, keepdims=True)
@@ -90,21 +110,27 @@ def offset_paths(route: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     extended = np.concatenate([route, route[:, -1:] + EXTENSION * unit[:, -1:]], axis=1)
     unit = np.concatenate([unit, unit[:, -1:]], axis=1)
     normal = np.stack([-unit[..., 1], unit[..., 0]], axis=-1)  # [B, R+1, 2]
-    return extended[:, None] + offsets[None, :, None, None] * normal[:, None]
+    per_world = np.broadcast_to(offsets, (route.shape[0], offsets.shape[-1]))
+    return extended[:, None] + per_world[:, :, None, None] * normal[:, None]
 
 
 def route_proposals(
     ego: np.ndarray, vehicle: EgoVehicle, dt: float, horizon: int, config: ProposalConfig
 ) -> np.ndarray:
     """``float32 [B, P, H, 2]`` proposals for every world from ``ego [B, E]`` (see the module doc).
-    Order: for each speed fraction, each lateral offset; then the full brake."""
+    Order: for each speed fraction, each lateral offset (then the ego's own, ``hold_offset``);
+    then the full brake."""
     cfg = config
     ego = np.asarray(ego, dtype=np.float64)
     B = ego.shape[0]
     route = np.stack([ego[:, ROUTE_X], ego[:, ROUTE_Y]], axis=-1)  # [B, R, 2]
     fractions = np.asarray(cfg.speed_fractions, dtype=np.float64)
-    offsets = np.asarray(cfg.lateral_offsets, dtype=np.float64)
-    F, O = len(fractions), len(offsets)
+    offsets = np.broadcast_to(
+        np.asarray(cfg.lateral_offsets, dtype=np.float64), (B, len(cfg.lateral_offsets))
+    )
+    if cfg.hold_offset:
+        offsets = np.concatenate([offsets, lateral_offset(route)[:, None]], axis=1)
+    F, O = len(fractions), offsets.shape[1]
     paths = offset_paths(route, offsets)  # [B, O, R+1, 2]
     paths = np.broadcast_to(paths[:, None], (B, F, O, *paths.shape[2:])).reshape(B, F * O, -1, 2)
     limit = ego[:, EgoFeature.SPEED_LIMIT]
@@ -138,6 +164,7 @@ def route_proposals(
 __all__ = [
     "ProposalConfig",
     "bicycle_step",
+    "lateral_offset",
     "offset_paths",
     "pursuit_steer",
     "route_curvature",

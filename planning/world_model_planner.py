@@ -33,7 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from planning import bev_geometry
 from planning.base import Agent, AgentError
+from planning.bev_geometry import GeometryConfig
 from planning.costs import CostContext, Costs, CostsConfig, polyline_projection
 from planning.decision import Decision, decision_of
 from planning.ensemble import REDUCTIONS
@@ -102,6 +104,10 @@ class PlannerConfig:
     event_window: int | None = None
     """Event-head window read along the rollout [steps] (``None``: the model's longest;
     ``planning.futures`` explains why)."""
+    geometry: GeometryConfig = field(default_factory=GeometryConfig)
+    """What is read from the observed BEV instead of the model: the road's edge
+    (``geometry.off_road=bev``) and static obstacles (``geometry.statics=bev``), at the imagined
+    ego box (``planning.bev_geometry``)."""
     shield: ShieldConfig = field(default_factory=ShieldConfig)
     seed: int = 0
     """Mixed with the factory's seed into the optimiser's generators."""
@@ -132,6 +138,7 @@ class WorldModelPlanner(Agent):
             )
         if cfg.ego_motion not in ("model", "kinematic"):
             raise ValueError(f"ego_motion={cfg.ego_motion!r}; allowed: model, kinematic")
+        cfg.geometry.check()
         if cfg.threads > 0:
             torch.set_num_threads(int(cfg.threads))
         if model is None:
@@ -229,7 +236,7 @@ class WorldModelPlanner(Agent):
             )
         # --- encode
         try:
-            z0 = self.source.encode(obs.bev, obs.ego)
+            z0 = self.source.encode(bev_geometry.model_input(obs, self.config.geometry), obs.ego)
         except ValueError as e:  # a non-finite ego vector
             raise AgentError(f"planner: cannot encode the observation: {e}") from e
         latents = z0 if isinstance(z0, list) else [z0]  # an ensemble encodes once per member
@@ -249,6 +256,7 @@ class WorldModelPlanner(Agent):
                 raise AgentError(f"planner: {e}") from e
             if self.config.ego_motion == "kinematic":
                 futures = self._kinematic(futures, actions, obs, context)
+            futures = bev_geometry.apply(futures, obs.bev, self.info.ego, self.config.geometry)
             worlds = futures.nonfinite_worlds()
             if worlds:
                 raise AgentError(f"planner: the world model predicted NaN/inf for world(s) {worlds}")

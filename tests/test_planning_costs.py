@@ -358,9 +358,9 @@ def test_proposals_follow_a_straight_route_at_their_offsets_and_speeds():
     assert props.shape == (1, cfg.count, 30, 2) and props.dtype == np.float32
     assert np.abs(props).max() <= 1.0
     xy = roll_bicycle(props[0], 6.0, vehicle)
-    O = len(cfg.lateral_offsets)
+    O = len(cfg.lateral_offsets) + 1  # and the ego's own offset (0 here), last
     for i, frac in enumerate(cfg.speed_fractions):
-        for j, off in enumerate(cfg.lateral_offsets):
+        for j, off in enumerate([*cfg.lateral_offsets, 0.0]):
             path = xy[i * O + j]
             if frac >= 0.6:  # moving: it settles on its lateral offset
                 assert path[-1, 1] == pytest.approx(off, abs=0.3), (frac, off, path[-1])
@@ -369,6 +369,26 @@ def test_proposals_follow_a_straight_route_at_their_offsets_and_speeds():
     assert (np.diff(ends) > 0).all()
     assert (props[0, -1, :, 0] == -1).all() and (props[0, -1, :, 1] == 0).all()
     assert xy[1, -1, 0] < 6.0 * 1.5  # fraction 0, offset 0: brakes
+
+
+@pytest.mark.parametrize("side", [1.0, -1.0])
+def test_the_hold_offset_proposals_keep_the_lane_the_ego_is_in(side):
+    """The ego 3.5 m to one side of a straight route (passing in the next lane): the route
+    proposals steer back towards the route and its offsets, the hold-offset ones keep to the
+    ego's own lane."""
+    from planning.proposals import lateral_offset
+
+    vehicle = EgoVehicle()
+    route = np.array([(ROUTE_TARGET_SPACING * (k + 1), -3.5 * side) for k in range(NUM_ROUTE_TARGETS)])
+    assert lateral_offset(route[None]) == pytest.approx([3.5 * side])
+    cfg = ProposalConfig(speed_fractions=[0.8], lateral_offsets=[0.0], full_brake=False)
+    props = route_proposals(ego_vector(route), vehicle, DT, 30, cfg)
+    assert props.shape == (1, 2, 30, 2)
+    xy = roll_bicycle(props[0], 6.0, vehicle)
+    assert xy[0, -1, 1] * side < -2.5  # most of the way back onto the route
+    assert np.abs(xy[1, :, 1]).max() < 0.25  # straight on in its own lane
+    off = route_proposals(ego_vector(route), vehicle, DT, 30, ProposalConfig(hold_offset=False))
+    assert off.shape[1] == ProposalConfig(hold_offset=False).count == ProposalConfig().count - 5
 
 
 def test_proposals_follow_a_curved_route():

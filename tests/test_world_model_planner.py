@@ -203,7 +203,7 @@ def test_shield_brakes_on_an_actor_close_ahead_and_counts(one_torch_thread):
 def test_needs_a_checkpoint_matching_shapes_and_room_for_the_proposals(one_torch_thread):
     with pytest.raises(ValueError, match=r"agent\.checkpoint"):
         WorldModelPlanner(PlannerConfig())
-    with pytest.raises(ValueError, match=r"samples >= 17"):
+    with pytest.raises(ValueError, match=r"samples >= 22"):
         WorldModelPlanner(PlannerConfig(optim=SamplerConfig(samples=16)), model=kinematic_model())
     agent = planner()
     agent.reset(AgentInfo(num_worlds=1, dt=DT, ego=EgoVehicle()))

@@ -1,0 +1,206 @@
+"""What the planner reads from the observed BEV (``planning.bev_geometry``): box points in closed
+form; the off-road risk read from a rendered BEV agrees with the map's own drivable raster at the
+box's corners (the simulator's off-road test); boxes leaving the picture keep the model's value;
+a parked car drawn in the BEV gives the collision risk and free gap of imagined boxes, and leaves
+the model's input; the planner keeps to the road and clear of the parked car only when told to
+read them from the BEV; a bad source is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from planning.base import AgentInfo
+from planning.bev_geometry import (
+    GeometryConfig,
+    apply,
+    bev_off_road,
+    bev_static_collision,
+    bev_static_gap,
+    box_points,
+    model_input,
+    sample_bilinear,
+)
+from planning.futures import STEP_FIELDS, Futures
+from planning.world_model_planner import PlannerConfig
+from sim_bridge.api import EgoVehicle
+from sim_bridge.maps.road_map import RoadMap
+from sim_bridge.maps.towns import make_town
+from sim_bridge.sensors.layout import BevChannel, BevGeometry, ego_to_map
+from tests.test_sensors_bev import actors, frame_of, render
+from tests.test_world_model_planner import DT, kinematic_model, observation, planner
+
+EGO = EgoVehicle()
+BEV = GeometryConfig(off_road="bev")
+
+
+def corner_points(xy, yaw, half_length, half_width):
+    return box_points(xy, yaw, half_length, half_width)
+
+
+def test_box_points_in_closed_form():
+    c = box_points(np.array([[1.0, 2.0]]), np.array([math.pi / 2]), 2.0, 1.0)  # facing +y
+    # rear right, rear left, front right, front left
+    np.testing.assert_allclose(c[0], [[2.0, 0.0], [0.0, 0.0], [2.0, 4.0], [0.0, 4.0]], atol=1e-12)
+    g = box_points(np.zeros((1, 2)), np.zeros(1), 2.0, 1.0, (3, 3))
+    assert g.shape == (1, 9, 2) and [0.0, 0.0] in g[0].tolist()
+
+
+def test_bilinear_samples_ramp_across_an_edge_and_flag_the_outside():
+    image = np.zeros((1, 4, 4))
+    image[0, :, :2] = 1.0  # columns 0, 1 set: the edge lies between the centres 1.5 and 2.5
+    v, inside = sample_bilinear(image, np.full((1, 4), 2.0), np.array([[1.0, 1.5, 2.0, 2.5]]))
+    np.testing.assert_allclose(v[0], [1.0, 1.0, 0.5, 0.0])
+    assert inside.all()
+    v, inside = sample_bilinear(image, np.array([[-0.5, 2.0, np.nan]]), np.array([[1.0, 4.5, 1.0]]))
+    assert not inside.any() and (v == 0).all()
+
+
+@pytest.fixture(scope="module")
+def straight() -> RoadMap:
+    return RoadMap.from_opendrive(make_town("straight", 0), "straight")
+
+
+def test_the_bevs_risk_agrees_with_the_maps_raster_at_the_corners(straight):
+    """Egos on the straight road (|y| ≤ 7 m) at random poses and headings; imagined boxes at random
+    poses within the picture: where the BEV says "on" (risk 0) every corner is on the map's 0.1 m
+    raster, where it says "off" (risk 1) one is off; the boxes within half a pixel of the edge may
+    disagree."""
+    rng = np.random.default_rng(0)
+    B, N = 6, 400
+    ex, ey = rng.uniform(50, 150, B), rng.uniform(-6, 6, B)
+    eyaw = rng.uniform(-0.6, 0.6, B) + np.where(rng.random(B) < 0.5, 0.0, math.pi)
+    bev = render(straight, frame_of(actors(ex[:, None], ey[:, None], yaw=eyaw[:, None]), 0))
+    xy = np.stack([rng.uniform(-8, 25, (B, N)), rng.uniform(-14, 14, (B, N))], -1)
+    yaw = rng.uniform(-math.pi, math.pi, (B, N))
+    p, known = bev_off_road(bev, xy[:, :, None], yaw[:, :, None], EGO, BEV)
+    p, known = p[:, :, 0], known[:, :, 0]
+    assert known.all() and p.dtype == np.float32 and ((p >= 0) & (p <= 1)).all()
+    corners = corner_points(xy, yaw, EGO.length / 2, EGO.width / 2)  # [B, N, 4, 2] ego frame
+    truth_off = np.stack(
+        [~straight.on_drivable(ego_to_map(corners[b], (ex[b], ey[b], eyaw[b]))).all(-1) for b in range(B)]
+    )
+    assert 0.2 < truth_off.mean() < 0.8  # both kinds are well represented
+    clear = (p < 1e-6) | (p > 1 - 1e-6)
+    assert clear.mean() > 0.8
+    agree = (p > 0.5) == truth_off
+    assert agree[clear].mean() > 0.98, agree[clear].mean()
+    assert agree.mean() > 0.95
+
+
+def test_a_box_leaving_the_picture_keeps_the_models_value():
+    B, N, H = 1, 3, 2
+    fields = {name: np.zeros((B, N, H), np.float32) for name in STEP_FIELDS}
+    fields["off_road"] = np.full((B, N, H), 0.3, np.float32)
+    futures = Futures(xy=np.zeros((B, N, H, 2), np.float32), **fields)
+    futures = dataclasses.replace(
+        futures, xy=np.array([[[[0, 0], [0, 0]], [[0, 30], [0, 30]], [[60, 0], [0, 0]]]], np.float32)
+    )
+    bev = np.zeros((1, 10, 96, 96), np.uint8)
+    bev[:, BevChannel.DRIVABLE] = 255  # everything in the picture is drivable
+    out = apply(futures, bev, EGO, BEV)
+    np.testing.assert_allclose(out.off_road, [[[0.0, 0.0], [0.3, 0.3], [0.3, 0.0]]])
+    assert apply(futures, bev, EGO, GeometryConfig()) is futures  # both from the model
+    with pytest.raises(ValueError, match=r"geometry\.off_road"):
+        apply(futures, bev, EGO, GeometryConfig(off_road="lidar"))
+
+
+def test_the_planner_keeps_to_the_road_the_bev_shows_only_with_source_bev(one_torch_thread):
+    """The route asks for a 3 m step to the right, but the BEV's road ends 1.5 m to the ego's right;
+    the hand-made model has no off-road head. With ``geometry.off_road=bev`` the chosen plan keeps
+    its box on the road and its predicted off-road risk is nil; with the model's head it follows
+    the route off the road."""
+    from planning.kinematics import bicycle_rollout
+    from sim_bridge.api import NUM_ROUTE_TARGETS, EgoFeature
+
+    g = BevGeometry(size=32, resolution=0.5, ego_from_bottom=2.0)  # 14 m ahead, 8 m to each side
+    obs = observation(np.array([4.0]), np.array([1000.0]))
+    for k in range(NUM_ROUTE_TARGETS):
+        obs.ego[:, EgoFeature.ROUTE_X0 + 2 * k + 1] = -3.0
+    edge = -1.5
+    obs.bev[:, BevChannel.DRIVABLE, :, : int(g.ego_col - edge / g.resolution)] = 255
+    right_side = {}
+    for source in ("bev", "model"):
+        geometry = GeometryConfig(off_road=source, resolution=g.resolution, ego_from_bottom=g.ego_from_bottom)
+        agent = planner(model=kinematic_model(), geometry=geometry)
+        agent.reset(AgentInfo(num_worlds=1, dt=DT, ego=EGO))
+        agent.act(obs)
+        d = agent.last_decision
+        assert d is not None
+        xy, yaw, _ = bicycle_rollout(d.chosen_actions[:, None], obs.ego[:, EgoFeature.SPEED], EGO, DT)
+        np.testing.assert_allclose(xy[:, 0], d.chosen_xy, atol=1e-4)  # the poses the plan imagined
+        corners = corner_points(xy[0, 0], yaw[0, 0], EGO.length / 2, EGO.width / 2)
+        right_side[source] = float(corners[..., 1].min())
+        if source == "bev":
+            assert float(d.chosen_costs["off_road"][0]) < 0.05
+    assert right_side["bev"] > edge - 0.3  # on the road, within a pixel
+    assert right_side["model"] < edge - 0.5  # the route's pull, unpriced
+
+
+def test_a_parked_car_in_the_bev_gives_the_collision_risk_and_gap_of_imagined_boxes(straight):
+    """A static car 12 m ahead in the ego's lane (lane 0 at y = -1.75 on the straight town)."""
+    from sim_bridge.api import ActorKind
+
+    a = actors([[100.0, 112.0]], [[-1.75, -1.75]], kind=[[ActorKind.VEHICLE, ActorKind.STATIC]])
+    bev = render(straight, frame_of(a, 0))
+    cfg = GeometryConfig(statics="bev")
+    xy = np.array([[[[0.0, 0.0]], [[12.0, 0.0]], [[12.0, 3.5]], [[7.5, 0.0]], [[6.0, 0.0]]]])  # [1, 5, 1, 2]
+    yaw = np.zeros((1, 5, 1))
+    p = bev_static_collision(bev, xy, yaw, EGO, cfg)[0, :, 0]
+    np.testing.assert_allclose(
+        p, [0.0, 1.0, 0.0, 1.0, 0.0], atol=1e-6
+    )  # 7.5: within the margin; 6.0: a pixel clear
+    gap = bev_static_gap(bev, xy, yaw, EGO, cfg)[0, :, 0]
+    free = 12.0 - 4.6  # centre to centre minus the two half lengths [m]
+    assert abs(gap[0] - free) <= 0.75 and np.isinf(gap[2])  # the picture's pixel and the search step
+    assert gap[1] == 0.0
+    # the model never sees it with statics=bev; with statics=model it does
+    obs = observation(np.array([8.0]), np.array([1000.0]), bev_shape=bev.shape[1:])
+    obs = dataclasses.replace(obs, bev=bev)
+    assert not model_input(obs, cfg)[:, BevChannel.STATIC].any() and obs.bev[:, BevChannel.STATIC].any()
+    assert model_input(obs, GeometryConfig()) is obs.bev
+
+
+def test_the_planner_keeps_clear_of_a_parked_car_the_model_cannot_see_only_with_statics_bev(one_torch_thread):
+    """A parked car 6-10.6 m ahead in the BEV; the hand-made model reads only the ego vector (its
+    gap says the road is free). With ``geometry.statics=bev`` the chosen plan's boxes stay clear
+    of the car; with the model alone the plan drives into it."""
+    from planning.kinematics import bicycle_rollout
+    from sim_bridge.api import EgoFeature
+
+    g = BevGeometry(size=32, resolution=0.5, ego_from_bottom=2.0)
+    obs = observation(np.array([8.0]), np.array([1000.0]))
+    obs.bev[:, BevChannel.DRIVABLE] = 255
+    rows = slice(int(g.ego_row - 10.6 / g.resolution), int(g.ego_row - 6.0 / g.resolution))
+    cols = slice(int(g.ego_col - 1.0 / g.resolution), int(g.ego_col + 1.0 / g.resolution))
+    obs.bev[:, BevChannel.STATIC, rows, cols] = 255
+    hits = {}
+    for source in ("bev", "model"):
+        geometry = GeometryConfig(statics=source, resolution=g.resolution, ego_from_bottom=g.ego_from_bottom)
+        agent = planner(model=kinematic_model(), geometry=geometry)
+        agent.reset(AgentInfo(num_worlds=1, dt=DT, ego=EGO))
+        agent.act(obs)
+        d = agent.last_decision
+        assert d is not None
+        xy, yaw, _ = bicycle_rollout(d.chosen_actions[:, None], obs.ego[:, EgoFeature.SPEED], EGO, DT)
+        p = bev_static_collision(obs.bev, xy, yaw, EGO, GeometryConfig(static_margin=0.0, **{
+            "resolution": g.resolution, "ego_from_bottom": g.ego_from_bottom}))  # fmt: skip
+        hits[source] = float(p.max())
+    assert hits["bev"] < 0.5 < hits["model"]
+
+
+def test_the_planner_config_refuses_an_unknown_source():
+    from drive.checks import ConfigProblem, load
+    from planning.world_model_planner import WorldModelPlanner
+
+    cfg = load("eval", ["agent=planner_tuned", "sim.bev.resolution=0.25"])
+    assert cfg.agent.geometry.resolution == 0.25  # the agent reads the simulator's BEV layout
+    assert PlannerConfig().geometry.off_road == "model"
+    with pytest.raises(ConfigProblem, match=r"geometry\.statics=lidar: must be one of"):
+        load("eval", ["agent=planner", "agent.geometry.statics=lidar"])
+    with pytest.raises(ValueError, match=r"geometry\.off_road"):
+        WorldModelPlanner(PlannerConfig(geometry=GeometryConfig(off_road="lidar")), model=kinematic_model())
