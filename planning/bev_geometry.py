@@ -1,5 +1,5 @@
-"""What the observed BEV says for certain about imagined ego poses: the road's edge and the
-obstacles that do not move.
+"""What the observation says for certain about imagined ego poses: the road's edge and the
+obstacles that do not move (from the BEV), and where walkers are heading (from the object list).
 
 A world model has to *learn* how other road users move; it should not have to learn where the
 kerb is or that a parked car stays where it is, yet a 1 h model gets both wrong in poses its
@@ -29,11 +29,19 @@ the bicycle's with ``ego_motion=kinematic``). With ``geometry.off_road=bev`` and
   collision risk with them is the largest STATIC value at a grid of points over the imagined box
   (inflated by ``static_margin``), combined with the model's risk from everything else as
   ``1 - (1 - p_model)(1 - p_static)``; the free gap ahead is the smaller of the model's and the
-  distance from the front bumper to the first STATIC pixel in the box's corridor.
+  distance from the front bumper to the nearest STATIC pixel in the box's corridor.
+
+- **walkers** (``geometry.pedestrians=objects``) stay in the model's input, but the 1 h model
+  barely sees them (a walker 6 m ahead in the lane, and the planner accelerated into it: the
+  exam's ``occluded_pedestrian`` and ``pedestrian_crossing`` collisions of the seed-1 model). The
+  observation's object list gives each walker's position and velocity; moved on at that velocity,
+  a walker touching the imagined box at a step makes that step's collision risk 1, falling to 0
+  at ``pedestrian_margin`` from the box (graded: an ego already close to a walker, every plan
+  starting inside the margin, still sees which way is away), combined with the model's as above.
 
 Nothing privileged is read: only the observation's picture, whose layout (``resolution``,
-``ego_from_bottom``) the agent presets take from ``sim.bev``. A static actor that changes its
-shape (a door opening) is seen once it has.
+``ego_from_bottom``) the agent presets take from ``sim.bev``, and its object list. A static actor
+that changes its shape (a door opening) is seen once it has.
 
 Letters: ``B`` worlds, ``N`` sequences, ``H`` horizon, ``P`` pixels per side.
 """
@@ -51,10 +59,15 @@ from sim_bridge.sensors.layout import BevChannel, BevGeometry
 
 #: where an estimate comes from (``agent.geometry.off_road``, ``agent.geometry.statics``)
 SOURCES = ("model", "bev")
+#: where the collision risk with pedestrians comes from (``agent.geometry.pedestrians``)
+PEDESTRIAN_SOURCES = ("model", "objects")
+#: above this many STATIC pixels in a picture the gap ahead samples the corridor instead of taking
+#: every pixel into every imagined pose's frame (a parked car is ~40 pixels at 0.5 m)
+MAX_GAP_PIXELS = 400
+#: radius of the circle a walker is taken as [m] (the walkers' boxes are 0.5-0.7 m)
+PEDESTRIAN_RADIUS = 0.35
 #: points of the box's grid along its length and across its width (static collisions)
 BOX_GRID = (7, 3)
-#: spacing of the samples along the corridor ahead [m] (static gap ahead)
-CORRIDOR_STEP = 0.5
 
 
 @dataclass
@@ -69,6 +82,13 @@ class GeometryConfig:
     """``model``: the model sees static obstacles and predicts the collisions with them; ``bev``:
     they are cleared from the model's input, and the collision risk and gap ahead with them come
     from the BEV's STATIC channel at the imagined box."""
+    pedestrians: str = field(default="model", metadata={"choices": PEDESTRIAN_SOURCES})
+    """``model``: the collision risk with walkers is the model's alone; ``objects``: also the
+    closeness of the imagined box to the walkers of the observation's object list moved on at
+    their observed velocity (the model still sees them)."""
+    pedestrian_margin: float = field(default=0.5, metadata={"gt": 0})
+    """Distance beyond a walker's circle (:data:`PEDESTRIAN_RADIUS`) at which that risk reaches 0
+    (1 at contact) [m]."""
     resolution: float = field(default=BevGeometry.resolution, metadata={"gt": 0})
     """The BEV's scale [m/px]: ``sim.bev.resolution`` (the agent presets interpolate it)."""
     ego_from_bottom: float = field(default=BevGeometry.ego_from_bottom, metadata={"min": 0})
@@ -79,18 +99,18 @@ class GeometryConfig:
     """Added to the ego's half length and half width where static collisions are tested [m]
     (the picture's half-pixel rounding, and the bicycle's error over the horizon)."""
     gap_range: float = field(default=30.0, metadata={"gt": 0})
-    """How far ahead of the front bumper the corridor is searched for statics [m] (the model's
-    gap head is capped at 30 m)."""
-
-    @property
-    def any_bev(self) -> bool:
-        return self.off_road == "bev" or self.statics == "bev"
+    """How far ahead of the front bumper statics count for the gap [m] (the model's gap head is
+    capped at 30 m)."""
 
     def check(self) -> None:
-        for name in ("off_road", "statics"):
+        for name, allowed in (
+            ("off_road", SOURCES),
+            ("statics", SOURCES),
+            ("pedestrians", PEDESTRIAN_SOURCES),
+        ):
             value = getattr(self, name)
-            if value not in SOURCES:
-                raise ValueError(f"geometry.{name}={value!r}; allowed: {', '.join(SOURCES)}")
+            if value not in allowed:
+                raise ValueError(f"geometry.{name}={value!r}; allowed: {', '.join(allowed)}")
 
 
 def box_points(
@@ -169,20 +189,89 @@ def bev_static_collision(
 def bev_static_gap(
     bev: np.ndarray, xy: np.ndarray, yaw: np.ndarray, ego: EgoVehicle, cfg: GeometryConfig
 ) -> np.ndarray:
-    """``float32 [B, N, H]``: free distance from the imagined front bumper to the first STATIC
-    pixel (value ≥ 0.5) in the box's corridor ahead, searched every :data:`CORRIDOR_STEP` up to
-    ``gap_range`` [m]; ``inf`` where none."""
-    d = np.arange(0.0, cfg.gap_range + 1e-9, CORRIDOR_STEP)  # [S]
-    across = np.array([-0.5 * ego.width, 0.0, 0.5 * ego.width])  # [3]
+    """``float32 [B, N, H]``: free distance from the imagined front bumper to the nearest STATIC
+    pixel (set, its centre within half a pixel of the box's corridor ahead), up to ``gap_range``
+    [m]; ``inf`` where none. Each world's few STATIC pixels are taken into every imagined pose's
+    frame at once (a parked car is ~40 pixels)."""
+    geometry = _layout(bev, cfg)
+    half_px = 0.5 * cfg.resolution
+    B = xy.shape[0]
+    out = np.full(xy.shape[:-1], np.inf, dtype=np.float32)
+    for b in range(B):
+        mask = bev[b, int(BevChannel.STATIC)] >= 128
+        rows, cols = np.nonzero(mask)
+        if not len(rows):
+            continue
+        if len(rows) > MAX_GAP_PIXELS:  # a picture full of statics: sample the corridor instead
+            out[b] = _corridor_gap(mask, geometry, xy[b], yaw[b], ego, cfg)
+            continue
+        px = (geometry.ego_row - (rows + 0.5)) * cfg.resolution  # [K] ego frame of the picture
+        py = (geometry.ego_col - (cols + 0.5)) * cfg.resolution
+        c, s = np.cos(yaw[b])[..., None], np.sin(yaw[b])[..., None]  # [N, H, 1]
+        dx, dy = px - xy[b, ..., 0, None], py - xy[b, ..., 1, None]  # [N, H, K]
+        along, across = c * dx + s * dy, -s * dx + c * dy
+        ahead = along - 0.5 * ego.length - half_px
+        inside = (np.abs(across) < 0.5 * ego.width + half_px) & (along > -0.5 * ego.length)
+        gap = np.where(inside, np.maximum(ahead, 0.0), np.inf).min(axis=-1)
+        out[b] = np.where(gap <= cfg.gap_range, gap, np.inf)
+    return out
+
+
+def _corridor_gap(
+    mask: np.ndarray,
+    geometry: BevGeometry,
+    xy: np.ndarray,
+    yaw: np.ndarray,
+    ego: EgoVehicle,
+    cfg: GeometryConfig,
+) -> np.ndarray:
+    """``[N, H]`` gap to the first set pixel of ``mask [P, P]`` along the corridor ahead of the
+    poses ``xy [N, H, 2]``, ``yaw [N, H]``, sampled every half pixel (nearest pixel) [m]."""
+    step = 0.5 * cfg.resolution
+    d = np.arange(0.0, cfg.gap_range + 1e-9, step)  # [S]
+    across = np.array([-0.5 * ego.width, 0.0, 0.5 * ego.width])
     c, s = np.cos(yaw)[..., None, None], np.sin(yaw)[..., None, None]
-    ax = (0.5 * ego.length + d)[:, None]  # [S, 1] ego-box frame
-    ay = across[None, :]
-    x = xy[..., 0, None, None] + c * ax - s * ay  # [B, N, H, S, 3]
+    ax, ay = (0.5 * ego.length + d)[:, None], across[None, :]
+    x = xy[..., 0, None, None] + c * ax - s * ay  # [N, H, S, 3]
     y = xy[..., 1, None, None] + s * ax + c * ay
-    value, _ = _sample(bev, BevChannel.STATIC, np.stack([x, y], -1), cfg)
-    hit = (value >= 0.5).any(axis=-1)  # [B, N, H, S]
-    first = np.argmax(hit, axis=-1)
-    return np.where(hit.any(axis=-1), d[first], np.inf).astype(np.float32)
+    pix = geometry.ego_to_pixel(np.stack([x, y], -1))
+    size = mask.shape[0]
+    inside = (pix[..., 0] >= 0) & (pix[..., 0] < size) & (pix[..., 1] >= 0) & (pix[..., 1] < size)
+    r = np.clip(np.nan_to_num(pix[..., 0], nan=-1.0), 0, size - 1).astype(np.int64)
+    k = np.clip(np.nan_to_num(pix[..., 1], nan=-1.0), 0, size - 1).astype(np.int64)
+    hit = (mask[r, k] & inside).any(axis=-1)  # [N, H, S]
+    return np.where(hit.any(axis=-1), d[np.argmax(hit, axis=-1)], np.inf)
+
+
+def object_pedestrian_collision(
+    obs: Observation, xy: np.ndarray, yaw: np.ndarray, ego: EgoVehicle, dt: float, cfg: GeometryConfig
+) -> np.ndarray:
+    """``float32 [B, N, H]`` in ``[0, 1]``: how close the imagined box at the end of step ``h``
+    (``xy [B, N, H, 2]``, ``yaw [B, N, H]``) comes to the walkers of ``obs.objects`` moved on at
+    their observed velocity for ``h + 1`` steps of ``dt`` [s]: 1 where a walker's circle
+    (:data:`PEDESTRIAN_RADIUS`) touches the box, falling linearly to 0 at ``pedestrian_margin``
+    beyond (graded, so that a planner already near a walker is told which way is away)."""
+    from sim_bridge.api import ObjectFeature as OF
+
+    objects, mask = obs.objects.astype(np.float64), obs.objects_mask
+    walker = mask & (objects[..., OF.IS_PEDESTRIAN] > 0.5)  # [B, M]
+    B, N, H = yaw.shape
+    if not walker.any():
+        return np.zeros((B, N, H), dtype=np.float32)
+    t = dt * np.arange(1, H + 1)  # [H]
+    wx = objects[..., OF.X, None] + objects[..., OF.VX, None] * t  # [B, M, H]
+    wy = objects[..., OF.Y, None] + objects[..., OF.VY, None] * t
+    dx = wx[:, None] - xy[..., 0][:, :, None]  # [B, N, M, H]
+    dy = wy[:, None] - xy[..., 1][:, :, None]
+    c, s = np.cos(yaw)[:, :, None], np.sin(yaw)[:, :, None]
+    along, across = c * dx + s * dy, -s * dx + c * dy
+    out_x = np.maximum(np.abs(along) - 0.5 * ego.length, 0.0)
+    out_y = np.maximum(np.abs(across) - 0.5 * ego.width, 0.0)
+    distance = np.hypot(out_x, out_y)  # from the walker's centre to the box (0 inside) [m]
+    margin = max(cfg.pedestrian_margin, 1e-6)
+    p = np.clip((PEDESTRIAN_RADIUS + margin - distance) / margin, 0.0, 1.0)
+    p = np.where(walker[:, None, :, None], p, 0.0)
+    return p.max(axis=2).astype(np.float32)
 
 
 def model_input(obs: Observation, cfg: GeometryConfig) -> np.ndarray:
@@ -195,10 +284,11 @@ def model_input(obs: Observation, cfg: GeometryConfig) -> np.ndarray:
     return bev
 
 
-def apply(futures: Futures, bev: np.ndarray, ego: EgoVehicle, cfg: GeometryConfig) -> Futures:
-    """``futures`` with what ``cfg`` reads from the observed ``bev`` (module doc); unchanged when
-    both sources are ``model``."""
+def apply(futures: Futures, obs: Observation, ego: EgoVehicle, dt: float, cfg: GeometryConfig) -> Futures:
+    """``futures`` with what ``cfg`` reads from the observation ``obs`` (module doc; ``dt``: the
+    decision period [s]); unchanged when every source is ``model``."""
     cfg.check()
+    bev = obs.bev
     changes: dict[str, np.ndarray] = {}
     if cfg.off_road == "bev":
         p, known = bev_off_road(bev, futures.xy, futures.yaw, ego, cfg)
@@ -208,10 +298,16 @@ def apply(futures: Futures, bev: np.ndarray, ego: EgoVehicle, cfg: GeometryConfi
         changes["collision"] = (1.0 - (1.0 - futures.collision) * (1.0 - p)).astype(np.float32)
         gap = bev_static_gap(bev, futures.xy, futures.yaw, ego, cfg)
         changes["gap_ahead"] = np.minimum(futures.gap_ahead, gap).astype(np.float32)
+    if cfg.pedestrians == "objects":
+        p = object_pedestrian_collision(obs, futures.xy, futures.yaw, ego, dt, cfg)
+        collision = changes.get("collision", futures.collision)
+        changes["collision"] = (1.0 - (1.0 - collision) * (1.0 - p)).astype(np.float32)
     return dataclasses.replace(futures, **changes) if changes else futures
 
 
 __all__ = [
+    "PEDESTRIAN_RADIUS",
+    "PEDESTRIAN_SOURCES",
     "SOURCES",
     "GeometryConfig",
     "apply",
@@ -220,5 +316,6 @@ __all__ = [
     "bev_static_gap",
     "box_points",
     "model_input",
+    "object_pedestrian_collision",
     "sample_bilinear",
 ]

@@ -8,7 +8,10 @@ and their spread, :class:`planning.ensemble.EnsembleFutures`), whose ``cost_fn``
 ``planning.costs`` on those futures and the ego vector's route, and whose first-iteration
 candidates include route-following proposals (``planning.proposals``); *execute* the first action
 of the best plan. The plan, shifted by one step, warm-starts the next decision of the same world
-(a reset clears the restarted worlds).
+(a reset clears the restarted worlds). With ``geometry`` set (the ``drive`` presets), what the
+observation shows for certain replaces or joins the model's guesses before the costs read the
+futures: the road's edge and static obstacles from the BEV, walkers from the object list at
+their observed velocity (``planning.bev_geometry``).
 
 Errors are never actions: a NaN or an infinity anywhere in the model's output (latents, heads) is
 an :class:`planning.base.AgentError` naming the worlds.
@@ -84,9 +87,10 @@ class PlannerConfig:
     optimizer: str = "cem"
     """``cem`` or ``mppi`` (``planning.optim``)."""
     optim: SamplerConfig = field(default_factory=lambda: SamplerConfig(samples=64, iterations=2))
-    """Samples, iterations, horizon, noise of the optimiser. 64 × 2 (+ 16 proposals) scored as well
-    as 128 × 3 on the exam (seed 100: DS 61.7 against 58.8 with a 1 h model) at half the latency,
-    which keeps the exam ≥ 20× real time on 2 cores (``drive bench plan``, ``drive eval``)."""
+    """Samples, iterations, horizon, noise of the optimiser. 64 × 2 (16 of them proposals then, 21
+    with ``proposals.hold_offset``) scored as well as 128 × 3 on the exam (seed 100: DS 61.7
+    against 58.8 with a 1 h model) at half the latency, which keeps the exam ≥ 20× real time on
+    2 cores (``drive bench plan``, ``drive eval``)."""
     costs: CostsConfig = field(default_factory=CostsConfig)
     """Weights and settings of the cost terms (``agent.costs.<term>.weight=…``)."""
     proposals: ProposalConfig = field(default_factory=ProposalConfig)
@@ -256,7 +260,7 @@ class WorldModelPlanner(Agent):
                 raise AgentError(f"planner: {e}") from e
             if self.config.ego_motion == "kinematic":
                 futures = self._kinematic(futures, actions, obs, context)
-            futures = bev_geometry.apply(futures, obs.bev, self.info.ego, self.config.geometry)
+            futures = bev_geometry.apply(futures, obs, self.info.ego, self.info.dt, self.config.geometry)
             worlds = futures.nonfinite_worlds()
             if worlds:
                 raise AgentError(f"planner: the world model predicted NaN/inf for world(s) {worlds}")

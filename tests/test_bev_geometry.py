@@ -102,11 +102,14 @@ def test_a_box_leaving_the_picture_keeps_the_models_value():
     )
     bev = np.zeros((1, 10, 96, 96), np.uint8)
     bev[:, BevChannel.DRIVABLE] = 255  # everything in the picture is drivable
-    out = apply(futures, bev, EGO, BEV)
+    obs = dataclasses.replace(
+        observation(np.array([5.0]), np.array([1000.0]), bev_shape=bev.shape[1:]), bev=bev
+    )
+    out = apply(futures, obs, EGO, DT, BEV)
     np.testing.assert_allclose(out.off_road, [[[0.0, 0.0], [0.3, 0.3], [0.3, 0.0]]])
-    assert apply(futures, bev, EGO, GeometryConfig()) is futures  # both from the model
+    assert apply(futures, obs, EGO, DT, GeometryConfig()) is futures  # all from the model
     with pytest.raises(ValueError, match=r"geometry\.off_road"):
-        apply(futures, bev, EGO, GeometryConfig(off_road="lidar"))
+        apply(futures, obs, EGO, DT, GeometryConfig(off_road="lidar"))
 
 
 def test_the_planner_keeps_to_the_road_the_bev_shows_only_with_source_bev(one_torch_thread):
@@ -165,6 +168,27 @@ def test_a_parked_car_in_the_bev_gives_the_collision_risk_and_gap_of_imagined_bo
     assert model_input(obs, GeometryConfig()) is obs.bev
 
 
+def test_the_gap_to_a_picture_full_of_statics_is_sampled_along_the_corridor():
+    """More than ``MAX_GAP_PIXELS`` STATIC pixels (a wall across the road from 10 m ahead): the
+    gap comes from the corridor samples, and agrees with the pixel-wise gap of a few of them."""
+    from planning.bev_geometry import MAX_GAP_PIXELS
+
+    g = BevGeometry()
+    bev = np.zeros((1, 10, g.size, g.size), np.uint8)
+    wall = slice(int(g.ego_row - 14.0 / g.resolution), int(g.ego_row - 10.0 / g.resolution))
+    bev[0, BevChannel.STATIC, wall, :] = 255
+    assert (bev[0, BevChannel.STATIC] > 0).sum() > MAX_GAP_PIXELS
+    xy = np.array([[[[0.0, 0.0]], [[3.0, 1.0]], [[0.0, 0.0]]]])
+    yaw = np.array([[[0.0], [0.0], [math.pi]]])  # the last faces away from the wall
+    gap = bev_static_gap(bev, xy, yaw, EGO, GeometryConfig())[0, :, 0]
+    assert abs(gap[0] - (10.0 - 2.3)) <= 0.5 and abs(gap[1] - (7.0 - 2.3)) <= 0.5 and np.isinf(gap[2])
+    few = bev.copy()
+    few[0, BevChannel.STATIC, :, : g.size // 2 - 6] = 0  # 12 columns of the wall: pixel-wise
+    few[0, BevChannel.STATIC, :, g.size // 2 + 6 :] = 0
+    assert (few[0, BevChannel.STATIC] > 0).sum() <= MAX_GAP_PIXELS
+    np.testing.assert_allclose(bev_static_gap(few, xy, yaw, EGO, GeometryConfig())[0, :, 0], gap, atol=0.5)
+
+
 def test_the_planner_keeps_clear_of_a_parked_car_the_model_cannot_see_only_with_statics_bev(one_torch_thread):
     """A parked car 6-10.6 m ahead in the BEV; the hand-made model reads only the ego vector (its
     gap says the road is free). With ``geometry.statics=bev`` the chosen plan's boxes stay clear
@@ -191,6 +215,61 @@ def test_the_planner_keeps_clear_of_a_parked_car_the_model_cannot_see_only_with_
             "resolution": g.resolution, "ego_from_bottom": g.ego_from_bottom}))  # fmt: skip
         hits[source] = float(p.max())
     assert hits["bev"] < 0.5 < hits["model"]
+
+
+def walker_ahead(obs, x: float, y: float, vx: float, vy: float):
+    from sim_bridge.api import ObjectFeature as OF
+
+    obs.objects[0, 0, [OF.X, OF.Y, OF.VX, OF.VY, OF.IS_PEDESTRIAN]] = (x, y, vx, vy, 1.0)
+    obs.objects[0, 0, [OF.COS_YAW, OF.LENGTH, OF.WIDTH]] = (1.0, 0.5, 0.5)
+    obs.objects_mask[0, 0] = True
+    return obs
+
+
+def test_a_walker_moved_on_at_its_velocity_marks_the_imagined_boxes_it_reaches():
+    """A walker 10 m ahead, 2.95 m to the right, crossing left at 1.5 m/s: the risk of a box
+    standing 10 m ahead rises from 0 when the walker is 0.35 + 0.5 m from its side (after 0.77 s,
+    step 7) to 1 at contact (0.35 m, step 10 on); a box 10 m ahead in the next lane to the left
+    (y = 3.5) is not reached within the 2 s horizon, the ego's present box never. Without the walker flag, or with it masked, nothing is marked."""
+    from planning.bev_geometry import object_pedestrian_collision
+
+    obs = walker_ahead(observation(np.array([0.0]), np.array([1000.0])), 10.0, -2.95, 0.0, 1.5)
+    H = 20
+    xy = np.zeros((1, 3, H, 2))
+    xy[0, 0, :, 0] = xy[0, 1, :, 0] = 10.0
+    xy[0, 1, :, 1] = 3.5
+    yaw = np.zeros((1, 3, H))
+    cfg = GeometryConfig(pedestrians="objects")
+    p = object_pedestrian_collision(obs, xy, yaw, EGO, DT, cfg)
+    t = DT * np.arange(1, H + 1)
+    gap = np.maximum(np.abs(-2.95 + 1.5 * t) - EGO.width / 2, 0.0)  # walker centre to the box
+    np.testing.assert_allclose(p[0, 0], np.clip((0.35 + 0.5 - gap) / 0.5, 0, 1), atol=1e-5)
+    assert p[0, 0, :7].max() == 0 and 0 < p[0, 0, 7] < 1 and p[0, 0, 10:].min() > 0.999
+    assert p[0, 1].max() == 0 and p[0, 2].max() == 0
+    obs.objects_mask[0, 0] = False
+    assert object_pedestrian_collision(obs, xy, yaw, EGO, DT, cfg).max() == 0
+
+
+def test_the_planner_stops_for_a_walker_the_model_cannot_see_only_with_pedestrians_objects(one_torch_thread):
+    """A walker standing in the lane 9 m ahead; the hand-made model reads only the ego vector.
+    With ``geometry.pedestrians=objects`` the chosen plan never reaches it; with the model alone
+    it drives on at 8 m/s into it."""
+    from planning.bev_geometry import object_pedestrian_collision
+    from planning.kinematics import bicycle_rollout
+    from sim_bridge.api import EgoFeature
+
+    reach = {}
+    for source in ("objects", "model"):
+        obs = walker_ahead(observation(np.array([8.0]), np.array([1000.0])), 9.0, 0.0, 0.0, 0.0)
+        agent = planner(model=kinematic_model(), geometry=GeometryConfig(pedestrians=source))
+        agent.reset(AgentInfo(num_worlds=1, dt=DT, ego=EGO))
+        agent.act(obs)
+        d = agent.last_decision
+        assert d is not None
+        xy, yaw, _ = bicycle_rollout(d.chosen_actions[:, None], obs.ego[:, EgoFeature.SPEED], EGO, DT)
+        tight = GeometryConfig(pedestrians="objects", pedestrian_margin=0.0)
+        reach[source] = float(object_pedestrian_collision(obs, xy, yaw, EGO, DT, tight).max())
+    assert reach == {"objects": 0.0, "model": 1.0}
 
 
 def test_the_planner_config_refuses_an_unknown_source():

@@ -121,10 +121,15 @@ def test_agent_ensemble_loads_the_members_from_checkpoints(tmp_path, one_torch_t
 
 
 def test_a_cautious_member_keeps_the_ensemble_further_from_an_obstacle(one_torch_thread):
+    from planning.proposals import ProposalConfig
+
     start = np.array([25.0])
-    _, bold_gap, bold_min = drive(planner(model=kinematic_model()), start, steps=80)
-    _, mixed_gap, mixed_min = drive(planner(model=[kinematic_model(), cautious_model(4.0)]), start, steps=80)
-    priced = planner(model=[kinematic_model(), cautious_model(4.0)],
+    props = ProposalConfig(hold_offset=False)  # on a straight road the same paths as offset 0
+    _, bold_gap, bold_min = drive(planner(model=kinematic_model(), proposals=props), start, steps=80)
+    _, mixed_gap, mixed_min = drive(
+        planner(model=[kinematic_model(), cautious_model(4.0)], proposals=props), start, steps=80
+    )
+    priced = planner(model=[kinematic_model(), cautious_model(4.0)], proposals=props,
                      costs=CostsConfig(disagreement=TermConfig(200.0)))  # fmt: skip
     _, priced_gap, priced_min = drive(priced, start, steps=80)
     assert bold_min[0] > 0.0 and mixed_min[0] > 0.0 and priced_min[0] > 0.0

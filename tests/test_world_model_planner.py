@@ -274,7 +274,7 @@ def test_bench_plan_prints_latency_and_throughput_lines(capsys, one_torch_thread
             line["samples"] == 64
             and line["iterations"] == 2
             and line["horizon"] == 15
-            and line["proposals"] == 16
+            and line["proposals"] == 21
         )
 
 
