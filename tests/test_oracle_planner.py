@@ -104,7 +104,7 @@ TUNED = {
     "optim": {"samples": 64, "iterations": 2, "horizon": 20},
     "costs": {"route": {"weight": 0.05}, "proximity": {"weight": 1.0}, "progress": {"weight": 20.0},
               "comfort": {"weight": 0.2}},
-    "proposals": {"lateral_offsets": [-3.5, -1.75, 0.0, 1.75, 3.5]},
+    "proposals": {"lateral_offsets": [-3.5, -1.75, 0.0, 1.75, 3.5], "hold_offset": False},
 }  # fmt: skip
 
 
@@ -117,6 +117,7 @@ def test_the_tuned_preset_composes_to_the_tested_weights():
     assert isinstance(oracle, OraclePlanner)
     assert oracle.config.optim.horizon == 20 and oracle.config.costs.progress.weight == 20.0
     assert oracle.config.proposals.lateral_offsets == TUNED["proposals"]["lateral_offsets"]
+    assert oracle.config.proposals.hold_offset is False
 
 
 @pytest.mark.slow
