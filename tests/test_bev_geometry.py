@@ -38,10 +38,6 @@ EGO = EgoVehicle()
 BEV = GeometryConfig(off_road="bev")
 
 
-def corner_points(xy, yaw, half_length, half_width):
-    return box_points(xy, yaw, half_length, half_width)
-
-
 def test_box_points_in_closed_form():
     c = box_points(np.array([[1.0, 2.0]]), np.array([math.pi / 2]), 2.0, 1.0)  # facing +y
     # rear right, rear left, front right, front left
@@ -80,7 +76,7 @@ def test_the_bevs_risk_agrees_with_the_maps_raster_at_the_corners(straight):
     p, known = bev_off_road(bev, xy[:, :, None], yaw[:, :, None], EGO, BEV)
     p, known = p[:, :, 0], known[:, :, 0]
     assert known.all() and p.dtype == np.float32 and ((p >= 0) & (p <= 1)).all()
-    corners = corner_points(xy, yaw, EGO.length / 2, EGO.width / 2)  # [B, N, 4, 2] ego frame
+    corners = box_points(xy, yaw, EGO.length / 2, EGO.width / 2)  # [B, N, 4, 2] ego frame
     truth_off = np.stack(
         [~straight.on_drivable(ego_to_map(corners[b], (ex[b], ey[b], eyaw[b]))).all(-1) for b in range(B)]
     )
@@ -112,12 +108,28 @@ def test_a_box_leaving_the_picture_keeps_the_models_value():
         apply(futures, obs, EGO, DT, GeometryConfig(off_road="lidar"))
 
 
+def chosen_poses(geometry: GeometryConfig, obs) -> tuple[np.ndarray, np.ndarray]:
+    """One decision of the planner with the hand-made model and ``geometry`` on ``obs``: the
+    poses of the chosen plan (``xy [1, 1, H, 2]``, ``yaw [1, 1, H]``, its bicycle rollout, checked
+    against the positions the plan imagined)."""
+    from planning.kinematics import bicycle_rollout
+    from sim_bridge.api import EgoFeature
+
+    agent = planner(model=kinematic_model(), geometry=geometry)
+    agent.reset(AgentInfo(num_worlds=1, dt=DT, ego=EGO))
+    agent.act(obs)
+    d = agent.last_decision
+    assert d is not None
+    xy, yaw, _ = bicycle_rollout(d.chosen_actions[:, None], obs.ego[:, EgoFeature.SPEED], EGO, DT)
+    np.testing.assert_allclose(xy[:, 0], d.chosen_xy, atol=1e-4)
+    return xy, yaw
+
+
 def test_the_planner_keeps_to_the_road_the_bev_shows_only_with_source_bev(one_torch_thread):
     """The route asks for a 3 m step to the right, but the BEV's road ends 1.5 m to the ego's right;
     the hand-made model has no off-road head. With ``geometry.off_road=bev`` the chosen plan keeps
     its box on the road and its predicted off-road risk is nil; with the model's head it follows
     the route off the road."""
-    from planning.kinematics import bicycle_rollout
     from sim_bridge.api import NUM_ROUTE_TARGETS, EgoFeature
 
     g = BevGeometry(size=32, resolution=0.5, ego_from_bottom=2.0)  # 14 m ahead, 8 m to each side
@@ -129,17 +141,11 @@ def test_the_planner_keeps_to_the_road_the_bev_shows_only_with_source_bev(one_to
     right_side = {}
     for source in ("bev", "model"):
         geometry = GeometryConfig(off_road=source, resolution=g.resolution, ego_from_bottom=g.ego_from_bottom)
-        agent = planner(model=kinematic_model(), geometry=geometry)
-        agent.reset(AgentInfo(num_worlds=1, dt=DT, ego=EGO))
-        agent.act(obs)
-        d = agent.last_decision
-        assert d is not None
-        xy, yaw, _ = bicycle_rollout(d.chosen_actions[:, None], obs.ego[:, EgoFeature.SPEED], EGO, DT)
-        np.testing.assert_allclose(xy[:, 0], d.chosen_xy, atol=1e-4)  # the poses the plan imagined
-        corners = corner_points(xy[0, 0], yaw[0, 0], EGO.length / 2, EGO.width / 2)
+        xy, yaw = chosen_poses(geometry, obs)
+        corners = box_points(xy[0, 0], yaw[0, 0], EGO.length / 2, EGO.width / 2)
         right_side[source] = float(corners[..., 1].min())
-        if source == "bev":
-            assert float(d.chosen_costs["off_road"][0]) < 0.05
+        if source == "bev":  # the plan's own off-road risk, read from the picture, is nil
+            assert float(bev_off_road(obs.bev, xy, yaw, EGO, geometry)[0].max()) < 0.05
     assert right_side["bev"] > edge - 0.3  # on the road, within a pixel
     assert right_side["model"] < edge - 0.5  # the route's pull, unpriced
 
@@ -193,8 +199,6 @@ def test_the_planner_keeps_clear_of_a_parked_car_the_model_cannot_see_only_with_
     """A parked car 6-10.6 m ahead in the BEV; the hand-made model reads only the ego vector (its
     gap says the road is free). With ``geometry.statics=bev`` the chosen plan's boxes stay clear
     of the car; with the model alone the plan drives into it."""
-    from planning.kinematics import bicycle_rollout
-    from sim_bridge.api import EgoFeature
 
     g = BevGeometry(size=32, resolution=0.5, ego_from_bottom=2.0)
     obs = observation(np.array([8.0]), np.array([1000.0]))
@@ -205,12 +209,7 @@ def test_the_planner_keeps_clear_of_a_parked_car_the_model_cannot_see_only_with_
     hits = {}
     for source in ("bev", "model"):
         geometry = GeometryConfig(statics=source, resolution=g.resolution, ego_from_bottom=g.ego_from_bottom)
-        agent = planner(model=kinematic_model(), geometry=geometry)
-        agent.reset(AgentInfo(num_worlds=1, dt=DT, ego=EGO))
-        agent.act(obs)
-        d = agent.last_decision
-        assert d is not None
-        xy, yaw, _ = bicycle_rollout(d.chosen_actions[:, None], obs.ego[:, EgoFeature.SPEED], EGO, DT)
+        xy, yaw = chosen_poses(geometry, obs)
         p = bev_static_collision(obs.bev, xy, yaw, EGO, GeometryConfig(static_margin=0.0, **{
             "resolution": g.resolution, "ego_from_bottom": g.ego_from_bottom}))  # fmt: skip
         hits[source] = float(p.max())
@@ -255,18 +254,11 @@ def test_the_planner_stops_for_a_walker_the_model_cannot_see_only_with_pedestria
     With ``geometry.pedestrians=objects`` the chosen plan never reaches it; with the model alone
     it drives on at 8 m/s into it."""
     from planning.bev_geometry import object_pedestrian_collision
-    from planning.kinematics import bicycle_rollout
-    from sim_bridge.api import EgoFeature
 
     reach = {}
     for source in ("objects", "model"):
         obs = walker_ahead(observation(np.array([8.0]), np.array([1000.0])), 9.0, 0.0, 0.0, 0.0)
-        agent = planner(model=kinematic_model(), geometry=GeometryConfig(pedestrians=source))
-        agent.reset(AgentInfo(num_worlds=1, dt=DT, ego=EGO))
-        agent.act(obs)
-        d = agent.last_decision
-        assert d is not None
-        xy, yaw, _ = bicycle_rollout(d.chosen_actions[:, None], obs.ego[:, EgoFeature.SPEED], EGO, DT)
+        xy, yaw = chosen_poses(GeometryConfig(pedestrians=source), obs)
         tight = GeometryConfig(pedestrians="objects", pedestrian_margin=0.0)
         reach[source] = float(object_pedestrian_collision(obs, xy, yaw, EGO, DT, tight).max())
     assert reach == {"objects": 0.0, "model": 1.0}
