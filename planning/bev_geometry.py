@@ -1,5 +1,6 @@
 """What the observation says for certain about imagined ego poses: the road's edge and the
-obstacles that do not move (from the BEV), and where walkers are heading (from the object list).
+obstacles that do not move (from the BEV), and where walkers and vehicles are heading (from the
+object list).
 
 A world model has to *learn* how other road users move; it should not have to learn where the
 kerb is or that a parked car stays where it is, yet a 1 h model gets both wrong in poses its
@@ -38,6 +39,18 @@ the bicycle's with ``ego_motion=kinematic``). With ``geometry.off_road=bev`` and
   a walker touching the imagined box at a step makes that step's collision risk 1, falling to 0
   at ``pedestrian_margin`` from the box (graded: an ego already close to a walker, every plan
   starting inside the margin, still sees which way is away), combined with the model's as above.
+  The margin never asks for more room than the ego keeps by standing where it is: beside a
+  walker, waiting adds no risk, and any move closer does.
+
+- **vehicles** (``geometry.vehicles=objects``) stay in the model's input too, but one BEV frame
+  shows no motion, so a 1 h model cannot tell a car crossing the junction from one waiting at it
+  (the exam's ``red_light_runner``: 33-50 % success), nor an oncoming car from a parked one when
+  pulling out around an obstacle (``parked_obstacle``: 6 vehicle collisions of the seed-0 model).
+  The object list gives each vehicle's velocity; moved on at it (constant velocity and heading,
+  the forecast of nuPlan's PDM planners), the vehicle's stadium touching the imagined box makes
+  the step's risk 1, falling to 0 at ``vehicle_margin``. Followers in the ego's own lane are left
+  out (a constant-velocity follower runs into every ego that brakes). The model's risk stays: it
+  has learned that a lead car brakes, which no constant-velocity forecast knows.
 
 Nothing privileged is read: only the observation's picture, whose layout (``resolution``,
 ``ego_from_bottom``) the agent presets take from ``sim.bev``, and its object list. A static actor
@@ -59,8 +72,10 @@ from sim_bridge.sensors.layout import BevChannel, BevGeometry
 
 #: where an estimate comes from (``agent.geometry.off_road``, ``agent.geometry.statics``)
 SOURCES = ("model", "bev")
-#: where the collision risk with pedestrians comes from (``agent.geometry.pedestrians``)
+#: where the collision risk with pedestrians (``agent.geometry.pedestrians``) and with moving
+#: vehicles (``agent.geometry.vehicles``) comes from
 PEDESTRIAN_SOURCES = ("model", "objects")
+VEHICLE_SOURCES = PEDESTRIAN_SOURCES
 #: above this many STATIC pixels in a picture the gap ahead samples the corridor instead of taking
 #: every pixel into every imagined pose's frame (a parked car is ~40 pixels at 0.5 m)
 MAX_GAP_PIXELS = 400
@@ -68,6 +83,13 @@ MAX_GAP_PIXELS = 400
 PEDESTRIAN_RADIUS = 0.35
 #: points of the box's grid along its length and across its width (static collisions)
 BOX_GRID = (7, 3)
+#: the least effective margin the graded risk falls over [m] (:func:`_added_risk`)
+MIN_MARGIN = 0.05
+#: points along a vehicle's axis (its box taken as a stadium: this segment, radius half its width)
+VEHICLE_POINTS = 5
+#: a vehicle behind the ego's rear, within this lateral distance of its axis [m] and heading within
+#: 45° of it, is a follower: its collisions with a braking ego are its own, not forecast
+FOLLOWER_LANE = 1.75
 
 
 @dataclass
@@ -86,9 +108,17 @@ class GeometryConfig:
     """``model``: the collision risk with walkers is the model's alone; ``objects``: also the
     closeness of the imagined box to the walkers of the observation's object list moved on at
     their observed velocity (the model still sees them)."""
+    vehicles: str = field(default="model", metadata={"choices": VEHICLE_SOURCES})
+    """``model``: the collision risk with vehicles is the model's alone; ``objects``: also the
+    closeness of the imagined box to the vehicles of the object list moved on at their observed
+    velocity (constant velocity, as nuPlan's PDM planners forecast; followers in the ego's lane
+    left out), combined with the model's, which still sees them and how they brake."""
+    vehicle_margin: float = field(default=0.5, metadata={"gt": 0})
+    """Distance between a vehicle and the imagined box at which that risk reaches 0 (1 at
+    contact) [m]; less where the ego standing still would keep less."""
     pedestrian_margin: float = field(default=0.5, metadata={"gt": 0})
     """Distance beyond a walker's circle (:data:`PEDESTRIAN_RADIUS`) at which that risk reaches 0
-    (1 at contact) [m]."""
+    (1 at contact) [m]; less where the ego standing still would keep less."""
     resolution: float = field(default=BevGeometry.resolution, metadata={"gt": 0})
     """The BEV's scale [m/px]: ``sim.bev.resolution`` (the agent presets interpolate it)."""
     ego_from_bottom: float = field(default=BevGeometry.ego_from_bottom, metadata={"min": 0})
@@ -107,6 +137,7 @@ class GeometryConfig:
             ("off_road", SOURCES),
             ("statics", SOURCES),
             ("pedestrians", PEDESTRIAN_SOURCES),
+            ("vehicles", VEHICLE_SOURCES),
         ):
             value = getattr(self, name)
             if value not in allowed:
@@ -243,6 +274,54 @@ def _corridor_gap(
     return np.where(hit.any(axis=-1), d[np.argmax(hit, axis=-1)], np.inf)
 
 
+def _box_distance(
+    px: np.ndarray, py: np.ndarray, xy: np.ndarray, yaw: np.ndarray, ego: EgoVehicle
+) -> np.ndarray:
+    """``[B, N, M, H, ...]`` distance [m] from points ``px, py [B, M, H, ...]`` (the planning-time
+    ego frame) to the imagined ego boxes ``xy [B, N, H, 2]``, ``yaw [B, N, H]`` (0 inside)."""
+    index = (slice(None), slice(None), None, slice(None)) + (None,) * (px.ndim - 3)
+    bx, by = xy[..., 0][index], xy[..., 1][index]  # [B, N, 1, H, ...]
+    c, s = np.cos(yaw)[index], np.sin(yaw)[index]
+    dx, dy = px[:, None] - bx, py[:, None] - by
+    along, across = c * dx + s * dy, -s * dx + c * dy
+    out_x = np.maximum(np.abs(along) - 0.5 * ego.length, 0.0)
+    out_y = np.maximum(np.abs(across) - 0.5 * ego.width, 0.0)
+    return np.hypot(out_x, out_y)
+
+
+def _added_risk(distance: np.ndarray, standing: np.ndarray, margin: float) -> np.ndarray:
+    """Risk in ``[0, 1]`` of an imagined box ``distance`` [m] from an actor (``[B, N, M, H]``),
+    given the distance ``standing`` (``[B, 1, M, H]``) the ego would keep from it by standing
+    where it is: 1 at contact, falling linearly to 0 at an effective margin, ``margin`` or the
+    standing clearance if that is less (never below 0). A margin is a preference for room, and an
+    ego already closer than ``margin`` to a standing walker cannot get that room by waiting: a
+    plain margin priced waiting there like a crash (each step's risk near 1), so the planner
+    picked whichever plan gained the most progress, driving into the walker (the exam's
+    ``urban_route``, seed 1: 4 at-fault pedestrian collisions from a standstill). With the
+    effective margin, standing still adds nothing, creeping closer adds the share of the clearance
+    it eats, and contact is 1 whatever standing would have done."""
+    effective = np.clip(standing, 0.0, margin)
+    return np.clip((effective - distance) / np.maximum(effective, MIN_MARGIN), 0.0, 1.0)
+
+
+def _standing(xy: np.ndarray, yaw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ego's present box at every step, shaped like ``xy [B, N, H, 2]`` with ``N = 1``."""
+    return np.zeros_like(xy[:, :1]), np.zeros_like(yaw[:, :1])
+
+
+def _reachable(
+    cx: np.ndarray, cy: np.ndarray, extent: np.ndarray, xy: np.ndarray, ego: EgoVehicle, margin: float
+) -> np.ndarray:
+    """``[B, M]``: whether an actor whose forecast centre is ``cx, cy [B, M, H]`` (``extent [B, M]``
+    from its centre to its farthest point) can come within ``margin`` of any imagined box
+    ``xy [B, N, H, 2]`` at all: some step's centre within the farthest imagined centre's distance
+    plus the box's half diagonal, ``extent`` and ``margin``. The others are skipped (exact: they
+    score 0), which keeps the forecast to the few actors near the ego."""
+    radius = np.hypot(xy[..., 0], xy[..., 1]).max(axis=(1, 2)) + np.hypot(ego.length, ego.width) / 2
+    closest = np.hypot(cx, cy).min(axis=-1)  # [B, M]
+    return closest <= radius[:, None] + extent + margin
+
+
 def object_pedestrian_collision(
     obs: Observation, xy: np.ndarray, yaw: np.ndarray, ego: EgoVehicle, dt: float, cfg: GeometryConfig
 ) -> np.ndarray:
@@ -250,7 +329,9 @@ def object_pedestrian_collision(
     (``xy [B, N, H, 2]``, ``yaw [B, N, H]``) comes to the walkers of ``obs.objects`` moved on at
     their observed velocity for ``h + 1`` steps of ``dt`` [s]: 1 where a walker's circle
     (:data:`PEDESTRIAN_RADIUS`) touches the box, falling linearly to 0 at ``pedestrian_margin``
-    beyond (graded, so that a planner already near a walker is told which way is away)."""
+    beyond, or at the clearance the ego keeps by standing still if that is less
+    (:func:`_added_risk`: graded, so that a planner already near a walker is told which way is
+    away, and waiting beside one costs nothing)."""
     from sim_bridge.api import ObjectFeature as OF
 
     objects, mask = obs.objects.astype(np.float64), obs.objects_mask
@@ -261,16 +342,67 @@ def object_pedestrian_collision(
     t = dt * np.arange(1, H + 1)  # [H]
     wx = objects[..., OF.X, None] + objects[..., OF.VX, None] * t  # [B, M, H]
     wy = objects[..., OF.Y, None] + objects[..., OF.VY, None] * t
-    dx = wx[:, None] - xy[..., 0][:, :, None]  # [B, N, M, H]
-    dy = wy[:, None] - xy[..., 1][:, :, None]
-    c, s = np.cos(yaw)[:, :, None], np.sin(yaw)[:, :, None]
-    along, across = c * dx + s * dy, -s * dx + c * dy
-    out_x = np.maximum(np.abs(along) - 0.5 * ego.length, 0.0)
-    out_y = np.maximum(np.abs(across) - 0.5 * ego.width, 0.0)
-    distance = np.hypot(out_x, out_y)  # from the walker's centre to the box (0 inside) [m]
-    margin = max(cfg.pedestrian_margin, 1e-6)
-    p = np.clip((PEDESTRIAN_RADIUS + margin - distance) / margin, 0.0, 1.0)
+    walker &= _reachable(wx, wy, np.full(walker.shape, PEDESTRIAN_RADIUS), xy, ego, cfg.pedestrian_margin)
+    keep = walker.any(axis=0)  # actor slots any world must forecast
+    if not keep.any():
+        return np.zeros((B, N, H), dtype=np.float32)
+    wx, wy, walker = wx[:, keep], wy[:, keep], walker[:, keep]
+    distance = _box_distance(wx, wy, xy, yaw, ego) - PEDESTRIAN_RADIUS  # [B, N, M, H]
+    standing = _box_distance(wx, wy, *_standing(xy, yaw), ego) - PEDESTRIAN_RADIUS  # [B, 1, M, H]
+    p = _added_risk(distance, standing, cfg.pedestrian_margin)
     p = np.where(walker[:, None, :, None], p, 0.0)
+    return p.max(axis=2).astype(np.float32)
+
+
+def object_vehicle_collision(
+    obs: Observation, xy: np.ndarray, yaw: np.ndarray, ego: EgoVehicle, dt: float, cfg: GeometryConfig
+) -> np.ndarray:
+    """``float32 [B, N, H]`` in ``[0, 1]``: how close the imagined box at the end of step ``h``
+    comes to the (non-static) vehicles of ``obs.objects`` moved on at their observed velocity and
+    heading for ``h + 1`` steps of ``dt`` [s]. A vehicle is the stadium of radius half its width
+    around its axis (:data:`VEHICLE_POINTS` points); the risk is 1 at contact, falling linearly to
+    0 at ``vehicle_margin`` or at the clearance a standing ego keeps (:func:`_added_risk`). Followers (behind the ego's rear, within :data:`FOLLOWER_LANE` of its
+    axis, heading within 45° of it) are left out: a constant-velocity follower would run into any
+    ego that brakes, and braking is not what causes a rear-end collision."""
+    from sim_bridge.api import ObjectFeature as OF
+
+    o, mask = obs.objects.astype(np.float64), obs.objects_mask
+    vehicle = mask & (o[..., OF.IS_VEHICLE] > 0.5) & (o[..., OF.IS_STATIC] < 0.5)  # [B, M]
+    follower = (
+        (o[..., OF.X] < -0.5 * ego.length)
+        & (np.abs(o[..., OF.Y]) < FOLLOWER_LANE)
+        & (o[..., OF.COS_YAW] > np.cos(np.pi / 4))
+    )
+    vehicle &= ~follower
+    B, N, H = yaw.shape
+    if not vehicle.any():
+        return np.zeros((B, N, H), dtype=np.float32)
+    t = dt * np.arange(1, H + 1)  # [H]
+    reach = _reachable(
+        o[..., OF.X, None] + o[..., OF.VX, None] * t,
+        o[..., OF.Y, None] + o[..., OF.VY, None] * t,
+        0.5 * np.hypot(o[..., OF.LENGTH], o[..., OF.WIDTH]),
+        xy,
+        ego,
+        cfg.vehicle_margin,
+    )
+    vehicle &= reach
+    keep = vehicle.any(axis=0)  # actor slots any world must forecast
+    if not keep.any():
+        return np.zeros((B, N, H), dtype=np.float32)
+    o, vehicle = o[:, keep], vehicle[:, keep]
+    half_axis = np.maximum(0.5 * (o[..., OF.LENGTH] - o[..., OF.WIDTH]), 0.0)  # [B, M]
+    u = np.linspace(-1.0, 1.0, VEHICLE_POINTS)  # [K]
+    ax = half_axis[..., None] * u  # [B, M, K] along the vehicle's axis
+    cx = o[..., OF.X, None] + o[..., OF.VX, None] * t  # [B, M, H]
+    cy = o[..., OF.Y, None] + o[..., OF.VY, None] * t
+    px = cx[..., None] + (o[..., OF.COS_YAW, None] * ax)[:, :, None, :]  # [B, M, H, K]
+    py = cy[..., None] + (o[..., OF.SIN_YAW, None] * ax)[:, :, None, :]
+    radius = 0.5 * o[..., OF.WIDTH][:, None, :, None]  # [B, 1, M, 1]
+    distance = _box_distance(px, py, xy, yaw, ego).min(axis=-1) - radius  # [B, N, M, H]
+    standing = _box_distance(px, py, *_standing(xy, yaw), ego).min(axis=-1) - radius
+    p = _added_risk(distance, standing, cfg.vehicle_margin)
+    p = np.where(vehicle[:, None, :, None], p, 0.0)
     return p.max(axis=2).astype(np.float32)
 
 
@@ -302,6 +434,10 @@ def apply(futures: Futures, obs: Observation, ego: EgoVehicle, dt: float, cfg: G
         p = object_pedestrian_collision(obs, futures.xy, futures.yaw, ego, dt, cfg)
         collision = changes.get("collision", futures.collision)
         changes["collision"] = (1.0 - (1.0 - collision) * (1.0 - p)).astype(np.float32)
+    if cfg.vehicles == "objects":
+        p = object_vehicle_collision(obs, futures.xy, futures.yaw, ego, dt, cfg)
+        collision = changes.get("collision", futures.collision)
+        changes["collision"] = (1.0 - (1.0 - collision) * (1.0 - p)).astype(np.float32)
     return dataclasses.replace(futures, **changes) if changes else futures
 
 
@@ -309,6 +445,7 @@ __all__ = [
     "PEDESTRIAN_RADIUS",
     "PEDESTRIAN_SOURCES",
     "SOURCES",
+    "VEHICLE_SOURCES",
     "GeometryConfig",
     "apply",
     "bev_off_road",
@@ -317,5 +454,6 @@ __all__ = [
     "box_points",
     "model_input",
     "object_pedestrian_collision",
+    "object_vehicle_collision",
     "sample_bilinear",
 ]

@@ -19,7 +19,8 @@ Terms (lower is better):
   ego has not yet collided (``Π_{j<h}(1 - p_collision_j)``: a crash ends the episode, so distance
   "gained" after it is worth nothing), as a share of the discounted distance the ego could cover
   within its limits (:func:`reachable_distance` from the context's speed, limit, ``max_accel`` and
-  ``dt``; every rollout source gets the same unit). The share makes a standing car's first metres worth as much as a
+  ``dt``; every rollout source gets the same unit), times ``1 + waited / patience`` (up to
+  ``max_gain``) after a standstill of ``waited`` seconds where ``patience`` is set. The share makes a standing car's first metres worth as much as a
   cruising car's last: in metres, 2 m gained from a standstill in 1.5 s weighed less than the
   comfort and route costs of setting off, and the planner stayed stopped behind a gone obstacle;
 - ``route``: squared distance of the predicted position to the polyline of the route targets
@@ -90,6 +91,8 @@ class CostContext:
     """``[B]`` centre-to-line distance of the stop line to hold [m] (``inf`` or ``None``: none)."""
     front: float = EgoVehicle.length / 2
     """The ego's centre-to-front-bumper distance [m]."""
+    waited: np.ndarray | None = None
+    """``[B]`` seconds the ego has stood so far (``StandstillClock.update``; ``None``: 0)."""
 
     @classmethod
     def from_ego(
@@ -99,13 +102,16 @@ class CostContext:
         max_accel: float = EgoVehicle.max_accel,
         stop_line: np.ndarray | None = None,
         front: float = EgoVehicle.length / 2,
+        waited: np.ndarray | None = None,
     ) -> CostContext:
         """From ``Observation.ego [B, E]`` (:class:`EgoFeature` columns), the decision period
         ``dt`` [s], the ego's ``max_accel`` [m/s²] and half length ``front`` [m] (``AgentInfo.dt``,
-        ``AgentInfo.ego``), and the stop line to hold (``StopLineMemory.update``)."""
+        ``AgentInfo.ego``), the stop line to hold (``StopLineMemory.update``) and the seconds stood
+        (``StandstillClock.update``)."""
         ego = np.asarray(ego, dtype=np.float32)
         return cls(
             stop_line=stop_line,
+            waited=waited,
             front=float(front),
             route=np.stack([ego[:, ROUTE_X], ego[:, ROUTE_Y]], axis=-1),
             speed_limit=ego[:, EgoFeature.SPEED_LIMIT],
@@ -137,6 +143,24 @@ class TermConfig:
 
     weight: float = 1.0
     """Multiplies the term (0 switches it off)."""
+
+
+@dataclass
+class ProgressConfig:
+    """``progress``: route progress, worth more the longer the ego has stood (``patience``)."""
+
+    weight: float = 12.0
+    """Per share of the reachable distance (cruising at 10 m/s that is ~12.5 discounted metres,
+    so 12 weighs a metre about as 1 per metre would); 0 switches it off."""
+    patience: float = 0.0
+    """Seconds of standstill after which the weight has doubled, growing linearly up to
+    ``max_gain`` times (0: off). A stopped ego that a 1 h model's faint risks hold back (an
+    oncoming car waiting for it to clear the junction, a parked car it stands beside mid-pass)
+    waits for a time-out otherwise: standing has no predicted cost at all, and a metre gained
+    from a standstill is a small share of what moving could gain. Certain risks (a forecast walker
+    or vehicle in the way, a held stop line) outweigh any gain."""
+    max_gain: float = 3.0
+    """The most the weight is multiplied by after a long standstill."""
 
 
 @dataclass
@@ -216,9 +240,7 @@ class CostsConfig:
     off_road: TermConfig = field(default_factory=lambda: TermConfig(40.0))
     red_light: TermConfig = field(default_factory=lambda: TermConfig(40.0))
     stop_sign: TermConfig = field(default_factory=lambda: TermConfig(20.0))
-    progress: TermConfig = field(default_factory=lambda: TermConfig(12.0))
-    """Per share of the reachable distance (cruising at 10 m/s that is ~12.5 discounted metres,
-    so 12 weighs a metre about as 1 per metre would)."""
+    progress: ProgressConfig = field(default_factory=ProgressConfig)
     route: TermConfig = field(default_factory=lambda: TermConfig(0.3))
     lanes: LanesConfig = field(default_factory=LanesConfig)
     speed_limit: TermConfig = field(default_factory=lambda: TermConfig(1.0))
@@ -252,6 +274,9 @@ def progress(f: Futures, actions: np.ndarray, ctx: CostContext, cfg: object, dis
     survive = np.cumprod(1.0 - f.collision, axis=-1)
     survive_before = np.concatenate([np.ones_like(survive[..., :1]), survive[..., :-1]], axis=-1)
     reach = reachable_distance(ctx.speed, ctx.speed_limit, ctx.max_accel, ctx.dt, disc)
+    if isinstance(cfg, ProgressConfig) and cfg.patience > 0 and ctx.waited is not None:
+        gain = np.minimum(1.0 + ctx.waited / cfg.patience, max(cfg.max_gain, 1.0)).astype(np.float32)
+        reach = reach / gain
     return -((f.progress * survive_before) @ disc) / reach[:, None]
 
 

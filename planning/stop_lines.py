@@ -7,6 +7,8 @@ A stop sign is held until the ego has come to rest with its front bumper within
 ``STOP_PROXIMITY`` of the line (the Leaderboard's RunningStopTest), then released until the next
 line: that needs memory, which the ego vector has not, so :class:`StopLineMemory` keeps it per
 world. The ``stop_line`` cost (``planning.costs``) prices predicted travel past a held line.
+:class:`StandstillClock` is the other memory the planner keeps per world: how long the ego has
+stood (the ``progress`` term's ``patience``).
 """
 
 from __future__ import annotations
@@ -58,4 +60,28 @@ class StopLineMemory:
         return np.where(hold, d, np.inf).astype(np.float32)
 
 
-__all__ = ["StopLineMemory"]
+class StandstillClock:
+    """Per world: for how long has the ego been standing? ``update(ego, dt)`` returns the seconds
+    ``[B]`` of the ongoing standstill (speed below ``speed`` m/s at every decision of it; 0 while
+    moving), counting this decision's ``dt``. The ``progress`` term's ``patience`` reads it."""
+
+    def __init__(self, num_worlds: int = 0, speed: float = 0.3) -> None:
+        self.speed = float(speed)
+        """Below this the ego stands [m/s]."""
+        self.reset(num_worlds)
+
+    def reset(self, num_worlds: int, worlds: Sequence[int] | None = None) -> None:
+        """Forget ``worlds`` (default: all, resizing to ``num_worlds``)."""
+        if worlds is None or len(getattr(self, "_waited", ())) != num_worlds:
+            self._waited = np.zeros(num_worlds)
+            return
+        self._waited[np.asarray(list(worlds), dtype=np.int64)] = 0.0
+
+    def update(self, ego: np.ndarray, dt: float) -> np.ndarray:
+        """``ego [B, E]`` of this decision, decision period ``dt`` [s] → ``[B]`` seconds stood."""
+        standing = ego[:, EgoFeature.SPEED] < self.speed
+        self._waited = np.where(standing, self._waited + dt, 0.0)
+        return self._waited.astype(np.float32)
+
+
+__all__ = ["StandstillClock", "StopLineMemory"]

@@ -10,8 +10,10 @@ candidates include route-following proposals (``planning.proposals``); *execute*
 of the best plan. The plan, shifted by one step, warm-starts the next decision of the same world
 (a reset clears the restarted worlds). With ``geometry`` set (the ``drive`` presets), what the
 observation shows for certain replaces or joins the model's guesses before the costs read the
-futures: the road's edge and static obstacles from the BEV, walkers from the object list at
-their observed velocity (``planning.bev_geometry``).
+futures: the road's edge and static obstacles from the BEV, walkers and vehicles from the
+object list at their observed velocity (``planning.bev_geometry``). The planner keeps two small
+memories per world: the stop line it holds (``planning.stop_lines.StopLineMemory``) and how long
+the ego has stood (``StandstillClock``, for the progress term's ``patience``).
 
 Errors are never actions: a NaN or an infinity anywhere in the model's output (latents, heads) is
 an :class:`planning.base.AgentError` naming the worlds.
@@ -46,7 +48,7 @@ from planning.futures import Futures, NonFiniteModelOutput
 from planning.kinematics import bicycle_rollout
 from planning.optim.base import Plan, SamplerConfig
 from planning.proposals import ProposalConfig, route_proposals
-from planning.stop_lines import StopLineMemory
+from planning.stop_lines import StandstillClock, StopLineMemory
 from sim_bridge.api import EgoFeature, Observation
 
 
@@ -109,9 +111,10 @@ class PlannerConfig:
     """Event-head window read along the rollout [steps] (``None``: the model's longest;
     ``planning.futures`` explains why)."""
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
-    """What is read from the observed BEV instead of the model: the road's edge
-    (``geometry.off_road=bev``) and static obstacles (``geometry.statics=bev``), at the imagined
-    ego box (``planning.bev_geometry``)."""
+    """What is read from the observation instead of, or beside, the model: the road's edge
+    (``geometry.off_road=bev``) and static obstacles (``geometry.statics=bev``) from the BEV,
+    walkers and vehicles (``geometry.pedestrians=objects``, ``geometry.vehicles=objects``) from the
+    object list, at the imagined ego box (``planning.bev_geometry``)."""
     shield: ShieldConfig = field(default_factory=ShieldConfig)
     seed: int = 0
     """Mixed with the factory's seed into the optimiser's generators."""
@@ -167,6 +170,8 @@ class WorldModelPlanner(Agent):
         self.optimizer = make_optimizer(cfg.optimizer, cfg.optim, seed=int(cfg.seed) * 1_000_003 + int(seed))
         self.stop_lines = StopLineMemory()
         """Which stop line each world holds (a red light; a stop sign until served)."""
+        self.standstill = StandstillClock()
+        """How long each world's ego has stood (the progress term's ``patience``)."""
         self.costs = Costs(cfg.costs)
         self.last_costs: dict[str, np.ndarray] = {}
         """Per-term costs ``{term: [B]}`` of the plans chosen at the last decision."""
@@ -196,6 +201,7 @@ class WorldModelPlanner(Agent):
         self.optimizer.reset(B, worlds)
         self.stop_lines.front = self.info.ego.length / 2
         self.stop_lines.reset(B, worlds)
+        self.standstill.reset(B, worlds)
         seeded = [w for w in worlds if w in self._pending_seeds]
         if seeded:
             self.optimizer.seed(seeded, [self._pending_seeds.pop(w) for w in seeded])
@@ -251,7 +257,8 @@ class WorldModelPlanner(Agent):
 
         vehicle = self.info.ego
         context = CostContext.from_ego(obs.ego, self.info.dt, vehicle.max_accel,
-                                       self.stop_lines.update(obs.ego), vehicle.length / 2)  # fmt: skip
+                                       self.stop_lines.update(obs.ego), vehicle.length / 2,
+                                       self.standstill.update(obs.ego, self.info.dt))  # fmt: skip
 
         def rollout_fn(actions: np.ndarray) -> Futures:
             try:

@@ -3,7 +3,9 @@ form; the off-road risk read from a rendered BEV agrees with the map's own driva
 box's corners (the simulator's off-road test); boxes leaving the picture keep the model's value;
 a parked car drawn in the BEV gives the collision risk and free gap of imagined boxes, and leaves
 the model's input; the planner keeps to the road and clear of the parked car only when told to
-read them from the BEV; a bad source is refused.
+read them from the BEV; walkers and vehicles of the object list moved on at their velocity mark
+the imagined boxes they reach, in closed form (followers left out), and the planner stops for
+them only when told to read them; a bad source is refused.
 """
 
 from __future__ import annotations
@@ -264,14 +266,158 @@ def test_the_planner_stops_for_a_walker_the_model_cannot_see_only_with_pedestria
     assert reach == {"objects": 0.0, "model": 1.0}
 
 
+def test_beside_a_standing_walker_waiting_adds_no_risk_and_every_move_closer_does():
+    """A walker standing 0.2 m in front of a stopped ego's bumper, inside the 0.5 m margin: the
+    margin shrinks to those 0.2 m, so standing still scores 0 at every step (a plain margin scored
+    it 0.6 per step, near a crash's price, and the planner drove into the walker), a box creeping
+    0.1 m per step scores the share of the 0.2 m it has eaten (0.5, then 1 from contact on), and a
+    box stepping sideways away scores 0. The planner then waits with the model alone seeing
+    nothing."""
+    from planning.bev_geometry import object_pedestrian_collision
+
+    gap = 0.2
+    obs = walker_ahead(
+        observation(np.array([0.0]), np.array([1000.0])), EGO.length / 2 + 0.35 + gap, 0.0, 0.0, 0.0
+    )
+    H = 10
+    xy = np.zeros((1, 3, H, 2))
+    xy[0, 1, :, 0] = 0.1 * np.arange(1, H + 1)  # creeping forward
+    xy[0, 2, :, 1] = np.linspace(0.3, 3.0, H)  # stepping left, away
+    yaw = np.zeros((1, 3, H))
+    p = object_pedestrian_collision(obs, xy, yaw, EGO, DT, GeometryConfig(pedestrians="objects"))
+    np.testing.assert_allclose(p[0, 0], 0.0, atol=1e-6)
+    np.testing.assert_allclose(p[0, 1], np.clip(0.1 * np.arange(1, H + 1) / gap, 0, 1), atol=1e-5)
+    np.testing.assert_allclose(p[0, 2], 0.0, atol=1e-6)
+    xy_chosen, yaw_chosen = chosen_poses(GeometryConfig(pedestrians="objects"), obs)
+    tight = GeometryConfig(pedestrians="objects", pedestrian_margin=1e-6)
+    assert object_pedestrian_collision(obs, xy_chosen, yaw_chosen, EGO, DT, tight).max() == 0.0
+
+
+def with_vehicles(obs, rows):
+    """``obs`` whose object list holds vehicles ``rows``: ``(x, y, yaw, speed, length, width,
+    static)`` each (ego frame; the velocity along the yaw)."""
+    from sim_bridge.api import ObjectFeature as OF
+
+    objects = np.zeros((1, len(rows), obs.objects.shape[-1]), dtype=np.float32)
+    for k, (x, y, yaw, speed, length, width, static) in enumerate(rows):
+        c, s = math.cos(yaw), math.sin(yaw)
+        objects[0, k, [OF.X, OF.Y, OF.COS_YAW, OF.SIN_YAW, OF.VX, OF.VY]] = (x, y, c, s, speed * c, speed * s)
+        objects[0, k, [OF.LENGTH, OF.WIDTH, OF.IS_VEHICLE, OF.IS_STATIC]] = (
+            length,
+            width,
+            1.0,
+            float(static),
+        )
+    return dataclasses.replace(obs, objects=objects, objects_mask=np.ones((1, len(rows)), dtype=bool))
+
+
+def test_a_vehicle_moved_on_at_its_velocity_marks_the_imagined_boxes_it_reaches():
+    """An oncoming car (4 × 2 m) 30 m ahead in the ego's lane at 10 m/s, and a box standing 10 m
+    ahead: the car's front (its stadium's tip, 2 m from its centre) meets the box's front bumper
+    when ``30 - 10 t - 2 = 10 + 2.3``; the risk is 1 from contact on and falls linearly to 0 at
+    ``vehicle_margin`` (0.5 m) before. A box 10 m ahead in the next lane (y = 3.5) is never
+    reached (1.5 m apart). A car flagged static (the BEV's business), a follower closing in from
+    behind in the ego's lane, and a masked row mark nothing; the same car closing in from behind
+    in the next lane marks the box that steps into its lane."""
+    from planning.bev_geometry import object_vehicle_collision
+
+    H = 20
+    xy = np.zeros((1, 3, H, 2))
+    xy[0, 0, :, 0] = xy[0, 1, :, 0] = 10.0
+    xy[0, 1, :, 1] = 3.5
+    yaw = np.zeros((1, 3, H))
+    cfg = GeometryConfig(vehicles="objects")
+    base = observation(np.array([0.0]), np.array([1000.0]))
+    obs = with_vehicles(base, [(30.0, 0.0, math.pi, 10.0, 4.0, 2.0, False)])
+    p = object_vehicle_collision(obs, xy, yaw, EGO, DT, cfg)
+    t = DT * np.arange(1, H + 1)
+    gap = np.maximum(30.0 - 10.0 * t - 2.0 - (10.0 + EGO.length / 2), 0.0)
+    np.testing.assert_allclose(p[0, 0], np.clip((0.5 - gap) / 0.5, 0, 1), atol=1e-5)
+    assert p[0, 0].max() == 1.0 and p[0, 0, 0] == 0.0
+    assert p[0, 1].max() == 0.0
+    static = with_vehicles(base, [(30.0, 0.0, math.pi, 10.0, 4.0, 2.0, True)])
+    assert object_vehicle_collision(static, xy, yaw, EGO, DT, cfg).max() == 0
+    masked = dataclasses.replace(obs, objects_mask=np.zeros((1, 1), dtype=bool))
+    assert object_vehicle_collision(masked, xy, yaw, EGO, DT, cfg).max() == 0
+    follower = with_vehicles(base, [(-8.0, 0.0, 0.0, 15.0, 4.0, 2.0, False)])
+    xy_here = np.zeros((1, 1, H, 2))  # the ego stopped where it is
+    assert object_vehicle_collision(follower, xy_here, yaw[:, :1], EGO, DT, cfg).max() == 0
+    overtaker = with_vehicles(base, [(-8.0, 3.5, 0.0, 15.0, 4.0, 2.0, False)])
+    xy_left = np.zeros((1, 1, H, 2))
+    xy_left[0, 0, :, 1] = 3.5  # the ego steps into the overtaker's lane
+    assert object_vehicle_collision(overtaker, xy_left, yaw[:, :1], EGO, DT, cfg).max() == 1.0
+    assert object_vehicle_collision(overtaker, xy_here, yaw[:, :1], EGO, DT, cfg).max() == 0.0
+
+
+def test_the_planner_waits_for_a_crossing_car_the_model_cannot_see_only_with_vehicles_objects(
+    one_torch_thread,
+):
+    """A car crossing from the right at 8 m/s, set to pass the ego's lane 12 m ahead just as an
+    ego driving on at 8 m/s gets there; the hand-made model reads only the ego vector. With
+    ``geometry.vehicles=objects`` the chosen plan never touches the car's forecast; with the model
+    alone it drives on into it."""
+    from planning.bev_geometry import object_vehicle_collision
+
+    reach = {}
+    for source in ("objects", "model"):
+        base = observation(np.array([8.0]), np.array([1000.0]))
+        obs = with_vehicles(base, [(14.0, -13.0, math.pi / 2, 8.0, 4.6, 1.9, False)])
+        xy, yaw = chosen_poses(GeometryConfig(vehicles=source), obs)
+        tight = GeometryConfig(vehicles="objects", vehicle_margin=1e-6)
+        reach[source] = float(object_vehicle_collision(obs, xy, yaw, EGO, DT, tight).max())
+    assert reach == {"objects": 0.0, "model": 1.0}
+
+
 def test_the_planner_config_refuses_an_unknown_source():
     from drive.checks import ConfigProblem, load
     from planning.world_model_planner import WorldModelPlanner
 
     cfg = load("eval", ["agent=planner_tuned", "sim.bev.resolution=0.25"])
     assert cfg.agent.geometry.resolution == 0.25  # the agent reads the simulator's BEV layout
+    for command, preset in (
+        ("eval", "agent=planner"),
+        ("eval", "agent=planner_tuned"),
+        ("collect", "driver=planner"),
+    ):
+        node = load(command, [preset])[preset.split("=")[0]].geometry
+        assert (node.off_road, node.statics, node.pedestrians, node.vehicles) == (
+            "bev",
+            "bev",
+            "objects",
+            "objects",
+        )
     assert PlannerConfig().geometry.off_road == "model"
     with pytest.raises(ConfigProblem, match=r"geometry\.statics=lidar: must be one of"):
         load("eval", ["agent=planner", "agent.geometry.statics=lidar"])
+    with pytest.raises(ConfigProblem, match=r"geometry\.vehicles=lidar: must be one of"):
+        load("eval", ["agent=planner", "agent.geometry.vehicles=lidar"])
     with pytest.raises(ValueError, match=r"geometry\.off_road"):
         WorldModelPlanner(PlannerConfig(geometry=GeometryConfig(off_road="lidar")), model=kinematic_model())
+
+
+def test_skipping_actors_out_of_reach_changes_no_risk(monkeypatch):
+    """The forecasts skip actors that cannot come near any imagined box (``_reachable``): on random
+    scenes (a full object list within 16 m, random drives) the risks equal those of forecasting every
+    actor, and some are not 0."""
+    import planning.bev_geometry as g
+    from drive.pipelines.bench_plan import synthetic_observation
+    from planning.bev_geometry import object_pedestrian_collision, object_vehicle_collision
+
+    rng = np.random.default_rng(0)
+    cfg = GeometryConfig(vehicles="objects", pedestrians="objects")
+    for _ in range(5):
+        obs = synthetic_observation(3, (10, 32, 32), rng)
+        obs.objects[..., :2] *= 0.4
+        xy = np.cumsum(rng.normal(0.8, 0.5, (3, 16, 20, 2)), axis=2)
+        yaw = rng.normal(0.0, 0.3, (3, 16, 20))
+        skipped = [
+            f(obs, xy, yaw, EGO, DT, cfg) for f in (object_vehicle_collision, object_pedestrian_collision)
+        ]
+        with monkeypatch.context() as m:
+            m.setattr(g, "_reachable", lambda cx, *args: np.ones(cx.shape[:2], dtype=bool))
+            every = [
+                f(obs, xy, yaw, EGO, DT, cfg) for f in (object_vehicle_collision, object_pedestrian_collision)
+            ]
+        for a, b in zip(skipped, every, strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert skipped[0].max() > 0

@@ -537,6 +537,36 @@ def test_stop_line_memory_holds_red_lights_and_a_stop_sign_until_served():
     assert mem.update(ego(6.0, sign=1.0, speed=0.0))[0] == np.inf  # served at once after a reset
 
 
+def test_patience_raises_the_worth_of_progress_with_the_time_stood():
+    """The standstill clock counts the seconds of an ongoing standstill per world and restarts on
+    moving or a reset; with ``patience`` 10 s the progress term is worth ``1 + waited / 10`` times
+    as much, up to ``max_gain``; ``patience`` 0 (the default) leaves it alone."""
+    import dataclasses
+
+    from planning.stop_lines import StandstillClock
+
+    def ego(*speeds):
+        e = np.zeros((len(speeds), EGO_DIM), dtype=np.float32)
+        e[:, EgoFeature.SPEED] = speeds
+        return e
+
+    clock = StandstillClock(2)
+    for _ in range(50):
+        waited = clock.update(ego(0.0, 0.0), DT)
+    np.testing.assert_allclose(waited, [5.0, 5.0], rtol=1e-5)
+    np.testing.assert_allclose(clock.update(ego(0.1, 2.0), DT), [5.1, 0.0], rtol=1e-5)  # 0.1 m/s: still
+    clock.reset(2, [0])
+    np.testing.assert_allclose(clock.update(ego(0.0, 0.0), DT), [0.1, 0.1], rtol=1e-5)
+
+    f, actions = futures(progress=pair(1.0, 0.5)), np.zeros((1, 2, H, 2))
+    base = only("progress")(f, actions, context())["progress"]
+    for waited, gain in ((0.0, 1.0), (5.0, 1.5), (15.0, 2.5), (60.0, 3.0)):
+        ctx = dataclasses.replace(context(), waited=np.array([waited], np.float32))
+        cost = only("progress", patience=10.0)(f, actions, ctx)["progress"]
+        np.testing.assert_allclose(cost, gain * base, rtol=1e-5)
+        np.testing.assert_allclose(only("progress")(f, actions, ctx)["progress"], base, rtol=1e-6)
+
+
 def test_stop_line_costs_travel_past_the_held_line_only():
     """Two sequences at 1 m per step for 10 steps: one held line 8 m ahead (the front 2.3 m and a
     1 m margin leave 4.7 m to travel) costs the steps beyond 4.7 m; a stopped sequence costs

@@ -273,8 +273,8 @@ def test_bench_plan_prints_latency_and_throughput_lines(capsys, one_torch_thread
         assert (
             line["samples"] == 64
             and line["iterations"] == 2
-            and line["horizon"] == 15
-            and line["proposals"] == 21
+            and line["horizon"] == 20
+            and line["proposals"] == 31
         )
 
 
@@ -387,12 +387,15 @@ def test_the_simulator_follows_the_checkpoints_bev_history(tmp_path, one_torch_t
     assert load("eval", ["agent=planner", f"agent.checkpoint={plain}"]).sim.bev.history == 0
 
 
-def test_the_tuned_planner_preset_has_the_tuned_oracles_weights():
-    """``agent=planner_tuned`` prices futures as ``agent=oracle_planner_tuned`` does but for the
-    standstill gap, so the exam gap between the two is (nearly all) the model's."""
+def test_the_planner_preset_has_the_tuned_oracles_weights():
+    """``agent=planner`` (and its former name ``planner_tuned``, and ``driver=planner``) prices
+    futures as ``agent=oracle_planner_tuned`` does but for the standstill gap and the patience
+    after a standstill, so the exam gap between the two is (nearly all) the model's."""
     from drive.cli import compose_config
 
-    planner = compose_config("eval", ["suite=smoke", "agent=planner_tuned"]).agent
+    planner = compose_config("eval", ["suite=smoke", "agent=planner"]).agent
+    assert planner == compose_config("eval", ["suite=smoke", "agent=planner_tuned"]).agent
+    assert planner == compose_config("collect", ["driver=planner"]).driver  # it collects as examined
     oracle = compose_config("eval", ["suite=smoke", "agent=oracle_planner_tuned"]).agent
     assert planner.name == "planner"
     # the hold-offset proposals get the learned planner out of a stop mid-pass; the oracle never
@@ -403,7 +406,7 @@ def test_the_tuned_planner_preset_has_the_tuned_oracles_weights():
     # the oracle's weights, with a larger standstill gap (the model planner waits too close otherwise)
     assert planner.costs.proximity.min_gap == 8.0 and oracle.costs.proximity.min_gap == 3.0
     planner.costs.proximity.min_gap = oracle.costs.proximity.min_gap
+    planner.costs.progress.patience = oracle.costs.progress.patience
     assert planner.costs == oracle.costs
     assert planner.optim.horizon == oracle.optim.horizon == 20
-    default = compose_config("eval", ["suite=smoke", "agent=planner"]).agent
-    assert default.costs != planner.costs  # the preset is not the default
+    assert PlannerConfig().costs.progress.weight == 12.0  # the dataclass keeps its own weights
