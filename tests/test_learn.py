@@ -48,7 +48,7 @@ def test_learn_runs_a_planner_round_counts_every_hour_and_resumes(tmp_path):
     args = ["learn", "hours=0.02", "rounds=1", "base_recipe=explore", "round_recipe=explore", f"out={out}",
             "executor=inline", 'collect=["worlds=2","towns=[grid:0]","shard_steps=100","job_hours=0.01"]',
             "train=[" + ",".join(f'"{t}"' for t in train) + "]", 'finetune=["optim.steps=4"]',
-            'planner=["driver.optim.samples=24","driver.optim.iterations=1"]']  # fmt: skip
+            'planner=["driver.optim.samples=32","driver.optim.iterations=1"]']  # fmt: skip
     proc = drive(*args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "learn.json").read_text())

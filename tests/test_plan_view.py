@@ -141,7 +141,7 @@ def test_drive_render_with_the_planner_draws_its_imagined_paths(tmp_path):
     out = tmp_path / "plan.gif"
     proc = subprocess.run(
         [sys.executable, "-m", "drive.cli", "render", "agent=planner", f"agent.checkpoint={ckpt}",
-         "world.town=straight", "steps=6", "every=2", "agent.optim.samples=24", "agent.optim.iterations=1",
+         "world.town=straight", "steps=6", "every=2", "agent.optim.samples=32", "agent.optim.iterations=1",
          "agent.optim.horizon=6", f"out={out}"],
         cwd=tmp_path, env={**os.environ, "PYTHONWARNINGS": "ignore"}, capture_output=True, text=True, timeout=600,
     )  # fmt: skip

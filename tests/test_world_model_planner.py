@@ -31,6 +31,7 @@ from sim_bridge.api import EGO_DIM, NUM_ROUTE_TARGETS, OBJECT_DIM, EgoFeature, E
 from sim_bridge.api import ObjectFeature as OF
 
 DT = 0.1
+ROOT = Path(__file__).resolve().parents[1]
 SPEED, GAP = 0, 1  # latent dimensions
 
 
@@ -239,7 +240,7 @@ def test_drive_eval_with_the_planner_on_the_smoke_suite(tmp_path):
     out = tmp_path / "eval"
     proc = subprocess.run(
         [sys.executable, "-m", "drive.cli", "eval", "agent=planner", f"agent.checkpoint={ckpt}", "suite=smoke",
-         "executor=inline", f"out={out}", "agent.optim.samples=24", "agent.optim.iterations=1",
+         "executor=inline", f"out={out}", "agent.optim.samples=32", "agent.optim.iterations=1",
          "agent.optim.horizon=5", "save_replays=none", "worst_gifs=0", "tensorboard=false"],
         cwd=tmp_path, env={**os.environ, "PYTHONWARNINGS": "ignore"}, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
@@ -410,3 +411,32 @@ def test_the_planner_preset_has_the_tuned_oracles_weights():
     assert planner.costs == oracle.costs
     assert planner.optim.horizon == oracle.optim.horizon == 20
     assert PlannerConfig().costs.progress.weight == 12.0  # the dataclass keeps its own weights
+
+
+@pytest.mark.slow
+def test_the_planner_stops_for_a_crossing_pedestrian_on_a_unit_map(tmp_path):
+    """Closed loop, seeded: ``agent=planner`` with a small hand-made model that sees no walker
+    (the kinematic model above) on the straight unit map, a pedestrian crossing 65 m ahead as the
+    ego comes within 25 m at 6 m/s (``scenarios/examples/crossing_pedestrian.yaml``): it lets the
+    walker cross and completes the route. (Here the model alone gets through too, the walker's
+    timing lets it; ``tests/test_bev_geometry.py`` has the case only the object list saves.)"""
+    ckpt = save_checkpoint(kinematic_model((10, 96, 96)), tmp_path / "model.pt")
+    suite = tmp_path / "one.yaml"
+    suite.write_text(
+        f"name: one\nentries:\n  - file: {ROOT / 'scenarios/examples/crossing_pedestrian.yaml'}\n"
+    )
+    outcome = {}
+    for source in ("objects",):
+        out = tmp_path / source
+        proc = subprocess.run(
+            [sys.executable, "-m", "drive.cli", "eval", "agent=planner", f"agent.checkpoint={ckpt}",
+             f"suite_file={suite}", "executor=inline", f"out={out}", f"agent.geometry.pedestrians={source}",
+             "save_replays=none", "worst_gifs=0", "tensorboard=false"],
+            cwd=tmp_path, env={**os.environ, "PYTHONWARNINGS": "ignore"}, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+        (final,) = [r for r in records if r["status"] != "started"]
+        kinds = {i["kind"] for i in final["infractions"]}
+        outcome[source] = (final["termination"], "collisions_pedestrian" in kinds)
+    assert outcome["objects"] == ("route_completed", False), outcome
