@@ -322,6 +322,27 @@ def _reachable(
     return closest <= radius[:, None] + extent + margin
 
 
+def _forecast_risk(
+    px: np.ndarray,
+    py: np.ndarray,
+    radius: float | np.ndarray,
+    actor: np.ndarray,
+    xy: np.ndarray,
+    yaw: np.ndarray,
+    ego: EgoVehicle,
+    margin: float,
+) -> np.ndarray:
+    """``float32 [B, N, H]``: the largest :func:`_added_risk` over the actors ``actor [B, M]``
+    (False: left out) whose forecast shapes are the points ``px, py [B, M, H, K]`` inflated by
+    ``radius`` [m] (a scalar, or ``[B, 1, M, 1]``), against the imagined boxes ``xy [B, N, H, 2]``,
+    ``yaw [B, N, H]`` and against the ego standing where it is."""
+    distance = _box_distance(px, py, xy, yaw, ego).min(axis=-1) - radius  # [B, N, M, H]
+    standing = _box_distance(px, py, *_standing(xy, yaw), ego).min(axis=-1) - radius  # [B, 1, M, H]
+    p = _added_risk(distance, standing, margin)
+    p = np.where(actor[:, None, :, None], p, 0.0)
+    return p.max(axis=2).astype(np.float32)
+
+
 def object_pedestrian_collision(
     obs: Observation, xy: np.ndarray, yaw: np.ndarray, ego: EgoVehicle, dt: float, cfg: GeometryConfig
 ) -> np.ndarray:
@@ -346,12 +367,8 @@ def object_pedestrian_collision(
     keep = walker.any(axis=0)  # actor slots any world must forecast
     if not keep.any():
         return np.zeros((B, N, H), dtype=np.float32)
-    wx, wy, walker = wx[:, keep], wy[:, keep], walker[:, keep]
-    distance = _box_distance(wx, wy, xy, yaw, ego) - PEDESTRIAN_RADIUS  # [B, N, M, H]
-    standing = _box_distance(wx, wy, *_standing(xy, yaw), ego) - PEDESTRIAN_RADIUS  # [B, 1, M, H]
-    p = _added_risk(distance, standing, cfg.pedestrian_margin)
-    p = np.where(walker[:, None, :, None], p, 0.0)
-    return p.max(axis=2).astype(np.float32)
+    return _forecast_risk(wx[:, keep, :, None], wy[:, keep, :, None], PEDESTRIAN_RADIUS,
+                          walker[:, keep], xy, yaw, ego, cfg.pedestrian_margin)  # fmt: skip
 
 
 def object_vehicle_collision(
@@ -361,8 +378,9 @@ def object_vehicle_collision(
     comes to the (non-static) vehicles of ``obs.objects`` moved on at their observed velocity and
     heading for ``h + 1`` steps of ``dt`` [s]. A vehicle is the stadium of radius half its width
     around its axis (:data:`VEHICLE_POINTS` points); the risk is 1 at contact, falling linearly to
-    0 at ``vehicle_margin`` or at the clearance a standing ego keeps (:func:`_added_risk`). Followers (behind the ego's rear, within :data:`FOLLOWER_LANE` of its
-    axis, heading within 45° of it) are left out: a constant-velocity follower would run into any
+    0 at ``vehicle_margin`` or at the clearance a standing ego keeps (:func:`_added_risk`).
+    Followers (behind the ego's rear, within :data:`FOLLOWER_LANE` of its axis, heading within 45°
+    of it) are left out: a constant-velocity follower would run into any
     ego that brakes, and braking is not what causes a rear-end collision."""
     from sim_bridge.api import ObjectFeature as OF
 
@@ -398,12 +416,8 @@ def object_vehicle_collision(
     cy = o[..., OF.Y, None] + o[..., OF.VY, None] * t
     px = cx[..., None] + (o[..., OF.COS_YAW, None] * ax)[:, :, None, :]  # [B, M, H, K]
     py = cy[..., None] + (o[..., OF.SIN_YAW, None] * ax)[:, :, None, :]
-    radius = 0.5 * o[..., OF.WIDTH][:, None, :, None]  # [B, 1, M, 1]
-    distance = _box_distance(px, py, xy, yaw, ego).min(axis=-1) - radius  # [B, N, M, H]
-    standing = _box_distance(px, py, *_standing(xy, yaw), ego).min(axis=-1) - radius
-    p = _added_risk(distance, standing, cfg.vehicle_margin)
-    p = np.where(vehicle[:, None, :, None], p, 0.0)
-    return p.max(axis=2).astype(np.float32)
+    return _forecast_risk(px, py, 0.5 * o[..., OF.WIDTH][:, None, :, None], vehicle, xy, yaw, ego,
+                          cfg.vehicle_margin)  # fmt: skip
 
 
 def model_input(obs: Observation, cfg: GeometryConfig) -> np.ndarray:

@@ -227,19 +227,26 @@ def walker_ahead(obs, x: float, y: float, vx: float, vy: float):
     return obs
 
 
+def three_standing_boxes(H: int) -> tuple[np.ndarray, np.ndarray]:
+    """``xy [1, 3, H, 2]``, ``yaw [1, 3, H]``: a box standing 10 m ahead, one 10 m ahead in the next
+    lane to the left (y = 3.5 m), and the ego's present box."""
+    xy = np.zeros((1, 3, H, 2))
+    xy[0, 0, :, 0] = xy[0, 1, :, 0] = 10.0
+    xy[0, 1, :, 1] = 3.5
+    return xy, np.zeros((1, 3, H))
+
+
 def test_a_walker_moved_on_at_its_velocity_marks_the_imagined_boxes_it_reaches():
     """A walker 10 m ahead, 2.95 m to the right, crossing left at 1.5 m/s: the risk of a box
     standing 10 m ahead rises from 0 when the walker is 0.35 + 0.5 m from its side (after 0.77 s,
     step 7) to 1 at contact (0.35 m, step 10 on); a box 10 m ahead in the next lane to the left
-    (y = 3.5) is not reached within the 2 s horizon, the ego's present box never. Without the walker flag, or with it masked, nothing is marked."""
+    (y = 3.5) is not reached within the 2 s horizon, the ego's present box never. Without the
+    walker flag, or with it masked, nothing is marked."""
     from planning.bev_geometry import object_pedestrian_collision
 
     obs = walker_ahead(observation(np.array([0.0]), np.array([1000.0])), 10.0, -2.95, 0.0, 1.5)
     H = 20
-    xy = np.zeros((1, 3, H, 2))
-    xy[0, 0, :, 0] = xy[0, 1, :, 0] = 10.0
-    xy[0, 1, :, 1] = 3.5
-    yaw = np.zeros((1, 3, H))
+    xy, yaw = three_standing_boxes(H)
     cfg = GeometryConfig(pedestrians="objects")
     p = object_pedestrian_collision(obs, xy, yaw, EGO, DT, cfg)
     t = DT * np.arange(1, H + 1)
@@ -322,10 +329,7 @@ def test_a_vehicle_moved_on_at_its_velocity_marks_the_imagined_boxes_it_reaches(
     from planning.bev_geometry import object_vehicle_collision
 
     H = 20
-    xy = np.zeros((1, 3, H, 2))
-    xy[0, 0, :, 0] = xy[0, 1, :, 0] = 10.0
-    xy[0, 1, :, 1] = 3.5
-    yaw = np.zeros((1, 3, H))
+    xy, yaw = three_standing_boxes(H)
     cfg = GeometryConfig(vehicles="objects")
     base = observation(np.array([0.0]), np.array([1000.0]))
     obs = with_vehicles(base, [(30.0, 0.0, math.pi, 10.0, 4.0, 2.0, False)])
