@@ -16,7 +16,7 @@ import pytest
 
 from drive.cli import compose_config
 from drive.pipelines.curve import CurvePlan, summary_by_learner
-from drive.pipelines.curve_report import markdown, plot
+from drive.pipelines.curve_report import describe_wall_time, markdown, plot, wall_time
 from scenarios.competence import BAR, describe_bar, exam_metrics, failures, hours_to_competence, passes
 
 
@@ -106,6 +106,27 @@ def test_curve_md_names_trainings_cut_short_by_their_wall_time_cap() -> None:
     assert records[0]["key"] + " (" not in md
     del records[1]["train_summary"]
     assert "Not step-budgeted" not in markdown(records, summary_by_learner(records, plan), "exam")
+
+
+def test_wall_time_sums_invocations_and_counts_a_killed_one_to_its_last_finished_job() -> None:
+    """Three invocations: one ended (100 s), one killed after finishing jobs at +100 and +250 s (a
+    job of the next invocation finished later is not its own), one ended (50 s): 400 s in all."""
+    invocations = [
+        {"event": "start", "at": 0.0},
+        {"event": "end", "at": 100.0, "wall_seconds": 100.0},
+        {"event": "start", "at": 1000.0},
+        {"event": "start", "at": 2000.0},
+        {"event": "end", "at": 2050.0, "wall_seconds": 50.0},
+    ]
+    records = [{"finished_at": 1100.0}, {"finished_at": 1250.0}, {"finished_at": 2040.0}, {}]
+    timing = wall_time(invocations, records)
+    assert timing == {"seconds": 400.0, "invocations": 3, "interrupted": 1, "untimed": 1}
+    text = describe_wall_time(timing)
+    assert "0.11 h over 3" in text and "1 interrupted" in text and "1 record(s)" in text
+    assert wall_time(invocations[:1], [])["seconds"] == 0.0  # killed before its first job
+    assert "not recorded" in describe_wall_time(wall_time([], records))
+    md = markdown([], {}, "exam", timing)
+    assert text in md
 
 
 def test_compose_curve_plans() -> None:
@@ -214,6 +235,10 @@ def test_quick_curve_killed_and_resumed_finishes_every_record_once(tmp_path: Pat
     assert drawn["references"]["expert"][0] == pytest.approx(expert["driving_score"])
     md = (out / "curve.md").read_text()
     assert describe_bar() in md and ("did **not** reach" in md or "reached competence" in md)
+    # its wall time: the killed invocation to its last finished job, plus the one that ended
+    events = [e["event"] for e in _lines(out / "invocations.jsonl")]
+    assert events == ["start", "start", "end"] and all("finished_at" in r for r in records)
+    assert "Wall time: " in md and "2 `drive curve` invocation(s), 1 interrupted" in md
     # a changed recipe is refused, naming the field
     bad = subprocess.run([*cmd[:-1], 'curve.train_bc=["optim.lr=0.5"]', f"out={out}"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=300)  # fmt: skip

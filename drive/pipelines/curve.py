@@ -25,7 +25,8 @@ of whose seeds pass ("not reached" is a valid answer).
 
 **Run folder** (``out``): ``run.json`` (settings manifest; a resume must match it but for
 :data:`RESUMABLE`), ``curve.jsonl`` (one record per finished job, appended atomically),
-``curve.png`` / ``curve.svg``, ``curve.md``, ``report.html``, ``tensorboard/``, and the data,
+``invocations.jsonl`` (when each ``drive curve`` started and ended: the run's wall time, summed
+over resumes), ``curve.png`` / ``curve.svg``, ``curve.md``, ``report.html``, ``tensorboard/``, and the data,
 train and exam folders above. Each learner × budget × seed is one job on the executor
 (``executor=local|inline|ray``). A ``kill -9`` at any instant loses nothing finished: a re-run
 skips the jobs in ``curve.jsonl`` and resumes the others where they stopped (collection shards,
@@ -53,6 +54,8 @@ from sim_bridge import runfolder
 log = logging.getLogger("drive.curve")
 
 RECORDS_FILE = "curve.jsonl"
+INVOCATIONS_FILE = "invocations.jsonl"
+"""One line when each ``drive curve`` in the folder starts and one when it ends (its wall time)."""
 LOCK_FILE = "curve.lock"
 #: settings that may change when a curve resumes (how it runs, and which points it measures)
 RESUMABLE = ("executor", "workers", "out", "tensorboard", "curve.budgets", "curve.seeds", "curve.learners",
@@ -298,6 +301,11 @@ class Curve:
         with runfolder.locked(self.out / (RECORDS_FILE + ".lock")):
             runfolder.append_line(self.records_path, line)
 
+    def log_invocation(self, event: str, **fields: Any) -> None:
+        """Append ``{"event": event, "at": <unix time>, **fields}`` to :data:`INVOCATIONS_FILE`."""
+        line = json.dumps({"event": event, "at": round(time.time(), 3), **fields}, sort_keys=True) + "\n"
+        runfolder.append_line(self.out / INVOCATIONS_FILE, line.encode())
+
     def collect(self, jobs: list[CurveJob]) -> None:
         """Collect (or resume, or extend) every collection the pending ``jobs`` train on."""
         hours = max(float(b) for b in self.plan.budgets)
@@ -354,12 +362,14 @@ def _run(curve: Curve) -> int:
     log.info("curve %s: %d point(s), %d finished, %d to run; %s", curve.out, len(jobs), len(jobs) - len(pending),
              len(pending), describe_bar())  # fmt: skip
     failed: list[str] = []
+    start = time.perf_counter()
     if pending:
+        curve.log_invocation("start", pending=len(pending), code_version=runfolder.code_version())
         curve.collect(pending)
 
         def on_result(job: CurveJob, outcome: Any) -> None:
             if isinstance(outcome, dict):
-                curve.append(_clean(outcome))
+                curve.append(_clean({**outcome, "finished_at": round(time.time(), 3)}))
                 log.info("%s: DS %.1f, success %.0f%%, %s", job.key, outcome["driving_score"],
                          100 * outcome["success_rate"], "passes" if outcome["passed"] else "below the bar")  # fmt: skip
             else:
@@ -368,11 +378,14 @@ def _run(curve: Curve) -> int:
 
         with make_executor(str(cfg.executor), cfg.workers) as executor:
             executor.map(run_job, pending, on_result)
+        curve.log_invocation("end", wall_seconds=round(time.perf_counter() - start, 1), failed=len(failed))
     records = curve.records()
     ordered = [records[j.key] for j in jobs if j.key in records]
     from drive.pipelines.curve_report import write_outputs
 
-    paths = write_outputs(curve.out, ordered, curve.plan, curve.suite, tensorboard=bool(cfg.tensorboard))
+    invocations = runfolder.read_lines(curve.out / INVOCATIONS_FILE)
+    paths = write_outputs(curve.out, ordered, curve.plan, curve.suite, tensorboard=bool(cfg.tensorboard),
+                          invocations=invocations)  # fmt: skip
     print(paths["table"])
     print(f"curve: {paths['png']}  {paths['md']}  {paths['html']}")
     if failed:

@@ -98,8 +98,13 @@ def plot(records: list[dict[str, Any]], learners: list[str], png: Path, svg: Pat
     return drawn
 
 
-def markdown(records: list[dict[str, Any]], summary: dict[str, dict[str, Any]], suite: str) -> str:
-    """``curve.md``: plainly, what passed and what did not."""
+def markdown(
+    records: list[dict[str, Any]],
+    summary: dict[str, dict[str, Any]],
+    suite: str,
+    timing: dict[str, Any] | None = None,
+) -> str:
+    """``curve.md``: plainly, what passed and what did not (and the run's wall time)."""
     lines = ["# Hours to competence", "", f"Exam suite: **{suite}**. {describe_bar()}.", ""]
     for name, s in summary.items():
         hours = s["hours_to_competence"]
@@ -124,8 +129,50 @@ def markdown(records: list[dict[str, Any]], summary: dict[str, dict[str, Any]], 
         lines += ["", f"**Not step-budgeted:** {len(cut)} training(s) stopped at their wall-time cap "
                   "(`max_minutes`) before their step budget, so those points depend on how busy the "
                   "machine was: " + ", ".join(f"{k} ({n} steps)" for k, n in cut) + "."]  # fmt: skip
+    if timing is not None:
+        lines += ["", describe_wall_time(timing)]
     lines += ["", "Every run:", "", "```", table(records), "```", "", "![curve](curve.svg)", ""]
     return "\n".join(lines)
+
+
+def wall_time(invocations: list[dict[str, Any]], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's wall time summed over the ``drive curve`` invocations that ran jobs in its folder
+    (``invocations.jsonl``: a ``start`` line, then an ``end`` line with its ``wall_seconds``). An
+    invocation without an end (killed) counts from its start to the last job it finished
+    (``finished_at`` of the records); records without ``finished_at`` (written before the run kept
+    time) are counted in ``untimed``. Returns ``{"seconds", "invocations", "interrupted", "untimed"}``."""
+    total, interrupted, starts = 0.0, 0, 0
+    for k, event in enumerate(invocations):
+        if event.get("event") != "start":
+            continue
+        starts += 1
+        following = invocations[k + 1] if k + 1 < len(invocations) else None
+        if following is not None and following.get("event") == "end":
+            total += float(following.get("wall_seconds", 0.0))
+            continue
+        interrupted += 1
+        until = float(following["at"]) if following is not None else math.inf
+        done = [
+            float(r["finished_at"])
+            for r in records
+            if float(event["at"]) <= float(r.get("finished_at", -1)) < until
+        ]
+        total += max(done) - float(event["at"]) if done else 0.0
+    untimed = sum("finished_at" not in r for r in records)
+    return {"seconds": total, "invocations": starts, "interrupted": interrupted, "untimed": untimed}
+
+
+def describe_wall_time(timing: dict[str, Any]) -> str:
+    """One sentence on :func:`wall_time`."""
+    if not timing["invocations"]:
+        return "Wall time: not recorded (no invocation of this folder kept time)."
+    text = (f"Wall time: {timing['seconds'] / 3600:.2f} h over {timing['invocations']} `drive curve` "
+            f"invocation(s)")  # fmt: skip
+    if timing["interrupted"]:
+        text += f", {timing['interrupted']} interrupted (counted to the last job it finished)"
+    if timing["untimed"]:
+        text += f"; {timing['untimed']} record(s) from before the run kept time are not counted"
+    return text + "."
 
 
 def cut_short(records: list[dict[str, Any]]) -> list[tuple[str, int]]:
@@ -140,9 +187,15 @@ def cut_short(records: list[dict[str, Any]]) -> list[tuple[str, int]]:
 
 
 def write_outputs(
-    out: Path, records: list[dict[str, Any]], plan: Any, suite: str, tensorboard: bool = True
+    out: Path,
+    records: list[dict[str, Any]],
+    plan: Any,
+    suite: str,
+    tensorboard: bool = True,
+    invocations: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Write every output of the curve into ``out``; returns their paths and the text table."""
+    """Write every output of the curve into ``out``; returns their paths and the text table
+    (``invocations``: the lines of ``invocations.jsonl``, for the wall time)."""
     from drive.pipelines.curve import summary_by_learner
 
     summary = summary_by_learner(records, plan)
@@ -150,8 +203,10 @@ def write_outputs(
     for name, s in summary.items():
         hours = s["hours_to_competence"]
         text += f"\n{name}: hours to competence " + (f"{hours:g} h" if hours is not None else "not reached")
+    timing = wall_time(invocations or [], records)
+    text += "\n" + describe_wall_time(timing)
     drawn = plot(records, list(plan.learners), out / "curve.png", out / "curve.svg")
-    md = markdown(records, summary, suite)
+    md = markdown(records, summary, suite, timing)
     runfolder.write_bytes_atomic(out / "curve.md", md.encode())
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>hours to competence</title></head><body>"
@@ -173,7 +228,7 @@ def write_outputs(
     if tensorboard:
         _tensorboard(out / "tensorboard", records)
     return {"table": text, "png": out / "curve.png", "svg": out / "curve.svg", "md": out / "curve.md",
-            "html": out / "report.html", "drawn": drawn, "summary": summary}  # fmt: skip
+            "html": out / "report.html", "drawn": drawn, "summary": summary, "timing": timing}  # fmt: skip
 
 
 def _tensorboard(folder: Path, records: list[dict[str, Any]]) -> None:
