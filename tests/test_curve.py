@@ -18,6 +18,7 @@ from drive.cli import compose_config
 from drive.pipelines.curve import CurvePlan, summary_by_learner
 from drive.pipelines.curve_report import describe_wall_time, markdown, plot, wall_time
 from scenarios.competence import BAR, describe_bar, exam_metrics, failures, hours_to_competence, passes
+from world_model.train import read_checkpoint
 
 
 def metrics(ds: float, success: float, ped: int = 0, crashed: int = 0) -> dict:
@@ -132,11 +133,8 @@ def test_wall_time_sums_invocations_and_counts_a_killed_one_to_its_last_finished
 def test_compose_curve_plans() -> None:
     cfg = compose_config("curve", [])
     assert cfg.suite.name == "exam" and list(cfg.curve.budgets) == [0.25, 1.0, 4.0]
-    assert list(cfg.curve.seeds) == [0, 1, 2] and list(cfg.curve.learners) == [
-        "planner",
-        "planner_explore",
-        "bc",
-    ]
+    assert list(cfg.curve.references) == ["lane_follower", "expert", "planner_untrained"]
+    assert list(cfg.curve.seeds) == [0, 1, 2] and list(cfg.curve.learners) == ["planner", "bc"]
     cfg = compose_config("curve", ["curve=quick"])
     assert (
         cfg.suite.name == "smoke" and list(cfg.curve.budgets) == [0.05, 0.25] and list(cfg.curve.seeds) == [0]
@@ -149,11 +147,13 @@ def test_planner_learns_from_the_hazards_recipe_and_planner_explore_from_plain_e
 ) -> None:
     from drive.pipelines import curve as curve_module
 
-    cfg = compose_config("curve", ["curve.budgets=[0.1,0.5]", "curve.seeds=[3]", f"out={tmp_path}"])
+    cfg = compose_config("curve", ["curve.budgets=[0.1,0.5]", "curve.seeds=[3]", f"out={tmp_path}",
+                                   "curve.learners=[planner,planner_explore,bc]"])  # fmt: skip
     curve = curve_module.Curve(cfg)
     data = {j.learner: j.data for j in curve.jobs() if j.seed is not None}
     assert data == {"planner": str(tmp_path / "data/explore-hazards-s3"),
-                    "planner_explore": str(tmp_path / "data/explore-s3"), "bc": str(tmp_path / "data/expert-s3")}  # fmt: skip
+                    "planner_explore": str(tmp_path / "data/explore-s3"), "bc": str(tmp_path / "data/expert-s3"),
+                    "planner_untrained": str(tmp_path / "data/explore-hazards-s3")}  # fmt: skip
     calls: list[list[str]] = []
     monkeypatch.setattr(curve_module, "_command", lambda name, overrides: calls.append([name, *overrides]))
     curve.collect(curve.jobs())
@@ -165,6 +165,35 @@ def test_planner_learns_from_the_hazards_recipe_and_planner_explore_from_plain_e
         f"out={tmp_path / 'data/expert-s3'}": ["driver=expert", "recipe=explore"],
     }
     assert all("hours=0.5" in c for c in calls)  # one collection of the largest budget each
+
+
+def test_the_untrained_planner_reference_is_the_planner_on_a_model_of_zero_steps(tmp_path: Path) -> None:
+    """``reference/planner_untrained``: ``drive train optim.steps=0`` (after the plan's own train
+    overrides) on the planner's first seed and smallest budget, examined as ``agent=planner`` with
+    the planner's exam overrides; drawn as a reference (no budget)."""
+    from drive.pipelines import curve as curve_module
+
+    cfg = compose_config("curve", ["curve.budgets=[1.0,0.5]", "curve.seeds=[3,4]", f"out={tmp_path}",
+                                   "curve.agents.planner=[\"agent.optim.samples=48\"]"])  # fmt: skip
+    jobs = {j.key: j for j in curve_module.Curve(cfg).jobs()}
+    job = jobs["reference/planner_untrained"]
+    assert job.agent == "planner" and job.budget is None and job.seed == 3 and job.trainer == "train"
+    assert job.data == str(tmp_path / "data/explore-hazards-s3")
+    assert job.train_overrides[-1] == "optim.steps=0" and "optim.steps=3000" in job.train_overrides
+    assert (
+        "hours=0.5" in job.train_overrides
+        and f"out={tmp_path / 'references/planner_untrained/train'}" in job.train_overrides
+    )
+    assert job.eval_overrides[-1] == "agent.optim.samples=48"
+    assert jobs["reference/expert"].trainer is None
+    bad = compose_config("curve", ["curve.learners=[bc]", f"out={tmp_path}"])
+    curve_module.UNTRAINED["bc_untrained"] = "bc"
+    try:
+        bad.curve.references = ["bc_untrained"]
+        with pytest.raises(curve_module.CurveError, match="bc_untrained: learner bc does not train"):
+            curve_module.Curve(bad)
+    finally:
+        del curve_module.UNTRAINED["bc_untrained"]
 
 
 TINY = [
@@ -180,7 +209,7 @@ TINY = [
     'curve.agents.planner=["agent.optim.samples=32","agent.optim.iterations=2"]',
 ]  # fmt: skip
 KEYS = {"planner/h0.005/s0", "planner/h0.01/s0", "bc/h0.005/s0", "bc/h0.01/s0", "reference/lane_follower",
-        "reference/expert"}  # fmt: skip
+        "reference/expert", "reference/planner_untrained"}  # fmt: skip
 
 
 def _lines(path: Path) -> list[dict]:
@@ -231,6 +260,9 @@ def test_quick_curve_killed_and_resumed_finishes_every_record_once(tmp_path: Pat
     for learner in ("planner", "bc"):
         mine = sorted((r["budget_hours"], r["driving_score"]) for r in records if r["learner"] == learner)
         np.testing.assert_allclose(sorted(map(tuple, drawn["learners"][learner]["points_ds"])), mine)
+    untrained = next(r for r in records if r["key"] == "reference/planner_untrained")
+    assert read_checkpoint(untrained["checkpoint"])["step"] == 0 and untrained["budget_hours"] is None
+    assert "planner_untrained" in drawn["references"]
     expert = next(r for r in records if r["key"] == "reference/expert")
     assert drawn["references"]["expert"][0] == pytest.approx(expert["driving_score"])
     md = (out / "curve.md").read_text()

@@ -160,6 +160,23 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
         np.testing.assert_equal(a, b)  # NaN (no positives of a rare event) counts as equal
 
 
+def test_zero_steps_write_the_initial_model_as_the_checkpoint(tmp_path):
+    """``optim.steps = 0`` (a curve's no-experience baseline): ``last.pt`` holds the seeded
+    initialisation, untouched by any step (only the normalisation buffers are fitted to the data),
+    and loads as a planner's model."""
+    model, _, summary = _run(tmp_path / "zero", steps=0, seed=3)
+    assert summary["steps"] == 0 and summary["checkpoint"] == str(tmp_path / "zero" / "last.pt")
+    torch.manual_seed(3)
+    fresh = WorldModel(model_config(), BEV, EGO)
+    loaded = load_model(tmp_path / "zero" / "last.pt")
+    buffers = {name for name, _ in fresh.named_buffers()}
+    for k, v in fresh.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[k], model.state_dict()[k], atol=0, rtol=0)
+        if k not in buffers:
+            torch.testing.assert_close(loaded.state_dict()[k], v, atol=0, rtol=0)
+    assert read_checkpoint(tmp_path / "zero" / "last.pt")["step"] == 0
+
+
 def test_best_checkpoint_is_the_lowest_validation_loss(tmp_path):
     _, rec, summary = _run(tmp_path / "run", steps=8)
     val = {step: v["loss/val_total"] for step, v in rec.values.items() if "loss/val_total" in v}

@@ -562,7 +562,8 @@ def train(
     and at the end, and ``out/best.pt`` whenever the validation loss (``loss/val_total``: the
     training loss without the anti-collapse term) reaches a new low — on small budgets the last
     step over-fits (0.1 h at 4000 steps), the best one need not. ``max_minutes`` > 0 stops early
-    (with a checkpoint) after that wall time. Returns a summary: steps, wall time, windows/s, the
+    (with a checkpoint) after that wall time; ``optim.steps = 0`` writes the initial model as
+    ``out/last.pt``. Returns a summary: steps, wall time, windows/s, the
     best step and its checkpoint, the last validation metrics."""
     device = torch.device(device)
     out = Path(out)
@@ -612,6 +613,8 @@ def train(
             trainer.save(ckpt)
         if out_of_time:
             break
+    if not ckpt.exists():  # optim.steps=0: the model at initialisation (a no-experience baseline)
+        trainer.save(ckpt)
     wall = time.perf_counter() - t0
     return {
         "steps": trainer.step,

@@ -17,7 +17,11 @@ situations and counterfactual branches mixed in, all within the same hours); ``p
 the same planner and training on plain exploration (``recipe=explore``), the ablation of that
 data recipe; ``bc`` — behaviour cloning of the expert's demonstrations of the same hours
 (``drive collect driver=expert``). References (lane follower, expert) are examined once and drawn
-as horizontal lines.
+as horizontal lines; so is ``planner_untrained`` (:data:`UNTRAINED`): the same planner with its
+world model at initialisation (``drive train optim.steps=0`` on the ``planner`` learner's first
+seed, its normalisation buffers fitted to the smallest budget's data), i.e. 0 h of experience:
+what the hand-written costs and the geometry read from the observation achieve without anything
+learned, the line a learner's hours must beat.
 
 **The bar** is ``scenarios.competence.BAR`` (mean DS ≥ 80, success ≥ 70 %, no at-fault
 pedestrian collision), printed in every output; a learner's hours to competence is the smallest budget all
@@ -81,8 +85,8 @@ class CurvePlan:
     """Simulated hours of experience (or demonstrations) per point [h]."""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """Seeds per budget (each its own collection, training and exam)."""
-    references: list[str] = field(default_factory=lambda: ["lane_follower", "expert"])
-    """Agents examined once, drawn as horizontal lines."""
+    references: list[str] = field(default_factory=lambda: ["lane_follower", "expert", "planner_untrained"])
+    """Agents examined once, drawn as horizontal lines (``planner_untrained``: :data:`UNTRAINED`)."""
     collect: list[str] = field(default_factory=list)
     """Overrides of every ``drive collect`` (e.g. ``worlds=4``, ``towns=[grid:0]``)."""
     train: list[str] = field(default_factory=list)
@@ -153,6 +157,11 @@ LEARNERS: dict[str, Learner] = {
 }
 
 
+#: references that are a learner's agent with its model at initialisation (0 h of experience),
+#: by the learner whose first seed's collection fits the model's normalisation buffers
+UNTRAINED: dict[str, str] = {"planner_untrained": "planner"}
+
+
 # -------------------------------------------------------------------------------------- jobs
 
 
@@ -206,7 +215,7 @@ def run_job(job: CurveJob) -> dict[str, Any]:
     record: dict[str, Any] = {"key": job.key, "learner": job.learner, "agent": job.agent, "budget_hours": job.budget,
                               "seed": job.seed, "data": job.data, "train": job.train_out, "exam": job.exam_out}  # fmt: skip
     if job.trainer is not None:
-        assert job.train_out is not None and job.data is not None and job.budget is not None
+        assert job.train_out is not None and job.data is not None
         _command(job.trainer, list(job.train_overrides))
         if job.trainer == "learn":  # rounds: the last round's model; every hour of every kind counted
             learned = json.loads((Path(job.train_out) / "learn.json").read_text())
@@ -217,7 +226,8 @@ def run_job(job: CurveJob) -> dict[str, Any]:
             train_out = Path(job.train_out)
             best = train_out / "best.pt"
             checkpoint = str(best if best.exists() else train_out / "last.pt")
-            record["data_hours"] = round(prefix_hours(job.data, job.budget), 6)
+            if job.budget is not None:
+                record["data_hours"] = round(prefix_hours(job.data, job.budget), 6)
         with contextlib.suppress(OSError, ValueError):
             record["train_summary"] = {k: v for k, v in json.loads((train_out / "summary.json").read_text()).items()
                                        if k in ("steps", "best_step", "wall_seconds", "stopped_by")}  # fmt: skip
@@ -249,6 +259,11 @@ class Curve:
         unknown = [name for name in self.plan.learners if name not in LEARNERS]
         if unknown:
             raise CurveError(f"unknown learner(s) {unknown}; choose among {', '.join(LEARNERS)}")
+        for ref in self.plan.references:
+            if ref in UNTRAINED and LEARNERS[UNTRAINED[ref]].trainer != "train":
+                raise CurveError(
+                    f"reference {ref}: learner {UNTRAINED[ref]} does not train with `drive train`"
+                )
         if not self.plan.budgets or any(not b > 0 for b in self.plan.budgets):
             raise CurveError(f"curve.budgets={self.plan.budgets}: give positive hours")
         if not self.plan.seeds:
@@ -286,9 +301,19 @@ class Curve:
                                          exam_out=str(base / "exam"),
                                          eval_overrides=(*exam, *p.agents.get(learner.agent, []))))  # fmt: skip
         for ref in p.references:
+            base = self.out / "references" / ref
+            if ref in UNTRAINED:  # the learner's agent on its model at initialisation
+                learner = LEARNERS[UNTRAINED[ref]]
+                data = self.collection(learner, p.seeds[0])
+                train = [f"data={data}", f"hours={min(p.budgets)}", f"out={base / 'train'}", *p.train,
+                         "optim.steps=0"]  # fmt: skip
+                jobs.append(CurveJob(key=f"reference/{ref}", learner=ref, agent=learner.agent, budget=None,
+                                     seed=p.seeds[0], data=str(data), trainer="train", train_out=str(base / "train"),
+                                     train_overrides=tuple(train), exam_out=str(base / "exam"),
+                                     eval_overrides=(*exam, *p.agents.get(learner.agent, []))))  # fmt: skip
+                continue
             jobs.append(CurveJob(key=f"reference/{ref}", learner=ref, agent=ref, budget=None, seed=None, data=None,
-                                 trainer=None, train_out=None, train_overrides=(),
-                                 exam_out=str(self.out / "references" / ref / "exam"),
+                                 trainer=None, train_out=None, train_overrides=(), exam_out=str(base / "exam"),
                                  eval_overrides=(*exam, *p.agents.get(ref, []))))  # fmt: skip
         return jobs
 
@@ -309,7 +334,8 @@ class Curve:
     def collect(self, jobs: list[CurveJob]) -> None:
         """Collect (or resume, or extend) every collection the pending ``jobs`` train on."""
         hours = max(float(b) for b in self.plan.budgets)
-        needed = {self.collection(LEARNERS[j.learner], int(j.seed)): (LEARNERS[j.learner], int(j.seed))
+        learners = {j.key: LEARNERS[UNTRAINED.get(j.learner, j.learner)] for j in jobs if j.seed is not None}
+        needed = {self.collection(learners[j.key], int(j.seed)): (learners[j.key], int(j.seed))
                   for j in jobs if j.seed is not None}  # fmt: skip
         for out, (learner, seed) in sorted(needed.items()):
             driver, recipe = learner.driver, learner.recipe

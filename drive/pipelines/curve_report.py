@@ -15,7 +15,11 @@ from scenarios.competence import BAR, describe_bar
 from sim_bridge import runfolder
 
 COLOURS = {"planner": "tab:blue", "planner_explore": "tab:purple", "bc": "tab:orange"}
-REFERENCE_STYLES = {"lane_follower": ("tab:gray", ":"), "expert": ("tab:green", "--")}
+REFERENCE_STYLES = {
+    "lane_follower": ("tab:gray", ":"),
+    "expert": ("tab:green", "--"),
+    "planner_untrained": ("tab:blue", "-."),
+}
 
 
 def _fmt(v: Any, spec: str) -> str:
