@@ -52,6 +52,7 @@ def plot(records: list[dict[str, Any]], learners: list[str], png: Path, svg: Pat
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (ax_ds, ax_col) = plt.subplots(1, 2, figsize=(12, 4.8))
     drawn: dict[str, Any] = {"learners": {}, "references": {}}
@@ -85,8 +86,12 @@ def plot(records: list[dict[str, Any]], learners: list[str], png: Path, svg: Pat
             )
             drawn["references"][r["learner"]] = [float(l_ds.get_ydata()[0]), float(l_col.get_ydata()[0])]
     ax_ds.axhline(BAR.min_driving_score, color="red", lw=1.5, label=f"bar: DS {BAR.min_driving_score:g}")
+    budgets_drawn = sorted({float(r["budget_hours"]) for r in records if r.get("budget_hours") is not None})
     for ax, label in ((ax_ds, "exam driving score (mean)"), (ax_col, "collisions per km")):
         ax.set_xscale("log")
+        if budgets_drawn:  # ticks at the budgets, in plain hours
+            ax.set_xticks(budgets_drawn, [f"{b:g}" for b in budgets_drawn])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("simulated hours of experience [h]")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
