@@ -16,7 +16,7 @@ import pytest
 
 from drive.cli import compose_config
 from drive.pipelines.curve import CurvePlan, summary_by_learner
-from drive.pipelines.curve_report import describe_wall_time, markdown, plot, wall_time
+from drive.pipelines.curve_report import describe_wall_time, markdown, plot, wall_time, write_outputs
 from scenarios.competence import BAR, describe_bar, exam_metrics, failures, hours_to_competence, passes
 from world_model.train import read_checkpoint
 
@@ -128,6 +128,22 @@ def test_wall_time_sums_invocations_and_counts_a_killed_one_to_its_last_finished
     assert "not recorded" in describe_wall_time(wall_time([], records))
     md = markdown([], {}, "exam", timing)
     assert text in md
+
+
+def test_wall_time_counts_jobs_of_points_since_dropped_from_the_plan(tmp_path: Path) -> None:
+    """A killed invocation ran a 4 h point, then the plan was narrowed to 1 h on resume: the killed
+    invocation is still counted to the 4 h job it finished (``timed``: every record of the folder)."""
+    kept = {**_record("planner", 1.0, 0, 85.0, 0.5, True), "finished_at": 100.0}
+    dropped = {**_record("planner", 4.0, 0, 90.0, 0.2, True), "finished_at": 700.0}
+    invocations = [{"event": "start", "at": 0.0}, {"event": "start", "at": 1000.0},
+                   {"event": "end", "at": 1060.0, "wall_seconds": 60.0}]  # fmt: skip
+    plan = CurvePlan(learners=["planner"], budgets=[1.0], seeds=[0])
+    narrow = write_outputs(tmp_path, [kept], plan, "exam", tensorboard=False, invocations=invocations)
+    assert "Wall time: 0.04 h" in narrow["table"]  # 100 s + 60 s: the dropped job not seen
+    whole = write_outputs(tmp_path, [kept], plan, "exam", tensorboard=False, invocations=invocations,
+                          timed=[kept, dropped])  # fmt: skip
+    assert "Wall time: 0.21 h" in whole["table"]  # 700 s + 60 s
+    assert "Wall time: 0.21 h" in (tmp_path / "curve.md").read_text()
 
 
 def test_compose_curve_plans() -> None:

@@ -184,6 +184,11 @@ class CurveJob:
     eval_overrides: tuple[str, ...]
 
 
+def learner_of(job: CurveJob) -> Learner:
+    """The learner whose data and training ``job`` uses (a trained reference's is its learner's)."""
+    return LEARNERS[UNTRAINED.get(job.learner, job.learner)]
+
+
 def job_key(learner: str, budget: float, seed: int) -> str:
     return f"{learner}/h{budget:g}/s{seed}"
 
@@ -334,8 +339,7 @@ class Curve:
     def collect(self, jobs: list[CurveJob]) -> None:
         """Collect (or resume, or extend) every collection the pending ``jobs`` train on."""
         hours = max(float(b) for b in self.plan.budgets)
-        learners = {j.key: LEARNERS[UNTRAINED.get(j.learner, j.learner)] for j in jobs if j.seed is not None}
-        needed = {self.collection(learners[j.key], int(j.seed)): (learners[j.key], int(j.seed))
+        needed = {self.collection(learner_of(j), int(j.seed)): (learner_of(j), int(j.seed))
                   for j in jobs if j.seed is not None}  # fmt: skip
         for out, (learner, seed) in sorted(needed.items()):
             driver, recipe = learner.driver, learner.recipe
@@ -411,7 +415,7 @@ def _run(curve: Curve) -> int:
 
     invocations = runfolder.read_lines(curve.out / INVOCATIONS_FILE)
     paths = write_outputs(curve.out, ordered, curve.plan, curve.suite, tensorboard=bool(cfg.tensorboard),
-                          invocations=invocations)  # fmt: skip
+                          invocations=invocations, timed=list(records.values()))  # fmt: skip
     print(paths["table"])
     print(f"curve: {paths['png']}  {paths['md']}  {paths['html']}")
     if failed:

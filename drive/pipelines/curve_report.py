@@ -202,9 +202,12 @@ def write_outputs(
     suite: str,
     tensorboard: bool = True,
     invocations: list[dict[str, Any]] | None = None,
+    timed: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Write every output of the curve into ``out``; returns their paths and the text table
-    (``invocations``: the lines of ``invocations.jsonl``, for the wall time)."""
+    """Write every output of the curve into ``out``; returns their paths and the text table.
+    For the wall time: ``invocations``, the lines of ``invocations.jsonl``, and ``timed``, every
+    record of the folder (default ``records``), those of points since dropped from the plan
+    included: an interrupted invocation is counted to the last job it finished, whichever."""
     from drive.pipelines.curve import summary_by_learner
 
     summary = summary_by_learner(records, plan)
@@ -212,7 +215,7 @@ def write_outputs(
     for name, s in summary.items():
         hours = s["hours_to_competence"]
         text += f"\n{name}: hours to competence " + (f"{hours:g} h" if hours is not None else "not reached")
-    timing = wall_time(invocations or [], records)
+    timing = wall_time(invocations or [], records if timed is None else timed)
     text += "\n" + describe_wall_time(timing)
     drawn = plot(records, list(plan.learners), out / "curve.png", out / "curve.svg")
     md = markdown(records, summary, suite, timing)
