@@ -372,6 +372,47 @@ def test_the_planner_waits_for_a_crossing_car_the_model_cannot_see_only_with_veh
     assert reach == {"objects": 0.0, "model": 1.0}
 
 
+def test_the_gap_ahead_read_from_the_object_list_follows_the_forecast_into_the_imagined_corridor():
+    """Three imagined plans, each standing for 2 s (:func:`three_standing_boxes`): 10 m ahead, 10 m
+    ahead in the next lane (y = 3.5), and where the ego is. A car (4 × 2 m) 20 m ahead in the ego's lane driving away at 5 m/s: the
+    gap from the standing box's front bumper is ``20 + 5 t - 2 - 2.3`` (the model's definition:
+    the car's rear), from the box 10 m on 10 m less; the box in the next lane has nothing ahead.
+    A car in the next lane, standing, is in that box's corridor only. A car beyond ``gap_range``,
+    behind the box, or masked counts as nothing (``inf``). The model's own gap is not read."""
+    from planning.bev_geometry import object_gap
+
+    H = 20
+    xy, yaw = three_standing_boxes(H)
+    cfg = GeometryConfig(gap_ahead="objects")
+    base = observation(np.array([0.0]), np.array([1000.0]))
+    t = DT * np.arange(1, H + 1)
+    away = with_vehicles(base, [(20.0, 0.0, 0.0, 5.0, 4.0, 2.0, False)])
+    gap = object_gap(away, xy, yaw, EGO, DT, cfg)
+    np.testing.assert_allclose(gap[0, 2], 20.0 + 5.0 * t - 2.0 - EGO.length / 2, atol=1e-4)
+    np.testing.assert_allclose(gap[0, 0], 10.0 + 5.0 * t - 2.0 - EGO.length / 2, atol=1e-4)
+    assert np.isinf(gap[0, 1]).all()
+    beside = with_vehicles(base, [(25.0, 3.5, 0.0, 0.0, 4.0, 2.0, True)])
+    gap = object_gap(beside, xy, yaw, EGO, DT, cfg)
+    assert np.isinf(gap[0, [0, 2]]).all()
+    np.testing.assert_allclose(gap[0, 1], 25.0 - 10.0 - 2.0 - EGO.length / 2, atol=1e-4)
+    far = with_vehicles(
+        base, [(60.0, 0.0, 0.0, 0.0, 4.0, 2.0, False), (-9.0, 0.0, 0.0, 0.0, 4.0, 2.0, False)]
+    )
+    assert np.isinf(object_gap(far, xy, yaw, EGO, DT, cfg)).all()
+    masked = dataclasses.replace(away, objects_mask=np.zeros((1, 1), dtype=bool))
+    assert np.isinf(object_gap(masked, xy, yaw, EGO, DT, cfg)).all()
+    crossing = with_vehicles(base, [(8.0, 0.0, math.pi / 2, 0.0, 4.0, 2.0, False)])  # across the lane
+    gap = object_gap(crossing, xy, yaw, EGO, DT, cfg)  # its extent along the ego: half its width
+    np.testing.assert_allclose(gap[0, 2], 8.0 - 1.0 - EGO.length / 2, atol=1e-4)
+    assert np.isinf(gap[0, 0]).all()  # behind the centre of the box 10 m on
+    futures = Futures(**{name: np.zeros((1, 3, H), np.float32) for name in STEP_FIELDS},
+                      xy=xy.astype(np.float32))  # fmt: skip
+    futures = dataclasses.replace(futures, yaw=yaw.astype(np.float32))
+    read = apply(futures, away, EGO, DT, GeometryConfig(gap_ahead="objects"))
+    np.testing.assert_allclose(read.gap_ahead, object_gap(away, xy, yaw, EGO, DT, cfg), atol=1e-5)
+    assert (apply(futures, away, EGO, DT, GeometryConfig()).gap_ahead == 0.0).all()  # the model's
+
+
 def test_the_planner_config_refuses_an_unknown_source():
     from drive.checks import ConfigProblem, load
     from planning.world_model_planner import WorldModelPlanner
