@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import math
 import zipfile
 from pathlib import Path
@@ -208,6 +209,44 @@ def test_budget_prefixes_are_nested_and_reach_their_budget(collection):
         assert ds.prefix_seconds - ds.episode_lengths[-1] * DT < h * 3600  # the smallest such prefix
     with pytest.raises(ValueError, match=r"holds 0\.0"):
         open_dataset(collection, total * 1.5)
+
+
+def test_extending_a_collection_keeps_the_prefixes_of_its_whole_rounds(tmp_path):
+    """Two towns, so rounds of two jobs, each job two shards. A collection of one round (jobs 0, 1)
+    lists its shards round-robin (0-0, 1-0, 0-1, 1-1); extended by a second round (jobs 2, 3) it
+    lists those four first and in the same order, so every budget prefix of the smaller collection
+    holds the same episodes in the larger one (round-robin over all jobs put 2-0 and 3-0 before
+    0-1). A manifest written in another order is read in this one."""
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "c"
+    folder.mkdir()
+
+    def collect(jobs: range) -> Manifest:
+        manifest = Manifest.create({"towns": ["grid:0", "grid:1"]}, driver="test", dt=DT, code_version="")
+        eid = 0
+        for job in jobs:
+            for seq in range(2):
+                episodes = [make_episode(eid + k, 10 + 5 * seq, rng) for k in range(2)]
+                eid += 2
+                manifest.shards.append(write_shard(folder, episodes, DT, job=job, seq=seq))
+        manifest.complete = True
+        write_manifest(folder, manifest)
+        return read_manifest(folder)
+
+    small = [sh.file for sh in collect(range(2)).shards]
+    assert small == ["job00000-000.npz", "job00001-000.npz", "job00000-001.npz", "job00001-001.npz"]
+    large = collect(range(4))
+    assert [sh.file for sh in large.shards][:4] == small
+    assert [sh.file for sh in large.shards][4:] == [
+        "job00002-000.npz",
+        "job00003-000.npz",
+        "job00002-001.npz",
+        "job00003-001.npz",
+    ]
+    data = json.loads((folder / "manifest.json").read_text())
+    data["shards"] = data["shards"][::-1]  # an older order on disk
+    (folder / "manifest.json").write_text(json.dumps(data))
+    assert [sh.file for sh in read_manifest(folder).shards] == [sh.file for sh in large.shards]
 
 
 def test_windows_stay_inside_one_episode_and_mark_padding(collection):

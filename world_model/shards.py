@@ -618,16 +618,34 @@ def read_manifest(folder: str | Path) -> Manifest:
         raise ManifestError(f"{path} is not a valid collection manifest ({type(e).__name__}: {e})") from e
     if manifest.format != FORMAT_VERSION:
         raise ManifestError(f"{path}: format {manifest.format}; this code reads format {FORMAT_VERSION}")
+    sort_shards(manifest)  # a manifest written in an older order is read in this one
     return manifest
 
 
-def collection_order(shard: ShardInfo) -> tuple[int, int]:
-    """Sort key of the manifest: round-robin over jobs (every job's first shard, then every job's
-    second, …), so that a budget prefix draws on every job, hence every town, early."""
-    return shard.seq, shard.job
+def collection_order(shard: ShardInfo, round_jobs: int = 1) -> tuple[int, int, int]:
+    """Sort key of the manifest: jobs in rounds of ``round_jobs`` (the collection's town count: job
+    ``k`` drives town ``k % len(towns)``), round-robin within a round (every job's first shard,
+    then every job's second, …), rounds in order. A budget prefix then draws on every town early,
+    and extending a collection (more jobs, appended as new rounds) leaves every prefix of its whole
+    rounds as it was: a model trained on the 0.25 h of a 1 h collection trains on the same
+    episodes once the collection is extended to 4 h. (Round-robin over *all* jobs, the order until
+    stop 24, moved every shard of the second round on behind the first shards of the new jobs.)"""
+    return shard.job // max(int(round_jobs), 1), shard.seq, shard.job
+
+
+def round_jobs(manifest: Manifest) -> int:
+    """Jobs per round of :func:`collection_order`: the collection's town count (1 without towns)."""
+    towns = manifest.config.get("towns") if isinstance(manifest.config, dict) else None
+    return max(len(towns), 1) if isinstance(towns, list) else 1
+
+
+def sort_shards(manifest: Manifest) -> None:
+    """Put ``manifest.shards`` in collection order (:func:`collection_order`), in place."""
+    jobs = round_jobs(manifest)
+    manifest.shards.sort(key=lambda shard: collection_order(shard, jobs))
 
 
 def write_manifest(folder: str | Path, manifest: Manifest) -> None:
     """Write ``manifest.json`` atomically (shards sorted into collection order first)."""
-    manifest.shards.sort(key=collection_order)
+    sort_shards(manifest)
     write_json_atomic(Path(folder) / MANIFEST_FILE, manifest.to_dict())

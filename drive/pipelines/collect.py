@@ -40,8 +40,10 @@ may change; a larger ``hours`` extends the collection); otherwise the run is ref
 differing fields (a collection written before recipes existed resumes as ``recipe=explore``). A
 lock file keeps two collections from writing one folder at once.
 
-**Order.** The manifest lists shards round-robin over jobs (every job's first shard, then every
-job's second, …), so a budget prefix (``world_model.dataset``) draws on every town early.
+**Order.** The manifest lists shards in rounds of one job per town, round-robin within a round
+(every job's first shard, then every job's second, …; ``world_model.shards.collection_order``), so
+a budget prefix (``world_model.dataset``) draws on every town early, and extending a collection
+leaves the prefixes of its whole rounds unchanged.
 """
 
 from __future__ import annotations
