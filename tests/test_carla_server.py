@@ -311,9 +311,12 @@ def test_a_car_with_dynamic_doors_opens_one_into_the_road(server: CarlaServer) -
 # ----------------------------------------------------------------------------------- autopilot
 
 
-def _lane_offset_body(tm_line: str) -> str:
+def _lane_offset_body(tm_line: str, spawn: int) -> str:
+    """A car spawned at ``spawn_points[spawn]``, put on autopilot by ``tm_line``, driven 120 ticks.
+    Each test spawns at its own point: a client killed on a time-out leaves its car behind (as on
+    CARLA), and the next test must not fail for that."""
     return f"""
-        car = world.spawn_actor(library.find("vehicle.audi.a2"), spawn_points[20])
+        car = world.spawn_actor(library.find("vehicle.audi.a2"), spawn_points[{spawn}])
         world.tick()
         start = car.get_location()
         {tm_line}
@@ -331,7 +334,7 @@ def _lane_offset_body(tm_line: str) -> str:
 def test_autopilot_by_the_clients_traffic_manager_drives_along_its_lane(server: CarlaServer) -> None:
     tm_port = _free_port()
     line = f"tm = client.get_trafficmanager({tm_port}); tm.set_synchronous_mode(True); car.set_autopilot(True, {tm_port})"
-    r = _client(server.port, _lane_offset_body(line))
+    r = _client(server.port, _lane_offset_body(line, spawn=20))
     assert r["moved"] > 10.0
     assert r["max_offset"] < 0.6
 
@@ -349,14 +352,15 @@ def test_a_traffic_manager_that_lost_its_tick_signal_is_woken(server: CarlaServe
     before = server.traffic_managers.wakeups
     tm_port = _free_port()
     line = f"tm = client.get_trafficmanager({tm_port}); tm.set_synchronous_mode(True); car.set_autopilot(True, {tm_port})"
-    r = _client(server.port, _lane_offset_body(line), env={"LD_PRELOAD": str(shim)})  # hangs unless woken
+    shimmed = {"LD_PRELOAD": str(shim)}
+    r = _client(server.port, _lane_offset_body(line, spawn=24), env=shimmed)  # hangs unless woken
     assert server.traffic_managers.wakeups > before
     assert r["moved"] > 10.0 and r["max_offset"] < 0.6
 
 
 def test_autopilot_by_the_npc_driver_drives_along_its_lane(server: CarlaServer) -> None:
     line = "client.apply_batch_sync([carla.command.SetAutopilot(car, True)])"
-    r = _client(server.port, _lane_offset_body(line))
+    r = _client(server.port, _lane_offset_body(line, spawn=28))
     assert r["moved"] > 20.0
     assert r["max_offset"] < 0.6
 
