@@ -97,9 +97,6 @@ BOX_GRID = (7, 3)
 #: where the free gap ahead (``Futures.gap_ahead``, the ``proximity`` cost) comes from
 #: (``agent.geometry.gap_ahead``)
 GAP_SOURCES = ("model", "objects")
-#: lateral margin of the imagined box's corridor on each side [m] (the model's gap target's:
-#: ``world_model.proximity.CORRIDOR_MARGIN``)
-CORRIDOR_MARGIN = 0.3
 #: the least effective margin the graded risk falls over [m] (:func:`_added_risk`)
 MIN_MARGIN = 0.05
 #: points along a vehicle's axis (its box taken as a stadium: this segment, radius half its width)
@@ -451,10 +448,11 @@ def object_gap(
     (``xy [B, N, H, 2]``, ``yaw [B, N, H]``) to the nearest actor of ``obs.objects`` (any kind)
     moved on at its observed velocity for ``h + 1`` steps of ``dt`` [s], among those whose centre
     is ahead of the imagined centre and whose box (its extent across the imagined heading) reaches
-    into the box's corridor (its width plus :data:`CORRIDOR_MARGIN` each side): the definition of
-    the model's gap target (``world_model.proximity.gap_ahead``) at imagined poses. Floored at 0;
-    ``inf`` where no actor is within ``gap_range``."""
+    into the box's corridor (its width plus ``CORRIDOR_MARGIN`` each side): the definition of the
+    model's gap target (``world_model.proximity``, whose constant and extents it shares) at imagined
+    poses. Floored at 0; ``inf`` where no actor is within ``gap_range``."""
     from sim_bridge.api import ObjectFeature as OF
+    from world_model.proximity import CORRIDOR_MARGIN, box_extents
 
     o, mask = obs.objects.astype(np.float64), obs.objects_mask
     B, N, H = yaw.shape
@@ -477,9 +475,7 @@ def object_gap(
     dx, dy = cx[:, None] - ex, cy[:, None] - ey  # [B, N, M, H]
     along, across = c * dx + s * dy, -s * dx + c * dy
     rel = actor_yaw[:, None] - eyaw  # [B, N, M, H]
-    rc, rs = np.abs(np.cos(rel)), np.abs(np.sin(rel))
-    lat_extent = half_w[:, None] * rc + half_l[:, None] * rs
-    lon_extent = half_l[:, None] * rc + half_w[:, None] * rs
+    lat_extent, lon_extent = box_extents(np.cos(rel), np.sin(rel), half_l[:, None], half_w[:, None])
     inside = (
         reach[:, None, :, None]
         & (along > 0.0)

@@ -35,6 +35,16 @@ EGO_HALF_LENGTH, EGO_HALF_WIDTH = 2.3, 0.95
 CORRIDOR_MARGIN = 0.3
 
 
+def box_extents(
+    cos_rel: np.ndarray, sin_rel: np.ndarray, half_l: np.ndarray, half_w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Half extents [m] of a box (half length ``half_l``, half width ``half_w``) turned by an angle
+    of cosine ``cos_rel`` and sine ``sin_rel`` from the ego's heading: ``(across, along)`` it
+    (broadcast shapes)."""
+    c, s = np.abs(cos_rel), np.abs(sin_rel)
+    return half_w * c + half_l * s, half_l * c + half_w * s
+
+
 def gap_ahead(objects: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``float32 [S]`` free distance ahead in the ego's corridor [m], in ``[0, GAP_CAP]``.
 
@@ -44,10 +54,8 @@ def gap_ahead(objects: np.ndarray, mask: np.ndarray) -> np.ndarray:
     minus its longitudinal half extent minus the ego's half length, floored at 0.
     """
     x, y = objects[..., OF.X], objects[..., OF.Y]
-    c, s = np.abs(objects[..., OF.COS_YAW]), np.abs(objects[..., OF.SIN_YAW])
     half_l, half_w = 0.5 * objects[..., OF.LENGTH], 0.5 * objects[..., OF.WIDTH]
-    lat_extent = half_w * c + half_l * s
-    lon_extent = half_l * c + half_w * s
+    lat_extent, lon_extent = box_extents(objects[..., OF.COS_YAW], objects[..., OF.SIN_YAW], half_l, half_w)
     inside = mask & (x > 0.0) & (np.abs(y) - lat_extent < EGO_HALF_WIDTH + CORRIDOR_MARGIN)
     gap = np.where(inside, x - lon_extent - EGO_HALF_LENGTH, np.inf).min(axis=-1, initial=np.inf)
     return np.clip(gap, 0.0, GAP_CAP).astype(np.float32)
