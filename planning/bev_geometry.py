@@ -148,6 +148,11 @@ class GeometryConfig:
     nearest actor of the object list (statics and walkers included) moved on at its observed
     velocity into the imagined box's corridor, or the nearest STATIC pixel with ``statics=bev``
     (:func:`object_gap`); the model's head is not read."""
+    model_collision: float = field(default=1.0, metadata={"min": 0, "max": 1})
+    """Scale of the model's collision probability before the geometry's risks are combined
+    with it (1: as predicted; 0: the collision risk is the geometry's alone, the ``planner``
+    preset's: a 1 h model's faint risks on the moves through a busy junction made the planner
+    swerve into a kerb or stand until a time-out, README "Hours to competence")."""
     gap_range: float = field(default=30.0, metadata={"gt": 0})
     """How far ahead of the front bumper statics count for the gap [m] (the model's gap head is
     capped at 30 m)."""
@@ -501,6 +506,8 @@ def apply(futures: Futures, obs: Observation, ego: EgoVehicle, dt: float, cfg: G
     cfg.check()
     bev = obs.bev
     changes: dict[str, np.ndarray] = {}
+    if cfg.model_collision != 1.0:
+        changes["collision"] = (futures.collision * float(cfg.model_collision)).astype(np.float32)
     if cfg.off_road == "bev":
         p, known = bev_off_road(bev, futures.xy, futures.yaw, ego, cfg)
         changes["off_road"] = np.where(known, p, futures.off_road).astype(np.float32)
@@ -508,7 +515,8 @@ def apply(futures: Futures, obs: Observation, ego: EgoVehicle, dt: float, cfg: G
         changes["gap_ahead"] = object_gap(obs, futures.xy, futures.yaw, ego, dt, cfg)
     if cfg.statics == "bev" and bev[:, int(BevChannel.STATIC)].any():
         p = bev_static_collision(bev, futures.xy, futures.yaw, ego, cfg)
-        changes["collision"] = (1.0 - (1.0 - futures.collision) * (1.0 - p)).astype(np.float32)
+        collision = changes.get("collision", futures.collision)
+        changes["collision"] = (1.0 - (1.0 - collision) * (1.0 - p)).astype(np.float32)
         gap = bev_static_gap(bev, futures.xy, futures.yaw, ego, cfg)
         changes["gap_ahead"] = np.minimum(changes.get("gap_ahead", futures.gap_ahead), gap).astype(np.float32)
     if cfg.pedestrians == "objects":

@@ -353,6 +353,32 @@ def test_a_vehicle_moved_on_at_its_velocity_marks_the_imagined_boxes_it_reaches(
     assert object_vehicle_collision(overtaker, xy_here, yaw[:, :1], EGO, DT, cfg).max() == 0.0
 
 
+def test_the_models_collision_risk_is_scaled_before_the_forecast_vehicles_risk_joins_it():
+    """The model predicts a collision probability of 0.4 at every step of three boxes; the oncoming
+    car of the test above marks the first box. ``model_collision`` scales the model's 0.4 before
+    the two combine as ``1 - (1 - s·0.4)(1 - p_vehicle)``: 1 keeps it, 0 leaves the forecast alone
+    (the box it never reaches at 0), and the forecast risk stays whatever the scale."""
+    from planning.bev_geometry import object_vehicle_collision
+
+    H = 20
+    xy, yaw = three_standing_boxes(H)
+    obs = with_vehicles(
+        observation(np.array([0.0]), np.array([1000.0])), [(30.0, 0.0, math.pi, 10.0, 4.0, 2.0, False)]
+    )
+    fields = {name: np.zeros((1, 3, H), np.float32) for name in STEP_FIELDS}
+    fields["collision"] = np.full((1, 3, H), 0.4, np.float32)
+    futures = Futures(**{**fields, "xy": xy.astype(np.float32), "yaw": yaw.astype(np.float32)})
+    p_car = object_vehicle_collision(obs, xy, yaw, EGO, DT, GeometryConfig(vehicles="objects"))
+    assert p_car[0, 0].max() == 1.0 and p_car[0, 1:].max() == 0.0
+    for scale in (1.0, 0.5, 0.0):
+        cfg = GeometryConfig(vehicles="objects", model_collision=scale)
+        got = apply(futures, obs, EGO, DT, cfg).collision
+        np.testing.assert_allclose(got, 1.0 - (1.0 - scale * 0.4) * (1.0 - p_car), atol=1e-6)
+    alone = apply(futures, obs, EGO, DT, GeometryConfig(model_collision=0.0)).collision
+    assert (alone == 0.0).all()
+    assert apply(futures, obs, EGO, DT, GeometryConfig()) is futures
+
+
 def test_the_planner_waits_for_a_crossing_car_the_model_cannot_see_only_with_vehicles_objects(
     one_torch_thread,
 ):
