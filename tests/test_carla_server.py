@@ -353,8 +353,13 @@ def test_a_traffic_manager_that_lost_its_tick_signal_is_woken(server: CarlaServe
     tm_port = _free_port()
     line = f"tm = client.get_trafficmanager({tm_port}); tm.set_synchronous_mode(True); car.set_autopilot(True, {tm_port})"
     shimmed = {"LD_PRELOAD": str(shim)}
-    r = _client(server.port, _lane_offset_body(line, spawn=24), env=shimmed)  # hangs unless woken
-    assert server.traffic_managers.wakeups > before
+    try:
+        r = _client(server.port, _lane_offset_body(line, spawn=24), env=shimmed)  # hangs unless woken
+    except (subprocess.TimeoutExpired, AssertionError) as exc:  # say what the watch saw (rare in CI)
+        raise AssertionError(
+            f"{exc}\nthe server's Traffic Manager watch:\n{server.traffic_managers.describe()}"
+        ) from exc
+    assert server.traffic_managers.wakeups > before, server.traffic_managers.describe()
     assert r["moved"] > 10.0 and r["max_offset"] < 0.6
 
 

@@ -114,7 +114,23 @@ def test_a_traffic_manager_that_is_gone_is_reported_not_raised() -> None:
     watch.register(owner=1, host="127.0.0.1", port=port)
     tm = watch.get(port)
     assert tm is not None and not watch.wake(tm)
-    assert watch.wakeups == 0
+    assert watch.wakeups == 0 and watch.attempts == 1
+    assert "wake-ups tried=1 answered=0" in watch.describe()
+
+
+def test_the_watch_describes_each_traffic_manager_for_a_failure_message(watch: TrafficManagerWatch) -> None:
+    assert "(client 1): no call seen from its client" in watch.describe()
+    _cycle(watch, 1)
+    with watch.call(1, "tick_cue"):  # a tick its TM has not cycled for
+        pass
+    last = watch._clients[1].last
+    assert len(watch.hung(last + 2.5)) == 1  # woken (its wake-up not tried here)
+    text = watch.describe(now=last + 3.0)
+    assert "wake-ups tried=0 answered=0" in text
+    assert (
+        "TM 127.0.0.1:8000 (client 1): ticks=2 last batch at tick 1 in_flight=0 silent 3.0 s, woken 0.5 s ago"
+        in text
+    )
 
 
 def test_a_tick_running_past_wake_after_is_woken_again_while_it_runs() -> None:

@@ -90,6 +90,8 @@ class TrafficManagerWatch:
         self._clients: dict[int, _Client] = {}
         self.wakeups = 0
         """Traffic Managers woken so far."""
+        self.attempts = 0
+        """Wake-ups tried so far, answered or not (``wakeups`` counts the answered ones)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="carla-tm-watch", daemon=True)
 
@@ -173,10 +175,31 @@ class TrafficManagerWatch:
             tm.host, tm.port, tm.owner,
         )  # fmt: skip
         woken = wake_traffic_manager(tm.host, tm.port)
-        if woken:
-            with self._lock:
-                self.wakeups += 1
+        with self._lock:
+            self.attempts += 1
+            self.wakeups += int(woken)
         return woken
+
+    def describe(self, now: float | None = None) -> str:
+        """What the watch knows, one line per registered Traffic Manager: its client's ticks, the
+        tick of its last batch, the calls in flight, the seconds since its last call and since it
+        was last woken; and the wake-ups tried and answered (for a failure message: why a hung
+        client was or was not woken)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            lines = [f"synchronous={self._synchronous()} wake_after={self.wake_after:g} s "
+                     f"wake-ups tried={self.attempts} answered={self.wakeups}"]  # fmt: skip
+            for tm in self._tms.values():
+                c = self._clients.get(tm.owner)
+                if c is None:
+                    lines.append(f"TM {tm.host}:{tm.port} (client {tm.owner}): no call seen from its client")
+                    continue
+                woken = f"{now - c.woken:.1f} s ago" if c.woken else "never"
+                lines.append(
+                    f"TM {tm.host}:{tm.port} (client {tm.owner}): ticks={c.ticks} last batch at tick "
+                    f"{c.cycled} in_flight={c.in_flight} silent {now - c.last:.1f} s, woken {woken}"
+                )
+        return "\n".join(lines)
 
 
 def wake_traffic_manager(host: str, port: int) -> bool:
