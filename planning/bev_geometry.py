@@ -152,7 +152,7 @@ class GeometryConfig:
     """Scale of the model's collision probability before the geometry's risks are combined
     with it (1: as predicted; 0: the collision risk is the geometry's alone, the ``planner``
     preset's: a 1 h model's faint risks on the moves through a busy junction made the planner
-    swerve into a kerb or stand until a time-out, README "Hours to competence")."""
+    swerve into a kerb or stand until a time-out, README "What the curve found")."""
     gap_range: float = field(default=30.0, metadata={"gt": 0})
     """How far ahead of the front bumper statics count for the gap [m] (the model's gap head is
     capped at 30 m)."""
