@@ -127,6 +127,12 @@ class GeometryConfig:
     closeness of the imagined box to the vehicles of the object list moved on at their observed
     velocity (constant velocity, as nuPlan's PDM planners forecast; followers in the ego's lane
     left out), combined with the model's, which still sees them and how they brake."""
+    lead_brake: float = field(default=0.0, metadata={"min": 0})
+    """Deceleration [m/s²] at which a lead (a vehicle ahead of the ego's front, within
+    :data:`FOLLOWER_LANE` of its axis, heading within 45° of it) is forecast to brake to a stop
+    with ``vehicles=objects``, instead of holding its velocity (0: constant velocity for all). A
+    constant-velocity lead never brakes, so without the model's collision head nothing tells the
+    planner that the car ahead may stop hard."""
     vehicle_margin: float = field(default=0.5, metadata={"gt": 0})
     """Distance between a vehicle and the imagined box at which that risk reaches 0 (1 at
     contact) [m]; less where the ego standing still would keep less."""
@@ -397,6 +403,33 @@ def object_pedestrian_collision(
                           walker[:, keep], xy, yaw, ego, cfg.pedestrian_margin)  # fmt: skip
 
 
+def _vehicle_centres(
+    o: np.ndarray, t: np.ndarray, ego: EgoVehicle, lead_brake: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Forecast centres ``(cx, cy) [B, M, H]`` of the objects ``o [B, M, F]`` at times ``t [H]``
+    [s]: at their observed velocity, but a lead (ahead of the ego's front, within
+    :data:`FOLLOWER_LANE` of its axis, heading within 45° of it) braking at ``lead_brake`` [m/s²]
+    to a stop where that is > 0: ``s = v t - a t² / 2`` up to ``v² / 2a``, along its velocity."""
+    from sim_bridge.api import ObjectFeature as OF
+
+    vx, vy = o[..., OF.VX, None], o[..., OF.VY, None]  # [B, M, 1]
+    dx, dy = vx * t, vy * t  # [B, M, H]
+    if lead_brake > 0:
+        lead = (
+            (o[..., OF.X] > 0.5 * ego.length)
+            & (np.abs(o[..., OF.Y]) < FOLLOWER_LANE)
+            & (o[..., OF.COS_YAW] > np.cos(np.pi / 4))
+        )[..., None]  # [B, M, 1]
+        speed = np.hypot(vx, vy)
+        stop = speed / lead_brake  # [B, M, 1] time to stand
+        tb = np.minimum(t, stop)
+        share = np.where(
+            speed > 1e-6, (speed * tb - 0.5 * lead_brake * tb**2) / np.maximum(speed * t, 1e-9), 0.0
+        )
+        dx, dy = np.where(lead, dx * share, dx), np.where(lead, dy * share, dy)
+    return o[..., OF.X, None] + dx, o[..., OF.Y, None] + dy
+
+
 def object_vehicle_collision(
     obs: Observation, xy: np.ndarray, yaw: np.ndarray, ego: EgoVehicle, dt: float, cfg: GeometryConfig
 ) -> np.ndarray:
@@ -407,7 +440,8 @@ def object_vehicle_collision(
     0 at ``vehicle_margin`` or at the clearance a standing ego keeps (:func:`_added_risk`).
     Followers (behind the ego's rear, within :data:`FOLLOWER_LANE` of its axis, heading within 45°
     of it) are left out: a constant-velocity follower would run into any
-    ego that brakes, and braking is not what causes a rear-end collision."""
+    ego that brakes, and braking is not what causes a rear-end collision. With ``lead_brake`` a
+    lead is forecast braking to a stop (:func:`_vehicle_centres`)."""
     from sim_bridge.api import ObjectFeature as OF
 
     o, mask = obs.objects.astype(np.float64), obs.objects_mask
@@ -422,24 +456,18 @@ def object_vehicle_collision(
     if not vehicle.any():
         return np.zeros((B, N, H), dtype=np.float32)
     t = dt * np.arange(1, H + 1)  # [H]
+    cx, cy = _vehicle_centres(o, t, ego, cfg.lead_brake)  # [B, M, H]
     reach = _reachable(
-        o[..., OF.X, None] + o[..., OF.VX, None] * t,
-        o[..., OF.Y, None] + o[..., OF.VY, None] * t,
-        0.5 * np.hypot(o[..., OF.LENGTH], o[..., OF.WIDTH]),
-        xy,
-        ego,
-        cfg.vehicle_margin,
+        cx, cy, 0.5 * np.hypot(o[..., OF.LENGTH], o[..., OF.WIDTH]), xy, ego, cfg.vehicle_margin
     )
     vehicle &= reach
     keep = vehicle.any(axis=0)  # actor slots any world must forecast
     if not keep.any():
         return np.zeros((B, N, H), dtype=np.float32)
-    o, vehicle = o[:, keep], vehicle[:, keep]
+    o, vehicle, cx, cy = o[:, keep], vehicle[:, keep], cx[:, keep], cy[:, keep]
     half_axis = np.maximum(0.5 * (o[..., OF.LENGTH] - o[..., OF.WIDTH]), 0.0)  # [B, M]
     u = np.linspace(-1.0, 1.0, VEHICLE_POINTS)  # [K]
     ax = half_axis[..., None] * u  # [B, M, K] along the vehicle's axis
-    cx = o[..., OF.X, None] + o[..., OF.VX, None] * t  # [B, M, H]
-    cy = o[..., OF.Y, None] + o[..., OF.VY, None] * t
     px = cx[..., None] + (o[..., OF.COS_YAW, None] * ax)[:, :, None, :]  # [B, M, H, K]
     py = cy[..., None] + (o[..., OF.SIN_YAW, None] * ax)[:, :, None, :]
     return _forecast_risk(px, py, 0.5 * o[..., OF.WIDTH][:, None, :, None], vehicle, xy, yaw, ego,

@@ -379,6 +379,43 @@ def test_the_models_collision_risk_is_scaled_before_the_forecast_vehicles_risk_j
     assert apply(futures, obs, EGO, DT, GeometryConfig()) is futures
 
 
+def test_a_lead_is_forecast_braking_to_a_stop_with_lead_brake_and_no_one_else_is():
+    """With ``lead_brake=5`` a lead 20 m ahead at 10 m/s is forecast at ``20 + 10 t - 2.5 t²`` until
+    it stands at 30 m (t = 2 s); an oncoming car in the next lane and a car ahead in the next lane
+    keep their velocity, and so does the lead with ``lead_brake=0``. An imagined ego following at
+    10 m/s from 10 m never nears the constant-velocity lead (its rear stays 8 m less the box's half
+    length ahead of the box's front), but closes on the braking one by ``2.5 t²``: no risk at 1 s,
+    contact before the lead stands."""
+    from planning.bev_geometry import _vehicle_centres, object_vehicle_collision
+
+    H = 30
+    t = DT * np.arange(1, H + 1)
+    rows = [(20.0, 0.0, 0.0, 10.0, 4.0, 2.0, False), (40.0, 3.5, math.pi, 8.0, 4.0, 2.0, False),
+            (20.0, 3.5, 0.0, 10.0, 4.0, 2.0, False)]  # fmt: skip
+    obs = with_vehicles(observation(np.array([10.0]), np.array([1000.0])), rows)
+    o = obs.objects.astype(np.float64)
+    cx, cy = _vehicle_centres(o, t, EGO, 5.0)
+    tb = np.minimum(t, 2.0)
+    np.testing.assert_allclose(cx[0, 0], 20.0 + 10.0 * tb - 2.5 * tb**2, atol=1e-9)
+    np.testing.assert_allclose(cx[0, 1], 40.0 - 8.0 * t, atol=1e-9)
+    np.testing.assert_allclose(cx[0, 2], 20.0 + 10.0 * t, atol=1e-9)
+    np.testing.assert_allclose(cy[0], [[0.0] * H, [3.5] * H, [3.5] * H], atol=1e-9)
+    cv, _ = _vehicle_centres(o, t, EGO, 0.0)
+    np.testing.assert_allclose(cv[0, 0], 20.0 + 10.0 * t, atol=1e-9)
+    lead_only = with_vehicles(observation(np.array([10.0]), np.array([1000.0])), rows[:1])
+    xy = np.zeros((1, 1, H, 2))
+    xy[0, 0, :, 0] = 10.0 + 10.0 * t  # the ego following at 10 m/s, 10 m behind the lead's centre
+    yaw = np.zeros((1, 1, H))
+    cfg = GeometryConfig(vehicles="objects", lead_brake=5.0)
+    braking = object_vehicle_collision(lead_only, xy, yaw, EGO, DT, cfg)
+    steady = object_vehicle_collision(lead_only, xy, yaw, EGO, DT, GeometryConfig(vehicles="objects"))
+    assert steady.max() == 0.0
+    gap = 18.0 - 2.5 * tb**2 - (10.0 + EGO.length / 2)  # the braking lead's rear to the box's front
+    assert braking[0, 0, 9] == 0.0 and gap[9] > 0.5  # at 1 s, farther than the margin
+    contact = np.flatnonzero(gap <= 0.0)
+    assert len(contact) and braking[0, 0, contact[0]] == 1.0
+
+
 def test_the_planner_waits_for_a_crossing_car_the_model_cannot_see_only_with_vehicles_objects(
     one_torch_thread,
 ):
