@@ -55,10 +55,12 @@ nuPlan figures (``nuplan-devkit`` metrics, closed-loop score) collected per step
   centre (what the planner's ``pedestrian_margin`` task keeps), capped at
   ``PEDESTRIAN_DISTANCE_CAP``: the cap means no pedestrian came closer.
 
-Collisions carry nuPlan's at-fault classification in ``Infraction.at_fault``: at fault when the other
+Collisions carry nuPlan's at-fault classification in ``Infraction.at_fault``, its rules in its order
+(``no_ego_at_fault_collisions``): never at fault while the ego stands (< 0.1 m/s; nuPlan's
+``STOPPED_EGO_COLLISION``: a walker or car running into a standing ego); else at fault when the other
 actor is within ±45° of straight ahead, or is stopped (< 0.1 m/s), or the hit is lateral (45°..135°
 either side) while the ego straddles a lane marking, is off the road or drives the wrong way; not at
-fault otherwise (e.g. rear-ended).
+fault otherwise (e.g. rear-ended). The Leaderboard's penalties count every collision, at fault or not.
 """
 
 from __future__ import annotations
@@ -122,7 +124,8 @@ TTC_STEP = 0.1
 TTC_THRESHOLD = 0.95
 #: the judge evaluates TTC once this many candidate rows are buffered (spreads numpy's call overhead)
 TTC_CHUNK = 512
-#: below this speed the ego (TTC) or the other actor (at-fault rule) counts as stopped [m/s]
+#: below this speed the ego (TTC, at-fault rule) or the other actor (at-fault rule) counts as stopped
+#: [m/s] (nuPlan: 0.05)
 STOPPED_SPEED = 0.1
 #: collisions within this angle of straight ahead are front collisions [rad]
 FRONT_HALF_ANGLE = math.pi / 4
@@ -323,6 +326,8 @@ class EpisodeJudge:
         self._last_hit: dict[int, tuple[float, float, float]] = {}
         self._last_red = -1
         self._last_stop = -1
+        # the ego's speed at the end of the previous step (unknown before the first) [m/s]
+        self._speed_before: float | None = None
         # stretches
         self._off_road: Infraction | None = None
         self._wrong_way: Infraction | None = None
@@ -399,7 +404,11 @@ class EpisodeJudge:
         wrong_way = bool(events.wrong_way)
         new_collision = False
         if events.collision:
-            new_collision = self._collision(events, t, x, y, speed, off_road, wrong_way)
+            # the collision response may have stopped the ego within the step: the impact speed is
+            # the larger of the step's start and end speeds (a walker into a standing ego: both ~0)
+            impact = speed if self._speed_before is None else max(self._speed_before, speed)
+            new_collision = self._collision(events, t, x, y, impact, off_road, wrong_way)
+        self._speed_before = speed
         red = int(events.red_light)
         if red >= 0 and red != self._last_red:
             self._last_red = red
@@ -490,7 +499,8 @@ class EpisodeJudge:
     def _collision(
         self, events: WorldEvents, t: float, x: float, y: float, speed: float, off_road: bool, wrong_way: bool
     ) -> bool:
-        """Count a collision unless it repeats a recent one with the same actor; True if counted."""
+        """Count a collision unless it repeats a recent one with the same actor; True if counted.
+        ``speed``: the ego's impact speed [m/s] (the step's start or end, the larger)."""
         cfg = self.cfg
         actor = int(events.collision_actor)
         last = self._last_hit.get(actor)
@@ -503,7 +513,9 @@ class EpisodeJudge:
         kind = _COLLISION_KINDS.get(int(events.collision_kind), InfractionKind.COLLISION_STATIC)
         bearing = abs(math.remainder(float(events.collision_bearing), math.tau))
         other_speed = float(events.collision_other_speed)
-        if bearing <= FRONT_HALF_ANGLE:
+        if speed < STOPPED_SPEED:
+            at_fault, why = False, "ego stopped"
+        elif bearing <= FRONT_HALF_ANGLE:
             at_fault, why = True, "front"
         elif other_speed < STOPPED_SPEED:
             at_fault, why = True, "other stopped"

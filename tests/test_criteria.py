@@ -150,18 +150,21 @@ def test_collisions_with_different_actors_each_count_by_kind():
 
 
 @pytest.mark.parametrize(
-    ("bearing", "other_speed", "invasion", "at_fault"),
+    ("bearing", "other_speed", "invasion", "ego_speed", "at_fault", "why"),
     [
-        (0.0, 5.0, False, True),  # front
-        (math.radians(40), 5.0, False, True),  # within ±45° of ahead
-        (math.pi, 5.0, False, False),  # rear-ended
-        (math.pi, 0.0, False, True),  # the other was stopped
-        (math.pi / 2, 5.0, False, False),  # side hit while in lane
-        (-math.pi / 2, 5.0, True, True),  # side hit while straddling a marking
-        (2 * math.pi, 5.0, False, True),  # angles wrap
+        (0.0, 5.0, False, 3.0, True, "front"),  # front
+        (math.radians(40), 5.0, False, 3.0, True, "front"),  # within ±45° of ahead
+        (math.pi, 5.0, False, 3.0, False, "rear"),  # rear-ended
+        (math.pi, 0.0, False, 3.0, True, "other stopped"),  # the other was stopped
+        (math.pi / 2, 5.0, False, 3.0, False, "lateral, ego in its lane"),  # side hit while in lane
+        (-math.pi / 2, 5.0, True, 3.0, True, "lateral, ego off its lane"),  # ... straddling a marking
+        (2 * math.pi, 5.0, False, 3.0, True, "front"),  # angles wrap
+        (0.0, 1.4, False, 0.0, False, "ego stopped"),  # a walker walks into the standing ego's front
+        (0.0, 0.0, True, 0.05, False, "ego stopped"),  # nuPlan's first rule wins over every other
+        (0.0, 1.4, False, 0.2, True, "front"),  # creeping is not standing
     ],
 )
-def test_at_fault_classification(bearing, other_speed, invasion, at_fault):
+def test_at_fault_classification(bearing, other_speed, invasion, ego_speed, at_fault, why):
     judge = EpisodeJudge(spec(), 1000.0, DT)
     judge.update(
         events(
@@ -172,14 +175,31 @@ def test_at_fault_classification(bearing, other_speed, invasion, at_fault):
             collision_bearing=bearing,
             collision_other_speed=other_speed,
             lane_invasion=invasion,
-            ego_speed=3.0,
+            ego_speed=ego_speed,
         ),
         EGO,
         NO_OBJECTS,
         NO_MASK,
     )
     (hit,) = judge.infractions
-    assert hit.at_fault is at_fault
+    assert (hit.at_fault, hit.detail) == (at_fault, why)
+
+
+def test_a_hit_that_stops_the_ego_within_its_step_is_judged_at_the_speed_it_hit_with():
+    """The collision response can leave the ego at 0 m/s by the end of the impact step: it was not
+    standing (nuPlan's stopped-ego rule must not excuse it), and the infraction keeps 8 m/s."""
+    judge = EpisodeJudge(spec(), 1000.0, DT)
+    drive(judge, 5, speed=8.0)
+    hit = collision_at(6, kind=int(ActorKind.PEDESTRIAN))
+    drive(judge, 1, start=6, **{**hit, "ego_speed": 0.0, "collision_other_speed": 1.4})
+    (infraction,) = judge.infractions
+    assert (infraction.at_fault, infraction.detail, infraction.value) == (True, "front", 8.0)
+    # a walker into the same ego standing since the step before: not at fault
+    judge = EpisodeJudge(spec(), 1000.0, DT)
+    drive(judge, 5, speed=0.0)
+    drive(judge, 1, start=6, speed=0.0, **{**hit, "collision_other_speed": 1.4})
+    (infraction,) = judge.infractions
+    assert (infraction.at_fault, infraction.detail) == (False, "ego stopped")
 
 
 def test_end_on_collision_ends_the_episode():
