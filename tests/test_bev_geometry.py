@@ -353,6 +353,31 @@ def test_a_vehicle_moved_on_at_its_velocity_marks_the_imagined_boxes_it_reaches(
     assert object_vehicle_collision(overtaker, xy_here, yaw[:, :1], EGO, DT, cfg).max() == 0.0
 
 
+def test_a_vehicles_box_corner_is_reached_where_its_stadiums_round_end_is_not():
+    """A car (4 × 2 m) standing ahead-left, its rear-right corner 1 m ahead of the ego's front and
+    0.15 m left of its side; the imagined box creeps 0.9 m forward. The corners are then 0.1 m and
+    0.15 m apart (0.18 m: risk (0.5 - 0.18) / 0.5 = 0.64 at ``vehicle_margin`` 0.5 m); the stadium
+    alone (axis 2 m long, radius 1 m) would still be 0.59 m away and mark nothing. Mirrored to the
+    right, and the car turned end for end, the same."""
+    from planning.bev_geometry import object_vehicle_collision
+
+    H = 4
+    xy = np.zeros((1, 1, H, 2))
+    xy[0, 0, :, 0] = 0.9
+    yaw = np.zeros((1, 1, H))
+    cfg = GeometryConfig(vehicles="objects")
+    base = observation(np.array([0.0]), np.array([1000.0]))
+    cx, cy = EGO.length / 2 + 1.0 + 2.0, EGO.width / 2 + 0.15 + 1.0
+    expected = (0.5 - math.hypot(0.1, 0.15)) / 0.5
+    for y, heading in ((cy, 0.0), (-cy, 0.0), (cy, math.pi)):
+        car = with_vehicles(base, [(cx, y, heading, 0.0, 4.0, 2.0, False)])
+        p = object_vehicle_collision(car, xy, yaw, EGO, DT, cfg)
+        np.testing.assert_allclose(p[0, 0], expected, atol=1e-5)
+    # standing where it is, the ego keeps its 1 m: no risk
+    here = object_vehicle_collision(car, np.zeros_like(xy), yaw, EGO, DT, cfg)
+    assert here.max() == 0.0
+
+
 def test_the_models_collision_risk_is_scaled_before_the_forecast_vehicles_risk_joins_it():
     """The model predicts a collision probability of 0.4 at every step of three boxes; the oncoming
     car of the test above marks the first box. ``model_collision`` scales the model's 0.4 before
