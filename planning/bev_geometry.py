@@ -139,6 +139,17 @@ class GeometryConfig:
     with ``vehicles=objects``, instead of holding its velocity (0: constant velocity for all). A
     constant-velocity lead never brakes, so without the model's collision head nothing tells the
     planner that the car ahead may stop hard."""
+    parallel: float = field(default=0.0, metadata={"min": 0, "max": 45})
+    """A vehicle heading within this angle [°] of the ego's axis (either way) is also forecast
+    moving parallel to it, at its speed, and the larger of the two risks counts (0: constant
+    heading alone). A car steering to an offset in its lane, or drifting over the centre line,
+    holds a heading a few degrees off its lane for a second: held for the horizon it crosses the
+    whole road (the exam's ``invading_turn``: an oncoming car 8° off, forecast into the ego's
+    lane, and the ego swerved into the car's own lane, where it met it)."""
+    lead_width: float = field(default=FOLLOWER_LANE, metadata={"gt": 0})
+    """Half-width [m] of the band ahead of the ego, along its axis, in which a vehicle heading
+    within 45° of it is a lead for ``lead_brake`` (1.75: the ego's own lane; 5.25: the lanes
+    beside it too, where a lane change goes)."""
     vehicle_margin: float = field(default=0.5, metadata={"gt": 0})
     """Distance between a vehicle and the imagined box at which that risk reaches 0 (1 at
     contact) [m]; less where the ego standing still would keep less."""
@@ -410,11 +421,11 @@ def object_pedestrian_collision(
 
 
 def _vehicle_centres(
-    o: np.ndarray, t: np.ndarray, ego: EgoVehicle, lead_brake: float
+    o: np.ndarray, t: np.ndarray, ego: EgoVehicle, lead_brake: float, lead_width: float = FOLLOWER_LANE
 ) -> tuple[np.ndarray, np.ndarray]:
     """Forecast centres ``(cx, cy) [B, M, H]`` of the objects ``o [B, M, F]`` at times ``t [H]``
-    [s]: at their observed velocity, but a lead (ahead of the ego's front, within
-    :data:`FOLLOWER_LANE` of its axis, heading within 45° of it) braking at ``lead_brake`` [m/s²]
+    [s]: at their observed velocity, but a lead (ahead of the ego's front, within ``lead_width``
+    [m] of its axis, heading within 45° of it) braking at ``lead_brake`` [m/s²]
     to a stop where that is > 0: ``s = v t - a t² / 2`` up to ``v² / 2a``, along its velocity."""
     from sim_bridge.api import ObjectFeature as OF
 
@@ -423,7 +434,7 @@ def _vehicle_centres(
     if lead_brake > 0:
         lead = (
             (o[..., OF.X] > 0.5 * ego.length)
-            & (np.abs(o[..., OF.Y]) < FOLLOWER_LANE)
+            & (np.abs(o[..., OF.Y]) < lead_width)
             & (o[..., OF.COS_YAW] > np.cos(np.pi / 4))
         )[..., None]  # [B, M, 1]
         speed = np.hypot(vx, vy)
@@ -434,6 +445,32 @@ def _vehicle_centres(
         )
         dx, dy = np.where(lead, dx * share, dx), np.where(lead, dy * share, dy)
     return o[..., OF.X, None] + dx, o[..., OF.Y, None] + dy
+
+
+def _with_parallel(
+    o: np.ndarray,
+    vehicle: np.ndarray,
+    cx: np.ndarray,
+    cy: np.ndarray,
+    t: np.ndarray,
+    ego: EgoVehicle,
+    cfg: GeometryConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The vehicles ``o [B, M, F]`` (forecast centres ``cx, cy [B, M, H]``) followed by their
+    parallel hypotheses (``GeometryConfig.parallel``): ``[B, 2M, ...]``, the second half turned
+    parallel to the ego's axis (the nearer way) and moved on along it at their speed (braking as
+    :func:`_vehicle_centres` says for leads); only those within the angle count."""
+    from sim_bridge.api import ObjectFeature as OF
+
+    turned = o.copy()
+    sign = np.where(o[..., OF.COS_YAW] >= 0.0, 1.0, -1.0)
+    speed = np.hypot(o[..., OF.VX], o[..., OF.VY])
+    turned[..., OF.COS_YAW], turned[..., OF.SIN_YAW] = sign, 0.0
+    turned[..., OF.VX], turned[..., OF.VY] = sign * speed, 0.0
+    px, py = _vehicle_centres(turned, t, ego, cfg.lead_brake, cfg.lead_width)
+    near = np.abs(o[..., OF.SIN_YAW]) < np.sin(np.radians(cfg.parallel))
+    join = lambda a, b: np.concatenate([a, b], axis=1)  # noqa: E731
+    return join(o, turned), join(vehicle, vehicle & near), join(cx, px), join(cy, py)
 
 
 def object_vehicle_collision(
@@ -447,7 +484,8 @@ def object_vehicle_collision(
     Followers (behind the ego's rear, within :data:`FOLLOWER_LANE` of its axis, heading within 45°
     of it) are left out: a constant-velocity follower would run into any
     ego that brakes, and braking is not what causes a rear-end collision. With ``lead_brake`` a
-    lead is forecast braking to a stop (:func:`_vehicle_centres`)."""
+    lead is forecast braking to a stop (:func:`_vehicle_centres`); with ``parallel`` a vehicle
+    nearly parallel to the ego is forecast along its heading and parallel (:func:`_with_parallel`)."""
     from sim_bridge.api import ObjectFeature as OF
 
     o, mask = obs.objects.astype(np.float64), obs.objects_mask
@@ -462,7 +500,9 @@ def object_vehicle_collision(
     if not vehicle.any():
         return np.zeros((B, N, H), dtype=np.float32)
     t = dt * np.arange(1, H + 1)  # [H]
-    cx, cy = _vehicle_centres(o, t, ego, cfg.lead_brake)  # [B, M, H]
+    cx, cy = _vehicle_centres(o, t, ego, cfg.lead_brake, cfg.lead_width)  # [B, M, H]
+    if cfg.parallel > 0:
+        o, vehicle, cx, cy = _with_parallel(o, vehicle, cx, cy, t, ego, cfg)  # M -> 2M
     reach = _reachable(
         cx, cy, 0.5 * np.hypot(o[..., OF.LENGTH], o[..., OF.WIDTH]), xy, ego, cfg.vehicle_margin
     )

@@ -378,6 +378,33 @@ def test_a_vehicles_box_corner_is_reached_where_its_stadiums_round_end_is_not():
     assert here.max() == 0.0
 
 
+def test_a_vehicle_nearly_parallel_is_also_forecast_parallel_and_the_larger_risk_counts():
+    """An oncoming car 30 m ahead in the next lane (y = 3.5 m) at 10 m/s, 8° off the ego's axis
+    towards the ego's lane. At constant heading it crosses into the ego's lane; with ``parallel``
+    at 20° it is also forecast straight along the axis in its own lane, where it reaches the box
+    standing in that lane: each box's risk is then the larger of the two forecasts, each the risk
+    of a car set on that course alone. At 5° (less than its 8°) nothing changes."""
+    from planning.bev_geometry import object_vehicle_collision
+
+    H = 20
+    xy, yaw = three_standing_boxes(H)
+    base = observation(np.array([0.0]), np.array([1000.0]))
+    heading = math.pi + math.radians(8.0)  # moving -x and -y
+    drifting = with_vehicles(base, [(30.0, 3.5, heading, 10.0, 4.0, 2.0, False)])
+    straight = with_vehicles(base, [(30.0, 3.5, math.pi, 10.0, 4.0, 2.0, False)])
+    alone = GeometryConfig(vehicles="objects")
+    p_heading = object_vehicle_collision(drifting, xy, yaw, EGO, DT, alone)
+    p_straight = object_vehicle_collision(straight, xy, yaw, EGO, DT, alone)
+    assert p_heading[0, 0].max() == 1.0 and p_heading[0, 1].max() < 0.5  # into the ego's lane
+    assert p_straight[0, 1].max() == 1.0 and p_straight[0, 0].max() == 0.0
+    both = object_vehicle_collision(
+        drifting, xy, yaw, EGO, DT, GeometryConfig(vehicles="objects", parallel=20.0)
+    )
+    np.testing.assert_allclose(both, np.maximum(p_heading, p_straight), atol=1e-6)
+    narrow = GeometryConfig(vehicles="objects", parallel=5.0)
+    np.testing.assert_array_equal(object_vehicle_collision(drifting, xy, yaw, EGO, DT, narrow), p_heading)
+
+
 def test_the_models_collision_risk_is_scaled_before_the_forecast_vehicles_risk_joins_it():
     """The model predicts a collision probability of 0.4 at every step of three boxes; the oncoming
     car of the test above marks the first box. ``model_collision`` scales the model's 0.4 before
@@ -427,6 +454,11 @@ def test_a_lead_is_forecast_braking_to_a_stop_with_lead_brake_and_no_one_else_is
     np.testing.assert_allclose(cy[0], [[0.0] * H, [3.5] * H, [3.5] * H], atol=1e-9)
     cv, _ = _vehicle_centres(o, t, EGO, 0.0)
     np.testing.assert_allclose(cv[0, 0], 20.0 + 10.0 * t, atol=1e-9)
+    # with the lanes beside the ego's in the band (lead_width 5.25 m) the car ahead in the next lane
+    # brakes as well; the oncoming car still does not
+    wide, _ = _vehicle_centres(o, t, EGO, 5.0, lead_width=5.25)
+    np.testing.assert_allclose(wide[0, [0, 2]], [cx[0, 0], cx[0, 0]], atol=1e-9)
+    np.testing.assert_allclose(wide[0, 1], cx[0, 1], atol=1e-9)
     lead_only = with_vehicles(observation(np.array([10.0]), np.array([1000.0])), rows[:1])
     xy = np.zeros((1, 1, H, 2))
     xy[0, 0, :, 0] = 10.0 + 10.0 * t  # the ego following at 10 m/s, 10 m behind the lead's centre
