@@ -378,31 +378,36 @@ def test_a_vehicles_box_corner_is_reached_where_its_stadiums_round_end_is_not():
     assert here.max() == 0.0
 
 
-def test_a_vehicle_nearly_parallel_is_also_forecast_parallel_and_the_larger_risk_counts():
-    """An oncoming car 30 m ahead in the next lane (y = 3.5 m) at 10 m/s, 8° off the ego's axis
-    towards the ego's lane. At constant heading it crosses into the ego's lane; with ``parallel``
-    at 20° it is also forecast straight along the axis in its own lane, where it reaches the box
-    standing in that lane: each box's risk is then the larger of the two forecasts, each the risk
-    of a car set on that course alone. At 5° (less than its 8°) nothing changes."""
+def test_an_oncoming_vehicle_nearly_parallel_is_forecast_parallel_with_oncoming_parallel():
+    """An oncoming car 30 m ahead in the next lane (y = 3.5 m) at 10 m/s, 8° off the ego's reverse
+    axis towards the ego's lane. At its heading it crosses into the ego's lane and marks the box
+    standing there; with ``oncoming_parallel`` at 10° it is forecast straight down its own lane,
+    exactly as a car heading that way: it marks the box standing in that lane instead. At 5° (less
+    than its 8°) nothing changes, and a car ahead going the ego's way 8° off (cutting in) keeps its
+    heading."""
     from planning.bev_geometry import object_vehicle_collision
 
     H = 20
     xy, yaw = three_standing_boxes(H)
     base = observation(np.array([0.0]), np.array([1000.0]))
-    heading = math.pi + math.radians(8.0)  # moving -x and -y
-    drifting = with_vehicles(base, [(30.0, 3.5, heading, 10.0, 4.0, 2.0, False)])
+    drifting = with_vehicles(base, [(30.0, 3.5, math.pi + math.radians(8.0), 10.0, 4.0, 2.0, False)])
     straight = with_vehicles(base, [(30.0, 3.5, math.pi, 10.0, 4.0, 2.0, False)])
     alone = GeometryConfig(vehicles="objects")
     p_heading = object_vehicle_collision(drifting, xy, yaw, EGO, DT, alone)
     p_straight = object_vehicle_collision(straight, xy, yaw, EGO, DT, alone)
     assert p_heading[0, 0].max() == 1.0 and p_heading[0, 1].max() < 0.5  # into the ego's lane
     assert p_straight[0, 1].max() == 1.0 and p_straight[0, 0].max() == 0.0
-    both = object_vehicle_collision(
-        drifting, xy, yaw, EGO, DT, GeometryConfig(vehicles="objects", parallel=20.0)
+    wide = GeometryConfig(vehicles="objects", oncoming_parallel=10.0)
+    np.testing.assert_allclose(
+        object_vehicle_collision(drifting, xy, yaw, EGO, DT, wide), p_straight, atol=1e-6
     )
-    np.testing.assert_allclose(both, np.maximum(p_heading, p_straight), atol=1e-6)
-    narrow = GeometryConfig(vehicles="objects", parallel=5.0)
+    narrow = GeometryConfig(vehicles="objects", oncoming_parallel=5.0)
     np.testing.assert_array_equal(object_vehicle_collision(drifting, xy, yaw, EGO, DT, narrow), p_heading)
+    cutter = with_vehicles(base, [(3.0, 3.5, -math.radians(8.0), 5.0, 4.0, 2.0, False)])
+    np.testing.assert_array_equal(
+        object_vehicle_collision(cutter, xy, yaw, EGO, DT, wide),
+        object_vehicle_collision(cutter, xy, yaw, EGO, DT, alone),
+    )
 
 
 def test_the_models_collision_risk_is_scaled_before_the_forecast_vehicles_risk_joins_it():
