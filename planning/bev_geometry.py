@@ -93,7 +93,8 @@ VEHICLE_SOURCES = PEDESTRIAN_SOURCES
 #: above this many STATIC pixels in a picture the gap ahead samples the corridor instead of taking
 #: every pixel into every imagined pose's frame (a parked car is ~40 pixels at 0.5 m)
 MAX_GAP_PIXELS = 400
-#: radius of the circle a walker is taken as [m] (the walkers' boxes are 0.5-0.7 m)
+#: radius of the circle a walker is taken as [m] (the walkers' boxes are 0.5-0.7 m); its box's four
+#: corners are added (up to 0.49 m from its centre), as a vehicle's (:data:`CORNERS`)
 PEDESTRIAN_RADIUS = 0.35
 #: points of the box's grid along its length and across its width (static collisions)
 BOX_GRID = (7, 3)
@@ -402,7 +403,7 @@ def object_pedestrian_collision(
     """``float32 [B, N, H]`` in ``[0, 1]``: how close the imagined box at the end of step ``h``
     (``xy [B, N, H, 2]``, ``yaw [B, N, H]``) comes to the walkers of ``obs.objects`` moved on at
     their observed velocity for ``h + 1`` steps of ``dt`` [s]: 1 where a walker's circle
-    (:data:`PEDESTRIAN_RADIUS`) touches the box, falling linearly to 0 at ``pedestrian_margin``
+    (:data:`PEDESTRIAN_RADIUS`) or one of its box's corners touches the box, falling linearly to 0 at ``pedestrian_margin``
     beyond, or at the clearance the ego keeps by standing still if that is less
     (:func:`_added_risk`: graded, so that a planner already near a walker is told which way is
     away, and waiting beside one costs nothing)."""
@@ -416,12 +417,22 @@ def object_pedestrian_collision(
     t = dt * np.arange(1, H + 1)  # [H]
     wx = objects[..., OF.X, None] + objects[..., OF.VX, None] * t  # [B, M, H]
     wy = objects[..., OF.Y, None] + objects[..., OF.VY, None] * t
-    walker &= _reachable(wx, wy, np.full(walker.shape, PEDESTRIAN_RADIUS), xy, ego, cfg.pedestrian_margin)
+    half_length, half_width = 0.5 * objects[..., OF.LENGTH], 0.5 * objects[..., OF.WIDTH]  # [B, M]
+    extent = np.maximum(np.hypot(half_length, half_width), PEDESTRIAN_RADIUS)
+    walker &= _reachable(wx, wy, extent, xy, ego, cfg.pedestrian_margin)
     keep = walker.any(axis=0)  # actor slots any world must forecast
     if not keep.any():
         return np.zeros((B, N, H), dtype=np.float32)
-    return _forecast_risk(wx[:, keep, :, None], wy[:, keep, :, None], PEDESTRIAN_RADIUS,
-                          walker[:, keep], xy, yaw, ego, cfg.pedestrian_margin)  # fmt: skip
+    o, walker, wx, wy = objects[:, keep], walker[:, keep], wx[:, keep], wy[:, keep]
+    half_length, half_width = half_length[:, keep, None], half_width[:, keep, None]  # [B, M, 1]
+    # the circle's centre (radius PEDESTRIAN_RADIUS), then the box's four corners (radius 0)
+    along = np.concatenate([np.zeros_like(half_length), half_length * CORNERS[:, 0]], -1)  # [B, M, 5]
+    across = np.concatenate([np.zeros_like(half_width), half_width * CORNERS[:, 1]], -1)
+    radius = np.concatenate([np.full_like(half_length, PEDESTRIAN_RADIUS), 0.0 * across[..., 1:]], -1)
+    c, s = o[..., OF.COS_YAW, None], o[..., OF.SIN_YAW, None]  # [B, M, 1]
+    px = wx[..., None] + (c * along - s * across)[:, :, None, :]  # [B, M, H, 5]
+    py = wy[..., None] + (s * along + c * across)[:, :, None, :]
+    return _forecast_risk(px, py, radius[:, None, :, None, :], walker, xy, yaw, ego, cfg.pedestrian_margin)
 
 
 def _vehicle_centres(

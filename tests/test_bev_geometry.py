@@ -378,6 +378,41 @@ def test_a_vehicles_box_corner_is_reached_where_its_stadiums_round_end_is_not():
     assert here.max() == 0.0
 
 
+def test_a_walkers_box_corner_is_reached_where_its_circle_is_not():
+    """A walker (box 0.7 × 0.7 m, facing the ego's way) standing ahead-left, its rear-right corner
+    1 m ahead of the ego's front and 0.1 m left of its side; the imagined box creeps 0.9 m forward.
+    Corner to corner is then hypot(0.1, 0.1) = 0.14 m (risk (0.5 - 0.14) / 0.5 = 0.72 at
+    ``pedestrian_margin`` 0.5 m); the circle alone (radius 0.35 m) would be 0.29 m away (0.43).
+    Mirrored to the right, and the walker turned 90°, the same; face on, the circle is what reaches."""
+    from planning.bev_geometry import PEDESTRIAN_RADIUS, object_pedestrian_collision
+    from sim_bridge.api import ObjectFeature as OF
+
+    H = 4
+    xy = np.zeros((1, 1, H, 2))
+    xy[0, 0, :, 0] = 0.9
+    yaw = np.zeros((1, 1, H))
+    cfg = GeometryConfig(pedestrians="objects")
+    half = 0.35
+    cx, cy = EGO.length / 2 + 1.0 + half, EGO.width / 2 + 0.1 + half
+    expected = (0.5 - math.hypot(0.1, 0.1)) / 0.5
+    for y, heading in ((cy, 0.0), (-cy, 0.0), (cy, math.pi / 2)):
+        obs = walker_ahead(observation(np.array([0.0]), np.array([1000.0])), cx, y, 0.0, 0.0)
+        obs.objects[0, 0, [OF.COS_YAW, OF.SIN_YAW, OF.LENGTH, OF.WIDTH]] = (
+            math.cos(heading), math.sin(heading), 2 * half, 2 * half)  # fmt: skip
+        p = object_pedestrian_collision(obs, xy, yaw, EGO, DT, cfg)
+        np.testing.assert_allclose(p[0, 0], expected, atol=1e-5)
+    # standing where it is, the ego keeps its 1 m: no risk
+    assert object_pedestrian_collision(obs, np.zeros_like(xy), yaw, EGO, DT, cfg).max() == 0.0
+    # a 0.5 m walker straight ahead, 0.4 m from the crept box's front: the circle (0.35 m) reaches
+    # beyond its box's face (0.25 m): 0.05 m apart, risk (0.5 - 0.05) / 0.5
+    obs = walker_ahead(
+        observation(np.array([0.0]), np.array([1000.0])), EGO.length / 2 + 0.9 + 0.4, 0.0, 0.0, 0.0
+    )
+    obs.objects[0, 0, [OF.LENGTH, OF.WIDTH]] = (0.5, 0.5)
+    p = object_pedestrian_collision(obs, xy, yaw, EGO, DT, cfg)
+    np.testing.assert_allclose(p[0, 0], (0.5 - (0.4 - PEDESTRIAN_RADIUS)) / 0.5, atol=1e-5)
+
+
 def test_an_oncoming_vehicle_nearly_parallel_is_forecast_parallel_with_oncoming_parallel():
     """An oncoming car 30 m ahead in the next lane (y = 3.5 m) at 10 m/s, 8° off the ego's reverse
     axis towards the ego's lane. At its heading it crosses into the ego's lane and marks the box
