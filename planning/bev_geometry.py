@@ -403,8 +403,8 @@ def object_pedestrian_collision(
     """``float32 [B, N, H]`` in ``[0, 1]``: how close the imagined box at the end of step ``h``
     (``xy [B, N, H, 2]``, ``yaw [B, N, H]``) comes to the walkers of ``obs.objects`` moved on at
     their observed velocity for ``h + 1`` steps of ``dt`` [s]: 1 where a walker's circle
-    (:data:`PEDESTRIAN_RADIUS`) or one of its box's corners touches the box, falling linearly to 0 at ``pedestrian_margin``
-    beyond, or at the clearance the ego keeps by standing still if that is less
+    (:data:`PEDESTRIAN_RADIUS`) or one of its box's corners touches the box, falling linearly to 0
+    at ``pedestrian_margin`` beyond, or at the clearance the ego keeps by standing still if that is less
     (:func:`_added_risk`: graded, so that a planner already near a walker is told which way is
     away, and waiting beside one costs nothing)."""
     from sim_bridge.api import ObjectFeature as OF
@@ -429,10 +429,22 @@ def object_pedestrian_collision(
     along = np.concatenate([np.zeros_like(half_length), half_length * CORNERS[:, 0]], -1)  # [B, M, 5]
     across = np.concatenate([np.zeros_like(half_width), half_width * CORNERS[:, 1]], -1)
     radius = np.concatenate([np.full_like(half_length, PEDESTRIAN_RADIUS), 0.0 * across[..., 1:]], -1)
-    c, s = o[..., OF.COS_YAW, None], o[..., OF.SIN_YAW, None]  # [B, M, 1]
-    px = wx[..., None] + (c * along - s * across)[:, :, None, :]  # [B, M, H, 5]
-    py = wy[..., None] + (s * along + c * across)[:, :, None, :]
+    px, py = _body_points(o, wx, wy, along, across)  # [B, M, H, 5]
     return _forecast_risk(px, py, radius[:, None, :, None, :], walker, xy, yaw, ego, cfg.pedestrian_margin)
+
+
+def _body_points(
+    o: np.ndarray, cx: np.ndarray, cy: np.ndarray, along: np.ndarray, across: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``px, py [B, M, H, K]``: the points ``along, across [B, M, K]`` of each actor's own frame
+    [m] (its heading from ``o [B, M, F]``, the object list) placed at its forecast centres
+    ``cx, cy [B, M, H]``."""
+    from sim_bridge.api import ObjectFeature as OF
+
+    c, s = o[..., OF.COS_YAW, None], o[..., OF.SIN_YAW, None]  # [B, M, 1]
+    px = cx[..., None] + (c * along - s * across)[:, :, None, :]
+    py = cy[..., None] + (s * along + c * across)[:, :, None, :]
+    return px, py
 
 
 def _vehicle_centres(
@@ -523,9 +535,7 @@ def object_vehicle_collision(
     along = np.concatenate([half_axis[..., None] * u, half_length[..., None] * CORNERS[:, 0]], -1)
     across = np.concatenate([axis_points, half_width[..., None] * CORNERS[:, 1]], -1)  # [B, M, K + 4]
     radius = np.concatenate([axis_points + half_width[..., None], 0.0 * across[..., -4:]], -1)
-    c, s = o[..., OF.COS_YAW, None], o[..., OF.SIN_YAW, None]  # [B, M, 1]
-    px = cx[..., None] + (c * along - s * across)[:, :, None, :]  # [B, M, H, K + 4]
-    py = cy[..., None] + (s * along + c * across)[:, :, None, :]
+    px, py = _body_points(o, cx, cy, along, across)  # [B, M, H, K + 4]
     return _forecast_risk(px, py, radius[:, None, :, None, :], vehicle, xy, yaw, ego, cfg.vehicle_margin)
 
 
