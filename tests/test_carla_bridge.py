@@ -664,6 +664,58 @@ def test_a_parked_cars_door_opens_on_carla_as_on_the_embedded_backend(server: Ca
     assert abs(hit["carla"] - hit["embedded"]) <= 2
 
 
+CUT_IN = """
+import json
+import numpy as np
+from scenarios.families import make_scenario
+from sim_bridge.api import ActorKind
+from sim_bridge.carla import CarlaConfig, CarlaSimulator
+from sim_bridge.embedded.config import EmbeddedConfig
+from sim_bridge.embedded.simulator import EmbeddedSimulator
+from sim_bridge.maps.catalog import load_map
+
+spec = make_scenario("cut_in_highway", dict(vehicles=4, pedestrians=0, side="left"), seed=0)
+(cutter,) = [a for a in spec.world.actors if a.kind == ActorKind.VEHICLE]
+rm = load_map(spec.world.map)
+runs = {{}}
+for name, sim in (("carla", CarlaSimulator(CarlaConfig(port={port}, tm_port={tm_port}, timeout=20.0))),
+                  ("embedded", EmbeddedSimulator(EmbeddedConfig(num_worlds=1, threads=1)))):
+    sim.reset(spec.world, seed=0)
+    a = sim.actor_arrays()
+    j = 1 + int(np.argmin(np.hypot(a.x[0, 1:] - cutter.pose.x, a.y[0, 1:] - cutter.pose.y) + 1e6 * ~a.active[0, 1:]))
+    car = int(a.ids[0, j])
+    lateral, speed = [], []
+    for i in range(60):  # the ego holds its speed: the cutter closes in front of it
+        sim.step(np.array([[0.0, 0.0]]))
+        a = sim.actor_arrays()
+        j = int(np.flatnonzero(a.ids[0] == car)[0])
+        # the cutter's offset from the centre of the ego's lane, once its centre is on that lane
+        on = rm.project(np.stack([a.x[0, [0, j]], a.y[0, [0, j]]], axis=1), a.yaw[0, [0, j]])
+        lateral.append(float(on.lateral[1]) if on.lane[1] == on.lane[0] else None)
+        speed.append(float(a.speed[0, j]))
+    runs[name] = dict(lateral=lateral, speed=speed)
+    sim.close()
+print("RESULT " + json.dumps(runs), flush=True)
+"""
+
+
+def test_a_highway_cut_in_happens_on_carla_as_on_the_embedded_backend(server: CarlaServer) -> None:
+    """``cut_in_highway`` (18 m/s, from the left) through the bridge and our server: the client's
+    Traffic Manager cannot force a lane change at that speed (carla#5224), so the bridge steers the
+    cutter (``sim_bridge.carla.lane_change``): it enters the ego's lane within a step of the
+    embedded backend's cutter, settles on its centre, and keeps its cruise speed."""
+    r = _run(CUT_IN.format(port=server.port, tm_port=_free_port()))
+    entered = {}
+    for name, run in r.items():
+        lateral = run["lateral"]
+        assert lateral[0] is None, name  # in the neighbour lane
+        assert any(v is not None for v in lateral), (name, lateral)  # it cuts in …
+        entered[name] = next(i for i, v in enumerate(lateral) if v is not None)
+        assert all(v is not None and abs(v) < 0.5 for v in lateral[-10:]), (name, lateral)  # … to the centre
+        assert min(run["speed"]) > 15.0, (name, run["speed"])  # cruising at 18 m/s throughout
+    assert abs(entered["carla"] - entered["embedded"]) <= 2, entered
+
+
 TM_WAKE = """
 import json
 import logging

@@ -58,6 +58,7 @@ from sim_bridge.api import (
     StepEvents,
     WorldSpec,
 )
+from sim_bridge.carla.background import place_background
 from sim_bridge.carla.config import CarlaConfig
 from sim_bridge.carla.connection import CarlaConnectionError, connect
 from sim_bridge.carla.lights import TrafficLights
@@ -344,10 +345,12 @@ class CarlaSimulator(Simulator):
         # --- scenario actors, then background traffic on the server's spawn points
         self._scripted = []
         for actor in spec.actors:
-            scripted = spawn_scenario_actor(world, library, self._tm, cfg.tm_port, actor, self._transform)
+            scripted = spawn_scenario_actor(
+                world, library, self._tm, cfg.tm_port, actor, self._transform, rm, self.dt, cfg.vehicle
+            )
             self._scripted.append(scripted)
             self._spawned.append(scripted.actor)
-        self._spawn_background(world, library, spec, rng, ex, ey)
+        self._spawn_background(world, library, spec, rng, (ex, ey, eyaw))
         new_walkers = self._keep_walkers_near(ex, ey)
         self._time = 0.0
         self._lights.start(world, rm, spec, seed)
@@ -396,17 +399,31 @@ class CarlaSimulator(Simulator):
         return new
 
     def _spawn_background(
-        self, world: Any, library: Any, spec: WorldSpec, rng: np.random.Generator, ex, ey
+        self,
+        world: Any,
+        library: Any,
+        spec: WorldSpec,
+        rng: np.random.Generator,
+        ego: tuple[float, float, float],
     ) -> None:
+        """Background vehicles on the server's spawn points, placed and started moving by the
+        embedded backend's rules (:mod:`sim_bridge.carla.background`), on the Traffic Manager."""
         import carla
 
         if spec.vehicles <= 0:
             return
         points = world.get_map().get_spawn_points()
-        xy = np.array([carla_to_map(t.location.x, t.location.y)[:2] for t in points]).reshape(-1, 2)
-        d = np.hypot(xy[:, 0] - ex, xy[:, 1] - ey)
-        near = np.flatnonzero((d >= BACKGROUND_MIN_DISTANCE) & (d <= spec.traffic_radius))
-        chosen = rng.permutation(near)[: spec.vehicles]
+        pts = np.array(
+            [carla_to_map(t.location.x, t.location.y, t.rotation.yaw) for t in points], dtype=np.float64
+        ).reshape(-1, 3)
+        bodies = np.array(
+            [(*ego, spec.ego_speed)] + [(a.pose.x, a.pose.y, a.pose.yaw, a.speed) for a in spec.actors],
+            dtype=np.float64,
+        )
+        assert self._map is not None
+        chosen = place_background(
+            self._map, pts, bodies, spec.vehicles, BACKGROUND_MIN_DISTANCE, spec.traffic_radius, rng
+        )
         bp = library.find(VEHICLE_BLUEPRINT)
         bp.set_attribute("role_name", "autopilot")
         port = self.config.tm_port
@@ -415,10 +432,16 @@ class CarlaSimulator(Simulator):
             carla.command.SetAutopilot,
             carla.command.FutureActor,
         )
-        batch = [SpawnActor(bp, points[int(i)]).then(SetAutopilot(FutureActor, True, port)) for i in chosen]
-        for response in self._client.apply_batch_sync(batch, False):
+        batch = [SpawnActor(bp, points[p.point]).then(SetAutopilot(FutureActor, True, port)) for p in chosen]
+        for placed, response in zip(chosen, self._client.apply_batch_sync(batch, False), strict=True):
             if not response.error:
-                self._spawned.append(world.get_actor(response.actor_id))
+                actor = world.get_actor(response.actor_id)
+                self._spawned.append(actor)
+                # the Traffic Manager drives 30 % under the limit unless told: ours at the limit times
+                # the driver's factor, as the embedded backend's background drivers
+                self._tm.vehicle_percentage_speed_difference(actor, 100.0 * (1.0 - placed.factor))
+                if placed.speed > 0.0:
+                    actor.set_target_velocity(self._velocity(float(pts[placed.point, 2]), placed.speed))
 
     def _destroy_episode(self) -> None:
         import carla
@@ -491,7 +514,7 @@ class CarlaSimulator(Simulator):
         # triggers after the step, for the next one (as the embedded backend's): an opened door
         # is in this step's observation
         for scripted in self._scripted:
-            scripted.update(px, py, self._time)
+            scripted.update(px, py, self._time, self._arrays)
         with self._lock:
             hits, invasions = self._hits, self._invasions
             self._hits, self._invasions = [], 0
