@@ -23,6 +23,7 @@ import pytest
 
 pytest.importorskip("carla")
 
+from sim_bridge.api import ActorKind
 from sim_bridge.carla_server import CarlaServer, CarlaServerConfig
 from sim_bridge.embedded.config import EmbeddedConfig
 
@@ -615,17 +616,18 @@ for name, sim in (("carla", CarlaSimulator(CarlaConfig(port={port}, tm_port={tm_
     obs = sim.reset(spec.world, seed=0)
     a = sim.actor_arrays()
     j = 1 + int(np.argmin(np.hypot(a.x[0, 1:] - car.pose.x, a.y[0, 1:] - car.pose.y) + 1e6 * ~a.active[0, 1:]))
-    car_id = int(a.ids[0, j])
-    boxes, hits, seen = [], [], []
+    car_id, car_kind = int(a.ids[0, j]), int(a.kind[0, j])
+    boxes, hits, seen, hit_kinds = [], [], [], []
     for i in range(50):
         obs, ev = sim.step(np.array([[0.0, 0.0]]))
         a = sim.actor_arrays()
         j = int(np.flatnonzero(a.ids[0] == car_id)[0])
         boxes.append([float(v[0, j]) for v in (a.x, a.y, a.yaw, a.length, a.width)])
         hits.append(int(ev.collision_actor[0]) if ev.collision[0] else -1)
+        hit_kinds.append(int(ev.collision_kind[0]) if ev.collision[0] else -1)
         row = np.flatnonzero(obs.object_ids[0] == car_id)
         seen.append(float(obs.objects[0, row[0], ObjectFeature.WIDTH]) if len(row) else -1.0)
-    runs[name] = dict(car=car_id, boxes=boxes, hits=hits, seen=seen)
+    runs[name] = dict(car=car_id, kind=car_kind, boxes=boxes, hits=hits, hit_kinds=hit_kinds, seen=seen)
     sim.close()
 print("RESULT " + json.dumps(runs), flush=True)
 """
@@ -662,6 +664,11 @@ def test_a_parked_cars_door_opens_on_carla_as_on_the_embedded_backend(server: Ca
     hit = {name: next(i for i, h in enumerate(run["hits"]) if h == run["car"]) for name, run in r.items()}
     assert hit["carla"] > opened["carla"] and hit["embedded"] > opened["embedded"]
     assert abs(hit["carla"] - hit["embedded"]) <= 2
+    # a parked car is a CARLA vehicle on its hand brake, and a static obstacle to the sensors and
+    # the collision events on both (an agent passes it rather than queueing behind it)
+    for name, run in r.items():
+        assert run["kind"] == int(ActorKind.STATIC), name
+        assert run["hit_kinds"][hit[name]] == int(ActorKind.STATIC), name
 
 
 CUT_IN = """

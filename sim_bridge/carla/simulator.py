@@ -590,8 +590,11 @@ class CarlaSimulator(Simulator):
         states = [(s.id, s.get_transform(), s.get_velocity()) for s in snapshot]
         unknown = [i for i, _, _ in states if i not in self._info]
         if unknown:
+            # a scenario's parked car is a CARLA vehicle standing on its hand brake, but a static
+            # obstacle to every sensor, as on the embedded backend (agents pass it, never queue)
+            static = {s.actor.id for s in self._scripted if s.spec.kind == ActorKind.STATIC}
             for actor in self._world.get_actors(unknown):
-                k = _kind(actor.type_id)
+                k = ActorKind.STATIC if actor.id in static else _kind(actor.type_id)
                 bb = actor.bounding_box
                 self._info[actor.id] = (
                     -1 if k is None else int(k),
@@ -676,7 +679,8 @@ class CarlaSimulator(Simulator):
         hit_id, hit_kind, hit_speed, hit_bearing = -1, -1, 0.0, 0.0
         if hits:
             other, type_id = hits[0]
-            kind = _kind(type_id)
+            known = self._info.get(other, (-1,))[0]  # as the sensors see it (a parked car: static)
+            kind = ActorKind(known) if known >= 0 else _kind(type_id)
             hit_id, hit_kind = other, int(kind if kind is not None else ActorKind.STATIC)
             row = np.flatnonzero(a.ids[0] == other)
             if len(row):
