@@ -393,6 +393,68 @@ def test_background_pedestrians_walk_the_sidewalks_led_by_ai_walker_controllers(
     assert not [k for k in kinds if k.startswith(("walker.", "controller."))]  # closed: all destroyed
 
 
+VEHICLES_KEPT = """
+import json
+import numpy as np
+from sim_bridge.api import ActorKind, MapRef, Pose, WorldSpec
+from sim_bridge.carla import CarlaConfig, CarlaSimulator
+from sim_bridge.carla.walkers import WALKER_REFRESH_PERIOD
+from sim_bridge.maps.catalog import load_map
+
+rm = load_map(MapRef("grid"))
+lane = int(rm.driving_lanes[np.argmax(rm.lane_length[rm.driving_lanes])])
+xy, yaw = rm.pose_at(np.array([lane]), np.array([10.0]))
+ego = Pose(float(xy[0, 0]), float(xy[0, 1]), float(yaw[0]))
+spec = WorldSpec(map=MapRef("grid"), ego=ego, ego_speed=12.0, vehicles=6, pedestrians=0, traffic_radius={radius},
+                 route_length=150.0)
+sim = CarlaSimulator(CarlaConfig(port={port}, tm_port={tm_port}, timeout=20.0))
+every = round(WALKER_REFRESH_PERIOD / sim.dt)
+def placed():
+    a = sim.actor_arrays()
+    ids = {{v.id for v in sim._background}}
+    return {{int(a.ids[0, j]): (float(a.x[0, j]), float(a.y[0, j]), float(a.speed[0, j])) for j in range(a.shape[1])
+            if a.active[0, j] and int(a.ids[0, j]) in ids}}
+runs = []
+for run in range(2):  # the same seed twice: the same vehicles at the same places
+    sim.reset(spec, seed=0)
+    first = placed()
+    seen, after_refresh = set(first), []
+    for k in range(60):  # 6 s at about 12 m/s
+        a = sim.actor_arrays()
+        ex, ey = float(a.x[0, 0]), float(a.y[0, 0])  # where the bridge sees the ego at the step's start
+        sim.step(np.array([[0.0, 0.0]]))
+        now = placed()
+        seen |= set(now)
+        if k % every == every - 1:  # the bridge replaced the far vehicles at this step's start
+            after_refresh.append(sorted(float(np.hypot(x - ex, y - ey)) for x, y, _ in now.values()))
+    on_server = sorted(v.id for v in sim._world.get_actors().filter("vehicle.*") if v.id != sim._ego.id)
+    runs.append(dict(first=sorted(first.values()), n_first=len(first), seen=len(seen), after_refresh=after_refresh,
+                     tracked=sorted(v.id for v in sim._background), on_server=on_server))
+sim.close()
+print("RESULT " + json.dumps(runs), flush=True)
+"""
+
+
+def test_background_vehicles_are_kept_within_the_traffic_radius_of_the_ego(server: CarlaServer) -> None:
+    """The ego drives about 70 m with a 60 m ``traffic_radius``: background vehicles start moving,
+    every second the bridge destroys those it has left behind (off the Traffic Manager first) and
+    spawns as many as find a free spawn point 40 m or more from the ego, so after each replacement
+    all of them are within the radius; the server holds exactly the vehicles the bridge tracks, and the same seed gives the
+    same vehicles at the same places."""
+    radius = 60.0
+    runs = _run(VEHICLES_KEPT.format(port=server.port, tm_port=_free_port(), radius=radius))
+    for run in runs:
+        assert run["n_first"] == 6 and all(v > 0.0 for _, _, v in run["first"])  # moving from the start
+        assert run["seen"] > 6  # some were replaced
+        for dists in run["after_refresh"]:
+            # within the radius (they drove on for a step); at most six, and a free place for most
+            assert 4 <= len(dists) <= 6 and max(dists) <= radius + 2.0, dists
+        assert run["tracked"] == run["on_server"]  # the replaced ones are gone from the server
+    # the same places (read after the reset's tick, a tick of the Traffic Manager's driving apart)
+    first = [np.array(run["first"])[:, :2] for run in runs]
+    assert first[0] == pytest.approx(first[1], abs=0.2)
+
+
 WALKERS_KEPT = """
 import json
 import sys

@@ -39,6 +39,12 @@ Background pedestrians are kept around the ego as the embedded backend keeps the
 ``spec.traffic_radius`` from the ego are destroyed and new ones spawned, up to ``spec.pedestrians``,
 between ``BACKGROUND_MIN_DISTANCE`` and the radius, drawn from the episode's seeded generator; they
 are started after the step's first tick (:func:`~sim_bridge.carla.walkers.keep_walkers_near`).
+Background vehicles likewise: placed and started moving by the embedded backend's rules
+(:mod:`sim_bridge.carla.background`; at reset from ``BACKGROUND_MIN_DISTANCE``, later from the
+embedded ``RESPAWN_DISTANCE``), destroyed beyond the radius or after standing still for the
+driver's ``stuck_timeout`` (a gridlock dissolves), off the Traffic Manager first. A scenario's
+parked car is a CARLA vehicle on its hand brake but a static obstacle in the observation and the
+collision events, as on the embedded backend.
 """
 
 from __future__ import annotations
@@ -73,6 +79,8 @@ from sim_bridge.carla.walkers import (
 )
 from sim_bridge.carla_server.tm_watch import wake_traffic_manager
 from sim_bridge.carla_server.wire import CARLA_VERSION
+from sim_bridge.embedded.config import DriverModel
+from sim_bridge.embedded.simulator import RESPAWN_DISTANCE
 from sim_bridge.frames import carla_to_map, map_to_carla, wrap_angle
 from sim_bridge.geometry import open_door
 from sim_bridge.maps.catalog import load_map
@@ -141,6 +149,9 @@ class CarlaSimulator(Simulator):
         self._route: Route | None = None
         self._spawned: list[Any] = []  # carla actors of this episode, sensors first
         self._walkers = Walkers()  # background pedestrians and their AI controllers (not in _spawned)
+        self._background: list[Any] = []  # background vehicles (also in _spawned)
+        self._spawn_points: list[Any] | None = None  # the server's, for the map loaded
+        self._still: dict[int, float] = {}  # background vehicle id → time it has stood still [s]
         self._spec: WorldSpec | None = None  # this episode's
         self._rng = np.random.default_rng()  # this episode's, seeded at reset: where walkers spawn
         self._library: Any = None  # the server's blueprint library
@@ -280,6 +291,7 @@ class CarlaSimulator(Simulator):
             )
             client.set_timeout(cfg.timeout)
         self._world = world
+        self._spawn_points = None  # read again for this episode's map
         settings = world.get_settings()
         settings.synchronous_mode = True
         settings.fixed_delta_seconds = cfg.physics_dt
@@ -350,7 +362,11 @@ class CarlaSimulator(Simulator):
             )
             self._scripted.append(scripted)
             self._spawned.append(scripted.actor)
-        self._spawn_background(world, library, spec, rng, (ex, ey, eyaw))
+        self._background, self._still = [], {}
+        bodies = [(ex, ey, eyaw, spec.ego_speed)] + [
+            (a.pose.x, a.pose.y, a.pose.yaw, a.speed) for a in spec.actors
+        ]
+        self._spawn_background(np.array(bodies, dtype=np.float64), spec.vehicles, BACKGROUND_MIN_DISTANCE)
         new_walkers = self._keep_walkers_near(ex, ey)
         self._time = 0.0
         self._lights.start(world, rm, spec, seed)
@@ -398,33 +414,25 @@ class CarlaSimulator(Simulator):
         self._walkers = kept + new
         return new
 
-    def _spawn_background(
-        self,
-        world: Any,
-        library: Any,
-        spec: WorldSpec,
-        rng: np.random.Generator,
-        ego: tuple[float, float, float],
-    ) -> None:
-        """Background vehicles on the server's spawn points, placed and started moving by the
-        embedded backend's rules (:mod:`sim_bridge.carla.background`), on the Traffic Manager."""
+    def _spawn_background(self, bodies: np.ndarray, count: int, min_distance: float) -> None:
+        """Up to ``count`` background vehicles on the server's spawn points, placed and started
+        moving by the embedded backend's rules (:mod:`sim_bridge.carla.background`) among the
+        vehicles ``bodies [K, 4]`` (x, y [m], yaw [rad], speed [m/s]; the ego first), at least
+        ``min_distance`` [m] from the ego; on the Traffic Manager."""
         import carla
 
-        if spec.vehicles <= 0:
+        spec, world = self._spec, self._world
+        if count <= 0 or spec is None:
             return
-        points = world.get_map().get_spawn_points()
+        if self._spawn_points is None:
+            self._spawn_points = world.get_map().get_spawn_points()
+        points = self._spawn_points
         pts = np.array(
             [carla_to_map(t.location.x, t.location.y, t.rotation.yaw) for t in points], dtype=np.float64
         ).reshape(-1, 3)
-        bodies = np.array(
-            [(*ego, spec.ego_speed)] + [(a.pose.x, a.pose.y, a.pose.yaw, a.speed) for a in spec.actors],
-            dtype=np.float64,
-        )
         assert self._map is not None
-        chosen = place_background(
-            self._map, pts, bodies, spec.vehicles, BACKGROUND_MIN_DISTANCE, spec.traffic_radius, rng
-        )
-        bp = library.find(VEHICLE_BLUEPRINT)
+        chosen = place_background(self._map, pts, bodies, count, min_distance, spec.traffic_radius, self._rng)
+        bp = self._library.find(VEHICLE_BLUEPRINT)
         bp.set_attribute("role_name", "autopilot")
         port = self.config.tm_port
         SpawnActor, SetAutopilot, FutureActor = (
@@ -437,11 +445,61 @@ class CarlaSimulator(Simulator):
             if not response.error:
                 actor = world.get_actor(response.actor_id)
                 self._spawned.append(actor)
+                self._background.append(actor)
                 # the Traffic Manager drives 30 % under the limit unless told: ours at the limit times
                 # the driver's factor, as the embedded backend's background drivers
                 self._tm.vehicle_percentage_speed_difference(actor, 100.0 * (1.0 - placed.factor))
                 if placed.speed > 0.0:
                     actor.set_target_velocity(self._velocity(float(pts[placed.point, 2]), placed.speed))
+
+    def _keep_vehicles_near(self) -> None:
+        """As the embedded backend keeps its traffic: destroy the background vehicles farther than
+        ``spec.traffic_radius`` from the ego or standing still longer than the driver's
+        ``stuck_timeout`` (a gridlock dissolves, as SUMO's time-to-teleport), then spawn new ones up
+        to ``spec.vehicles``, at least ``RESPAWN_DISTANCE`` from the ego (out of view)."""
+        import carla
+
+        spec, a = self._spec, self._arrays
+        assert spec is not None and a is not None
+        ex, ey = float(a.x[0, 0]), float(a.y[0, 0])
+        snapshot = self._world.get_snapshot()
+        gone = []
+        for actor in self._background:
+            state = snapshot.find(actor.id)
+            if state is not None:
+                where = state.get_transform().location
+                x, y = carla_to_map(where.x, where.y)[:2]
+            far = state is None or math.hypot(x - ex, y - ey) > spec.traffic_radius
+            if far or self._still.get(actor.id, 0.0) > DriverModel().stuck_timeout:
+                gone.append(actor)
+        if gone:
+            port = self.config.tm_port
+            batch = [carla.command.SetAutopilot(v.id, False, port) for v in gone]
+            self._client.apply_batch_sync(batch, False)  # off the Traffic Manager before they go
+            self._client.apply_batch_sync([carla.command.DestroyActor(v.id) for v in gone], False)
+            dead = {v.id for v in gone}
+            self._background = [v for v in self._background if v.id not in dead]
+            self._spawned = [v for v in self._spawned if v.id not in dead]
+            for i in dead:
+                self._still.pop(i, None)
+        missing = spec.vehicles - len(self._background)
+        if missing > 0:
+            cars = np.flatnonzero(
+                a.active[0] & np.isin(a.kind[0], (ActorKind.VEHICLE, ActorKind.STATIC))
+            )  # ego first
+            bodies = np.stack([a.x[0, cars], a.y[0, cars], a.yaw[0, cars], a.speed[0, cars]], axis=1)
+            self._spawn_background(bodies, missing, RESPAWN_DISTANCE)
+
+    def _count_still(self) -> None:
+        """Add a step to the still-standing time of every background vehicle below 0.1 m/s."""
+        a = self._arrays
+        assert a is not None
+        speeds = dict(zip(a.ids[0].tolist(), a.speed[0].tolist(), strict=True))
+        for actor in self._background:
+            v = speeds.get(actor.id)
+            self._still[actor.id] = (
+                self._still.get(actor.id, 0.0) + self.dt if v is not None and abs(v) < 0.1 else 0.0
+            )
 
     def _destroy_episode(self) -> None:
         import carla
@@ -461,7 +519,7 @@ class CarlaSimulator(Simulator):
         ids = [a.id for a in self._spawned]
         if ids:
             self._client.apply_batch_sync([carla.command.DestroyActor(i) for i in ids], False)
-        self._spawned, self._ego = [], None
+        self._spawned, self._ego, self._background = [], None, []
 
     def _on_collision(self, event: Any) -> None:
         other = event.other_actor
@@ -499,7 +557,10 @@ class CarlaSimulator(Simulator):
         px, py = x0, y0
         red, stop_run = np.full(1, -1, np.int32), np.full(1, -1, np.int32)
         every = max(1, round(WALKER_REFRESH_PERIOD / self.dt))
-        new_walkers = self._keep_walkers_near(x0, y0) if self._steps % every == every - 1 else Walkers()
+        new_walkers = Walkers()
+        if self._steps % every == every - 1:
+            self._keep_vehicles_near()
+            new_walkers = self._keep_walkers_near(x0, y0)
         for k in range(self._ticks):
             time = self._time + self.config.physics_dt
             if k == self._ticks - 1:
@@ -519,6 +580,7 @@ class CarlaSimulator(Simulator):
             hits, invasions = self._hits, self._invasions
             self._hits, self._invasions = [], 0
         self._arrays = self._read()
+        self._count_still()
         a = self._arrays
         self._yaw_rate[0] = wrap_angle(float(a.yaw[0, 0]) - yaw0) / self.dt
         self._accel_lon[0] = (float(a.speed[0, 0]) - v0) / self.dt
