@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim_bridge.api import ActorKind, LightState
+from sim_bridge.maps.lookup import lane_candidates
 from sim_bridge.maps.road_map import RoadMap, Route
 from sim_bridge.maps.towns import make_town
 from sim_bridge.routes import RouteBatch
@@ -377,6 +378,32 @@ def test_ego_lane_falls_back_to_nearest_lane(straight: RoadMap) -> None:
     np.testing.assert_allclose(e[:, EgoFeature.SPEED_LIMIT], 50 / 3.6, rtol=1e-4)
     np.testing.assert_array_equal(e[:, EgoFeature.CMD_LANE_FOLLOW], 1)  # no route: lane follow
     np.testing.assert_array_equal(e[:, EgoFeature.ROUTE_X0 : EgoFeature.ROUTE_Y3 + 1], 0)
+
+
+def test_ego_lane_prefers_the_routes_lane_where_junction_lanes_overlap(cross: RoadMap) -> None:
+    """Two junction lanes leaving the same approach overlap at their start: a point on both projects
+    onto one of them; given a route through the other, the ego is on the route's (as the embedded
+    lane tracker's plan bonus has it), and with no route lane there the projection is unchanged."""
+    pairs = [
+        (int(a), int(b))
+        for a in np.flatnonzero(cross.lane_junction >= 0)
+        for b in np.flatnonzero(cross.lane_junction >= 0)
+        if a < b and set(cross.lane_predecessors[a]) & set(cross.lane_predecessors[b])
+    ]
+    assert pairs
+    a, b = pairs[0]
+    xy_a, yaw_a = cross.pose_at(np.array([a]), np.array([1.0]))
+    plain = ego_lane(cross, xy_a, yaw_a)
+    chosen = int(plain.lane[0])
+    assert chosen in (a, b)
+    other = b if chosen == a else a
+    assert bool(lane_candidates(cross, xy_a[0]).inside[lane_candidates(cross, xy_a[0]).lane == other][0])
+    routed = ego_lane(cross, xy_a, yaw_a, np.array([[-1, other, -1]]))
+    assert routed.lane[0] == other
+    _, lane_yaw = cross.pose_at(np.array([other]), routed.s)
+    assert routed.heading_error[0] == pytest.approx(float(yaw_a[0] - lane_yaw[0]), abs=1e-6)
+    unrelated = ego_lane(cross, xy_a, yaw_a, np.array([[-1, -1, 10_000]]))
+    assert unrelated.lane[0] == chosen and unrelated.s[0] == plain.s[0]
 
 
 # -------------------------------------------------------------------------------------- observer

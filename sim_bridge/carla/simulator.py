@@ -724,7 +724,7 @@ class CarlaSimulator(Simulator):
         xy = np.array([[ex, ey]])
         progress, deviation = self._routes.update(xy)
         self._progress = progress
-        proj: Projection = ego_lane(rm, xy, np.array([eyaw]))
+        proj: Projection = ego_lane(rm, xy, np.array([eyaw]), self._routes.lanes)
         lane = int(proj.lane[0])
         # footprint corners on the drivable area
         c, s = math.cos(eyaw), math.sin(eyaw)

@@ -11,6 +11,7 @@ import numba
 import numpy as np
 
 from sim_bridge.api import LightState
+from sim_bridge.maps.lookup import HEADING_WEIGHT, lane_candidates
 from sim_bridge.maps.road_map import Projection, RoadMap, SignalKind
 from sim_bridge.routes import RouteBatch
 from sim_bridge.sensors.frame import SensorFrame
@@ -29,6 +30,8 @@ __all__ = ["COMMAND_LOOKAHEAD", "ego_lane", "ego_vector"]
 COMMAND_LOOKAHEAD = 30.0
 #: the fallback projection for an ego off every lane searches this far [m]
 _FALLBACK_DISTANCE = 1e4
+#: a lane of the route is preferred by this much [m] (the embedded lane tracker's plan bonus)
+ROUTE_LANE_BONUS = 0.5
 
 # one-hot column of each RouteCommand, indexed by the command's value
 _COMMAND_COLUMN = np.zeros(len(RouteCommand), dtype=np.int64)
@@ -46,17 +49,47 @@ _F = {f.name: int(f) for f in EgoFeature}
 _ROUTE = slice(_F["ROUTE_X0"], _F["ROUTE_X0"] + 2 * NUM_ROUTE_TARGETS)
 
 
-def ego_lane(road_map: RoadMap, xy: np.ndarray, yaw: np.ndarray) -> Projection:
+def ego_lane(
+    road_map: RoadMap, xy: np.ndarray, yaw: np.ndarray, route_lanes: np.ndarray | None = None
+) -> Projection:
     """The ego's driving lane: ``road_map.project(xy [B, 2], yaw [B])``; an ego farther than 10 m
     from every driving lane is projected onto the nearest one anyway (so it still gets a speed
-    limit and an offset)."""
+    limit and an offset).
+
+    With ``route_lanes [B, K]`` (-1 padded) a lane of the ego's route gets the embedded lane
+    tracker's bonus (:data:`ROUTE_LANE_BONUS` off the cost ``|lateral| + HEADING_WEIGHT · (1 − cos
+    heading error)``, lanes containing the point first): where junction lanes overlap, the route's
+    lane wins over another one the ego's centre is on as well, as it does on the embedded backend
+    (:mod:`sim_bridge.embedded.ego_track`)."""
     proj = road_map.project(xy, yaw)
     lost = proj.lane < 0
     if lost.any():
         far = road_map.project(xy[lost], yaw[lost], max_distance=_FALLBACK_DISTANCE)
         for name in ("lane", "s", "lateral", "heading_error", "distance", "inside"):
             getattr(proj, name)[lost] = getattr(far, name)
+    if route_lanes is not None:
+        for b in np.flatnonzero(~lost & ~(route_lanes == proj.lane[:, None]).any(axis=1)):
+            _prefer_route_lane(road_map, proj, int(b), xy[b], float(yaw[b]), route_lanes[b])
     return proj
+
+
+def _prefer_route_lane(
+    road_map: RoadMap, proj: Projection, b: int, xy: np.ndarray, yaw: float, route: np.ndarray
+) -> None:
+    """Replace world ``b``'s projection by a lane of ``route`` it lies on when that one's cost,
+    with :data:`ROUTE_LANE_BONUS`, is lower (see :func:`ego_lane`)."""
+    cand = lane_candidates(road_map, xy)
+    on_route = np.isin(cand.lane, route[route >= 0])
+    if not on_route.any():
+        return
+    _, lane_yaw = road_map.pose_at(cand.lane, cand.s)
+    he = np.remainder(yaw - lane_yaw + np.pi, 2.0 * np.pi) - np.pi
+    cost = np.abs(cand.lateral) + HEADING_WEIGHT * (1.0 - np.cos(he)) - 1e6 * cand.inside
+    now = abs(proj.lateral[b]) + HEADING_WEIGHT * (1.0 - np.cos(proj.heading_error[b])) - 1e6 * proj.inside[b]
+    k = int(np.argmin(np.where(on_route, cost - ROUTE_LANE_BONUS, np.inf)))
+    if cost[k] - ROUTE_LANE_BONUS < now:
+        proj.lane[b], proj.s[b], proj.lateral[b] = cand.lane[k], cand.s[k], cand.lateral[k]
+        proj.heading_error[b], proj.distance[b], proj.inside[b] = he[k], cand.distance[k], cand.inside[k]
 
 
 def ego_vector(
