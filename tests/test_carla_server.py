@@ -573,6 +573,8 @@ def test_traffic_lights_are_actors_and_the_traffic_manager_stops_at_red(server: 
         world.tick()  # the new TM's first cycle is over (a car registered during it stays parked)
         car = world.spawn_actor(library.find("vehicle.audi.a2"),
                                 carla.Transform(carla.Location(x={x}, y={y}, z=0.3), carla.Rotation(yaw={yaw})))
+        world.tick()
+        far = dict(state=str(car.get_traffic_light_state()), at_light=car.is_at_traffic_light())
         car.set_autopilot(True, {tm_port})
         for _ in range(300):  # 15 s
             world.tick()
@@ -585,7 +587,7 @@ def test_traffic_lights_are_actors_and_the_traffic_manager_stops_at_red(server: 
         for _ in range(200):
             world.tick()
         loc = car.get_location()
-        out(n=len(lights), mine=[l.id for l in mine], held=held, frozen=mine[0].is_frozen(),
+        out(n=len(lights), mine=[l.id for l in mine], far=far, held=held, frozen=mine[0].is_frozen(),
             later=loc.x * math.cos({heading}) + loc.y * math.sin({heading}))
         car.set_autopilot(False, {tm_port})
         world.reset_all_traffic_lights()
@@ -593,6 +595,10 @@ def test_traffic_lights_are_actors_and_the_traffic_manager_stops_at_red(server: 
         """,
     )
     assert r["n"] == len(server.world.light_signal) > 0 and len(r["mine"]) == 1
+    # 35 m before the light, out of its reach: Green and at no light, as a CARLA vehicle reports (a
+    # state other than Green there makes the client's Traffic Manager treat the junction ahead as
+    # unsignalised: stop, and give way to whoever is inside)
+    assert r["far"] == {"state": "Green", "at_light": False}
     held = r["held"]
     assert held["state"] == "Red" and held["at_light"] and held["light"] == r["mine"][0]
     assert held["speed"] < 0.1

@@ -540,6 +540,10 @@ class ServerWorld:
             proj = rm.project(np.stack([x, y], axis=1), yaw, max_distance=5.0)
             limit = np.where(proj.lane >= 0, rm.lane_speed_limit[np.maximum(proj.lane, 0)], 0.0) * 3.6
             rec["speed_limit"][bodies] = np.where(is_vehicle, limit, 0.0)
+            # a vehicle at no light reports Green, as CARLA's do (its vehicle telemetry's default):
+            # the client's Traffic Manager takes a junction ahead of a car whose state is not Green
+            # (nor Off) for an unsignalised one, where it stops and gives way to whoever is inside
+            rec["light_state"][bodies[is_vehicle]] = int(wire.TrafficLightState.GREEN)
             # the light a vehicle approaches (within LIGHT_RANGE of its stop line), as CARLA's trigger boxes
             k = self._lane_stop[np.where(proj.lane >= 0, proj.lane, -1)]
             ahead = rm.stop_s[np.maximum(k, 0)] - proj.s if len(rm.stop_s) else np.zeros(len(k))
