@@ -11,11 +11,12 @@ import pytest
 
 from sim_bridge.api import MapRef
 from sim_bridge.carla.background import SPAWN_BRAKE, place_background
-from sim_bridge.carla.lane_change import Bodies, LaneChangeDriver
+from sim_bridge.carla.lane_change import LaneChangeDriver
 from sim_bridge.embedded.config import DriverModel, VehicleLimits
 from sim_bridge.embedded.spawning import VEHICLE_CLEARANCE
 from sim_bridge.embedded.traffic import DriverParams, idm_accel
 from sim_bridge.maps.catalog import load_map
+from sim_bridge.sensors.frame import ActorArrays
 
 WHEELBASE = 2.7
 
@@ -30,6 +31,14 @@ def road():
 def _start(rm, lane: int, s: float = 40.0) -> tuple[float, float, float]:
     xy, yaw = rm.pose_at(np.array([lane]), np.array([s]))
     return float(xy[0, 0]), float(xy[0, 1]), float(yaw[0])
+
+
+def _actors(rows: list[tuple[float, float, float, float]]) -> ActorArrays:
+    """One world's actors ``(x, y, yaw, speed)``, 4 × 1.8 m, ids 0, 1, …"""
+    n = len(rows)
+    x, y, yaw, speed = (np.array([[r[k] for r in rows]]) for k in range(4))
+    return ActorArrays(x, y, yaw, speed, np.full((1, n), 4.0), np.full((1, n), 1.8), np.zeros((1, n), np.int8),
+                       np.ones((1, n), bool), np.arange(n, dtype=np.int32)[None])  # fmt: skip
 
 
 def _drive(driver: LaneChangeDriver, x: float, y: float, yaw: float, v: float, steps: int) -> list[tuple]:
@@ -81,18 +90,13 @@ def test_the_cut_in_driver_follows_a_lead_by_the_embedded_idm(road) -> None:
     # a car standing on the target lane 40 m ahead (arc length), and one far to the side
     ahead = driver._point(s0 + 40.0, 0.0)
     aside = driver._point(s0 + 20.0, -12.0)
-    bodies = Bodies(
-        *(np.array(v) for v in ([ahead[0], aside[0]], [ahead[1], aside[1]], [yaw, yaw], [0.0, 5.0], [4.0, 4.0],
-                                [1.8, 1.8]))
-    )  # fmt: skip
-    accel, _ = driver.command(x, y, yaw, 18.0, 0.1, bodies)
+    seen = _actors([(0.0, 0.0, yaw, 0.0), (*ahead, yaw, 0.0), (*aside, yaw, 5.0)])  # id 0: the car itself
+    accel, _ = driver.command(x, y, yaw, 18.0, 0.1, seen, me=0)
     params = DriverParams.make(DriverModel(), VehicleLimits(), 0.1)
     expected = max(idm_accel(18.0, 18.0, 40.0 - 0.5 * (4.6 + 4.0), 0.0, params), -params.max_brake)
     assert accel == pytest.approx(expected, abs=0.05) and accel < -1.0
     # with the standing car gone: the free road's acceleration (at its cruise speed: none)
-    free, _ = driver.command(
-        x, y, yaw, 18.0, 0.1, Bodies(*(np.array([v]) for v in (aside[0], aside[1], yaw, 5.0, 4.0, 1.8)))
-    )
+    free, _ = driver.command(x, y, yaw, 18.0, 0.1, _actors([(0.0, 0.0, yaw, 0.0), (*aside, yaw, 5.0)]), me=0)
     assert free == pytest.approx(0.0, abs=1e-6)
 
 

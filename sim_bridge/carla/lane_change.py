@@ -28,6 +28,7 @@ from sim_bridge.embedded.config import DriverModel, VehicleLimits
 from sim_bridge.embedded.traffic import DriverParams, idm_accel
 from sim_bridge.frames import wrap_angle
 from sim_bridge.maps.road_map import RoadMap
+from sim_bridge.sensors.frame import ActorArrays
 
 #: spacing of the target lane's centreline samples [m]
 SAMPLE = 1.0
@@ -47,19 +48,6 @@ LEAD_HORIZON = 80.0
 LEAD_MARGIN = 0.3
 #: the embedded kernels' "no lead" gap
 NO_LEAD = 1e9
-
-
-@dataclass(frozen=True)
-class Bodies:
-    """Other actors' boxes, ``[K]`` each, in the map frame: centre ``x, y`` [m], ``yaw`` [rad],
-    ``speed`` along it [m/s], ``length, width`` [m]."""
-
-    x: np.ndarray
-    y: np.ndarray
-    yaw: np.ndarray
-    speed: np.ndarray
-    length: np.ndarray
-    width: np.ndarray
 
 
 def _smooth(u: float) -> float:
@@ -182,27 +170,35 @@ class LaneChangeDriver:
         lateral = (d[i, 0] * rel[k, i, 1] - d[i, 1] * rel[k, i, 0]) / np.maximum(seg, 1e-9)
         return self._cum[i] + t[k, i] * seg, lateral, i
 
-    def _lead(self, s: float, lateral: float, bodies: Bodies | None, age: float) -> tuple[float, float]:
-        """Bumper gap [m] and speed [m/s] of the nearest body ahead whose box reaches into the
-        target lane or into the band the car occupies (``lateral`` [m] off the path), the bodies
-        moved on by ``age`` [s] at their speeds; ``(inf, 0)`` when none within :data:`LEAD_HORIZON`."""
-        if bodies is None or len(bodies.x) == 0:
+    def _lead(
+        self, s: float, lateral: float, seen: ActorArrays | None, me: int, age: float
+    ) -> tuple[float, float]:
+        """Bumper gap [m] and speed [m/s] of the nearest actor of ``seen`` (world 0; not the one
+        with id ``me``) ahead whose box reaches into the target lane or into the band the car
+        occupies (``lateral`` [m] off the path), moved on by ``age`` [s] at their speeds; ``(inf,
+        0)`` when none within :data:`LEAD_HORIZON`."""
+        if seen is None:
             return math.inf, 0.0
-        bx = bodies.x + bodies.speed * np.cos(bodies.yaw) * age
-        by = bodies.y + bodies.speed * np.sin(bodies.yaw) * age
+        keep = seen.active[0] & (seen.ids[0] != me)
+        if not keep.any():
+            return math.inf, 0.0
+        x, y, yaw, speed = (getattr(seen, f)[0, keep] for f in ("x", "y", "yaw", "speed"))
+        length, width = seen.length[0, keep], seen.width[0, keep]
+        bx = x + speed * np.cos(yaw) * age
+        by = y + speed * np.sin(yaw) * age
         near = np.hypot(bx - self.path_xy[0, 0], by - self.path_xy[0, 1]) < self._cum[-1] + LEAD_HORIZON
         if not near.any():
             return math.inf, 0.0
         bs, blat, _ = self._locate_all(np.stack([bx[near], by[near]], axis=1))
-        half = 0.5 * bodies.width[near]
+        half = 0.5 * width[near]
         in_lane = np.abs(blat) < 0.5 * self.width + half
         in_band = np.abs(blat - lateral) < 0.5 * self.width + half + LEAD_MARGIN
-        gap = bs - s - 0.5 * (self.length + bodies.length[near])
+        gap = bs - s - 0.5 * (self.length + length[near])
         ahead = (bs > s) & (gap < LEAD_HORIZON) & (in_lane | in_band)
         if not ahead.any():
             return math.inf, 0.0
         j = int(np.argmin(np.where(ahead, gap, np.inf)))
-        return float(max(gap[j], 0.0)), float(bodies.speed[near][j])
+        return float(max(gap[j], 0.0)), float(speed[near][j])
 
     def _point(self, s: float, lateral: float) -> tuple[float, float]:
         """The point ``lateral`` [m] left of the path at arc length ``s`` [m]."""
@@ -221,13 +217,14 @@ class LaneChangeDriver:
         yaw: float,
         v: float,
         dt: float,
-        bodies: Bodies | None = None,
+        seen: ActorArrays | None = None,
+        me: int = -1,
         age: float = 0.0,
     ) -> tuple[float, float]:
         """The command for the next ``dt`` [s] from the car's centre ``(x, y)`` [m], ``yaw`` [rad]
-        and speed ``v`` [m/s], among ``bodies`` seen ``age`` [s] ago: ``(acceleration [m/s²],
-        front-wheel angle [rad], + left)``. Sets :attr:`done` once the car runs along its new lane
-        (or :data:`GRACE` after ``duration``)."""
+        and speed ``v`` [m/s], among the actors ``seen`` ``age`` [s] ago (the car's own id ``me``):
+        ``(acceleration [m/s²], front-wheel angle [rad], + left)``. Sets :attr:`done` once the car
+        runs along its new lane (or :data:`GRACE` after ``duration``)."""
         s, lateral, i = self._locate(x, y)
         heading = float(wrap_angle(yaw - self.path_yaw[i]))
         if self.elapsed >= self.duration and abs(lateral) < DONE_LATERAL and abs(heading) < DONE_HEADING:
@@ -240,7 +237,7 @@ class LaneChangeDriver:
         rx, ry = x - 0.5 * self.wheelbase * math.cos(yaw), y - 0.5 * self.wheelbase * math.sin(yaw)
         aim = math.atan2(ty - ry, tx - rx)
         wheel = math.atan2(2.0 * self.wheelbase * math.sin(aim - yaw), max(math.hypot(tx - rx, ty - ry), 1.0))
-        gap, v_lead = self._lead(s, lateral, bodies, age)
+        gap, v_lead = self._lead(s, lateral, seen, me, age)
         params = DriverParams.make(self.driver, VehicleLimits(), dt)
         accel = max(
             idm_accel(v, self.speed, gap if math.isfinite(gap) else NO_LEAD, v_lead, params),

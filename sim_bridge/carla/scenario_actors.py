@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim_bridge.api import ActorKind, ActorSpec, BehaviourKind
-from sim_bridge.carla.lane_change import Bodies, LaneChangeDriver
+from sim_bridge.carla.lane_change import LaneChangeDriver
 from sim_bridge.embedded.config import VehicleLimits
 from sim_bridge.frames import carla_to_map, map_to_carla
 from sim_bridge.maps.road_map import RoadMap
@@ -151,14 +151,6 @@ class ScriptedActor:
         x, y, yaw = carla_to_map(cx, cy, tf.rotation.yaw)
         return float(x), float(y), float(yaw), float(self.actor.get_velocity().length())
 
-    def _bodies(self) -> Bodies | None:
-        """The other actors as last seen."""
-        seen = self._seen
-        if seen is None:
-            return None
-        keep = seen.active[0] & (seen.ids[0] != self.actor.id)
-        return Bodies(*(getattr(seen, f)[0, keep] for f in ("x", "y", "yaw", "speed", "length", "width")))
-
     def _steer(self) -> None:
         """One step of the cut-in's control; back to the Traffic Manager once in the new lane."""
         import carla
@@ -166,7 +158,7 @@ class ScriptedActor:
         driver = self.lane_change
         assert driver is not None
         x, y, yaw, v = self._pose()
-        accel, wheel = driver.command(x, y, yaw, v, self.dt, self._bodies(), self.dt)
+        accel, wheel = driver.command(x, y, yaw, v, self.dt, self._seen, self.actor.id, self.dt)
         if driver.done:
             self.lane_change = None
             _to_traffic_manager(self.actor, self.spec, self.tm, self.tm_port)
