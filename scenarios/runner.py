@@ -9,6 +9,8 @@ process and reused across episodes (``reset`` switches maps when needed).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import itertools
 import math
 import time
@@ -53,9 +55,20 @@ class EpisodeJob:
     """Hard cap on decision steps (the criteria's time-outs normally end episodes first)."""
 
 
+def _close_simulators() -> None:
+    """At the worker's exit: close its simulators (a CARLA server keeps a client's actors after it
+    is gone: the last episode's ego would drive on, its lead car stand in the next one's way)."""
+    while _SIMULATORS:
+        _, sim = _SIMULATORS.popitem()
+        with contextlib.suppress(Exception):  # exiting: a server already gone has nothing to release
+            sim.close()
+
+
 def _simulator(job: EpisodeJob) -> Simulator:
     sim = _SIMULATORS.get(job.sim_key)
     if sim is None:
+        if not _SIMULATORS:
+            atexit.register(_close_simulators)
         sim = _SIMULATORS[job.sim_key] = job.sim_factory()
         if sim.num_worlds != 1:
             raise ValueError(

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -208,6 +209,53 @@ def test_the_bridge_reads_carlas_traffic_lights_and_reports_red_light_runs(serve
     assert len(c["lines"]) == len(e["lines"])
     assert c["red"] == e["red"] == r["sig"]
     assert abs(c["step"] - e["step"]) <= 1
+
+
+LEFT_BEHIND = """
+import json
+import os
+import numpy as np
+from sim_bridge.api import MapRef, Pose, WorldSpec
+from sim_bridge.carla import CarlaConfig, CarlaSimulator
+from sim_bridge.maps.catalog import load_map
+
+rm = load_map(MapRef("grid"))
+lane = int(rm.driving_lanes[np.argmax(rm.lane_length[rm.driving_lanes])])
+xy, yaw = rm.pose_at(np.array([lane]), np.array([{s}]))
+spec = WorldSpec(map=MapRef("grid"), ego=Pose(float(xy[0, 0]), float(xy[0, 1]), float(yaw[0])), ego_speed=5.0,
+                 vehicles=0, pedestrians=0, route_length=100.0)
+sim = CarlaSimulator(CarlaConfig(port={port}, tm_port={tm_port}, timeout=20.0))
+sim.reset(spec, seed=0)
+for _ in range(5):
+    sim.step(np.array([[0.8, 0.0]]))
+vehicles = sorted(a.id for a in sim._world.get_actors().filter("vehicle.*"))
+print("RESULT " + json.dumps(dict(ego=sim._ego.id, vehicles=vehicles)), flush=True)
+if {die}:
+    os._exit(0)  # a worker that dies: no close, its ego stays on the server with its throttle on
+sim.close()
+"""
+
+
+def test_a_dead_clients_actors_are_cleared_before_the_first_world_state_arrives() -> None:
+    """A client dies mid-episode (its ego left on the server, throttle on). The next client's first
+    world state arrives late (as on a loaded machine): listing the actors at once would see none
+    and leave the dead client's ego driving through the new episode. The bridge ticks first, sees
+    it and destroys it."""
+    cfg = CarlaServerConfig(
+        port=0, sim=EmbeddedConfig(num_worlds=1, threads=1, render_bev=False, physics_dt=0.05)
+    )
+    with CarlaServer(cfg) as srv:
+        dead = _run(LEFT_BEHIND.format(port=srv.port, tm_port=_free_port(), s=10.0, die=True))
+        assert dead["ego"] in dead["vehicles"]
+        first = srv._streams._on_subscribe
+
+        def late(stream_id: int, sock: socket.socket) -> None:
+            time.sleep(2.0)
+            first(stream_id, sock)
+
+        srv._streams._on_subscribe = late
+        nxt = _run(LEFT_BEHIND.format(port=srv.port, tm_port=_free_port(), s=60.0, die=False))
+        assert dead["ego"] not in nxt["vehicles"] and nxt["vehicles"] == [nxt["ego"]], (dead, nxt)
 
 
 def test_a_server_that_dies_mid_episode_raises_a_connection_error() -> None:

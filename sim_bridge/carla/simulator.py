@@ -229,6 +229,16 @@ class CarlaSimulator(Simulator):
         otherwise stand on the road. The bridge owns the server's world (one world per server)."""
         import carla
 
+        # the client lists the actors of the last world state the server streamed to it, and a
+        # client that has just connected may have none yet (under load its first state arrives
+        # after this call): it saw no actors, and a dead worker's ego and lead car stayed on the
+        # road of the next episode. A tick (synchronous mode) or the next state first.
+        cfg = self.config
+        if world.get_settings().synchronous_mode:
+            with self._tick_watch.ticking():
+                world.tick(cfg.timeout)
+        else:
+            world.wait_for_tick(cfg.timeout)
         ours = {a.id for a in self._spawned}
         left = [a.id for a in world.get_actors()
                 if a.type_id.split(".")[0] in ("vehicle", "walker", "sensor", "controller") and a.id not in ours]  # fmt: skip
